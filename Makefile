@@ -1,0 +1,74 @@
+# sensorsim — the documented entry points. Every target sets up what it needs.
+# Tools are cached outside the repository in $(SENSORSIM_CACHE) (default ~/.cache/sensorsim).
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv tools kafka-up kafka-down cluster-up cluster-down run test test-unit \
+        test-kafka test-k8s check lint typecheck crd operator bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@command -v uv >/dev/null || python3 -m pip install --quiet uv
+	uv venv --quiet --allow-existing -p python3.11 $(VENV)
+	uv pip install --quiet -p $(PY) -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed ## create .venv with sensorsim and its dev tools
+
+tools: venv ## build or reuse the pinned Kafka, Kubernetes, etcd, kwok and helm
+	$(PY) -m tests.infra tools
+
+kafka-up: venv ## start a local Kafka broker in the background (last line: KAFKA_BOOTSTRAP_SERVERS=)
+	@$(PY) -m tests.infra kafka-up
+
+kafka-down: venv ## stop the local broker and remove its data
+	@$(PY) -m tests.infra kafka-down
+
+cluster-up: venv ## start a local control plane in the background (last line: KUBECONFIG=)
+	@$(PY) -m tests.infra cluster-up
+
+cluster-down: venv ## stop the local control plane and remove its state
+	@$(PY) -m tests.infra cluster-down
+
+run: venv ## demo: start a broker, run a small fleet for a few seconds, summarise the topic, stop
+	$(PY) scripts/demo.py
+
+test: tools ## all checks and all tests (unit, real Kafka, real Kubernetes)
+	$(MAKE) --no-print-directory check
+	$(PY) -m pytest -p no:cacheprovider
+
+test-unit: venv ## unit tests only (no infrastructure)
+	$(PY) -m pytest -m unit
+
+test-kafka: tools ## tests against a real Kafka broker
+	$(PY) -m pytest -m kafka
+
+test-k8s: tools ## tests against a real Kubernetes control plane
+	$(PY) -m pytest -m k8s
+
+check: lint typecheck ## ruff, mypy --strict, import contracts, generated files up to date
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+operator: venv ## run the operator in the foreground against $$KUBECONFIG
+	$(PY) -m sensorsim_operator
+
+bench: tools ## run the benchmarks (see docs/benchmarks.md)
+	$(PY) bench/producer_bench.py
+	$(PY) bench/operator_bench.py
+
+clean: ## remove local state (not the tool cache)
+	-$(PY) -m tests.infra kafka-down
+	-$(PY) -m tests.infra cluster-down
+	rm -rf .infra .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,72 @@
+"""Session fixtures that start the real infrastructure on free ports and always stop it.
+
+Tests under tests/kafka get a real Apache Kafka broker, tests under tests/k8s a real control
+plane. When infrastructure cannot start, the fixture raises: those tests fail with the reason,
+they are never skipped.
+"""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.infra import tools
+from tests.infra.cluster import KubeCluster
+from tests.infra.kafka import KafkaBroker
+
+_DIRECTORY_MARKERS = {"unit": pytest.mark.unit, "kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test carries the marker of its folder, so `-m unit` etc. select by need."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        marker = _DIRECTORY_MARKERS.get(folder)
+        if marker is not None:
+            item.add_marker(marker)
+
+
+def _broker(workdir: Path, **kwargs: str) -> Iterator[KafkaBroker]:
+    tools.install(tools.KAFKA)
+    broker = KafkaBroker(workdir, **kwargs)  # type: ignore[arg-type]
+    atexit.register(broker.destroy)  # even if the session is interrupted
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.destroy()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    yield from _broker(tmp_path_factory.mktemp("kafka"))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def scram_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    yield from _broker(
+        tmp_path_factory.mktemp("kafka-scram"),
+        scram_user="sensorsim",
+        scram_password="sensorsim-scram-secret",
+    )
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    for tool in tools.GO_TOOLS:
+        tools.install(tool)
+    control_plane = KubeCluster(tmp_path_factory.mktemp("cluster"))
+    atexit.register(control_plane.stop)
+    try:
+        control_plane.start()
+        yield control_plane
+    finally:
+        control_plane.stop()

@@ -1,0 +1,219 @@
+"""A real single-node Apache Kafka broker (KRaft, broker + controller) from the Maven jars.
+
+Used by the pytest fixtures and by `make kafka-up`. The broker runs detached with its output in
+``<workdir>/broker.log``; readiness means a client's metadata request was answered.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.infra import procs, tools
+
+CLUSTER_ID = "c2Vuc29yc2ltLXRlc3Qtaw"  # any 22-char base64 Kafka Uuid; fixed for tests
+
+_LOG4J2 = """\
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+"""
+
+_JVM_OPTS = (
+    "-Xms256m",
+    "-Xmx768m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
+
+
+@dataclass
+class KafkaBroker:
+    """One broker in ``workdir``. With ``scram_user`` set, the client listener requires
+    SASL_PLAINTEXT with SCRAM-SHA-512 (the broker talks to itself on a plaintext listener)."""
+
+    workdir: Path
+    port: int = field(default_factory=procs.free_port)
+    controller_port: int = field(default_factory=procs.free_port)
+    internal_port: int = field(default_factory=procs.free_port)
+    scram_user: str | None = None
+    scram_password: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def username(self) -> str | None:
+        return self.scram_user
+
+    @property
+    def password(self) -> str | None:
+        return self.scram_password
+
+    @property
+    def java_classpath(self) -> str:
+        return f"{tools.kafka_libs()}/*"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.workdir / "broker.pid"
+
+    def _properties(self) -> str:
+        data = self.workdir / "data"
+        common = f"""\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{self.controller_port}
+controller.listener.names=CONTROLLER
+log.dirs={data}
+num.network.threads=2
+num.io.threads=2
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=true
+group.initial.rebalance.delay.ms=0
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+log.retention.hours=1
+log.segment.bytes=67108864
+"""
+        if self.scram_user is None:
+            return common + f"""\
+listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+"""
+        return common + f"""\
+listeners=CLIENT://127.0.0.1:{self.port},INTERNAL://127.0.0.1:{self.internal_port},\
+CONTROLLER://127.0.0.1:{self.controller_port}
+advertised.listeners=CLIENT://127.0.0.1:{self.port},INTERNAL://127.0.0.1:{self.internal_port}
+inter.broker.listener.name=INTERNAL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.client.scram-sha-512.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required;
+"""
+
+    def _java(self, main_class: str, *args: str, jvm_opts: tuple[str, ...] = ("-Xmx256m",)) -> list[str]:
+        log4j = self.workdir / "config" / "log4j2.properties"
+        return [
+            "java",
+            *jvm_opts,
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={self.workdir / 'logs'}",
+            "-cp",
+            self.java_classpath,
+            main_class,
+            *args,
+        ]
+
+    def format(self) -> None:
+        """Write the configuration and format fresh storage (removing any old data)."""
+        shutil.rmtree(self.workdir / "data", ignore_errors=True)
+        config = self.workdir / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "server.properties").write_text(self._properties())
+        (config / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file))
+        cmd = self._java(
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            CLUSTER_ID,
+            "-c",
+            str(config / "server.properties"),
+        )
+        if self.scram_user is not None:
+            cmd += [
+                "--add-scram",
+                f"SCRAM-SHA-512=[name={self.scram_user},password={self.scram_password}]",
+            ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start the broker (formatting storage first if it has none) and wait until a client's
+        metadata request is answered."""
+        if not (self.workdir / "data" / "meta.properties").exists():
+            self.format()
+        properties = str(self.workdir / "config" / "server.properties")
+        cmd = self._java("kafka.Kafka", properties, jvm_opts=_JVM_OPTS)
+        self.process = procs.start_detached(cmd, self.workdir / "stdout.log")
+        self.pid_file.write_text(str(self.process.pid))
+        procs.wait_until(
+            self._answers_metadata,
+            timeout,
+            f"Kafka broker on {self.bootstrap}",
+            self.log_file,
+            self.process,
+        )
+
+    def _answers_metadata(self) -> bool:
+        from kafka import KafkaAdminClient
+
+        kwargs: dict[str, object] = {}
+        if self.scram_user is not None:
+            kwargs = {
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_plain_username": self.scram_user,
+                "sasl_plain_password": self.scram_password,
+            }
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=5000, **kwargs
+        )
+        try:
+            admin.list_topics()
+            return True
+        finally:
+            admin.close()
+
+    def stop(self) -> None:
+        """Stop the broker (controlled shutdown, then SIGKILL after a grace period)."""
+        pid = self.process.pid if self.process else _read_pid(self.pid_file)
+        if pid is not None:
+            procs.stop_pid(pid)
+        if self.process is not None:
+            self.process.wait(timeout=10)
+            self.process = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def destroy(self) -> None:
+        """Stop and remove all state."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
