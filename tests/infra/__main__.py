@@ -1,10 +1,10 @@
 """Command line for people and `make`: install tools, start and stop the broker and cluster.
 
-    python -m tests.infra tools          build/reuse the pinned tools, print their versions
-    python -m tests.infra kafka-up       start a broker; last line KAFKA_BOOTSTRAP_SERVERS=...
-    python -m tests.infra kafka-down     stop it and remove its data
-    python -m tests.infra cluster-up     start a control plane; last line KUBECONFIG=...
-    python -m tests.infra cluster-down   stop it and remove its state
+python -m tests.infra tools          build/reuse the pinned tools, print their versions
+python -m tests.infra kafka-up       start a broker; last line KAFKA_BOOTSTRAP_SERVERS=...
+python -m tests.infra kafka-down     stop it and remove its data
+python -m tests.infra cluster-up     start a control plane; last line KUBECONFIG=...
+python -m tests.infra cluster-down   stop it and remove its state
 """
 
 from __future__ import annotations

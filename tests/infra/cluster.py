@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.infra import procs, tools
 
-ADMIN_TOKEN = "sensorsim-admin-token"  # noqa: S105 - a loopback test cluster's admin token
+ADMIN_TOKEN = "sensorsim-admin-token"
 NODE_NAME = "kwok-node-0"
 
 _FAKE_NODE = {
@@ -319,13 +319,13 @@ class KubeCluster:
                 "--cidr=10.244.0.0/16",
                 "--node-ip=10.0.0.1",
                 f"--server-address=127.0.0.1:{self.kwok_port}",
+                *(f"--config={stage}" for stage in tools.kwok_stage_files()),
             ],
         )
 
     def _wait_for_working_cluster(self, timeout: float) -> None:
         procs.wait_until(
-            lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode
-            == 0,
+            lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
             timeout,
             "kube-controller-manager (default ServiceAccount)",
             self.log("kube-controller-manager"),

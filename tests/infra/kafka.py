@@ -11,6 +11,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kafka import KafkaAdminClient
+
 from tests.infra import procs, tools
 
 CLUSTER_ID = "c2Vuc29yc2ltLXRlc3Qtaw"  # any 22-char base64 Kafka Uuid; fixed for tests
@@ -104,13 +106,18 @@ log.retention.hours=1
 log.segment.bytes=67108864
 """
         if self.scram_user is None:
-            return common + f"""\
+            return (
+                common
+                + f"""\
 listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 """
-        return common + f"""\
+            )
+        return (
+            common
+            + f"""\
 listeners=CLIENT://127.0.0.1:{self.port},INTERNAL://127.0.0.1:{self.internal_port},\
 CONTROLLER://127.0.0.1:{self.controller_port}
 advertised.listeners=CLIENT://127.0.0.1:{self.port},INTERNAL://127.0.0.1:{self.internal_port}
@@ -121,8 +128,11 @@ listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.client.scram-sha-512.sasl.jaas.config=\
 org.apache.kafka.common.security.scram.ScramLoginModule required;
 """
+        )
 
-    def _java(self, main_class: str, *args: str, jvm_opts: tuple[str, ...] = ("-Xmx256m",)) -> list[str]:
+    def _java(
+        self, main_class: str, *args: str, jvm_opts: tuple[str, ...] = ("-Xmx256m",)
+    ) -> list[str]:
         log4j = self.workdir / "config" / "log4j2.properties"
         return [
             "java",
@@ -177,8 +187,6 @@ org.apache.kafka.common.security.scram.ScramLoginModule required;
         )
 
     def _answers_metadata(self) -> bool:
-        from kafka import KafkaAdminClient
-
         kwargs: dict[str, object] = {}
         if self.scram_user is not None:
             kwargs = {

@@ -32,8 +32,8 @@ def cache_dir() -> Path:
 
 def versions() -> dict[str, str]:
     pins: dict[str, str] = {}
-    for line in VERSIONS_FILE.read_text().splitlines():
-        line = line.strip()
+    for raw_line in VERSIONS_FILE.read_text().splitlines():
+        line = raw_line.strip()
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
             pins[key.strip()] = value.strip()
@@ -172,7 +172,7 @@ def _install_go_tool(tool: Tool, target: Path) -> None:
     pkgs, ldflags = _go_build_args(tool, version)
     bindir = target / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
-    env = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    env = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
     _run(
         [
             "go",
@@ -192,9 +192,36 @@ def _install_go_tool(tool: Tool, target: Path) -> None:
     if tool is ETCD:
         # The etcd server module's main package is its root; go names the binary "server".
         (bindir / "server").rename(bindir / "etcd")
+    if tool is KWOK:
+        _copy_kwok_stages(target / "stages")
     for binary in tool.binaries:
         if not (bindir / binary).exists():
             raise ToolError(f"go build finished but {bindir / binary} is missing")
+
+
+def _copy_kwok_stages(destination: Path) -> None:
+    module_dir = subprocess.run(
+        ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
+        cwd=KWOK.recipe,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # kwok does nothing without Stage objects; tools/kwok/stages.txt names the sets to use.
+    stage_dirs = [
+        line.strip()
+        for line in (KWOK.recipe / "stages.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    destination.mkdir(parents=True, exist_ok=True)
+    for stage_dir in stage_dirs:
+        for stage in sorted((Path(module_dir) / "kustomize" / "stage" / stage_dir).glob("*.yaml")):
+            if stage.name != "kustomization.yaml":
+                shutil.copyfile(stage, destination / stage.name)
+
+
+def kwok_stage_files() -> list[Path]:
+    return sorted((KWOK.install_dir() / "stages").glob("*.yaml"))
 
 
 def install(tool: Tool) -> Path:

@@ -102,9 +102,7 @@ def test_deployment_pods_ready_on_kwok_node_and_garbage_collected(
 ) -> None:
     k8s_cluster.kubectl("create", "namespace", "smoke-gc")
     k8s_cluster.kubectl("apply", "-f", "-", input=DEPLOYMENT)
-    k8s_cluster.kubectl(
-        "rollout", "status", "-n", "smoke-gc", "deployment/smoke", "--timeout=120s"
-    )
+    k8s_cluster.kubectl("rollout", "status", "-n", "smoke-gc", "deployment/smoke", "--timeout=120s")
     pods = json.loads(k8s_cluster.kubectl("get", "pods", "-n", "smoke-gc", "-o", "json").stdout)
     ready = [
         pod
@@ -139,15 +137,14 @@ def test_helm_installs_and_uninstalls_a_chart(k8s_cluster: KubeCluster) -> None:
         "--set", "greeting=hi", "--wait", "--timeout", "120s",
     )  # fmt: skip
     config = json.loads(
-        k8s_cluster.kubectl("get", "configmap", "tiny-greeting", "-n", "smoke-helm", "-o", "json")
-        .stdout
+        k8s_cluster.kubectl(
+            "get", "configmap", "tiny-greeting", "-n", "smoke-helm", "-o", "json"
+        ).stdout
     )
     assert config["data"] == {"greeting": "hi"}
     assert "tiny" in k8s_cluster.helm("list", "-n", "smoke-helm", "-q").stdout.split()
 
     k8s_cluster.helm("uninstall", "tiny", "-n", "smoke-helm", "--wait")
-    gone = k8s_cluster.kubectl(
-        "get", "configmap", "tiny-greeting", "-n", "smoke-helm", check=False
-    )
+    gone = k8s_cluster.kubectl("get", "configmap", "tiny-greeting", "-n", "smoke-helm", check=False)
     assert gone.returncode != 0
     assert "NotFound" in gone.stderr
