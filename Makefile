@@ -38,8 +38,9 @@ cluster-down: venv ## stop the local control plane and remove its state
 run: venv ## demo: start a broker, run a small fleet for a few seconds, summarise the topic, stop
 	$(PY) scripts/demo.py
 
-test: tools ## all checks and all tests (unit, real Kafka, real Kubernetes)
+test: tools ## all checks and all tests (unit, real Kafka, real Kubernetes, image install)
 	$(MAKE) --no-print-directory check
+	$(PY) scripts/image_smoke.py
 	$(PY) -m pytest -p no:cacheprovider
 
 test-unit: venv ## unit tests only (no infrastructure)

@@ -151,6 +151,16 @@ def _k8s_ldflags(version: str) -> str:
     return " ".join(flags)
 
 
+def _module_version(tool: Tool, module: str) -> str:
+    return subprocess.run(
+        ["go", "list", "-m", "-f", "{{.Version}}", module],
+        cwd=tool.recipe,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 # The packages each recipe builds, and the ldflags that make `--version` tell the truth.
 def _go_build_args(tool: Tool, version: str) -> tuple[list[str], str]:
     if tool is KUBERNETES:
@@ -161,9 +171,15 @@ def _go_build_args(tool: Tool, version: str) -> tuple[list[str], str]:
     if tool is KWOK:
         return ["sigs.k8s.io/kwok/cmd/kwok"], "-s -w"  # consts.Version is set in source
     if tool is HELM:
-        return ["helm.sh/helm/v3/cmd/helm"], (
-            f"-s -w -X helm.sh/helm/v3/internal/version.version={version}"
-        )
+        # As helm's Makefile does: the Kubernetes version helm assumes for `helm template`,
+        # `lint` and `--dry-run` (Capabilities.KubeVersion) comes from its client-go module;
+        # without it helm assumes v1.20 and refuses charts with a newer kubeVersion.
+        client_go = _module_version(tool, "k8s.io/client-go")  # v0.MINOR.PATCH
+        minor = client_go.split(".")[1]
+        flags = [f"-s -w -X helm.sh/helm/v3/internal/version.version={version}"]
+        for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+            flags.append(f"-X {pkg}.k8sVersionMajor=1 -X {pkg}.k8sVersionMinor={minor}")
+        return ["helm.sh/helm/v3/cmd/helm"], " ".join(flags)
     raise ToolError(f"no Go build recipe for {tool.name}")
 
 
