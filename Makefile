@@ -5,6 +5,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# scripts/ and bench/ import the test infrastructure (tests.infra) from the checkout
+export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv tools kafka-up kafka-down cluster-up cluster-down run test test-unit \
         test-kafka test-k8s check lint typecheck crd operator bench clean

@@ -51,16 +51,15 @@ def summarise(bootstrap: str) -> None:
         headers = {key: value.decode() for key, value in record.headers}
         if body["readings"]["has_failure"]:
             failing[body["machine_id"]] += 1
-            failure_types[headers.get("failure-type", "?")] += 1
-            sample = sample or body
-        sample = sample or body
+            failure_types[headers.get("failure_type", "?")] += 1
+            sample = sample or body  # show a record of a machine in a failure episode
     consumer.close()
     total = sum(per_machine.values())
     print(f"\n== topic {TOPIC!r} on {bootstrap}")
     print(f"records: {total} from {len(per_machine)} machines")
     print(f"records during failures: {sum(failing.values())} on {len(failing)} machines")
     print(f"failure records by type: {dict(failure_types)}")
-    print("a record:", json.dumps(sample)[:400])
+    print("a record during a failure:", json.dumps(sample)[:400])
 
 
 def main() -> int:

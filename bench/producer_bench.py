@@ -1,0 +1,305 @@
+"""Producer benchmark: prints a table of measured throughput (a script, not a test).
+
+(a) engine + serialisation, messages/s at 1, 100, 10,000 and 100,000 machines (20 sensors),
+    against a straightforward per-sensor Python implementation of the original algorithm;
+(b) end to end into a real broker: the project's Kafka sink (``ProducerApp``) against Kafka's
+    Java ``ProducerPerformance`` on the same broker, same record size, ``acks=all``.
+
+    python bench/producer_bench.py                       # (a) only
+    python bench/producer_bench.py --bootstrap 127.0.0.1:9092 \\
+        --java-classpath "$SENSORSIM_CACHE/tools/kafka-<ver>/libs/*"   # (a) and (b)
+
+Everything runs pinned to one CPU (``--cpu``) so the figures are per core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import logging
+import os
+import platform
+import pstats
+import random
+import re
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domain.machine_ids import machine_ids
+from domain.messages import MessageFormat
+from domain.simulation_model import FailureModel
+from producer.app import ProducerApp
+from producer.engine import SimulationEngine
+from producer.reference_data import ReferenceProfile, load_profile
+from producer.serialisation import BodyEncoder
+from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
+
+TIMESTAMP = "2026-11-29T12:34:56.789+00:00"
+
+
+class OriginalMachine:
+    """The original producer's algorithm, one machine, written the straightforward way:
+    a Python loop over sensors with numpy scalar draws, ``json.dumps`` per message (with the
+    defects fixed that would change the work: one failure type per episode, real names)."""
+
+    def __init__(self, profile: ReferenceProfile, machine_id: str) -> None:
+        self.machine_id = machine_id
+        self.names = list(profile.sensor_names)
+        self.stats = [
+            {
+                "mean": float(profile.mean[j]),
+                "std": float(profile.std[j]),
+                "min": float(profile.lower[j]),
+                "max": float(profile.upper[j]),
+            }
+            for j in range(len(self.names))
+        ]
+        self.patterns = [
+            {
+                "mean": profile.signature_mean[t].tolist(),
+                "std": profile.signature_std[t].tolist(),
+            }
+            for t in range(len(profile.failure_types))
+        ]
+        self.values = [s["mean"] for s in self.stats]
+        self.failure_active = False
+        self.failure_cycle = 0
+        self.failure_duration = 0
+        self.pattern: dict[str, list[float]] | None = None
+
+    def reading(self) -> bytes:
+        readings = {}
+        for j, name in enumerate(self.names):
+            s = self.stats[j]
+            value = self.values[j] + np.random.normal(0, s["std"] * 0.1)
+            value += 0.05 * (s["mean"] - value)
+            value = max(s["min"], min(s["max"], value))
+            self.values[j] = value
+            readings[name] = value
+        if not self.failure_active and random.random() < 0.05:
+            self.failure_active = True
+            self.failure_cycle = 0
+            self.failure_duration = random.randint(30, 60)
+            self.pattern = random.choice(self.patterns)
+        if self.failure_active and self.pattern is not None:
+            self.failure_cycle += 1
+            progress = min(1.0, self.failure_cycle / 10)
+            for j, name in enumerate(self.names):
+                target = np.random.normal(self.pattern["mean"][j], self.pattern["std"][j])
+                readings[name] = readings[name] * (1 - progress) + target * progress
+            if self.failure_cycle >= self.failure_duration:
+                self.failure_active = False
+        message = {
+            "machine_id": self.machine_id,
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "readings": {
+                "readings": {k: round(v, 6) for k, v in readings.items()},
+                "has_failure": self.failure_active,
+            },
+        }
+        return json.dumps(message).encode()
+
+
+def measure_baseline(
+    profile: ReferenceProfile, machines: int, budget: float
+) -> tuple[float, float]:
+    """(messages per wall second, per CPU second) of the straightforward implementation (its
+    cost per message does not depend on the fleet size, so large fleets are measured on their
+    first 2,000 machines)."""
+    fleet = [OriginalMachine(profile, i) for i in machine_ids("bench", range(min(machines, 2000)))]
+    count = 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while True:
+        for machine in fleet:
+            machine.reading()
+        count += len(fleet)
+        elapsed = time.perf_counter() - started
+        if elapsed >= budget:
+            return count / elapsed, count / (time.process_time() - cpu_started)
+
+
+def measure_vectorised(
+    profile: ReferenceProfile, machines: int, budget: float
+) -> tuple[float, float, float, float]:
+    """(messages per wall second, per CPU second, engine share, encoder share) of
+    ``engine.step`` + ``encoder.encode``."""
+    engine = SimulationEngine(
+        profile, FailureModel(), first_machine=0, count=machines, seed=1, simulation_name="bench"
+    )
+    bound = float(np.max(np.abs(np.concatenate([profile.reading_lower, profile.reading_upper]))))
+    encoder = BodyEncoder(
+        profile.sensor_names,
+        machine_ids("bench", range(machines)),
+        profile.failure_types,
+        MessageFormat.ORIGINAL,
+        max_abs_value=bound,
+    )
+    encoder.encode(engine.step(), TIMESTAMP)  # warm up
+    cycles = 0
+    engine_time = encode_time = 0.0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while True:
+        t0 = time.perf_counter()
+        result = engine.step()
+        t1 = time.perf_counter()
+        encoder.encode(result, TIMESTAMP)
+        t2 = time.perf_counter()
+        engine_time += t1 - t0
+        encode_time += t2 - t1
+        cycles += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= budget and cycles >= 3:
+            total = engine_time + encode_time
+            cpu = time.process_time() - cpu_started
+            return (
+                machines * cycles / elapsed,
+                machines * cycles / cpu,
+                engine_time / total,
+                encode_time / total,
+            )
+
+
+def part_a(profile: ReferenceProfile, budget: float) -> None:
+    print("(a) engine + serialisation, 20 sensors, original format, one core")
+    print("    msg/s per wall-clock second and per CPU second of this process; ratio on CPU")
+    print(f"{'machines':>9} | {'vectorised wall':>15} | {'vectorised CPU':>14} | "
+          f"{'engine/encode':>13} | {'per-sensor wall':>15} | {'per-sensor CPU':>14} | "
+          f"{'ratio':>6}")  # fmt: skip
+    print("-" * 106)
+    for machines in (1, 100, 10_000, 100_000):
+        fast_wall, fast_cpu, engine_share, encode_share = measure_vectorised(
+            profile, machines, budget
+        )
+        slow_wall, slow_cpu = measure_baseline(profile, machines, budget)
+        print(
+            f"{machines:>9,} | {fast_wall:>15,.0f} | {fast_cpu:>14,.0f} | "
+            f"{engine_share:>6.0%}/{encode_share:<6.0%} | {slow_wall:>15,.0f} | "
+            f"{slow_cpu:>14,.0f} | {fast_cpu / slow_cpu:>5.1f}x"
+        )
+    print()
+
+
+def run_sink(bootstrap: str, records: int, machines: int) -> tuple[float, int]:
+    """Records/s of the project's producer (engine, encoder, Kafka sink) into the broker,
+    from the first cycle to the last acknowledgement; and the mean body size."""
+    topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
+    settings = ProducerSettings(
+        kafka_bootstrap_servers=bootstrap,
+        kafka_topic=topic,
+        kafka_create_topic=True,
+        kafka_topic_partitions=6,
+        num_machines=machines,
+        simulation_interval_ms=0,
+        simulation_seed=1,
+        max_messages=records,
+        http_port=0,
+    )
+    app = ProducerApp(settings)
+    app.sink.start()
+    sizes = [len(b) for b in app.encoder.encode(app.engine.step(), TIMESTAMP)]
+    app.engine = SimulationEngine(
+        app.profile, settings.failure_model, first_machine=0, count=machines, seed=1,
+        simulation_name="bench",
+    )  # fmt: skip
+    app.sink.start = lambda: None  # type: ignore[method-assign]  # already connected
+    started = time.perf_counter()
+    summary = app.run()
+    elapsed = time.perf_counter() - started
+    if summary.delivered != records:
+        raise SystemExit(f"only {summary.delivered} of {records} records were delivered")
+    return records / elapsed, round(sum(sizes) / len(sizes))
+
+
+def run_java(bootstrap: str, classpath: str, records: int, size: int) -> float:
+    topic = f"bench-java-{uuid.uuid4().hex[:8]}"
+    command = [
+        "java", "-Xmx512m", "-cp", classpath, "org.apache.kafka.tools.ProducerPerformance",
+        "--topic", topic, "--num-records", str(records), "--record-size", str(size),
+        "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all",
+        "linger.ms=5", "batch.size=65536", "compression.type=none",
+    ]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    last = [line for line in output.stdout.splitlines() if "records sent" in line][-1]
+    match = re.search(r"([\d.]+) records/sec", last)
+    if match is None:
+        raise SystemExit(f"unexpected ProducerPerformance output: {last}")
+    return float(match.group(1))
+
+
+def part_b(bootstrap: str, classpath: str, records: int, machines: int, profile: bool) -> None:
+    print(f"(b) end to end into Kafka at {bootstrap}: {records:,} records, acks=all, "
+          "linger 5 ms, batch 64 KiB, no compression")  # fmt: skip
+    ours, size = run_sink(bootstrap, records, machines)
+    java = run_java(bootstrap, classpath, records, size)
+    print(f"{'producer':<44} | {'records/s':>10}")
+    print("-" * 58)
+    print(f"{'sensorsim (engine+encoder+KafkaSink, python)':<44} | {ours:>10,.0f}")
+    print(f"{f'Kafka ProducerPerformance (java, {size} B)':<44} | {java:>10,.0f}")
+    print(f"ratio sensorsim / java: {ours / java:.2f}")
+    print()
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run_sink(bootstrap, records // 4, machines)
+        profiler.disable()
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(18)
+        print("profile of the end-to-end run (main thread; top functions by own time):")
+        print(stream.getvalue())
+
+
+def machine_description() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import kafka  # noqa: PLC0415
+
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs visible, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, kafka-python {kafka.__version__}, {platform.system()} "
+        f"{platform.release()}; load average {os.getloadavg()[0]:.1f} at start"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bootstrap", help="Kafka bootstrap address for part (b)")
+    parser.add_argument("--java-classpath", help="classpath of Kafka's jars ('.../libs/*')")
+    parser.add_argument("--records", type=int, default=200_000, help="records for part (b)")
+    parser.add_argument("--machines", type=int, default=10_000, help="fleet size for part (b)")
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds per measurement")
+    parser.add_argument("--cpu", type=int, default=0, help="CPU to pin to (-1: do not pin)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the end-to-end run")
+    parser.add_argument("--skip-a", action="store_true", help="only part (b)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    print(machine_description())
+    print()
+    reference: Any = load_profile(DEFAULT_DATA_FILE, 20)
+    if not args.skip_a:
+        part_a(reference, args.budget)
+    if args.bootstrap and args.java_classpath:
+        part_b(args.bootstrap, args.java_classpath, args.records, args.machines, args.profile)
+    else:
+        print("(b) skipped: pass --bootstrap and --java-classpath")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""The message a machine publishes every cycle, as pydantic models.
+
+The default ("original") body is the compatibility contract with the downstream consumer of
+the system sensorsim grew out of (DESIGN §3)::
+
+    {"machine_id": "3f2a9c1d",
+     "timestamp": "2026-11-29T12:34:56.789+00:00",
+     "readings": {"readings": {"Sensor 1": 0.452113, ...}, "has_failure": false}}
+
+The extended format appends ``seq`` and ``failure`` (``null`` while healthy). The producer
+builds the bytes with a vectorised encoder; these models are the readable definition, validate
+bodies in tests, and serialise single messages (``to_json``) when speed does not matter.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer
+
+MACHINE_ID_PATTERN = r"^[0-9a-f]{8}$"
+
+
+class MessageFormat(StrEnum):
+    """Which body the producer emits."""
+
+    ORIGINAL = "original"
+    EXTENDED = "extended"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC, ISO-8601 with milliseconds and offset: ``2026-11-29T12:34:56.789+00:00``.
+
+    >>> format_timestamp(datetime(2026, 11, 29, 12, 34, 56, 789123, tzinfo=UTC))
+    '2026-11-29T12:34:56.789+00:00'
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def format_epoch(seconds: float) -> str:
+    """``format_timestamp`` of a POSIX time (truncated to the millisecond)."""
+    millis = int(seconds * 1000) if seconds >= 0 else -int(-seconds * 1000)
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+    return format_timestamp(moment)
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("timestamp must carry a UTC offset")
+    return moment
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class SensorReadings(BaseModel):
+    """The inner ``readings`` object: values by sensor name, and the ground truth."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    readings: dict[str, float]
+    has_failure: bool
+
+
+class FailureInfo(BaseModel):
+    """What the extended format says about an active failure episode."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str = Field(min_length=1)
+    progress: float = Field(ge=0.0, le=1.0)
+    cycle: int = Field(ge=1, description="1-based cycle within the episode")
+
+
+class SensorMessage(BaseModel):
+    """The original body: machine id, timestamp, readings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    machine_id: str = Field(pattern=MACHINE_ID_PATTERN)
+    timestamp: AwareDatetime
+    readings: SensorReadings
+
+    @field_serializer("timestamp")
+    def _serialise_timestamp(self, value: datetime) -> str:
+        return format_timestamp(value)
+
+    def to_json(self) -> bytes:
+        """The body in wire form (compact JSON, keys in contract order)."""
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, body: bytes | str) -> SensorMessage:
+        return cls.model_validate(_loads(body))
+
+
+class ExtendedSensorMessage(SensorMessage):
+    """The extended body: the original keys first, then ``seq`` and ``failure``."""
+
+    seq: int = Field(ge=0, description="per-machine sequence number (the cycle)")
+    failure: FailureInfo | None
+
+    @classmethod
+    def from_json(cls, body: bytes | str) -> ExtendedSensorMessage:
+        return cls.model_validate(_loads(body))
+
+
+def _loads(body: bytes | str) -> dict[str, Any]:
+    data = orjson.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("a message body is a JSON object")
+    return data

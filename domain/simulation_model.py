@@ -1,0 +1,94 @@
+"""The sensor and failure model of the simulation: its constants and pure rules.
+
+These are the documented behaviours of the system sensorsim grew out of, written once so the
+engine, the docs and the tests share them:
+
+* each cycle a sensor's underlying value takes a random step ``N(0, DRIFT_FACTOR * std)``, then
+  moves ``MEAN_REVERSION`` of the way back to the learned mean, then is clipped to its bounds;
+* the bounds are the learned range widened outwards by ``BOUND_FACTOR`` (``[1.2*min, 1.2*max]``
+  in the original, which only widens a range that straddles zero; here each end moves away from
+  zero by 20 % of its own magnitude, which is the same thing for such a range and still a
+  widening for a strictly positive one such as a temperature);
+* a failure episode starts with a fixed probability on a cycle that follows a healthy reading,
+  lasts a whole number of cycles drawn uniformly from ``[min_cycles, max_cycles]``, keeps one
+  failure type, and blends the readings linearly towards the type's signature over
+  ``ramp_cycles`` cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DRIFT_FACTOR = 0.1
+"""Standard deviation of a sensor's random step, as a fraction of its learned std."""
+
+MEAN_REVERSION = 0.05
+"""Fraction of the distance to the learned mean recovered every cycle."""
+
+BOUND_FACTOR = 1.2
+"""How far the bounds sit from zero, relative to the learned minimum and maximum."""
+
+DECIMALS = 6
+"""Readings are rounded to this many decimals on the wire."""
+
+
+def widened_bounds(minimum: float, maximum: float) -> tuple[float, float]:
+    """The clip bounds of a sensor whose learned range is ``[minimum, maximum]``.
+
+    >>> widened_bounds(-1.0, 1.0)
+    (-1.2, 1.2)
+    >>> widened_bounds(60.0, 90.0)
+    (48.0, 108.0)
+    """
+    if minimum > maximum:
+        raise ValueError(f"minimum {minimum} is above maximum {maximum}")
+    spread = BOUND_FACTOR - 1.0
+    return minimum - spread * abs(minimum), maximum + spread * abs(maximum)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureModel:
+    """When failure episodes start, how long they last and how fast they set in.
+
+    ``probability``: chance per cycle that a healthy machine starts an episode (0..1).
+    ``min_cycles``/``max_cycles``: inclusive range of an episode's length in cycles.
+    ``ramp_cycles``: cycles over which the readings blend linearly into the failure signature
+    (0 = at once).
+    """
+
+    probability: float = 0.05
+    min_cycles: int = 30
+    max_cycles: int = 60
+    ramp_cycles: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"failure probability must be in [0, 1], got {self.probability}")
+        if self.min_cycles < 1:
+            raise ValueError(f"failure min cycles must be >= 1, got {self.min_cycles}")
+        if self.max_cycles < self.min_cycles:
+            raise ValueError(
+                f"failure max cycles ({self.max_cycles}) must be >= min cycles ({self.min_cycles})"
+            )
+        if self.ramp_cycles < 0:
+            raise ValueError(f"failure ramp cycles must be >= 0, got {self.ramp_cycles}")
+
+    def progress(self, episode_cycle: int) -> float:
+        """Blend weight of the failure signature on the ``episode_cycle``-th failing reading
+        (1-based): ``min(1, episode_cycle / ramp_cycles)``.
+
+        >>> FailureModel(ramp_cycles=10).progress(3)
+        0.3
+        >>> FailureModel(ramp_cycles=0).progress(1)
+        1.0
+        """
+        if episode_cycle < 1:
+            raise ValueError(f"episode cycles count from 1, got {episode_cycle}")
+        if self.ramp_cycles == 0:
+            return 1.0
+        return min(1.0, episode_cycle / self.ramp_cycles)
+
+    def duration_from_uniform(self, u: float) -> int:
+        """Map a uniform draw in [0, 1) to an episode length in [min_cycles, max_cycles]."""
+        span = self.max_cycles - self.min_cycles + 1
+        return self.min_cycles + min(span - 1, int(u * span))

@@ -1,0 +1,239 @@
+"""The producer process: wiring, the fixed-schedule cycle loop, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Literal
+
+import numpy as np
+
+from domain.machine_ids import machine_ids
+from domain.messages import format_epoch
+from domain.partitioning import shard_range
+from producer.engine import SimulationEngine
+from producer.errors import ConfigError, ExitCode
+from producer.http_server import HealthServer
+from producer.kafka_sink import KafkaSink
+from producer.metrics import ProducerMetrics
+from producer.reference_data import load_profile
+from producer.serialisation import BodyEncoder
+from producer.settings import ProducerSettings
+from producer.sinks import OutgoingCycle, Sink
+from producer.stdout_sink import StdoutSink
+
+log = logging.getLogger("producer")
+
+SinkKind = Literal["kafka", "stdout"]
+SHUTDOWN_FLUSH_SECONDS = 25.0
+"""How long shutdown waits for acknowledgements (below Kubernetes' 30 s grace period)."""
+_LAG_WARNING_EVERY = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    cycles: int
+    sent: int
+    delivered: int
+    failed: int
+    exit_code: ExitCode
+
+
+class ProducerApp:
+    """Builds everything from settings (failing fast on bad config or data), then runs."""
+
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        sink_kind: SinkKind = "kafka",
+        *,
+        sink: Sink | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        profile = load_profile(settings.sensor_data_file, settings.num_sensors)
+        if not profile.failures_enabled:
+            log.warning(
+                "reference data %s has no labelled rows: failures are disabled",
+                settings.sensor_data_file,
+            )
+        self.profile = profile
+        shard = shard_range(settings.num_machines, settings.shard_count, settings.shard_index)
+        self.shard = shard
+        if settings.simulation_seed is None:
+            self.seed = secrets.randbits(63)
+            log.info("SIMULATION_SEED unset: using random seed %d", self.seed)
+        else:
+            self.seed = settings.simulation_seed
+        self.machine_ids = machine_ids(settings.simulation_name, shard.indices())
+        self.engine = SimulationEngine(
+            profile,
+            settings.failure_model,
+            first_machine=shard.start,
+            count=shard.size,
+            seed=self.seed,
+            simulation_name=settings.simulation_name,
+        )
+        bound = float(
+            np.max(np.abs(np.concatenate([profile.reading_lower, profile.reading_upper])))
+        )
+        self.encoder = BodyEncoder(
+            profile.sensor_names,
+            self.machine_ids,
+            profile.failure_types,
+            settings.message_format,
+            max_abs_value=bound,
+            max_episode_cycles=settings.failure_max_cycles,
+        )
+        if sink is not None:
+            self.sink: Sink = sink
+        elif sink_kind == "stdout":
+            self.sink = StdoutSink()
+        else:
+            self.sink = KafkaSink(settings, self.machine_ids, profile.failure_types)
+        self.metrics = ProducerMetrics(profile.failure_types, lambda: self.sink.stats)
+        self.metrics.machines.set(shard.size)
+        self._ready = threading.Event()
+        self._http: HealthServer | None = None
+
+    # -- signals -----------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self.stop.is_set():
+                log.error(
+                    "second %s: exiting without waiting for delivery", signal.strsignal(signum)
+                )
+                os._exit(int(ExitCode.UNDELIVERED))
+            log.info("%s: finishing the current cycle, then flushing", signal.strsignal(signum))
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # -- run -----------------------------------------------------------------------------------
+    def _start_http(self) -> None:
+        port = self.settings.http_port
+        if port == 0:
+            return
+        try:
+            self._http = HealthServer(
+                port,
+                live=lambda: True,
+                ready=self._ready.is_set,
+                metrics=self.metrics.render,
+            )
+        except OSError as exc:
+            raise ConfigError(f"HTTP_PORT={port}: cannot listen: {exc.strerror or exc}") from None
+        self._http.start()
+        log.info("serving /healthz, /readyz, /metrics on port %d", self._http.port)
+
+    def run(self) -> RunSummary:
+        s = self.settings
+        self._start_http()
+        try:
+            self.sink.start()
+            self._ready.set()
+            log.info(
+                "simulating machines %d..%d of %d (shard %d/%d), %d sensors, every %d ms, "
+                "format %s",
+                self.shard.start,
+                self.shard.stop - 1,
+                s.num_machines,
+                s.shard_index,
+                s.shard_count,
+                self.profile.num_sensors,
+                s.simulation_interval_ms,
+                s.message_format.value,
+            )
+            cycles = self._loop()
+            self._ready.clear()
+            flushed = self.sink.flush(SHUTDOWN_FLUSH_SECONDS)
+            self.sink.close()
+        finally:
+            if self._http is not None:
+                self._http.stop()
+        stats = self.sink.stats
+        ok = flushed and stats.failed == 0 and stats.delivered == stats.sent
+        summary = RunSummary(
+            cycles,
+            stats.sent,
+            stats.delivered,
+            stats.failed,
+            ExitCode.OK if ok else ExitCode.UNDELIVERED,
+        )
+        log.info(
+            "stopped after %d cycles: %d records sent, %d delivered, %d failed",
+            cycles,
+            stats.sent,
+            stats.delivered,
+            stats.failed,
+        )
+        if not ok:
+            log.error(
+                "%d records were not delivered%s",
+                stats.sent - stats.delivered,
+                f" (last error: {stats.last_error})" if stats.last_error else "",
+            )
+        return summary
+
+    def _loop(self) -> int:
+        s = self.settings
+        interval = s.simulation_interval_ms / 1000
+        remaining = s.max_messages
+        start_mono = time.monotonic()
+        start_wall = time.time()
+        stop_at = start_mono + s.duration_seconds if s.duration_seconds else None
+        cycle = 0
+        last_lag_warning = 0.0
+        metrics = self.metrics
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if interval > 0:
+                due = start_mono + cycle * interval
+                if stop_at is not None and due >= stop_at:
+                    break
+                if now < due:
+                    if self.stop.wait(due - now):
+                        break
+                    now = time.monotonic()
+                lag = now - due
+                timestamp = format_epoch(start_wall + cycle * interval)
+            else:
+                lag = 0.0
+                timestamp = format_epoch(time.time())
+            if stop_at is not None and now >= stop_at:
+                break
+            metrics.cycle_lag.set(lag)
+            if lag > max(interval, 0.1) and now - last_lag_warning > _LAG_WARNING_EVERY:
+                log.warning("running %.3f s behind schedule (cycle %d)", lag, cycle)
+                last_lag_warning = now
+
+            result = self.engine.step()
+            count = self.engine.count if remaining is None else min(remaining, self.engine.count)
+            bodies = self.encoder.encode(result, timestamp, count)
+            self.sink.send_cycle(
+                OutgoingCycle(
+                    seq=result.cycle,
+                    bodies=bodies,
+                    failing=result.failing[:count].tolist(),
+                    failure_type=result.failure_type[:count].tolist(),
+                )
+            )
+            metrics.observe_failures(result.failing, result.started, result.failure_type)
+            metrics.cycles.inc()
+            metrics.cycle_duration.observe(time.monotonic() - now)
+            cycle += 1
+            if remaining is not None:
+                remaining -= count
+                if remaining <= 0:
+                    break
+            if isinstance(self.sink, StdoutSink) and self.sink.closed_pipe:
+                break
+        return cycle

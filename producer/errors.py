@@ -1,0 +1,42 @@
+"""Errors the producer reports to the user as one clear line, and their exit codes."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``python -m producer``."""
+
+    OK = 0
+    UNDELIVERED = 1
+    """Stopped, but some records were not acknowledged by the broker."""
+    CONFIG = 2
+    """Invalid configuration or reference data; nothing was started."""
+    BROKER = 3
+    """The broker could not be reached, refused the credentials, or the topic is unusable."""
+
+
+class ProducerError(Exception):
+    """An error with a message meant for the user (no traceback is printed)."""
+
+    exit_code: ExitCode = ExitCode.CONFIG
+
+
+class ConfigError(ProducerError):
+    """The configuration is invalid; the message names the variable and the rule."""
+
+
+class ReferenceDataError(ProducerError):
+    """The reference CSV is missing, unreadable or malformed; the message names the file."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"reference data {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class BrokerError(ProducerError):
+    """Kafka could not be used at start; the message says what to check."""
+
+    exit_code = ExitCode.BROKER

@@ -1,0 +1,49 @@
+"""What the cycle loop hands to a sink, and what every sink provides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingCycle:
+    """The records of one cycle, machine by machine (row i = i-th machine of the shard)."""
+
+    seq: int
+    bodies: list[bytes]
+    failing: list[bool]
+    failure_type: list[int]
+    """Index into the sink's failure type names; meaningful where ``failing``."""
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    """Counters a sink keeps; read by /metrics and the exit summary."""
+
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    last_error: str = field(default="")
+
+    @property
+    def pending(self) -> int:
+        return self.sent - self.delivered - self.failed
+
+
+class Sink(Protocol):
+    """A destination for records."""
+
+    stats: DeliveryStats
+
+    def start(self) -> None:
+        """Connect and check the destination; raise ``BrokerError`` if unusable."""
+
+    def send_cycle(self, cycle: OutgoingCycle) -> None:
+        """Hand over the records of one cycle (may block for backpressure)."""
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything sent is acknowledged; False if not done within ``timeout``."""
+
+    def close(self) -> None:
+        """Release the connection."""

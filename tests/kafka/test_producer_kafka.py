@@ -1,0 +1,302 @@
+"""The producer against a real Apache Kafka broker (KRaft), as a user runs it.
+
+Each test runs ``python -m producer`` in a subprocess against the session broker, on a topic
+of its own, and reads the topic back with kafka-python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from domain.machine_ids import machine_ids
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[2]
+SUMMARY = re.compile(
+    r"stopped after (\d+) cycles: (\d+) records sent, (\d+) delivered, (\d+) failed"
+)
+
+
+class Broker(Protocol):
+    bootstrap: str
+
+    def stop(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
+@dataclass
+class Record:
+    key: bytes
+    value: bytes
+    headers: dict[str, bytes]
+    partition: int
+
+
+def unique_topic(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def producer_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC": topic,
+        "KAFKA_CREATE_TOPIC": "true",
+        "KAFKA_TOPIC_PARTITIONS": "3",
+        "HTTP_PORT": "0",
+        "SIMULATION_SEED": "11",
+        "SIMULATION_NAME": "kafka-test",
+        "KAFKA_CONNECT_TIMEOUT_MS": "15000",
+        **extra,
+    }
+
+
+def run_producer(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "producer", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_producer(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "producer", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    while True:
+        line = process.stderr.readline()
+        seen.append(line)
+        if "simulating machines" in line:
+            return process
+        if not line and process.poll() is not None:
+            pytest.fail("producer exited early:\n" + "".join(seen))
+
+
+def summary(stderr: str) -> tuple[int, int, int, int]:
+    match = SUMMARY.search(stderr)
+    assert match, stderr
+    cycles, sent, delivered, failed = (int(g) for g in match.groups())
+    return cycles, sent, delivered, failed
+
+
+def read_topic(bootstrap: str, topic: str, **client: Any) -> list[Record]:
+    """Every record of the topic (end offsets first, so the count is exact)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+        **client,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        assert partitions, f"topic {topic} does not exist"
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        total = sum(ends.values())
+        records: list[Record] = []
+        deadline = time.monotonic() + 120
+        while len(records) < total and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                for message in batch:
+                    records.append(
+                        Record(message.key, message.value, dict(message.headers), message.partition)
+                    )
+        assert len(records) == total
+        return records
+    finally:
+        consumer.close()
+
+
+def original_consumer_parse(value: bytes) -> tuple[str, datetime, dict[str, float], bool]:
+    """What the original system's consumer did with a body."""
+    data = json.loads(value.decode("utf-8"))
+    machine_id = data["machine_id"]
+    timestamp = datetime.fromisoformat(data["timestamp"])
+    readings = data["readings"]["readings"]
+    has_failure = data["readings"]["has_failure"]
+    return machine_id, timestamp, readings, has_failure
+
+
+def sequences(records: list[Record]) -> dict[bytes, list[int]]:
+    seqs: dict[bytes, list[int]] = defaultdict(list)
+    for record in records:
+        seqs[record.key].append(int(record.headers["seq"]))
+    return seqs
+
+
+def test_machines_times_cycles_records_keyed_and_parseable(kafka_bootstrap: str) -> None:
+    machines, cycles = 7, 25
+    topic = unique_topic("exact")
+    env = producer_env(
+        kafka_bootstrap, topic, NUM_MACHINES=str(machines), SIMULATION_INTERVAL_MS="0"
+    )
+    result = run_producer(env, "--max-messages", str(machines * cycles))
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == (cycles, machines * cycles, machines * cycles, 0)
+
+    records = read_topic(kafka_bootstrap, topic)
+    assert len(records) == machines * cycles
+    ids = machine_ids("kafka-test", range(machines))
+    assert {r.key.decode() for r in records} == set(ids)
+    partitions_of: dict[bytes, set[int]] = defaultdict(set)
+    for record in records:
+        machine_id, timestamp, readings, has_failure = original_consumer_parse(record.value)
+        assert record.key == machine_id.encode()
+        assert timestamp.utcoffset() is not None
+        assert list(readings) == [f"Sensor {n}" for n in range(1, 21)]
+        assert isinstance(has_failure, bool)
+        assert record.headers["simulation"] == b"kafka-test"
+        assert ("failure_type" in record.headers) == has_failure
+        partitions_of[record.key].add(record.partition)
+    assert all(len(p) == 1 for p in partitions_of.values())  # a machine stays on one partition
+    for seqs in sequences(records).values():
+        assert seqs == list(range(cycles))  # in order, per machine
+
+
+def get_status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def test_sigterm_mid_run_loses_nothing(kafka_bootstrap: str) -> None:
+    from tests.infra.procs import free_port  # noqa: PLC0415
+
+    machines = 10
+    topic = unique_topic("sigterm")
+    port = free_port()
+    env = producer_env(
+        kafka_bootstrap, topic, NUM_MACHINES=str(machines), SIMULATION_INTERVAL_MS="20",
+        HTTP_PORT=str(port),
+    )  # fmt: skip
+    process = start_producer(env)
+    deadline = time.monotonic() + 30
+    while get_status(port, "/readyz") != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert get_status(port, "/readyz") == 200
+    assert get_status(port, "/healthz") == 200
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    cycles, sent, delivered, failed = summary(err)
+    assert cycles > 10
+    assert sent == delivered == cycles * machines
+    assert failed == 0
+
+    records = read_topic(kafka_bootstrap, topic)
+    assert len(records) == sent
+    for seqs in sequences(records).values():
+        assert seqs == list(range(cycles))
+
+
+def test_broker_outage_of_ten_seconds_loses_and_duplicates_nothing(kafka_broker: Broker) -> None:
+    machines = 20
+    topic = unique_topic("outage")
+    env = producer_env(
+        kafka_broker.bootstrap, topic, NUM_MACHINES=str(machines), SIMULATION_INTERVAL_MS="50"
+    )
+    process = start_producer(env)
+    try:
+        time.sleep(3)
+        kafka_broker.stop()
+        time.sleep(10)
+    finally:
+        kafka_broker.start()
+    time.sleep(5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    cycles, sent, delivered, failed = summary(err)
+    assert failed == 0
+    assert sent == delivered == cycles * machines
+    assert cycles > 300  # the loop kept its schedule through the outage (~18 s at 50 ms)
+
+    records = read_topic(kafka_broker.bootstrap, topic)
+    assert len(records) == sent
+    seqs = sequences(records)
+    assert len(seqs) == machines
+    for machine_seqs in seqs.values():
+        assert machine_seqs == list(range(cycles))  # no gap, no duplicate, in order
+
+
+class ScramBroker(Protocol):
+    bootstrap: str
+    username: str
+    password: str
+
+
+def scram_env(broker: ScramBroker, topic: str, password: str) -> dict[str, str]:
+    return producer_env(
+        broker.bootstrap, topic,
+        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT", KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
+        KAFKA_SASL_USERNAME=broker.username, KAFKA_SASL_PASSWORD=password,
+        NUM_MACHINES="4", SIMULATION_INTERVAL_MS="0", KAFKA_CONNECT_TIMEOUT_MS="10000",
+    )  # fmt: skip
+
+
+def test_scram_with_the_right_credentials(scram_kafka_broker: ScramBroker) -> None:
+    topic = unique_topic("scram")
+    result = run_producer(scram_env(scram_kafka_broker, topic, scram_kafka_broker.password),
+                          "--max-messages", "40")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = read_topic(
+        scram_kafka_broker.bootstrap,
+        topic,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_plain_username=scram_kafka_broker.username,
+        sasl_plain_password=scram_kafka_broker.password,
+    )
+    assert len(records) == 40
+
+
+def test_scram_with_wrong_credentials_fails_clearly(scram_kafka_broker: ScramBroker) -> None:
+    topic = unique_topic("scram-wrong")
+    result = run_producer(scram_env(scram_kafka_broker, topic, "not-the-password"),
+                          "--max-messages", "4", timeout=120)  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr
+    assert "rejected the credentials" in errors[0]
+    assert "KAFKA_SASL_PASSWORD" in errors[0]
+    assert "not-the-password" not in result.stderr

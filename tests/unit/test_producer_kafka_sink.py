@@ -1,0 +1,217 @@
+"""The Kafka sink against a fake client: configuration, keys, headers, counting, backpressure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+from kafka.errors import KafkaTimeoutError
+
+from producer.errors import BrokerError
+from producer.kafka_sink import KafkaSink, client_config
+from producer.settings import ProducerSettings
+from producer.sinks import OutgoingCycle
+
+pytestmark = pytest.mark.unit
+
+
+class FakeFuture:
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[Any], None]] = []
+        self.errbacks: list[Callable[[BaseException], None]] = []
+
+    def add_callback(self, f: Callable[[Any], None]) -> FakeFuture:
+        self.callbacks.append(f)
+        return self
+
+    def add_errback(self, f: Callable[[BaseException], None]) -> FakeFuture:
+        self.errbacks.append(f)
+        return self
+
+    def succeed(self) -> None:
+        for f in self.callbacks:
+            f(object())
+
+    def fail(self, exc: BaseException) -> None:
+        for f in self.errbacks:
+            f(exc)
+
+
+class FakeProducer:
+    instances: ClassVar[list[FakeProducer]] = []
+
+    def __init__(self, **config: Any) -> None:
+        self.config = config
+        self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+        self.futures: list[FakeFuture] = []
+        self.auto_ack = True
+        self.closed = False
+        FakeProducer.instances.append(self)
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def send(
+        self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> FakeFuture:
+        self.sent.append((topic, key, value, headers))
+        future = FakeFuture()
+        self.futures.append(future)
+        return future
+
+    def ack_all(self) -> None:
+        for future in self.futures:
+            future.succeed()
+        self.futures.clear()
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self.auto_ack:
+            self.ack_all()
+        else:
+            raise KafkaTimeoutError("flush timed out")
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+
+
+def settings(**overrides: Any) -> ProducerSettings:
+    return ProducerSettings(**{"kafka_topic": "t", "simulation_name": "plant", **overrides})
+
+
+def started_sink(**overrides: Any) -> tuple[KafkaSink, FakeProducer]:
+    sink = KafkaSink(settings(**overrides), ["aaaaaaaa", "bbbbbbbb", "cccccccc"], ("wear", "heat"),
+                     client_factory=FakeProducer)  # fmt: skip
+    sink.start()
+    return sink, FakeProducer.instances[-1]
+
+
+def test_client_config_is_idempotent_with_acks_all() -> None:
+    config = client_config(settings(kafka_compression_type="gzip", kafka_linger_ms=20))
+    assert config["acks"] == "all"
+    assert config["enable_idempotence"] is True
+    assert config["compression_type"] == "gzip"
+    assert config["linger_ms"] == 20
+    assert config["batch_size"] == 65536
+    assert config["bootstrap_servers"] == ["localhost:9092"]
+    assert "sasl_mechanism" not in config
+
+
+def test_client_config_without_acks_all_drops_idempotence() -> None:
+    config = client_config(settings(kafka_acks="1", kafka_compression_type="none"))
+    assert config["acks"] == 1
+    assert config["enable_idempotence"] is False
+    assert config["compression_type"] is None
+
+
+def test_client_config_sasl() -> None:
+    config = client_config(
+        settings(
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username="u",
+            kafka_sasl_password="p",
+        )
+    )
+    assert config["security_protocol"] == "SASL_PLAINTEXT"
+    assert config["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (config["sasl_plain_username"], config["sasl_plain_password"]) == ("u", "p")
+
+
+def test_records_are_keyed_with_headers_and_counted() -> None:
+    sink, fake = started_sink()
+    assert sink.ready.is_set()
+    sink.send_cycle(OutgoingCycle(seq=41, bodies=[b"x", b"y", b"z"], failing=[False, True, True],
+                                  failure_type=[0, 1, 0]))  # fmt: skip
+    assert [(t, k, v) for t, k, v, _ in fake.sent] == [
+        ("t", b"aaaaaaaa", b"x"),
+        ("t", b"bbbbbbbb", b"y"),
+        ("t", b"cccccccc", b"z"),
+    ]
+    assert fake.sent[0][3] == [("seq", b"41"), ("simulation", b"plant")]
+    assert fake.sent[1][3] == [("seq", b"41"), ("simulation", b"plant"), ("failure_type", b"heat")]
+    assert fake.sent[2][3][-1] == ("failure_type", b"wear")
+    assert (sink.stats.sent, sink.stats.delivered, sink.stats.pending) == (3, 0, 3)
+    fake.futures.pop(0).fail(RuntimeError("boom"))
+    assert sink.flush(1.0) is False  # everything completed, but one record failed
+    assert (sink.stats.delivered, sink.stats.failed) == (2, 1)
+    assert "boom" in sink.stats.last_error
+    sink.close()
+    assert fake.closed
+
+
+def test_flush_timeout_reports_false() -> None:
+    sink, fake = started_sink()
+    fake.auto_ack = False
+    sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
+    assert sink.flush(0.1) is False
+
+
+def test_backpressure_blocks_instead_of_dropping() -> None:
+    sink, fake = started_sink(kafka_max_pending_records=2)
+    done = threading.Event()
+
+    def produce() -> None:
+        for seq in range(200):
+            sink.send_cycle(OutgoingCycle(seq=seq, bodies=[b"a", b"b", b"c"],
+                                          failing=[False] * 3, failure_type=[0] * 3))  # fmt: skip
+        done.set()
+
+    worker = threading.Thread(target=produce)
+    worker.start()
+    time.sleep(0.2)
+    assert not done.is_set()  # waiting for acknowledgements
+    assert sink.stats.pending <= 2 + 256
+    while not done.is_set():
+        fake.ack_all()
+        time.sleep(0.001)
+    worker.join()
+    fake.ack_all()
+    assert sink.stats.sent == 600
+    assert sink.stats.delivered == 600
+
+
+def test_metadata_timeouts_are_retried() -> None:
+    sink, fake = started_sink()
+    real_send = fake.send
+    calls = {"n": 0}
+
+    def flaky(topic: str, **kwargs: Any) -> FakeFuture:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KafkaTimeoutError("no metadata")
+        return real_send(topic, **kwargs)
+
+    fake.send = flaky  # type: ignore[method-assign]
+    sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
+    assert len(fake.sent) == 1
+    assert sink.stats.sent == 1
+
+
+def unreachable(**config: Any) -> FakeProducer:
+    raise KafkaTimeoutError("Unable to bootstrap from ['h:1']")
+
+
+def test_unreachable_broker_is_a_clear_broker_error() -> None:
+    sink = KafkaSink(settings(kafka_bootstrap_servers="h:1"), ["aaaaaaaa"], (),
+                     client_factory=unreachable)  # fmt: skip
+    with pytest.raises(BrokerError) as info:
+        sink.start()
+    message = str(info.value)
+    assert "cannot reach Kafka at h:1" in message
+    assert "KAFKA_BOOTSTRAP_SERVERS" in message
+    assert info.value.exit_code == 3
+
+
+def test_missing_codec_is_reported() -> None:
+    sink = KafkaSink(settings(kafka_compression_type="zstd"), ["aaaaaaaa"], (),
+                     client_factory=FakeProducer)  # fmt: skip
+    from kafka.codec import has_zstd  # noqa: PLC0415
+
+    if has_zstd():
+        sink.start()
+    else:
+        with pytest.raises(BrokerError, match="zstandard"):
+            sink.start()
