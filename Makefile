@@ -64,8 +64,8 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-operator: venv ## run the operator in the foreground against $$KUBECONFIG
-	$(PY) -m sensorsim_operator
+operator: venv ## run the operator in the foreground against $$KUBECONFIG (plain-text logs)
+	OPERATOR_LOG_FORMAT=$${OPERATOR_LOG_FORMAT:-plain} $(PY) -m sensorsim_operator
 
 bench: tools ## run the benchmarks (see docs/benchmarks.md)
 	$(PY) bench/producer_bench.py

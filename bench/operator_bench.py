@@ -1,0 +1,434 @@
+"""Operator benchmark: how fast 50 SensorSimulations applied at once get their StatefulSets and
+reach Ready=True, and how much memory the operator needs meanwhile.
+
+    .venv/bin/python bench/operator_bench.py                 # starts its own control plane
+    .venv/bin/python bench/operator_bench.py --kubeconfig K  # uses an existing cluster
+    .venv/bin/python bench/operator_bench.py --count 50 --replicas 2 --json out.json
+
+Method: the CRD is installed and the operator (``python -m sensorsim_operator``, a subprocess)
+is started and idle; then one ``kubectl apply --server-side`` creates ``--count`` simulations
+in a fresh namespace. t0 is taken just before kubectl starts. Meanwhile a poller lists the
+simulations and the StatefulSets every ``--poll`` seconds and records, per simulation, the first
+poll that sees it, the first that sees its StatefulSet, and the first that sees ``Ready=True``
+with ``observedGeneration == generation`` and all replicas ready. Latencies are reported from t0
+(what a user applying 50 objects waits) and from the first poll that saw each object (the
+operator's own share); both are upper bounds within one poll interval. The operator's peak
+resident memory is its ``VmHWM`` from ``/proc/<pid>/status``, read before it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "operator")]
+
+from sensorsim_operator.children import (  # noqa: E402
+    BuildDefaults,
+    SimulationRef,
+    build_stateful_set,
+)
+from sensorsim_operator.kube import ApiKube  # noqa: E402
+
+from domain.simulation_spec import parse_spec  # noqa: E402
+from tests.infra import procs, tools  # noqa: E402
+from tests.infra.cluster import KubeCluster  # noqa: E402
+
+CRD_FILE = REPO / "charts" / "sensorsim" / "crds" / "sensorsimulations.sensorsim.io.yaml"
+SELECTOR = "app.kubernetes.io/managed-by=sensorsim-operator"
+
+
+@dataclass
+class Latencies:
+    """Seconds until the StatefulSet was seen, and until Ready=True was seen."""
+
+    sts_created_p50: float
+    sts_created_p95: float
+    sts_created_max: float
+    ready_p50: float
+    ready_p95: float
+    ready_max: float
+
+    @classmethod
+    def of(cls, created: list[float], ready: list[float]) -> Latencies:
+        return cls(
+            sts_created_p50=round(percentile(created, 50), 3),
+            sts_created_p95=round(percentile(created, 95), 3),
+            sts_created_max=round(max(created), 3),
+            ready_p50=round(percentile(ready, 50), 3),
+            ready_p95=round(percentile(ready, 95), 3),
+            ready_max=round(max(ready), 3),
+        )
+
+
+@dataclass
+class Result:
+    count: int
+    replicas_each: int
+    poll_seconds: float
+    apply_seconds: float
+    from_apply: Latencies
+    from_object_seen: Latencies
+    baseline_statefulsets: Latencies | None  # the same StatefulSets applied without the operator
+    operator_peak_rss_mib: float
+    operator_rss_idle_mib: float
+    operator_cpu_seconds: float
+    reconciles: dict[str, float]
+    poll_gap_p50: float
+    poll_gap_max: float
+    timeline: dict[str, tuple[float, float, float]]  # per simulation: seen, StatefulSet, Ready
+    cpu_count: int
+    python: str
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (no interpolation: every reported value was measured)."""
+    ordered = sorted(values)
+    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+@contextmanager
+def control_plane(kubeconfig: str | None, workdir: Path) -> Iterator[dict[str, str]]:
+    """The environment of a cluster: the given kubeconfig, or a fresh local control plane."""
+    if kubeconfig:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
+        env["KUBECONFIG"] = kubeconfig
+        yield env
+        return
+    for tool in tools.GO_TOOLS:
+        tools.install(tool)
+    cluster = KubeCluster(workdir / "cluster")
+    cluster.start()
+    try:
+        yield cluster.env
+    finally:
+        cluster.stop()
+
+
+def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    binary = str(tools.tool_path("kubectl")) if "KUBECONFIG" in env else "kubectl"
+    result = subprocess.run(
+        [binary, *args], input=stdin, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr}")
+    return result.stdout
+
+
+def metric_samples(port: int, name: str) -> dict[str, float]:
+    """The samples of one metric from the operator's /metrics, by label set."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0][len(name) :]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{")
+    }
+
+
+@contextmanager
+def operator(
+    env: dict[str, str], log: Path, metrics_port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    health = procs.free_port()
+    operator_env = {
+        **env,
+        "OPERATOR_HEALTH_PORT": str(health),
+        "OPERATOR_METRICS_PORT": str(metrics_port),
+        "OPERATOR_LOG_FORMAT": "json",
+        "OPERATOR_LOG_LEVEL": "WARNING",
+        "PRODUCER_IMAGE": "sensorsim:bench",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sensorsim_operator"],
+            env=operator_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"operator exited:\n{procs.tail(log)}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def simulations(namespace: str, count: int, replicas: int) -> str:
+    items = [
+        {
+            "apiVersion": "sensorsim.io/v1alpha1",
+            "kind": "SensorSimulation",
+            "metadata": {"name": f"bench-{i:03d}", "namespace": namespace},
+            "spec": {
+                "replicas": replicas,
+                "machines": replicas * 5,
+                "kafka": {"bootstrapServers": "kafka:9092"},
+            },
+        }
+        for i in range(count)
+    ]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
+    )
+    return (
+        ready
+        and status.get("observedGeneration") == obj["metadata"].get("generation")
+        and status.get("readyReplicas") == obj["spec"]["replicas"]
+    )
+
+
+@dataclass
+class Timeline:
+    """Seconds after t0 (kubectl starting) at which each object was first seen: applied, its
+    StatefulSet existing, Ready."""
+
+    applied_seconds: float
+    seen: dict[str, float]
+    created: dict[str, float]
+    ready: dict[str, float]
+    poll_gaps: list[float]
+
+
+def apply_and_watch(
+    api: ApiKube,
+    kubectl_binary: str,
+    env: dict[str, str],
+    manifest: str,
+    *,
+    namespace: str,
+    args: argparse.Namespace,
+    baseline: bool = False,
+) -> Timeline:
+    """Apply ``manifest`` with one ``kubectl apply --server-side`` and poll until every object is
+    Ready. The poller runs while kubectl is still sending objects."""
+    sims_path = f"/apis/sensorsim.io/v1alpha1/namespaces/{namespace}/sensorsimulations"
+    sts_path = f"/apis/apps/v1/namespaces/{namespace}/statefulsets"
+    t0 = time.monotonic()
+    applying = subprocess.Popen(
+        [kubectl_binary, "apply", "--server-side", "-f", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    assert applying.stdin is not None
+    applying.stdin.write(manifest)
+    applying.stdin.close()
+    timeline = Timeline(applied_seconds=0.0, seen={}, created={}, ready={}, poll_gaps=[])
+    applied: float | None = None
+    last_poll = time.monotonic()
+    while len(timeline.ready) < args.count and time.monotonic() < t0 + args.timeout:
+        if applied is None and applying.poll() is not None:
+            if applying.returncode != 0:
+                raise RuntimeError("kubectl apply failed")
+            applied = time.monotonic() - t0
+        now = time.monotonic() - t0
+        if not baseline:
+            for item in (api.get(sims_path) or {"items": []})["items"]:
+                timeline.seen.setdefault(item["metadata"]["name"], now)
+                if is_ready(item):
+                    timeline.ready.setdefault(item["metadata"]["name"], now)
+        for item in (api.get(sts_path) or {"items": []})["items"]:
+            name = item["metadata"]["name"]
+            timeline.created.setdefault(name, now)
+            if baseline:
+                timeline.seen.setdefault(name, now)
+                status = item.get("status") or {}
+                if status.get("readyReplicas") == item["spec"]["replicas"]:
+                    timeline.ready.setdefault(name, now)
+        time.sleep(args.poll)
+        timeline.poll_gaps.append(time.monotonic() - last_poll)
+        last_poll = time.monotonic()
+    applying.wait(timeout=60)
+    if len(timeline.ready) < args.count or applied is None:
+        raise RuntimeError(
+            f"only {len(timeline.ready)}/{args.count} Ready within {args.timeout}s "
+            f"(StatefulSets: {len(timeline.created)})"
+        )
+    timeline.applied_seconds = applied
+    return timeline
+
+
+def baseline_manifest(namespace: str, count: int, replicas: int) -> str:
+    """The same StatefulSets the operator builds, applied directly (no owner, no operator)."""
+    spec = parse_spec(
+        {"replicas": replicas, "machines": replicas * 5, "kafka": {"bootstrapServers": "k:9092"}}
+    )
+    items = []
+    for i in range(count):
+        ref = SimulationRef(namespace=namespace, name=f"base-{i:03d}", uid="none", generation=1)
+        sts, _ = build_stateful_set(ref, spec, BuildDefaults(producer_image="sensorsim:bench"))
+        del sts["metadata"]["ownerReferences"]  # no owner: the garbage collector would delete it
+        items.append(sts)
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+def run(args: argparse.Namespace) -> Result:
+    with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp:
+        workdir = Path(tmp)
+        with control_plane(args.kubeconfig, workdir) as env:
+            kubectl(env, "apply", "--server-side", "-f", str(CRD_FILE))
+            kubectl(env, "wait", "--for=condition=Established", "crd/" + CRD_FILE.stem)
+            namespace = f"bench-{int(time.time())}"
+            kubectl(env, "create", "namespace", namespace)
+            os.environ["KUBECONFIG"] = env["KUBECONFIG"]
+            api = ApiKube.from_environment()
+            binary = str(tools.tool_path("kubectl")) if not args.kubeconfig else "kubectl"
+            base: Timeline | None = None
+            if args.baseline:
+                # First, on a quiet cluster, and cleaned up before the operator's run.
+                base_ns = f"{namespace}-base"
+                kubectl(env, "create", "namespace", base_ns)
+                base = apply_and_watch(
+                    api,
+                    binary,
+                    env,
+                    baseline_manifest(base_ns, args.count, args.replicas),
+                    namespace=base_ns,
+                    args=args,
+                    baseline=True,
+                )
+                kubectl(env, "delete", "namespace", base_ns, "--wait=true", "--timeout=300s")
+            metrics_port = procs.free_port()
+            with operator(env, workdir / "operator.log", metrics_port) as process:
+                time.sleep(2)  # idle: startup done
+                idle_rss = rss_mib(process.pid, "VmRSS")
+                cpu_before = cpu_seconds(process.pid)
+                manifest = simulations(namespace, args.count, args.replicas)
+                timeline = apply_and_watch(
+                    api, binary, env, manifest, namespace=namespace, args=args
+                )
+                peak = rss_mib(process.pid, "VmHWM")
+                operator_cpu = cpu_seconds(process.pid) - cpu_before
+                reconciles = metric_samples(metrics_port, "sensorsim_operator_reconciles_total")
+            kubectl(env, "delete", "namespace", namespace, "--wait=false")
+            api.close()
+    seen, created, ready = timeline.seen, timeline.created, timeline.ready
+    return Result(
+        count=args.count,
+        replicas_each=args.replicas,
+        poll_seconds=args.poll,
+        apply_seconds=round(timeline.applied_seconds, 3),
+        from_apply=Latencies.of(list(created.values()), list(ready.values())),
+        # Per object, from the first poll that saw it: the operator's own share, without the
+        # time kubectl spent sending the objects before it.
+        from_object_seen=Latencies.of(
+            [created[n] - seen[n] for n in created], [ready[n] - seen[n] for n in ready]
+        ),
+        baseline_statefulsets=(
+            Latencies.of(list(base.created.values()), list(base.ready.values())) if base else None
+        ),
+        operator_peak_rss_mib=round(peak, 1),
+        operator_rss_idle_mib=round(idle_rss, 1),
+        operator_cpu_seconds=round(operator_cpu, 2),
+        reconciles=reconciles,
+        poll_gap_p50=round(percentile(timeline.poll_gaps, 50), 3),
+        poll_gap_max=round(max(timeline.poll_gaps), 3),
+        timeline={n: (seen[n], created[n], ready[n]) for n in sorted(ready)},
+        cpu_count=os.cpu_count() or 0,
+        python=platform.python_version(),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=50, help="simulations applied at once")
+    parser.add_argument("--replicas", type=int, default=2, help="producer pods per simulation")
+    parser.add_argument("--poll", type=float, default=0.1, help="poll interval (seconds)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after (seconds)")
+    parser.add_argument("--kubeconfig", help="use this cluster instead of starting one")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time the same StatefulSets applied directly, without the operator",
+    )
+    args = parser.parse_args(argv)
+    result = run(args)
+    print(f"{result.count} SensorSimulations x {result.replicas_each} pods, applied at once")
+    print(f"kubectl apply --server-side of all objects took {result.apply_seconds:.2f} s")
+    print("| latency (s) | p50 | p95 | max |")
+    print("|---|---|---|---|")
+    for label, lat in (
+        ("kubectl apply start", result.from_apply),
+        ("simulation first seen", result.from_object_seen),
+    ):
+        print(
+            f"| {label} -> StatefulSet created | {lat.sts_created_p50:.2f} | "
+            f"{lat.sts_created_p95:.2f} | {lat.sts_created_max:.2f} |"
+        )
+        print(
+            f"| {label} -> Ready=True | {lat.ready_p50:.2f} | {lat.ready_p95:.2f} | "
+            f"{lat.ready_max:.2f} |"
+        )
+    if result.baseline_statefulsets is not None:
+        lat = result.baseline_statefulsets
+        print(
+            f"| baseline: StatefulSets applied directly -> all pods Ready | {lat.ready_p50:.2f} "
+            f"| {lat.ready_p95:.2f} | {lat.ready_max:.2f} |"
+        )
+    print(
+        f"operator RSS: idle {result.operator_rss_idle_mib} MiB, "
+        f"peak {result.operator_peak_rss_mib} MiB (VmHWM)"
+    )
+    print(f"operator CPU during the run: {result.operator_cpu_seconds} s")
+    print(f"reconciles: {result.reconciles}")
+    print(
+        f"poll period: p50 {result.poll_gap_p50} s, max {result.poll_gap_max} s "
+        f"(the resolution of the latencies)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

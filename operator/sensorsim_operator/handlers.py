@@ -1,0 +1,172 @@
+"""kopf registrations: thin adapters from kopf's triggers to :class:`Reconciler`.
+
+Traps avoided on purpose (see docs/operator.md):
+- handlers return None: a return value would be written into ``status.<handler>``, which the
+  strict status schema prunes ("Patching failed with inconsistencies");
+- kopf keeps its bookkeeping in ``sensorsim.io/*`` annotations, not in ``status``;
+- no ``on.delete`` handler, timer or daemon: any of them would add a finalizer and make deleting
+  a simulation wait for the operator; children go with their owner (garbage collector);
+- status is written whole by the reconciler (kopf's merge patches replace lists whole anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from typing import Any, Final
+
+import kopf
+
+from domain.simulation_spec import API_GROUP, API_VERSION, PLURAL
+from sensorsim_operator import metrics, names
+from sensorsim_operator.children import BuildDefaults, controller_owner
+from sensorsim_operator.kube import ApiKube, KubeError
+from sensorsim_operator.reconciling import ReconcileError, Reconciler
+from sensorsim_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+CHILD_SELECTOR: Final = f"{names.MANAGED_BY_LABEL}={names.FIELD_MANAGER}"
+CHILD_RESOURCES: Final = (("apps", "v1", "statefulsets"), ("v1", "services"), ("v1", "configmaps"))
+RETRY_AFTER_API_ERROR: Final = 5.0
+RETRY_AFTER_APPLY_FAILURE: Final = 15.0
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    settings.peering.standalone = True
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    # Only problems become Kubernetes Events; routine reconciles stay in the logs.
+    settings.posting.level = logging.WARNING
+    # Watch only our children, filtered by the API server rather than in this process.
+    for resource in CHILD_RESOURCES:
+        settings.watching.label_selectors[resource] = CHILD_SELECTOR
+    # Reconciles mostly wait on the API server: more threads than cores keep it busy.
+    settings.execution.max_workers = 20
+    # A silently dropped watch connection would otherwise stall the operator indefinitely.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure_kopf(settings)
+    config = OperatorSettings()
+    kube = ApiKube.from_environment()
+    memo.kube = kube
+    memo.reconciler = Reconciler(kube, BuildDefaults(producer_image=config.producer_image))
+    metrics.serve(config.operator_metrics_port)
+    if config.operator_resync_seconds > 0:
+        memo.resync = asyncio.create_task(
+            _resync_forever(memo, config.namespaces, config.operator_resync_seconds)
+        )
+    log.info(
+        "sensorsim operator started",
+        extra={
+            "namespaces": config.namespaces or "all",
+            "producer_image": config.producer_image,
+            "metrics_port": config.operator_metrics_port,
+        },
+    )
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    resync = memo.get("resync")
+    if resync is not None:
+        resync.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await resync
+    kube = memo.get("kube")
+    if kube is not None:
+        kube.close()
+
+
+def _reconcile(
+    memo: kopf.Memo,
+    namespace: str,
+    name: str,
+    trigger: str,
+    logger: Any,
+    *,
+    child: kopf.Body | None = None,
+    child_deleted: bool = False,
+) -> None:
+    reconciler: Reconciler = memo.reconciler
+    with metrics.observe(trigger) as result:
+        try:
+            outcome = reconciler.reconcile(
+                namespace, name, child=child, child_deleted=child_deleted
+            )
+        except ReconcileError as error:
+            if error.retry:
+                raise kopf.TemporaryError(str(error), delay=RETRY_AFTER_APPLY_FAILURE) from error
+            raise kopf.PermanentError(str(error)) from error
+        except KubeError as error:
+            raise kopf.TemporaryError(f"API error: {error}", delay=RETRY_AFTER_API_ERROR) from error
+        if not outcome.found:
+            result.value = "gone"
+        elif outcome.status_written:
+            metrics.STATUS_WRITES.inc()
+            logger.info(f"status updated (trigger: {trigger})")
+
+
+@kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id="reconcile")
+@kopf.on.create(API_GROUP, API_VERSION, PLURAL, id="reconcile")
+@kopf.on.update(API_GROUP, API_VERSION, PLURAL, id="reconcile")
+def simulation_changed(
+    namespace: str | None, name: str, reason: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    if namespace is not None:  # always set: the resource is namespaced
+        _reconcile(memo, namespace, name, trigger=str(reason), logger=logger)
+
+
+@kopf.on.event("apps", "v1", "statefulsets", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
+@kopf.on.event("v1", "services", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
+@kopf.on.event("v1", "configmaps", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
+def child_changed(
+    body: kopf.Body,
+    type: str | None,  # the event type: ADDED, MODIFIED, DELETED, or None when listing
+    namespace: str | None,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """A child changed (its status, someone's edit) or vanished: refresh the owner's status and
+    restore the child if it is not as it should be."""
+    owner = controller_owner(body)
+    if owner is not None and namespace is not None:
+        _reconcile(
+            memo,
+            namespace,
+            owner,
+            trigger="child",
+            logger=logger,
+            child=body,
+            child_deleted=type == "DELETED",
+        )
+
+
+async def _resync_forever(memo: kopf.Memo, namespaces: list[str], period: float) -> None:
+    """Periodically reconcile everything: repairs drift no event reported and lets a stuck
+    rollout turn Degraded when its deadline passes even if nothing else happens."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(period)
+        reconciler: Reconciler = memo.reconciler
+        try:
+            found = await loop.run_in_executor(None, reconciler.simulations, namespaces)
+        except KubeError as error:
+            log.warning(f"resync: cannot list simulations: {error}")
+            continue
+        for namespace, name in found:
+            try:
+                await loop.run_in_executor(
+                    None, functools.partial(_reconcile, memo, namespace, name, "resync", log)
+                )
+            except (kopf.TemporaryError, kopf.PermanentError) as error:
+                log.warning(f"resync of {namespace}/{name} failed: {error}")

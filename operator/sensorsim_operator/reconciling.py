@@ -1,0 +1,185 @@
+"""One reconcile of one SensorSimulation: read it, apply its children, write its status.
+
+Every trigger (the simulation changed, a child changed or vanished, the periodic resync) runs
+the same function, and it always starts from a fresh read of the simulation, under a lock per
+simulation. So two triggers racing for one simulation run one after the other, and the later
+one applies the newer spec: a stale event can never roll the pods back to an older template.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from domain.simulation_spec import SimulationSpec, parse_spec
+from sensorsim_operator import names
+from sensorsim_operator.children import (
+    BuildDefaults,
+    SimulationRef,
+    build_children,
+    conforms,
+    same_object,
+)
+from sensorsim_operator.kube import Kube, KubeError, manifest_path
+from sensorsim_operator.statuses import compute_status, parse_status, status_body
+
+
+class ReconcileError(Exception):
+    """The simulation could not be brought to its desired state; ``retry`` says if trying again
+    later may help (API errors) or not (a spec the operator cannot understand)."""
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one reconcile did."""
+
+    found: bool
+    applied: int = 0
+    status_written: bool = False
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _template_hash(stateful_set: dict[str, Any] | None) -> str:
+    if stateful_set is None:
+        return ""
+    annotations = stateful_set["spec"]["template"].get("metadata", {}).get("annotations") or {}
+    return str(annotations.get(names.CONFIG_HASH_ANNOTATION, ""))
+
+
+class Reconciler:
+    """Brings simulations to their desired state through a :class:`Kube`."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        defaults: BuildDefaults,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._kube = kube
+        self._defaults = defaults
+        self._clock = clock
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, namespace: str, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def _forget(self, namespace: str, name: str) -> None:
+        with self._locks_guard:
+            self._locks.pop((namespace, name), None)
+
+    def reconcile(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        child: Mapping[str, Any] | None = None,
+        child_deleted: bool = False,
+    ) -> Outcome:
+        """Apply the children of simulation ``namespace/name`` and write its status.
+
+        ``child`` is the object of a child event. While the spec is the one the last full
+        reconcile applied, only that child is compared with its desired state and applied if
+        it differs or was deleted: the other children were applied for this generation and have
+        events of their own. A child event in the middle of a spec change reconciles in full.
+
+        Raises :class:`ReconcileError` when a child could not be applied (after writing a
+        Degraded condition that says why).
+        """
+        with self._lock(namespace, name):
+            path = names.simulation_path(namespace, name)
+            obj = self._kube.get(path)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                # Deleted: the garbage collector removes the children through ownerReferences.
+                self._forget(namespace, name)
+                return Outcome(found=False)
+            try:
+                spec = parse_spec(obj.get("spec") or {})
+            except ValidationError as error:
+                # The CRD schema enforces the same rules, so this means a CRD older than the
+                # operator: retrying will not help until the CRD is upgraded.
+                raise ReconcileError(f"spec not understood: {error}", retry=False) from error
+            return self._apply(path, obj, spec, child, child_deleted)
+
+    def _apply(
+        self,
+        path: str,
+        obj: dict[str, Any],
+        spec: SimulationSpec,
+        child: Mapping[str, Any] | None,
+        child_deleted: bool,
+    ) -> Outcome:
+        simulation = SimulationRef.from_object(obj)
+        previous = parse_status(obj.get("status"))
+        children = build_children(simulation, spec, self._defaults)
+        in_step = previous is not None and previous.observed_generation == simulation.generation
+        if child is None or not in_step:
+            to_apply = list(children.in_apply_order())
+        else:
+            to_apply = [
+                manifest
+                for manifest in children.in_apply_order()
+                if same_object(manifest, child) and (child_deleted or not conforms(manifest, child))
+            ]
+        failure: str | None = None
+        stateful_set: dict[str, Any] | None = None
+        for manifest in to_apply:
+            try:
+                applied = self._kube.apply(manifest)
+            except KubeError as error:
+                failure = f"applying {manifest['kind']} {manifest['metadata']['name']}: {error}"
+                break
+            if manifest is children.stateful_set:
+                stateful_set = applied
+        if stateful_set is None:
+            if (
+                child is not None
+                and not child_deleted
+                and same_object(children.stateful_set, child)
+            ):
+                stateful_set = dict(child)  # the event brought it: no need to read it
+            else:
+                stateful_set = self._kube.get(manifest_path(children.stateful_set))
+        # observedGeneration promises "the children reflect this spec": only after applying it.
+        generation = (
+            simulation.generation
+            if failure is None
+            else (previous.observed_generation if previous else 0)
+        )
+        status = compute_status(
+            simulation=simulation.name,
+            spec=spec,
+            generation=generation,
+            config_hash=_template_hash(stateful_set),
+            stateful_set=stateful_set,
+            previous=previous,
+            now=self._clock(),
+            failure=failure,
+        )
+        written = False
+        if status != previous:
+            self._kube.patch_status(path, status_body(status))
+            written = True
+        if failure is not None:
+            raise ReconcileError(failure, retry=True)
+        return Outcome(found=True, applied=len(to_apply), status_written=written)
+
+    def simulations(self, namespaces: Sequence[str]) -> list[tuple[str, str]]:
+        """(namespace, name) of every simulation in ``namespaces`` (all when empty)."""
+        return [
+            (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            for obj in self._kube.list_simulations(namespaces)
+        ]

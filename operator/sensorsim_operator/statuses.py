@@ -1,0 +1,223 @@
+"""Pure computation of a SensorSimulation's status from its spec and its StatefulSet.
+
+Conditions follow the Kubernetes API conventions: ``lastTransitionTime`` changes only when a
+condition's status changes, so recomputing an unchanged state yields an identical status (and
+the operator then skips the write). The clock is a parameter, never read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from domain.partitioning import shard_table
+from domain.simulation_spec import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    ShardStatus,
+    SimulationSpec,
+    SimulationStatus,
+)
+from sensorsim_operator import names
+
+# Like a Deployment's progressDeadlineSeconds: pods that are still not Ready this long after
+# the rollout began make the simulation Degraded instead of merely Progressing.
+PROGRESS_DEADLINE: Final = timedelta(minutes=10)
+
+
+def rfc3339(moment: datetime) -> str:
+    """Kubernetes' timestamp format: UTC, seconds, a 'Z'."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    """What the StatefulSet says about its pods, reduced to what the conditions need."""
+
+    exists: bool
+    desired: int
+    replicas: int
+    ready: int
+    updated: int
+    settled: bool  # its controller has seen the latest spec and every pod runs the new revision
+
+    @classmethod
+    def of(cls, stateful_set: Mapping[str, Any] | None, desired: int) -> RolloutState:
+        if stateful_set is None:
+            return cls(exists=False, desired=desired, replicas=0, ready=0, updated=0, settled=False)
+        status = stateful_set.get("status") or {}
+        generation = int(stateful_set.get("metadata", {}).get("generation", 0))
+        replicas = int(status.get("replicas", 0))
+        updated = int(status.get("updatedReplicas", 0))
+        seen = int(status.get("observedGeneration", 0)) >= generation
+        same_revision = status.get("currentRevision") == status.get("updateRevision")
+        all_updated = desired == 0 or (updated == desired and same_revision)
+        settled = seen and replicas == desired and all_updated
+        return cls(
+            exists=True,
+            desired=desired,
+            replicas=replicas,
+            ready=int(status.get("readyReplicas", 0)),
+            updated=updated,
+            settled=settled,
+        )
+
+    @property
+    def complete(self) -> bool:
+        return self.settled and self.ready == self.desired
+
+
+def _condition(
+    previous: Sequence[Condition],
+    kind: ConditionType,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    generation: int,
+    now: datetime,
+) -> Condition:
+    before = next((c for c in previous if c.type == kind), None)
+    since = before.last_transition_time if before and before.status == status else rfc3339(now)
+    return Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def _stuck(previous: Sequence[Condition], generation: int, now: datetime) -> bool:
+    """True when this generation has been Progressing for longer than the deadline (a new
+    generation, e.g. the fix of a bad image, starts a new deadline)."""
+    progressing = next((c for c in previous if c.type == "Progressing"), None)
+    if progressing is None or progressing.observed_generation != generation:
+        return False
+    if progressing.reason == "ProgressDeadlineExceeded":
+        return True
+    if progressing.status != "True":
+        return False
+    started = datetime.strptime(progressing.last_transition_time, "%Y-%m-%dT%H:%M:%SZ")
+    return now - started.replace(tzinfo=UTC) > PROGRESS_DEADLINE
+
+
+def conditions(
+    spec: SimulationSpec,
+    rollout: RolloutState,
+    previous: Sequence[Condition],
+    *,
+    generation: int,
+    now: datetime,
+    failure: str | None = None,
+) -> list[Condition]:
+    """Ready, Progressing and Degraded, in that order."""
+
+    def make(kind: ConditionType, status: ConditionStatus, reason: str, message: str) -> Condition:
+        return _condition(previous, kind, status, reason, message, generation=generation, now=now)
+
+    counts = f"{rollout.ready}/{rollout.desired} producer pods ready"
+    if spec.suspend:
+        ready = make("Ready", "False", "Suspended", "spec.suspend is true: scaled to 0 pods")
+        if rollout.replicas == 0:
+            progressing = make("Progressing", "False", "Suspended", "all producer pods stopped")
+        else:
+            progressing = make(
+                "Progressing", "True", "ScalingDown", f"{rollout.replicas} pods still stopping"
+            )
+    elif not rollout.exists:
+        ready = make("Ready", "False", "StatefulSetMissing", "the producer StatefulSet is absent")
+        progressing = make("Progressing", "True", "Creating", "creating the producer StatefulSet")
+    elif rollout.complete:
+        ready = make("Ready", "True", "AllShardsReady", f"{counts}, each owning its machines")
+        progressing = make("Progressing", "False", "RolloutComplete", counts)
+    else:
+        waiting = "RollingOut" if not rollout.settled else "WaitingForPods"
+        detail = (
+            f"{rollout.updated}/{rollout.desired} pods updated, {counts}"
+            if waiting == "RollingOut"
+            else counts
+        )
+        ready = make("Ready", "False", waiting, detail)
+        if _stuck(previous, generation, now):
+            progressing = make(
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                f"{detail} after {int(PROGRESS_DEADLINE.total_seconds())}s",
+            )
+        else:
+            progressing = make("Progressing", "True", waiting, detail)
+
+    if failure is not None:
+        degraded = make("Degraded", "True", "ReconcileFailed", failure)
+    elif progressing.reason == "ProgressDeadlineExceeded":
+        degraded = make("Degraded", "True", "ProgressDeadlineExceeded", progressing.message)
+    else:
+        degraded = make("Degraded", "False", "AsExpected", "no problem detected")
+    return [ready, progressing, degraded]
+
+
+def shards(simulation: str, spec: SimulationSpec) -> list[ShardStatus]:
+    """Which pod owns which machines: the same partition function the producers use."""
+    if spec.suspend:
+        return []
+    return [
+        ShardStatus(
+            ordinal=part.shard,
+            pod=names.pod_name(simulation, part.shard),
+            start=part.start,
+            stop=part.stop,
+        )
+        for part in shard_table(spec.machines, spec.replicas)
+    ]
+
+
+def compute_status(
+    *,
+    simulation: str,
+    spec: SimulationSpec,
+    generation: int,
+    config_hash: str,
+    stateful_set: Mapping[str, Any] | None,
+    previous: SimulationStatus | None,
+    now: datetime,
+    failure: str | None = None,
+) -> SimulationStatus:
+    """The whole status.
+
+    ``generation`` is the simulation's metadata.generation the children were built from;
+    ``failure`` is a message when applying them failed (the simulation is then Degraded).
+    """
+    previous = previous or SimulationStatus()
+    rollout = RolloutState.of(stateful_set, desired=0 if spec.suspend else spec.replicas)
+    return SimulationStatus(
+        observed_generation=generation,
+        replicas=rollout.replicas,
+        ready_replicas=rollout.ready,
+        selector=names.selector_string(simulation),
+        shards=shards(simulation, spec),
+        config_hash=config_hash,
+        conditions=conditions(
+            spec, rollout, previous.conditions, generation=generation, now=now, failure=failure
+        ),
+    )
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> SimulationStatus | None:
+    """The status the object currently has; None when absent or written by something else."""
+    if not raw:
+        return None
+    try:
+        return SimulationStatus.model_validate(raw)
+    except ValueError:
+        return None
+
+
+def status_body(status: SimulationStatus) -> dict[str, Any]:
+    """The status as JSON for the API (camelCase)."""
+    return status.model_dump(by_alias=True, mode="json")

@@ -1,0 +1,318 @@
+"""The pure builders of a simulation's ConfigMap, headless Service and StatefulSet."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.simulation_spec import SimulationSpec, parse_spec
+from sensorsim_operator import names
+from sensorsim_operator.children import (
+    BuildDefaults,
+    Children,
+    SimulationRef,
+    build_children,
+    conforms,
+    controller_owner,
+    producer_settings,
+    same_object,
+)
+
+pytestmark = pytest.mark.unit
+
+CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
+SIMULATION = SimulationRef(namespace="plant", name="line-a", uid="uid-1", generation=4)
+DEFAULTS = BuildDefaults(producer_image="sensorsim:test")
+BASE: dict[str, Any] = {"replicas": 3, "machines": 10, "kafka": {"bootstrapServers": "k:9092"}}
+
+
+def spec_of(**changes: Any) -> SimulationSpec:
+    return parse_spec({**BASE, **changes})
+
+
+def build(**changes: Any) -> Children:
+    return build_children(SIMULATION, spec_of(**changes), DEFAULTS)
+
+
+def container(children: Children) -> dict[str, Any]:
+    containers = children.stateful_set["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    result: dict[str, Any] = containers[0]
+    return result
+
+
+def env_of(children: Children) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container(children)["env"]}
+
+
+def test_children_have_fixed_names_and_one_controlling_owner() -> None:
+    children = build()
+    assert children.config_map["metadata"]["name"] == "line-a-settings"
+    assert children.service["metadata"]["name"] == "line-a"
+    assert children.stateful_set["metadata"]["name"] == "line-a"
+    for manifest in children.in_apply_order():
+        meta = manifest["metadata"]
+        assert "generateName" not in meta
+        assert meta["namespace"] == "plant"
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "sensorsim.io/v1alpha1",
+                "kind": "SensorSimulation",
+                "name": "line-a",
+                "uid": "uid-1",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        assert meta["labels"][names.MANAGED_BY_LABEL] == "sensorsim-operator"
+        assert controller_owner(manifest) == "line-a"
+
+
+def test_children_are_a_pure_function_of_their_input() -> None:
+    assert build() == build()
+    assert json.dumps(build().stateful_set, sort_keys=True) == json.dumps(
+        build().stateful_set, sort_keys=True
+    )
+
+
+def test_shard_index_comes_from_the_pod_index_label_and_shard_count_from_replicas() -> None:
+    env = env_of(build())
+    assert env["SHARD_INDEX"] == {
+        "name": "SHARD_INDEX",
+        "valueFrom": {
+            "fieldRef": {
+                "apiVersion": "v1",
+                "fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']",
+            }
+        },
+    }
+    assert env["SHARD_COUNT"]["value"] == "3"
+    assert env["NUM_MACHINES"]["value"] == "10"
+    assert env["SIMULATION_NAME"]["value"] == "line-a"
+
+
+def test_every_setting_is_in_the_pod_env_and_the_config_map() -> None:
+    children = build(seed=7, failures={"probability": 0.2})
+    env = env_of(children)
+    settings = children.config_map["data"]
+    for key, value in settings.items():
+        assert env[key]["value"] == value
+    assert settings["SIMULATION_SEED"] == "7"
+    assert settings["FAILURE_PROBABILITY"] == "0.2"
+    assert settings["KAFKA_BOOTSTRAP_SERVERS"] == "k:9092"
+    assert settings["HTTP_PORT"] == "8080"
+
+
+def _contract_variables() -> set[str]:
+    table = CONTRACTS.read_text().split("## Producer environment", 1)[1].split("\n## ", 1)[0]
+    found: set[str] = set()
+    for row in re.findall(r"^\| ([A-Z_ /]+) \|", table, flags=re.MULTILINE):
+        found.update(part.strip() for part in row.split("/"))
+    return found
+
+
+def test_env_names_are_the_contract_names() -> None:
+    spec = spec_of(
+        seed=1,
+        referenceData={"configMapName": "csv"},
+        kafka={
+            "bootstrapServers": "k:9093",
+            "securityProtocol": "SASL_SSL",
+            "sasl": {"credentialsSecret": {"name": "creds"}},
+            "tls": {"caSecret": {"name": "ca"}},
+        },
+    )
+    env = {e["name"] for e in container(build_children(SIMULATION, spec, DEFAULTS))["env"]}
+    contract = _contract_variables()
+    assert "KAFKA_BOOTSTRAP_SERVERS" in contract  # the table was parsed
+    assert env - contract == set()
+
+
+def test_kafka_credentials_only_through_secret_key_refs() -> None:
+    children = build(
+        kafka={
+            "bootstrapServers": "k:9093",
+            "securityProtocol": "SASL_PLAINTEXT",
+            "sasl": {
+                "mechanism": "SCRAM-SHA-512",
+                "credentialsSecret": {"name": "creds", "usernameKey": "u", "passwordKey": "p"},
+            },
+        }
+    )
+    env = env_of(children)
+    assert env["KAFKA_SASL_USERNAME"] == {
+        "name": "KAFKA_SASL_USERNAME",
+        "valueFrom": {"secretKeyRef": {"name": "creds", "key": "u"}},
+    }
+    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "creds", "key": "p"}
+    }
+    assert env["KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+    assert "KAFKA_SASL_PASSWORD" not in children.config_map["data"]
+    assert "KAFKA_SASL_USERNAME" not in children.config_map["data"]
+
+
+def test_pods_meet_the_restricted_pod_security_profile() -> None:
+    pod = build().stateful_set["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(build())["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["runAsNonRoot"] is True
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False
+    # A read-only root needs a writable /tmp.
+    assert {"name": "tmp", "mountPath": "/tmp"} in container(build())["volumeMounts"]
+
+
+def test_probes_resources_and_ports() -> None:
+    producer = container(build(resources={"limits": {"cpu": "1"}}))
+    assert producer["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert producer["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert producer["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert producer["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert producer["resources"] == {
+        "requests": {"cpu": "100m", "memory": "192Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
+    assert producer["image"] == "sensorsim:test"
+    assert container(build(image="registry.example/p:2"))["image"] == "registry.example/p:2"
+
+
+def test_stateful_set_shape() -> None:
+    sts = build().stateful_set["spec"]
+    assert sts["replicas"] == 3
+    assert sts["serviceName"] == "line-a"
+    assert sts["podManagementPolicy"] == "Parallel"
+    assert sts["selector"] == {"matchLabels": names.selector_labels("line-a")}
+    assert "volumeClaimTemplates" not in sts
+    labels = sts["template"]["metadata"]["labels"]
+    assert names.selector_labels("line-a").items() <= labels.items()
+
+
+def test_headless_service_selects_the_pods() -> None:
+    service = build().service["spec"]
+    assert service["clusterIP"] == "None"
+    assert service["selector"] == names.selector_labels("line-a")
+    assert service["ports"][0]["port"] == 8080
+
+
+def test_reference_data_is_mounted_and_pointed_at() -> None:
+    children = build(referenceData={"configMapName": "pump-csv", "key": "pump.csv"})
+    pod = children.stateful_set["spec"]["template"]["spec"]
+    assert {
+        "name": "reference-data",
+        "configMap": {"name": "pump-csv", "items": [{"key": "pump.csv", "path": "pump.csv"}]},
+    } in pod["volumes"]
+    mount = next(m for m in container(children)["volumeMounts"] if m["name"] == "reference-data")
+    assert mount["readOnly"] is True
+    assert env_of(children)["SENSOR_DATA_FILE"]["value"] == f"{mount['mountPath']}/pump.csv"
+    assert "SENSOR_DATA_FILE" not in env_of(build())  # default: the image's bundled data
+
+
+def test_kafka_ca_is_mounted_and_pointed_at() -> None:
+    children = build(
+        kafka={
+            "bootstrapServers": "k:9093",
+            "securityProtocol": "SSL",
+            "tls": {"caSecret": {"name": "kafka-ca"}},
+        }
+    )
+    pod = children.stateful_set["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "kafka-ca")
+    assert volume["secret"]["secretName"] == "kafka-ca"
+    assert env_of(children)["KAFKA_SSL_CAFILE"]["value"] == "/etc/sensorsim/kafka-ca/ca.crt"
+
+
+def test_pod_template_extras() -> None:
+    children = build(
+        podTemplate={
+            "labels": {"team": "a"},
+            "annotations": {"note": "x"},
+            "nodeSelector": {"disk": "ssd"},
+            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
+            "serviceAccountName": "producer",
+        }
+    )
+    template = children.stateful_set["spec"]["template"]
+    assert template["metadata"]["labels"]["team"] == "a"
+    assert template["metadata"]["annotations"]["note"] == "x"
+    assert template["spec"]["nodeSelector"] == {"disk": "ssd"}
+    assert template["spec"]["tolerations"] == [
+        {"key": "k", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert template["spec"]["serviceAccountName"] == "producer"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"failures": {"probability": 0.5}},
+        {"replicas": 4},
+        {"machines": 11},
+        {"intervalMs": 250},
+        {"seed": 9},
+        {"messageFormat": "extended"},
+        {"kafka": {"bootstrapServers": "other:9092"}},
+        {"image": "sensorsim:other"},
+        {"resources": {"requests": {"cpu": "200m"}}},
+        {"podTemplate": {"labels": {"team": "b"}}},
+        {"referenceData": {"configMapName": "csv"}},
+    ],
+)
+def test_a_pod_affecting_change_changes_the_config_hash(change: dict[str, Any]) -> None:
+    before, after = build(), build(**change)
+    assert after.config_hash != before.config_hash
+    annotations = after.stateful_set["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[names.CONFIG_HASH_ANNOTATION] == after.config_hash
+
+
+def test_suspend_scales_to_zero_without_touching_the_template() -> None:
+    running, suspended = build(), build(suspend=True)
+    assert suspended.stateful_set["spec"]["replicas"] == 0
+    assert suspended.config_hash == running.config_hash
+    assert suspended.stateful_set["spec"]["template"] == running.stateful_set["spec"]["template"]
+
+
+def test_the_simulation_generation_does_not_reach_the_pods() -> None:
+    later = SimulationRef(namespace="plant", name="line-a", uid="uid-1", generation=99)
+    assert build_children(later, spec_of(), DEFAULTS) == build()
+
+
+def test_settings_map_has_no_secret_and_no_shard_index() -> None:
+    settings = producer_settings(SIMULATION, spec_of())
+    assert "SHARD_INDEX" not in settings
+    assert all(isinstance(value, str) for value in settings.values())
+
+
+def test_controller_owner_ignores_foreign_objects() -> None:
+    assert controller_owner({"metadata": {}}) is None
+    foreign = {"metadata": {"ownerReferences": [{"kind": "Deployment", "name": "x"}]}}
+    assert controller_owner(foreign) is None
+
+
+def test_conforms_accepts_extra_fields_and_rejects_differences() -> None:
+    port = {"name": "http", "port": 8080}
+    desired = {"spec": {"replicas": 3, "ports": [port]}}
+    defaulted = {"spec": {"replicas": 3, "ports": [port | {"protocol": "TCP"}]}, "status": {}}
+    assert conforms(desired, defaulted)
+    assert not conforms(desired, {"spec": {"replicas": 5, "ports": [port]}})
+    assert not conforms(desired, {"spec": {"replicas": 3, "ports": []}})
+    assert not conforms(desired, {"spec": {"ports": [port]}})
+
+
+def test_a_built_child_conforms_to_itself_and_not_to_another_spec() -> None:
+    children = build()
+    live = json.loads(json.dumps(children.stateful_set)) | {"status": {"replicas": 3}}
+    assert conforms(children.stateful_set, live)
+    assert same_object(children.stateful_set, live)
+    assert not same_object(children.service, live)
+    assert not conforms(build(seed=3).stateful_set, live)

@@ -1,0 +1,229 @@
+"""The reconcile loop against an in-memory API (the real one is in tests/k8s)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from sensorsim_operator import names
+from sensorsim_operator.__main__ import kopf_arguments
+from sensorsim_operator.children import BuildDefaults
+from sensorsim_operator.crd import main as crd_main
+from sensorsim_operator.kube import KubeError, manifest_path, object_path
+from sensorsim_operator.reconciling import ReconcileError, Reconciler
+from sensorsim_operator.settings import OperatorSettings
+
+pytestmark = pytest.mark.unit
+
+PATH = names.simulation_path("plant", "line-a")
+STS_PATH = object_path("apps/v1", "StatefulSet", "plant", "line-a")
+
+
+class FakeKube:
+    """Objects by path; apply bumps resourceVersion only when the object changes (as the API
+    server does for a no-op server-side apply)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.applies: list[str] = []
+        self.status_patches = 0
+        self.fail_apply_of: str | None = None
+        self._version = 0
+
+    def _bump(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        found = self.objects.get(path)
+        return copy.deepcopy(found) if found is not None else None
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        path = manifest_path(manifest)
+        if manifest["kind"] == self.fail_apply_of:
+            raise KubeError(422, f"{manifest['kind']} is invalid")
+        self.applies.append(path)
+        current = self.objects.get(path)
+        desired = copy.deepcopy(dict(manifest))
+        if current is not None:
+            comparable = {k: v for k, v in current.items() if k != "status"}
+            comparable["metadata"] = {
+                k: v for k, v in current["metadata"].items() if k != "resourceVersion"
+            }
+            if comparable == desired:
+                return copy.deepcopy(current)
+            if "status" in current:
+                desired["status"] = current["status"]
+        desired["metadata"]["resourceVersion"] = self._bump()
+        self.objects[path] = desired
+        return copy.deepcopy(desired)
+
+    def patch_status(self, path: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        self.status_patches += 1
+        self.objects[path]["status"] = copy.deepcopy(dict(status))
+        return copy.deepcopy(self.objects[path])
+
+    def list_simulations(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+        return [copy.deepcopy(o) for o in self.objects.values() if o["kind"] == "SensorSimulation"]
+
+
+def simulation(generation: int = 1, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "sensorsim.io/v1alpha1",
+        "kind": "SensorSimulation",
+        "metadata": {
+            "name": "line-a",
+            "namespace": "plant",
+            "uid": "uid-1",
+            "generation": generation,
+            "resourceVersion": "1",
+        },
+        "spec": {"replicas": 2, "machines": 5, "kafka": {"bootstrapServers": "k:9092"}, **spec},
+    }
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    fake = FakeKube()
+    fake.objects[PATH] = simulation()
+    return fake
+
+
+def reconciler(kube: FakeKube) -> Reconciler:
+    return Reconciler(
+        kube,
+        BuildDefaults(producer_image="sensorsim:test"),
+        clock=lambda: datetime(2026, 11, 29, tzinfo=UTC),
+    )
+
+
+def test_first_reconcile_creates_children_and_status(kube: FakeKube) -> None:
+    outcome = reconciler(kube).reconcile("plant", "line-a")
+    assert outcome.found
+    assert outcome.status_written
+    kinds = sorted(o["kind"] for o in kube.objects.values())
+    assert kinds == ["ConfigMap", "SensorSimulation", "Service", "StatefulSet"]
+    status = kube.objects[PATH]["status"]
+    assert status["observedGeneration"] == 1
+    assert [s["start"] for s in status["shards"]] == [0, 3]
+    assert (
+        status["configHash"]
+        == (
+            kube.objects[STS_PATH]["spec"]["template"]["metadata"]["annotations"][
+                names.CONFIG_HASH_ANNOTATION
+            ]
+        )
+    )
+
+
+def test_reconciling_again_changes_nothing(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    operator.reconcile("plant", "line-a")
+    versions = {p: o["metadata"]["resourceVersion"] for p, o in kube.objects.items()}
+    patches = kube.status_patches
+    again = reconciler(kube).reconcile("plant", "line-a")  # e.g. after an operator restart
+    assert not again.status_written
+    assert kube.status_patches == patches
+    assert {p: o["metadata"]["resourceVersion"] for p, o in kube.objects.items()} == versions
+
+
+def test_a_child_event_of_a_child_that_is_right_applies_nothing(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    operator.reconcile("plant", "line-a")
+    applies = len(kube.applies)
+    for path in list(kube.objects):
+        if path != PATH:
+            operator.reconcile("plant", "line-a", child=kube.get(path))
+    assert len(kube.applies) == applies
+
+
+def test_a_child_event_restores_a_deleted_or_edited_child(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    operator.reconcile("plant", "line-a")
+    service_path = object_path("v1", "Service", "plant", "line-a")
+    gone = kube.objects.pop(service_path)
+    operator.reconcile("plant", "line-a", child=gone, child_deleted=True)
+    assert kube.applies[-1] == service_path
+    assert service_path in kube.objects
+    kube.objects[STS_PATH]["spec"]["replicas"] = 7  # someone scaled the StatefulSet by hand
+    operator.reconcile("plant", "line-a", child=kube.get(STS_PATH))
+    assert kube.applies[-1] == STS_PATH
+    assert kube.objects[STS_PATH]["spec"]["replicas"] == 2
+
+
+def test_a_child_event_during_a_spec_change_reconciles_in_full(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    operator.reconcile("plant", "line-a")
+    kube.objects[PATH]["spec"]["machines"] = 6
+    kube.objects[PATH]["metadata"]["generation"] = 2
+    applies = len(kube.applies)
+    operator.reconcile("plant", "line-a", child=kube.get(STS_PATH))
+    assert len(kube.applies) == applies + 3
+    assert kube.objects[PATH]["status"]["observedGeneration"] == 2
+
+
+def test_a_new_generation_is_observed_after_apply(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    operator.reconcile("plant", "line-a")
+    before = kube.objects[PATH]["status"]["configHash"]
+    kube.objects[PATH] |= {"spec": simulation(failures={"probability": 0.5})["spec"]}
+    kube.objects[PATH]["metadata"]["generation"] = 2
+    operator.reconcile("plant", "line-a")
+    status = kube.objects[PATH]["status"]
+    assert status["observedGeneration"] == 2
+    assert status["configHash"] != before
+
+
+def test_apply_failure_is_reported_in_status_and_raised(kube: FakeKube) -> None:
+    kube.fail_apply_of = "StatefulSet"
+    with pytest.raises(ReconcileError, match="StatefulSet is invalid") as raised:
+        reconciler(kube).reconcile("plant", "line-a")
+    assert raised.value.retry
+    status = kube.objects[PATH]["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True"
+    assert degraded["reason"] == "ReconcileFailed"
+    assert status["observedGeneration"] == 0  # this generation was never applied
+
+
+def test_deleted_simulation_is_left_to_the_garbage_collector(kube: FakeKube) -> None:
+    del kube.objects[PATH]
+    assert not reconciler(kube).reconcile("plant", "line-a").found
+    assert kube.applies == []
+
+
+def test_terminating_simulation_is_not_reconciled(kube: FakeKube) -> None:
+    kube.objects[PATH]["metadata"]["deletionTimestamp"] = "2026-11-29T00:00:00Z"
+    assert not reconciler(kube).reconcile("plant", "line-a").found
+    assert kube.applies == []
+
+
+def test_unparseable_spec_is_a_permanent_error(kube: FakeKube) -> None:
+    kube.objects[PATH]["spec"]["replicas"] = 99  # > machines: the CRD would have refused it
+    with pytest.raises(ReconcileError) as raised:
+        reconciler(kube).reconcile("plant", "line-a")
+    assert not raised.value.retry
+
+
+def test_simulations_are_listed(kube: FakeKube) -> None:
+    assert reconciler(kube).simulations([]) == [("plant", "line-a")]
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "expected"),
+    [("", ["--all-namespaces"]), ("a, b", ["--namespace", "a", "--namespace", "b"])],
+)
+def test_entry_point_arguments(namespaces: str, expected: list[str]) -> None:
+    args = kopf_arguments(OperatorSettings(watch_namespaces=namespaces))
+    assert args[:4] == ["run", "--standalone", "--module", "sensorsim_operator.handlers"]
+    assert args[-len(expected) :] == expected
+    assert "--liveness" in args
+    assert "http://0.0.0.0:8080/healthz" in args
+
+
+def test_committed_crd_is_up_to_date() -> None:
+    assert crd_main(["--check"]) == 0, "run `python -m sensorsim_operator.crd --write`"
