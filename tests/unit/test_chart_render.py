@@ -55,22 +55,15 @@ def rules_of(role: Manifest) -> set[tuple[str, str, str]]:
 
 
 NAMESPACED_GRANTS = (
-    {
-        ("sensorsim.io", "sensorsimulations", verb)
-        for verb in ("get", "list", "watch", "patch", "update")
-    }
-    | {
-        ("sensorsim.io", sub, verb)
-        for sub in ("sensorsimulations/status", "sensorsimulations/scale")
-        for verb in ("get", "patch", "update")
-    }
+    {("sensorsim.io", "sensorsimulations", verb) for verb in ("get", "list", "watch", "patch")}
+    | {("sensorsim.io", "sensorsimulations/status", verb) for verb in ("get", "patch")}
+    | {("sensorsim.io", "sensorsimulations/finalizers", "update")}
     | {
         (group, resource, verb)
         for group, resource in (("", "configmaps"), ("", "services"), ("apps", "statefulsets"))
-        for verb in ("get", "list", "watch", "create", "patch", "update", "delete")
+        for verb in ("get", "list", "watch", "create", "patch")
     }
-    | {("", "pods", verb) for verb in ("get", "list", "watch")}
-    | {(group, "events", verb) for group in ("", "events.k8s.io") for verb in ("create", "patch")}
+    | {("", "events", "create")}
 )
 CRD_GRANTS = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
 NAMESPACE_GRANTS = {("", "namespaces", verb) for verb in ("list", "watch")}

@@ -6,30 +6,31 @@ kubelet, so the operator never needs the values):
 
 {{/* Rules in every namespace the operator watches. */}}
 {{- define "sensorsim.rbac.namespacedRules" -}}
-# SensorSimulation: watched; patched by kopf (finalizer, last-handled-configuration annotation).
+# SensorSimulation: watched; patched by kopf (its last-handled-configuration annotation).
 - apiGroups: ["sensorsim.io"]
   resources: ["sensorsimulations"]
-  verbs: ["get", "list", "watch", "patch", "update"]
-# Its status (observedGeneration, replicas, shard table, conditions) and the scale subresource.
+  verbs: ["get", "list", "watch", "patch"]
+# Its status: observedGeneration, replicas, shard table, conditions.
 - apiGroups: ["sensorsim.io"]
-  resources: ["sensorsimulations/status", "sensorsimulations/scale"]
-  verbs: ["get", "patch", "update"]
-# Children: the settings ConfigMap and the producers' headless Service.
+  resources: ["sensorsimulations/status"]
+  verbs: ["get", "patch"]
+# Children carry blockOwnerDeletion, which needs update on the owner's finalizers where the
+# OwnerReferencesPermissionEnforcement admission plugin is on.
+- apiGroups: ["sensorsim.io"]
+  resources: ["sensorsimulations/finalizers"]
+  verbs: ["update"]
+# Children, applied with server-side apply (create + patch). No delete: the garbage collector
+# removes them through their ownerReferences.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Child: the producers' StatefulSet.
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Producer pods, read only: readiness for the status.
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Warning events about a SensorSimulation (kubectl describe sensim).
 - apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-# Events about the handling of a SensorSimulation (kopf posts them; core and events.k8s.io APIs).
-- apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}
 
 {{/*
