@@ -37,14 +37,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
+from domain.simulation_spec import parse_spec  # noqa: E402
 from sensorsim_operator.children import (  # noqa: E402
     BuildDefaults,
     SimulationRef,
     build_stateful_set,
 )
 from sensorsim_operator.kube import ApiKube  # noqa: E402
-
-from domain.simulation_spec import parse_spec  # noqa: E402
 from tests.infra import procs, tools  # noqa: E402
 from tests.infra.cluster import KubeCluster  # noqa: E402
 
