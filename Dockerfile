@@ -28,11 +28,11 @@ RUN pip install --no-cache-dir uv==0.13.9
 
 WORKDIR /src
 
-# Dependencies first (project.dependencies of pyproject.toml): this layer is rebuilt only when
-# pyproject.toml changes, not on every code change.
-COPY pyproject.toml README.md ./
+# Dependencies first, at the versions pinned in requirements.lock (`make lock` writes it from
+# pyproject.toml): this layer is rebuilt only when the lock changes, not on every code change.
+COPY pyproject.toml README.md requirements.lock ./
 RUN uv venv "$VIRTUAL_ENV" \
-    && uv pip install --python "$VIRTUAL_ENV/bin/python" -r pyproject.toml
+    && uv pip sync --python "$VIRTUAL_ENV/bin/python" requirements.lock
 
 # The three packages: domain, producer and sensorsim_operator (from operator/).
 COPY domain/ domain/

@@ -8,16 +8,17 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # scripts/ and bench/ import the test infrastructure (tests.infra) from the checkout
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv tools kafka-up kafka-down cluster-up cluster-down run test test-unit \
+.PHONY: help venv lock tools kafka-up kafka-down cluster-up cluster-down run test test-unit \
         test-kafka test-k8s check lint typecheck crd operator bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	@command -v uv >/dev/null || python3 -m pip install --quiet uv
 	uv venv --quiet --allow-existing -p python3.11 $(VENV)
-	uv pip install --quiet -p $(PY) -e '.[dev]'
+	uv pip sync --quiet -p $(PY) requirements-dev.lock
+	uv pip install --quiet -p $(PY) --no-deps -e .
 	@touch $@
 
 venv: $(VENV)/.installed ## create .venv with sensorsim and its dev tools
@@ -70,6 +71,10 @@ operator: venv ## run the operator in the foreground against $$KUBECONFIG (plain
 bench: tools ## run the benchmarks (see docs/benchmarks.md)
 	$(PY) bench/producer_bench.py
 	$(PY) bench/operator_bench.py
+
+lock: ## re-pin requirements.lock (image) and requirements-dev.lock (dev, CI) from pyproject.toml
+	uv pip compile -q pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+	uv pip compile -q pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-dev.lock
 
 clean: ## remove local state (not the tool cache)
 	-$(PY) -m tests.infra kafka-down

@@ -234,26 +234,64 @@ def run_java(bootstrap: str, classpath: str, records: int, size: int) -> float:
     return float(match.group(1))
 
 
-def part_b(bootstrap: str, classpath: str, records: int, machines: int, profile: bool) -> None:
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def profile_both_threads(bootstrap: str, records: int, machines: int) -> None:
+    """cProfile of the caller (cycle loop, ``send``) and of kafka-python's I/O thread."""
+    from kafka.producer.sender import Sender  # noqa: PLC0415
+
+    io_profiler = cProfile.Profile()
+    original_run = Sender.run
+
+    def profiled_run(self: Any) -> None:
+        io_profiler.enable()
+        try:
+            original_run(self)
+        finally:
+            io_profiler.disable()
+
+    Sender.run = profiled_run  # benchmark-only instrumentation
+    main_profiler = cProfile.Profile()
+    try:
+        main_profiler.enable()
+        run_sink(bootstrap, records, machines)
+        main_profiler.disable()
+    finally:
+        Sender.run = original_run
+    for name, profiler in (
+        ("caller thread", main_profiler),
+        ("kafka-python I/O thread", io_profiler),
+    ):
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(14)
+        print(f"profile of the end-to-end run, {name} (top functions by own time):")
+        print(stream.getvalue())
+
+
+def part_b(
+    bootstrap: str, classpath: str, records: int, machines: int, *, profile: bool, repeat: int
+) -> None:
     print(f"(b) end to end into Kafka at {bootstrap}: {records:,} records, acks=all, "
-          "linger 5 ms, batch 64 KiB, no compression")  # fmt: skip
-    ours, size = run_sink(bootstrap, records, machines)
-    java = run_java(bootstrap, classpath, records, size)
-    print(f"{'producer':<44} | {'records/s':>10}")
-    print("-" * 58)
-    print(f"{'sensorsim (engine+encoder+KafkaSink, python)':<44} | {ours:>10,.0f}")
-    print(f"{f'Kafka ProducerPerformance (java, {size} B)':<44} | {java:>10,.0f}")
-    print(f"ratio sensorsim / java: {ours / java:.2f}")
+          f"linger 5 ms, batch 64 KiB, no compression; {repeat} alternating runs")  # fmt: skip
+    ours: list[float] = []
+    java: list[float] = []
+    size = 0
+    for _ in range(repeat):
+        rate, size = run_sink(bootstrap, records, machines)
+        ours.append(rate)
+        java.append(run_java(bootstrap, classpath, records, size))
+    print(f"{'producer':<44} | {'median':>9} | runs")
+    print("-" * 78)
+    runs = ", ".join(f"{r:,.0f}" for r in ours)
+    print(f"{'sensorsim (engine+encoder+KafkaSink, python)':<44} | {median(ours):>9,.0f} | {runs}")
+    runs = ", ".join(f"{r:,.0f}" for r in java)
+    print(f"{f'Kafka ProducerPerformance (java, {size} B)':<44} | {median(java):>9,.0f} | {runs}")
+    print(f"ratio sensorsim / java (medians): {median(ours) / median(java):.2f}")
     print()
     if profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        run_sink(bootstrap, records // 4, machines)
-        profiler.disable()
-        stream = io.StringIO()
-        pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(18)
-        print("profile of the end-to-end run (main thread; top functions by own time):")
-        print(stream.getvalue())
+        profile_both_threads(bootstrap, records // 4, machines)
 
 
 def machine_description() -> str:
@@ -283,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--cpu", type=int, default=0, help="CPU to pin to (-1: do not pin)")
     parser.add_argument("--profile", action="store_true", help="cProfile the end-to-end run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of part (b); median")
     parser.add_argument("--skip-a", action="store_true", help="only part (b)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -295,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_a:
         part_a(reference, args.budget)
     if args.bootstrap and args.java_classpath:
-        part_b(args.bootstrap, args.java_classpath, args.records, args.machines, args.profile)
+        part_b(args.bootstrap, args.java_classpath, args.records, args.machines,
+               profile=args.profile, repeat=max(1, args.repeat))  # fmt: skip
     else:
         print("(b) skipped: pass --bootstrap and --java-classpath")
     return 0

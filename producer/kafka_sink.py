@@ -8,6 +8,14 @@
 * no flush per record: batching by KAFKA_LINGER_MS / KAFKA_BATCH_SIZE, delivery results
   counted by callbacks; the cycle loop waits when more than KAFKA_MAX_PENDING_RECORDS are
   unacknowledged (kafka-python has no bounded buffer of its own), it never drops.
+
+Throughput (docs/benchmarks.md): kafka-python checksums every record batch with CRC-32C;
+without the C package ``crc32c`` (a dependency of sensorsim for this reason) it does so in pure
+Python, byte by byte (~0.2 ms per 540-byte record) in its I/O thread, holding the GIL, which
+alone capped the sink at ~5,000 records/s. ``start()`` logs which implementation is in use and
+warns when it is the slow one. Records also carry an explicit partition, cached per machine
+with kafka-python's murmur2 (the Java client's choice), which spares a pure-Python murmur2 per
+record.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from producer.errors import BrokerError
@@ -27,6 +36,22 @@ _LOGGED_ERRORS = 10
 """Log the first delivery errors in full, then one summary line per ``_ERROR_LOG_EVERY``."""
 _ERROR_LOG_EVERY = 10_000
 _BACKPRESSURE_CHECK = 256
+
+
+def crc32c_implementation() -> str:
+    """Which CRC-32C kafka-python found: ``"crc32c"`` (the C package) or ``"python"``."""
+    from kafka.record import util as record_util  # noqa: PLC0415
+
+    return "crc32c" if getattr(record_util, "crc32c_c", None) is not None else "python"
+
+
+def machine_partitions(keys: list[bytes], partitions: Iterable[int]) -> list[int]:
+    """The partition kafka-python's and Java's default partitioner pick for each key:
+    ``partitions_sorted[(murmur2(key) & 0x7fffffff) % count]``."""
+    from kafka.partitioner.default import murmur2  # noqa: PLC0415
+
+    ordered = sorted(partitions)
+    return [ordered[(murmur2(key) & 0x7FFFFFFF) % len(ordered)] for key in keys]
 
 
 def client_config(settings: ProducerSettings) -> dict[str, Any]:
@@ -95,6 +120,9 @@ class KafkaSink:
         self.stats = DeliveryStats()
         self.ready = threading.Event()
         self._give_up_after = settings.kafka_delivery_timeout_ms / 1000
+        self._partition_set: frozenset[int] = frozenset()
+        self._partitions: list[int | None] = [None] * len(self._keys)
+        self.crc32c = "python"
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -105,6 +133,12 @@ class KafkaSink:
         from kafka import KafkaProducer  # noqa: PLC0415  (edge module: the only Kafka import)
         from kafka import errors as kafka_errors  # noqa: PLC0415
 
+        self.crc32c = crc32c_implementation()
+        if self.crc32c == "python":
+            log.warning(
+                "kafka-python checksums batches in pure Python (package crc32c missing): "
+                "expect ~5,000 records/s at most; `pip install crc32c` to lift it"
+            )
         factory = self._client_factory or KafkaProducer
         spy = _AuthErrorSpy()
         kafka_logger = logging.getLogger("kafka")
@@ -149,11 +183,13 @@ class KafkaSink:
                 f"topic {self._topic!r} has no partitions on {servers}; create it or set "
                 "KAFKA_CREATE_TOPIC=true"
             )
+        self._use_partitions(partitions)
         log.info(
-            "connected to Kafka at %s; topic %r has %d partitions",
+            "connected to Kafka at %s; topic %r has %d partitions (CRC-32C: %s)",
             servers,
             self._topic,
             len(partitions),
+            self.crc32c,
         )
         self.ready.set()
 
@@ -257,12 +293,30 @@ class KafkaSink:
                 )
                 warned = True
 
+    def _use_partitions(self, partitions: set[int] | frozenset[int]) -> None:
+        """Cache each machine's partition for this partition set (recomputed if it changes)."""
+        if partitions and partitions != self._partition_set:
+            self._partition_set = frozenset(partitions)
+            self._partitions = list(machine_partitions(self._keys, partitions))
+
+    def _refresh_partitions(self, producer: Any) -> None:
+        # kafka-python answers from its cached metadata (refreshed every metadata_max_age_ms);
+        # if the topic gained partitions, keys move as they would with the default partitioner.
+        try:
+            partitions = producer.partitions_for(self._topic)
+        except Exception:  # no metadata now (broker away): keep the last known assignment
+            return
+        if partitions:
+            self._use_partitions(partitions)
+
     def send_cycle(self, cycle: OutgoingCycle) -> None:
         from kafka.errors import KafkaTimeoutError  # noqa: PLC0415
 
         producer = self._producer
         if producer is None:
             raise RuntimeError("KafkaSink.start() was not called")
+        self._refresh_partitions(producer)
+        partition_of = self._partitions
         seq = str(cycle.seq).encode("ascii")
         healthy = [("seq", seq), ("simulation", self._simulation)]
         failing_headers = [[*healthy, ("failure_type", name)] for name in self._failure_types]
@@ -276,7 +330,9 @@ class KafkaSink:
             waited_since = time.monotonic()
             while future is None:
                 try:
-                    future = send(topic, value=body, key=keys[i], headers=headers)
+                    future = send(
+                        topic, value=body, key=keys[i], headers=headers, partition=partition_of[i]
+                    )
                 except KafkaTimeoutError as exc:  # no metadata: the broker is away
                     if time.monotonic() - waited_since > self._give_up_after:
                         break

@@ -187,6 +187,26 @@ def test_machines_times_cycles_records_keyed_and_parseable(kafka_bootstrap: str)
         assert seqs == list(range(cycles))  # in order, per machine
 
 
+def test_records_land_where_the_default_partitioner_puts_their_key(kafka_bootstrap: str) -> None:
+    """The sink passes explicit partitions; they must be the Java client's murmur2 choice."""
+    from kafka.partitioner.default import murmur2  # noqa: PLC0415
+
+    machines = 60
+    topic = unique_topic("partitions")
+    env = producer_env(
+        kafka_bootstrap, topic, NUM_MACHINES=str(machines), SIMULATION_INTERVAL_MS="0",
+        LOG_LEVEL="INFO",
+    )  # fmt: skip
+    result = run_producer(env, "--max-messages", str(machines * 3))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"CRC-32C: crc32c", result.stderr), result.stderr
+    records = read_topic(kafka_bootstrap, topic)
+    assert len(records) == machines * 3
+    for record in records:
+        assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % 3, record.key
+    assert len({r.partition for r in records}) == 3
+
+
 def get_status(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:

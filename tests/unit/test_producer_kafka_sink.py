@@ -9,9 +9,16 @@ from typing import Any, ClassVar
 
 import pytest
 from kafka.errors import KafkaTimeoutError
+from kafka.partitioner.default import DefaultPartitioner
 
+from domain.machine_ids import machine_ids
 from producer.errors import BrokerError
-from producer.kafka_sink import KafkaSink, client_config
+from producer.kafka_sink import (
+    KafkaSink,
+    client_config,
+    crc32c_implementation,
+    machine_partitions,
+)
 from producer.settings import ProducerSettings
 from producer.sinks import OutgoingCycle
 
@@ -47,17 +54,26 @@ class FakeProducer:
         self.config = config
         self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
         self.futures: list[FakeFuture] = []
+        self.partitions_sent: list[int | None] = []
+        self.partition_ids = {0, 1, 2}
         self.auto_ack = True
         self.closed = False
         FakeProducer.instances.append(self)
 
     def partitions_for(self, topic: str) -> set[int]:
-        return {0, 1, 2}
+        return self.partition_ids
 
     def send(
-        self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+        self,
+        topic: str,
+        *,
+        value: bytes,
+        key: bytes,
+        headers: list[tuple[str, bytes]],
+        partition: int | None = None,
     ) -> FakeFuture:
         self.sent.append((topic, key, value, headers))
+        self.partitions_sent.append(partition)
         future = FakeFuture()
         self.futures.append(future)
         return future
@@ -215,3 +231,58 @@ def test_missing_codec_is_reported() -> None:
     else:
         with pytest.raises(BrokerError, match="zstandard"):
             sink.start()
+
+
+# -- throughput measures: CRC-32C and cached partitions ---------------------------------------
+
+
+def test_kafka_python_checksums_with_the_c_package() -> None:
+    # crc32c is a dependency so that kafka-python never falls back to its pure-Python CRC.
+    assert crc32c_implementation() == "crc32c"
+
+
+class _Cluster:
+    def __init__(self, partitions: set[int]) -> None:
+        self.partitions = partitions
+
+    def topics(self) -> set[str]:
+        return {"t"}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return self.partitions
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return self.partitions
+
+
+def test_cached_partitions_equal_the_default_partitioner() -> None:
+    keys = [m.encode("ascii") for m in machine_ids("plant", range(5_000))]
+    keys += [b"", b"a", b"ab", b"abc", b"abcde", "caf\u00e9".encode()]
+    partitioner = DefaultPartitioner()
+    for partitions in ({0}, {0, 1, 2}, set(range(6)), set(range(7)), set(range(12)), {3, 5, 9}):
+        cluster = _Cluster(partitions)
+        expected = [partitioner.partition("t", k, k, None, None, cluster) for k in keys]
+        assert machine_partitions(keys, partitions) == expected
+
+
+def test_records_carry_the_cached_partition_and_follow_new_partitions() -> None:
+    sink, fake = started_sink()
+    keys = [b"aaaaaaaa", b"bbbbbbbb", b"cccccccc"]
+    cycle = OutgoingCycle(seq=0, bodies=[b"x", b"y", b"z"], failing=[False] * 3,
+                          failure_type=[0] * 3)  # fmt: skip
+    sink.send_cycle(cycle)
+    assert fake.partitions_sent == machine_partitions(keys, {0, 1, 2})
+    fake.partition_ids = set(range(12))  # the topic gained partitions
+    sink.send_cycle(cycle)
+    assert fake.partitions_sent[3:] == machine_partitions(keys, set(range(12)))
+
+
+def test_a_metadata_failure_keeps_the_last_partition_assignment() -> None:
+    sink, fake = started_sink()
+
+    def no_metadata(topic: str) -> set[int]:
+        raise KafkaTimeoutError("no metadata")
+
+    fake.partitions_for = no_metadata  # type: ignore[method-assign]
+    sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
+    assert fake.partitions_sent == machine_partitions([b"aaaaaaaa"], {0, 1, 2})
