@@ -35,7 +35,10 @@ def _mix(half: npt.NDArray[np.uint64], key: int) -> npt.NDArray[np.uint64]:
 
 def machine_id_values(simulation_name: str, indices: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     """The 32-bit id values of many machine indices at once (vectorised)."""
-    idx = np.asarray(indices, dtype=np.int64)
+    if isinstance(indices, range):  # a shard's range: no Python loop over its members
+        idx = np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
+    else:
+        idx = np.asarray(indices, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= MAX_MACHINES):
         raise ValueError(f"machine indices must be in 0..{MAX_MACHINES - 1}")
     value = idx.astype(np.uint64)

@@ -12,6 +12,8 @@ Field names are camelCase on the wire (Kubernetes convention) and snake_case in 
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -55,8 +57,19 @@ NAME_RULE: Final = {
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DATA_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"
 LABEL_VALUE_PATTERN: Final = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# Label, annotation, node-selector and taint keys: an optional DNS-subdomain prefix and '/',
+# then a name of at most 63 characters (Kubernetes "qualified name").
+QUALIFIED_NAME_PATTERN: Final = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+QUALIFIED_NAME_RULE: Final = (
+    "an optional DNS-subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or "
+    "'.', starting and ending with a letter or digit"
+)
+# Non-negative only: a pod's requests and limits may not be negative.
 QUANTITY_PATTERN: Final = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 # host:port[,host:port...]; hosts are names or IPv4 addresses, or bracketed IPv6 addresses.
@@ -101,6 +114,49 @@ class _Model(BaseModel):
         extra="forbid",
         frozen=True,
     )
+
+
+def _keys_rule(field: str, what: str) -> JsonDict:
+    """CEL: every key of the map ``field`` is a qualified name (CRD schemas cannot constrain
+    map keys otherwise)."""
+    return _cel(
+        f"!has(self.{field}) || self.{field}.all(k, k.matches(r'{QUALIFIED_NAME_PATTERN}'))",
+        f"podTemplate.{field} keys must be {what}: {QUALIFIED_NAME_RULE}",
+        f".{field}",
+    )
+
+
+def _bad_keys(mapping: dict[str, str]) -> list[str]:
+    return sorted(key for key in mapping if not re.fullmatch(QUALIFIED_NAME_PATTERN, key))
+
+
+_QUANTITY_SUFFIXES: Final[dict[str, Decimal]] = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+}
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """The value of a Kubernetes quantity matching QUANTITY_PATTERN ('250m', '1Gi', '1e3')."""
+    number = re.match(r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))([eE][-+]?[0-9.]+)?", quantity)
+    if number is None:
+        raise ValueError(f"not a quantity: {quantity!r}")
+    suffix = quantity[number.end() :]
+    return Decimal(number.group(0).lstrip("+")) * _QUANTITY_SUFFIXES[suffix]
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
@@ -306,6 +362,26 @@ class ResourceLimits(_Model):
 class ResourcesSpec(_Model):
     """Compute resources of each producer pod."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "quantity(self.requests.memory).compareTo(quantity(self.limits.memory)) <= 0",
+                    "resources.requests.memory must be less than or equal to "
+                    "resources.limits.memory (default 512Mi): raise the limit or lower the request",
+                    ".requests.memory",
+                ),
+                _cel(
+                    "!has(self.limits.cpu) || "
+                    "quantity(self.requests.cpu).compareTo(quantity(self.limits.cpu)) <= 0",
+                    "resources.requests.cpu must be less than or equal to resources.limits.cpu: "
+                    "raise the limit or lower the request",
+                    ".requests.cpu",
+                ),
+            ]
+        }
+    )
+
     requests: ResourceRequests = Field(
         default_factory=ResourceRequests, description="Requests of each producer pod."
     )
@@ -313,13 +389,52 @@ class ResourcesSpec(_Model):
         default_factory=ResourceLimits, description="Limits of each producer pod."
     )
 
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ResourcesSpec:
+        requests, limits = self.requests, self.limits
+        if quantity_value(requests.memory) > quantity_value(limits.memory):
+            raise ValueError(
+                "resources.requests.memory must be less than or equal to resources.limits.memory"
+            )
+        if limits.cpu is not None and quantity_value(requests.cpu) > quantity_value(limits.cpu):
+            raise ValueError(
+                "resources.requests.cpu must be less than or equal to resources.limits.cpu"
+            )
+        return self
+
 
 class Toleration(_Model):
     """A pod toleration (the Kubernetes core/v1 Toleration fields)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.key) || self.operator == 'Exists'",
+                    "a toleration without a key must use operator Exists (it then tolerates "
+                    "every taint): set key or operator: Exists",
+                    ".operator",
+                ),
+                _cel(
+                    "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                    "a toleration with operator Exists matches any value: remove value",
+                    ".value",
+                ),
+                _cel(
+                    "!has(self.tolerationSeconds) || "
+                    "(has(self.effect) && self.effect == 'NoExecute')",
+                    "tolerationSeconds is only used with effect NoExecute: set effect: NoExecute "
+                    "or remove tolerationSeconds",
+                    ".tolerationSeconds",
+                ),
+            ]
+        }
+    )
+
     key: str | None = Field(
         default=None,
         max_length=317,
+        pattern=QUALIFIED_NAME_PATTERN,
         description="Taint key the toleration applies to; unset with operator Exists = all taints.",
     )
     operator: Literal["Exists", "Equal"] = Field(
@@ -338,6 +453,16 @@ class Toleration(_Model):
         description="For NoExecute: how long the pod stays bound after the taint appears.",
     )
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.key is None and self.operator != "Exists":
+            raise ValueError("a toleration without a key must use operator Exists")
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists matches any value: remove value")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds is only used with effect NoExecute")
+        return self
+
 
 class PodTemplateExtras(_Model):
     """A small, bounded set of pod template settings users commonly need."""
@@ -354,7 +479,10 @@ class PodTemplateExtras(_Model):
                     + ", ".join(RESERVED_POD_LABELS)
                     + ": the operator uses them to select the producer pods",
                     ".labels",
-                )
+                ),
+                _keys_rule("labels", "label keys"),
+                _keys_rule("annotations", "annotation keys"),
+                _keys_rule("nodeSelector", "node label keys"),
             ]
         }
     )
@@ -385,6 +513,16 @@ class PodTemplateExtras(_Model):
         reserved = sorted(set(self.labels) & set(RESERVED_POD_LABELS))
         if reserved:
             raise ValueError(f"podTemplate.labels may not set {', '.join(reserved)}")
+        for field, mapping in (
+            ("labels", self.labels),
+            ("annotations", self.annotations),
+            ("nodeSelector", self.node_selector),
+        ):
+            bad = _bad_keys(mapping)
+            if bad:
+                raise ValueError(
+                    f"podTemplate.{field} keys {bad} are invalid: {QUALIFIED_NAME_RULE}"
+                )
         return self
 
 
@@ -573,6 +711,16 @@ class SimulationStatus(_Model):
         default="",
         max_length=64,
         description="Hash of everything that shapes the producer pods; a change rolls them.",
+    )
+    progressing_since: str | None = Field(
+        default=None,
+        max_length=64,
+        json_schema_extra={"format": "date-time"},
+        description=(
+            "When the rollout of observedGeneration began (RFC 3339); unset when not "
+            "progressing. The progress deadline counts from here, so a new generation starts a "
+            "new deadline even while the Progressing condition stays True."
+        ),
     )
     conditions: list[Condition] = Field(
         default_factory=list,

@@ -72,15 +72,22 @@ class ProducerApp:
             log.info("SIMULATION_SEED unset: using random seed %d", self.seed)
         else:
             self.seed = settings.simulation_seed
-        self.machine_ids = machine_ids(settings.simulation_name, shard.indices())
-        self.engine = SimulationEngine(
-            profile,
-            settings.failure_model,
-            first_machine=shard.start,
-            count=shard.size,
-            seed=self.seed,
-            simulation_name=settings.simulation_name,
-        )
+        try:
+            self.machine_ids = machine_ids(settings.simulation_name, shard.indices())
+            self.engine = SimulationEngine(
+                profile,
+                settings.failure_model,
+                first_machine=shard.start,
+                count=shard.size,
+                seed=self.seed,
+                simulation_name=settings.simulation_name,
+            )
+        except MemoryError:
+            raise ConfigError(
+                f"NUM_MACHINES={settings.num_machines} with SHARD_COUNT={settings.shard_count}: "
+                f"this shard's {shard.size} machines do not fit in memory; raise SHARD_COUNT "
+                "or lower NUM_MACHINES"
+            ) from None
         bound = float(
             np.max(np.abs(np.concatenate([profile.reading_lower, profile.reading_upper])))
         )
@@ -97,7 +104,7 @@ class ProducerApp:
         elif sink_kind == "stdout":
             self.sink = StdoutSink()
         else:
-            self.sink = KafkaSink(settings, self.machine_ids, profile.failure_types)
+            self.sink = KafkaSink(settings, self.machine_ids, profile.failure_types, stop=self.stop)
         self.metrics = ProducerMetrics(profile.failure_types, lambda: self.sink.stats)
         self.metrics.machines.set(shard.size)
         self._ready = threading.Event()

@@ -108,8 +108,12 @@ class KafkaSink:
         failure_types: tuple[str, ...],
         *,
         client_factory: Any = None,
+        stop: threading.Event | None = None,
     ) -> None:
+        """``stop``: once set (SIGTERM), the sink no longer waits for room in its buffer, so the
+        cycle in progress is handed over at once and shutdown can flush without delay."""
         self._settings = settings
+        self._stop = stop or threading.Event()
         self._topic = settings.kafka_topic
         self._keys = [m.encode("ascii") for m in machine_ids]
         self._simulation = settings.simulation_name.encode("utf-8")
@@ -277,13 +281,15 @@ class KafkaSink:
             log.error("%d deliveries failed so far; last: %s", failed, self.stats.last_error)
 
     def _wait_for_room(self) -> None:
-        """Block while too many records are unacknowledged (backpressure, never drop)."""
+        """Block while too many records are unacknowledged (backpressure, never drop), unless
+        the process is stopping: then the flush at shutdown does the waiting, within its
+        bounded time."""
         limit = self._settings.kafka_max_pending_records
         if self.stats.pending <= limit:
             return
         started = time.monotonic()
         warned = False
-        while self.stats.pending > limit // 2:
+        while self.stats.pending > limit // 2 and not self._stop.is_set():
             time.sleep(0.005)
             if not warned and time.monotonic() - started > 1.0:
                 log.warning(

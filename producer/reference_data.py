@@ -23,6 +23,7 @@ from producer.errors import ReferenceDataError
 FloatArray = npt.NDArray[np.float64]
 
 SENSOR_COLUMN = re.compile(r"^Sensor\s+(\d+)$")
+_MANGLED_DUPLICATE = re.compile(r"^(Sensor\s+\d+)\.\d+$")
 LABEL_COLUMN = "Label"
 MAX_ABS_VALUE = 1e12
 """Larger readings could not be rounded to 6 decimals exactly in 64-bit arithmetic."""
@@ -98,6 +99,15 @@ def _read(path: Path) -> pd.DataFrame:
 def _sensor_columns(path: Path, frame: pd.DataFrame, num_sensors: int | None) -> list[str]:
     columns = [str(c) for c in frame.columns]
     sensors = [c for c in columns if SENSOR_COLUMN.match(c.strip())]
+    names = [c.strip() for c in sensors]
+    # pandas renames a repeated header "Sensor 1" to "Sensor 1.1"; both would be one JSON key.
+    repeated = [c for c in columns if _MANGLED_DUPLICATE.match(c.strip())]
+    repeated += [n for i, n in enumerate(names) if n in names[:i]]
+    if repeated:
+        name = _MANGLED_DUPLICATE.sub(r"\1", repeated[0].strip())
+        raise ReferenceDataError(
+            path, f"column '{name}' appears more than once (sensor names must be unique)"
+        )
     if not sensors:
         shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
         raise ReferenceDataError(

@@ -38,8 +38,12 @@ DEFAULT_CHUNK_ROWS = 1024
 
 
 def int_digits_for(magnitude: float) -> int:
-    """Digits of the integer part needed for values up to ``magnitude``, in groups of 3."""
-    digits = max(1, len(str(math.floor(abs(magnitude)))))
+    """Digits of the integer part needed for values up to ``magnitude``, in groups of 3.
+
+    Readings are rounded to 6 decimals after clipping, so a bound just below a power of ten
+    (``999.9999996``) can round up to it (``1000.0``): count the digits of the rounded bound.
+    """
+    digits = max(1, len(str(math.floor(abs(magnitude) + 0.5 / _SCALE))))
     return 3 * -(-digits // 3)
 
 

@@ -22,6 +22,8 @@ from producer.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?)$")
+"""A host name, an IPv4 address or a bracketed IPv6 address (no scheme, no path)."""
 
 
 class SecurityProtocol(StrEnum):
@@ -41,7 +43,11 @@ class ProducerSettings(BaseSettings):
     """One field per environment variable (the upper-case field name)."""
 
     model_config = SettingsConfigDict(
-        case_sensitive=False, extra="ignore", env_ignore_empty=True, frozen=True
+        case_sensitive=False,
+        extra="ignore",
+        env_ignore_empty=True,
+        frozen=True,
+        allow_inf_nan=False,
     )
 
     # Kafka (original names and defaults)
@@ -157,8 +163,8 @@ class ProducerSettings(BaseSettings):
             raise ValueError("must list at least one host:port")
         for server in servers:
             host, sep, port = server.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"{server!r} is not host:port")
+            if not sep or not _HOST.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port (no scheme such as PLAINTEXT://)")
         return ",".join(servers)
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ they are never skipped.
 from __future__ import annotations
 
 import atexit
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marker = _DIRECTORY_MARKERS.get(folder)
         if marker is not None:
             item.add_marker(marker)
+
+
+ORIGINAL_REFERENCE_CSV = tools.REPO_ROOT.parent / "shared" / "reference" / "data_sensors.csv"
+
+
+@pytest.fixture(scope="session")
+def original_reference_csv() -> Path:
+    """The original system's data file, which lives beside the repository (never in it).
+    A developer checkout without it skips the tests that read it; CI, which always has it,
+    fails instead, so those tests cannot silently stop running."""
+    if not ORIGINAL_REFERENCE_CSV.exists():
+        message = f"the original system's file is missing: {ORIGINAL_REFERENCE_CSV}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return ORIGINAL_REFERENCE_CSV
 
 
 def _broker(workdir: Path, **kwargs: str) -> Iterator[KafkaBroker]:

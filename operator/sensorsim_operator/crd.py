@@ -214,6 +214,14 @@ def crd() -> JsonObject:
                             "description": "Kafka topic.",
                         },
                         {
+                            # -o wide only: DESIGN §6 fixes the default columns.
+                            "name": "Status",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+                            "description": "Reason of the Ready condition (e.g. Suspended).",
+                            "priority": 1,
+                        },
+                        {
                             "name": "Age",
                             "type": "date",
                             "jsonPath": ".metadata.creationTimestamp",

@@ -92,7 +92,28 @@ def _condition(
     )
 
 
-def _stuck(previous: Sequence[Condition], generation: int, now: datetime) -> bool:
+def _parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _progressing_since(
+    previous: Sequence[Condition], since: str | None, generation: int
+) -> str | None:
+    """When the rollout of ``generation`` began, if it was already progressing: None on the
+    first visit of a generation. The Progressing condition's lastTransitionTime cannot tell,
+    since a spec change in the middle of a rollout leaves it True (and the time unchanged)."""
+    progressing = next((c for c in previous if c.type == "Progressing"), None)
+    if progressing is None or progressing.observed_generation != generation:
+        return None
+    if progressing.status != "True":
+        return None
+    # Statuses written before status.progressingSince existed: the transition time.
+    return since or progressing.last_transition_time
+
+
+def _stuck(
+    previous: Sequence[Condition], since: str | None, generation: int, now: datetime
+) -> bool:
     """True when this generation has been Progressing for longer than the deadline (a new
     generation, e.g. the fix of a bad image, starts a new deadline)."""
     progressing = next((c for c in previous if c.type == "Progressing"), None)
@@ -100,10 +121,8 @@ def _stuck(previous: Sequence[Condition], generation: int, now: datetime) -> boo
         return False
     if progressing.reason == "ProgressDeadlineExceeded":
         return True
-    if progressing.status != "True":
-        return False
-    started = datetime.strptime(progressing.last_transition_time, "%Y-%m-%dT%H:%M:%SZ")
-    return now - started.replace(tzinfo=UTC) > PROGRESS_DEADLINE
+    started = _progressing_since(previous, since, generation)
+    return started is not None and now - _parse_time(started) > PROGRESS_DEADLINE
 
 
 def conditions(
@@ -114,6 +133,7 @@ def conditions(
     generation: int,
     now: datetime,
     failure: str | None = None,
+    progressing_since: str | None = None,
 ) -> list[Condition]:
     """Ready, Progressing and Degraded, in that order."""
 
@@ -143,7 +163,7 @@ def conditions(
             else counts
         )
         ready = make("Ready", "False", waiting, detail)
-        if _stuck(previous, generation, now):
+        if _stuck(previous, progressing_since, generation, now):
             progressing = make(
                 "Progressing",
                 "False",
@@ -195,6 +215,21 @@ def compute_status(
     """
     previous = previous or SimulationStatus()
     rollout = RolloutState.of(stateful_set, desired=0 if spec.suspend else spec.replicas)
+    new_conditions = conditions(
+        spec,
+        rollout,
+        previous.conditions,
+        generation=generation,
+        now=now,
+        failure=failure,
+        progressing_since=previous.progressing_since,
+    )
+    progressing = next(c for c in new_conditions if c.type == "Progressing")
+    since = None
+    if progressing.status == "True":
+        since = _progressing_since(
+            previous.conditions, previous.progressing_since, generation
+        ) or rfc3339(now)
     return SimulationStatus(
         observed_generation=generation,
         replicas=rollout.replicas,
@@ -202,9 +237,8 @@ def compute_status(
         selector=names.selector_string(simulation),
         shards=shards(simulation, spec),
         config_hash=config_hash,
-        conditions=conditions(
-            spec, rollout, previous.conditions, generation=generation, now=now, failure=failure
-        ),
+        progressing_since=since,
+        conditions=new_conditions,
     )
 
 

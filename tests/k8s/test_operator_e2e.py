@@ -472,6 +472,10 @@ def test_labels_or_annotations_of_the_simulation_roll_nothing(
         ({"intervalMs": -100}, "spec.intervalMs"),
         ({"messageFormat": "avro"}, "spec.messageFormat"),
         ({"kafka": {"topic": "t"}}, "spec.kafka.bootstrapServers"),
+        # Rejected at admission instead of failing later when the StatefulSet is applied:
+        ({"podTemplate": {"tolerations": [{}]}}, "spec.podTemplate.tolerations[0].operator"),
+        ({"podTemplate": {"labels": {"bad key!": "x"}}}, "spec.podTemplate.labels"),
+        ({"resources": {"requests": {"memory": "1Gi"}}}, "spec.resources.requests.memory"),
     ],
 )
 def test_invalid_objects_are_rejected_naming_the_field(
@@ -613,6 +617,9 @@ def test_printer_columns_and_explain(api: Api, k8s_cluster: KubeCluster) -> None
     header, row = api.kubectl("get", "sensim").strip().splitlines()
     assert header.split() == ["NAME", "REPLICAS", "READY", "MACHINES", "TOPIC", "AGE"]
     assert row.split()[:5] == ["minimal", "3", "3", "12", "sensor-data"]
+    header, row = api.kubectl("get", "sensim", "-o", "wide").strip().splitlines()
+    assert header.split()[5] == "STATUS"
+    assert row.split()[5] == "AllShardsReady"
     explained = k8s_cluster.kubectl("explain", "sensorsimulation.spec.failures").stdout
     assert "Failure model" in explained
     assert "Probability per cycle that a healthy machine starts a failure episode" in explained

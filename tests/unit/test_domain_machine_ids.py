@@ -61,3 +61,16 @@ def test_known_values_are_pinned() -> None:
 def test_out_of_range_indices_are_rejected(index: int) -> None:
     with pytest.raises(ValueError, match="machine indices"):
         machine_id("x", index)
+
+
+@given(names, st.integers(0, MAX_MACHINES - 50), st.integers(0, 40), st.integers(1, 3))
+def test_a_range_gives_the_same_ids_as_its_list(
+    name: str, start: int, size: int, step: int
+) -> None:
+    indices = range(start, start + size, step)
+    assert machine_ids(name, indices) == machine_ids(name, list(indices))
+
+
+def test_a_range_beyond_the_id_space_is_refused() -> None:
+    with pytest.raises(ValueError, match="machine indices"):
+        machine_id_values("x", range(MAX_MACHINES - 1, MAX_MACHINES + 1))

@@ -52,11 +52,13 @@ def status_of(
     previous: SimulationStatus | None = None,
     now: datetime = T0,
     failure: str | None = None,
+    *,
+    generation: int = 2,
 ) -> SimulationStatus:
     return compute_status(
         simulation="line-a",
         spec=spec,
-        generation=2,
+        generation=generation,
         config_hash="h1",
         stateful_set=stateful_set,
         previous=previous,
@@ -157,6 +159,28 @@ def test_a_new_generation_starts_a_new_progress_deadline() -> None:
     assert condition(fixed, "Progressing").status == "True"
     assert condition(fixed, "Progressing").last_transition_time == rfc3339(late)
     assert condition(fixed, "Degraded").status == "False"
+
+
+def test_a_spec_change_during_a_rollout_starts_a_new_progress_deadline() -> None:
+    waiting = status_of(spec_of(), sts(ready=2))
+    assert waiting.progressing_since == rfc3339(T0)
+    changed_at = T0 + PROGRESS_DEADLINE - timedelta(minutes=1)
+    changed = status_of(spec_of(), sts(ready=2), previous=waiting, now=changed_at, generation=3)
+    progressing = condition(changed, "Progressing")
+    # The condition stays True, so by the API conventions its transition time stays put ...
+    assert (progressing.status, progressing.last_transition_time) == ("True", rfc3339(T0))
+    # ... but the deadline of generation 3 starts now.
+    assert changed.progressing_since == rfc3339(changed_at)
+    later = T0 + PROGRESS_DEADLINE + timedelta(minutes=1)
+    still = status_of(spec_of(), sts(ready=2), previous=changed, now=later, generation=3)
+    assert condition(still, "Progressing").status == "True"
+    assert condition(still, "Degraded").status == "False"
+    assert still.progressing_since == changed.progressing_since
+    late = changed_at + PROGRESS_DEADLINE + timedelta(seconds=1)
+    stuck = status_of(spec_of(), sts(ready=2), previous=still, now=late, generation=3)
+    assert condition(stuck, "Progressing").reason == "ProgressDeadlineExceeded"
+    assert condition(stuck, "Degraded").status == "True"
+    assert stuck.progressing_since is None
 
 
 def test_suspended() -> None:

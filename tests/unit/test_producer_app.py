@@ -19,7 +19,7 @@ import pytest
 from domain.machine_ids import machine_ids
 from domain.messages import ExtendedSensorMessage
 from producer.app import ProducerApp
-from producer.errors import ExitCode
+from producer.errors import ConfigError, ExitCode
 from producer.settings import ProducerSettings
 from producer.sinks import DeliveryStats, OutgoingCycle
 from producer.stdout_sink import StdoutSink
@@ -174,3 +174,12 @@ def test_undelivered_records_give_a_non_zero_exit() -> None:
 
     app = ProducerApp(make_settings(max_messages=6), sink=LossySink())
     assert app.run().exit_code is ExitCode.UNDELIVERED
+
+
+def test_a_shard_too_large_for_memory_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_memory(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr("producer.app.SimulationEngine", no_memory)
+    with pytest.raises(ConfigError, match=r"NUM_MACHINES=10 with SHARD_COUNT=2: .* 5 machines"):
+        ProducerApp(make_settings(num_machines=10, shard_count=2), sink=StdoutSink(io.BytesIO()))

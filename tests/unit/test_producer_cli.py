@@ -19,7 +19,6 @@ from producer.settings import env_table
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-ORIGINAL = REPO.parent / "shared" / "reference" / "data_sensors.csv"
 
 
 def producer(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -46,21 +45,21 @@ def test_help_documents_commands_options_and_every_variable() -> None:
     assert "--file" in profile_help.stdout
 
 
-@pytest.mark.skipif(not ORIGINAL.exists(), reason="the original system's file is not here")
-def test_profile_of_the_original_file() -> None:
-    result = producer("profile", "--file", str(ORIGINAL))
+def test_profile_of_the_original_file(original_reference_csv: Path) -> None:
+    result = producer("profile", "--file", str(original_reference_csv))
     assert result.returncode == 0, result.stderr
     assert "Sensor 0 " in result.stdout
     assert "Sensor 19" in result.stdout
     assert "'1' (10 rows)" in result.stdout
 
 
-def test_stdout_run_on_the_original_file_emits_its_sensor_names() -> None:
-    if not ORIGINAL.exists():
-        pytest.skip("the original system's file is not here")
+def test_stdout_run_on_the_original_file_emits_its_sensor_names(
+    original_reference_csv: Path,
+) -> None:
     result = producer(
-        "--sink", "stdout", "--max-messages", "4", SENSOR_DATA_FILE=str(ORIGINAL), NUM_MACHINES="2"
-    )
+        "--sink", "stdout", "--max-messages", "4",
+        SENSOR_DATA_FILE=str(original_reference_csv), NUM_MACHINES="2",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     body = orjson.loads(result.stdout.splitlines()[0])
     assert list(body["readings"]["readings"]) == [f"Sensor {n}" for n in range(20)]

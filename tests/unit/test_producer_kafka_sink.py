@@ -189,6 +189,36 @@ def test_backpressure_blocks_instead_of_dropping() -> None:
     assert sink.stats.delivered == 600
 
 
+def test_a_stop_ends_the_backpressure_wait_and_hands_over_the_cycle() -> None:
+    stop = threading.Event()
+    sink = KafkaSink(settings(kafka_max_pending_records=2), ["aaaaaaaa"] * 600, (),
+                     client_factory=FakeProducer, stop=stop)  # fmt: skip
+    sink.start()
+    fake = FakeProducer.instances[-1]
+    done = threading.Event()
+    cycle = OutgoingCycle(seq=0, bodies=[b"x"] * 600, failing=[False] * 600,
+                          failure_type=[0] * 600)  # fmt: skip
+
+    def produce() -> None:
+        sink.send_cycle(cycle)
+        done.set()
+
+    worker = threading.Thread(target=produce)
+    worker.start()
+    time.sleep(0.2)
+    assert not done.is_set()  # the broker acknowledges nothing: waiting for room
+    stop.set()  # SIGTERM
+    stopped_in_time = done.wait(2.0)
+    while not done.is_set():  # (only if it failed: release the worker)
+        fake.ack_all()
+        time.sleep(0.001)
+    worker.join()
+    assert stopped_in_time, "send_cycle kept waiting after the stop"
+    assert len(fake.sent) == 600  # the whole cycle was handed over, nothing dropped
+    assert sink.flush(1.0) is True
+    assert sink.stats.delivered == 600
+
+
 def test_metadata_timeouts_are_retried() -> None:
     sink, fake = started_sink()
     real_send = fake.send

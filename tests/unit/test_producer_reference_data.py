@@ -18,7 +18,6 @@ pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "data" / "data_sensors.csv"
-ORIGINAL = REPO.parent / "shared" / "reference" / "data_sensors.csv"
 
 
 def test_bundled_data_set() -> None:
@@ -43,9 +42,8 @@ def test_bundled_data_set_is_reproducible_by_its_script() -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(not ORIGINAL.exists(), reason="the original system's file is not here")
-def test_original_systems_file() -> None:
-    profile = load_profile(ORIGINAL, 20)
+def test_original_systems_file(original_reference_csv: Path) -> None:
+    profile = load_profile(original_reference_csv, 20)
     assert profile.sensor_names == tuple(f"Sensor {n}" for n in range(20))
     assert profile.normal_rows == 1560
     assert sorted(profile.failure_types) == ["1", "2", "3"]
@@ -54,7 +52,7 @@ def test_original_systems_file() -> None:
         "2": 10,
         "3": 20,
     }
-    frame = pd.read_csv(ORIGINAL)
+    frame = pd.read_csv(original_reference_csv)
     normal = frame[frame["Label"].isna()]
     assert profile.std[0] == pytest.approx(normal["Sensor 0"].std(ddof=1))
     assert profile.lower[2] == pytest.approx(1.2 * normal["Sensor 2"].min())
@@ -98,6 +96,11 @@ BAD_FILES = {
     "missing value": ("Sensor 1,Sensor 2,Label\n1,2,\n1,,\n", "missing value in column 'Sensor 2'"),
     "too narrow": ("Sensor 1,Label\n1,\n2,\n", "has 1 sensor columns"),
     "infinite": ("Sensor 1,Sensor 2,Label\n1,2,\n1,inf,\n", "non-numeric value 'inf'"),
+    "repeated column": ("Sensor 1,Sensor 1,Label\n1,2,\n3,4,\n", "'Sensor 1' appears more"),
+    "repeated after trimming": (
+        "Sensor 1,Sensor 1 ,Label\n1,2,\n3,4,\n",
+        "'Sensor 1' appears more",
+    ),
     "one normal row": ("Sensor 1,Sensor 2,Label\n1,2,\n1,3,x\n", "at least 2 unlabelled"),
 }
 

@@ -151,6 +151,18 @@ def test_integer_digit_groups() -> None:
     assert int_digits_for(1e11) == 12
 
 
+def test_a_bound_that_rounds_up_to_a_power_of_ten_gets_its_digits() -> None:
+    # A reading clipped to 999.9999996 is rounded to 1000.000000 (4 integer digits).
+    assert int_digits_for(999.9999996) == 6
+    assert int_digits_for(-999.9999996) == 6
+    assert int_digits_for(999.9999994) == 3
+    bound = 999.9999996
+    micros = np.rint(np.array([[bound, -bound]]) * 1e6)
+    encoder = BodyEncoder(["a", "b"], ["00000000"], (), max_abs_value=bound)
+    body = encoder.encode(result(micros), TS)[0]
+    assert orjson.loads(body)["readings"]["readings"] == {"a": 1000.0, "b": -1000.0}
+
+
 def test_bad_timestamp_is_refused() -> None:
     encoder = BodyEncoder(["a"], ["00000000"], (), max_abs_value=1)
     with pytest.raises(ValueError, match="timestamp"):

@@ -103,6 +103,11 @@ def test_overrides_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
         ({"FAILURE_PROBABILITY": "1.5"}, ["FAILURE_PROBABILITY"]),
         ({"KAFKA_TOPIC": "bad topic"}, ["KAFKA_TOPIC"]),
         ({"KAFKA_BOOTSTRAP_SERVERS": "nohost"}, ["KAFKA_BOOTSTRAP_SERVERS"]),
+        ({"KAFKA_BOOTSTRAP_SERVERS": "PLAINTEXT://kafka:9092"}, ["no scheme"]),
+        ({"KAFKA_BOOTSTRAP_SERVERS": "a:1,http://b:2"}, ["KAFKA_BOOTSTRAP_SERVERS"]),
+        ({"KAFKA_BOOTSTRAP_SERVERS": "my host:9092"}, ["KAFKA_BOOTSTRAP_SERVERS"]),
+        ({"DURATION_SECONDS": "inf"}, ["DURATION_SECONDS='inf'", "finite"]),
+        ({"FAILURE_PROBABILITY": "nan"}, ["FAILURE_PROBABILITY='nan'", "finite"]),
         ({"KAFKA_COMPRESSION_TYPE": "brotli"}, ["KAFKA_COMPRESSION_TYPE"]),
         ({"MESSAGE_FORMAT": "xml"}, ["MESSAGE_FORMAT"]),
         ({"HTTP_PORT": "70000"}, ["HTTP_PORT"]),
@@ -128,6 +133,16 @@ def test_invalid_values_name_the_variable(
     assert "\n" not in message
     for name in names:
         assert name in message
+
+
+@pytest.mark.parametrize(
+    "servers", ["kafka:9092", "10.0.0.1:9092,b-1.kafka_x.example.com:9093", "[::1]:9092"]
+)
+def test_bootstrap_servers_accept_names_ipv4_and_ipv6(
+    monkeypatch: pytest.MonkeyPatch, servers: str
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", servers)
+    assert load_settings().kafka_bootstrap_servers == servers
 
 
 def test_sasl_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

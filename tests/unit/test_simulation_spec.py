@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from domain.simulation_spec import SimulationSpec, SimulationStatus, parse_spec
+from domain.simulation_spec import SimulationSpec, SimulationStatus, parse_spec, quantity_value
 from sensorsim_operator.crd import crd, spec_schema, status_schema
 
 pytestmark = pytest.mark.unit
@@ -123,8 +124,11 @@ def test_crd_has_subresources_columns_and_short_name() -> None:
         "labelSelectorPath": ".status.selector",
     }
     assert version["subresources"]["status"] == {}
-    columns = [column["name"] for column in version["additionalPrinterColumns"]]
-    assert columns == ["Replicas", "Ready", "Machines", "Topic", "Age"]
+    columns = version["additionalPrinterColumns"]
+    default = [column["name"] for column in columns if not column.get("priority")]
+    assert default == ["Replicas", "Ready", "Machines", "Topic", "Age"]
+    wide = [column["name"] for column in columns if column.get("priority") == 1]
+    assert wide == ["Status"]
     assert crd()["spec"]["names"]["shortNames"] == ["sensim"]
 
 
@@ -150,6 +154,25 @@ def test_cross_field_rules_exist_as_cel() -> None:
         ({"kafka": {"bootstrapServers": "k:9092", "securityProtocol": "SASL_SSL"}}, "sasl"),
         ({"podTemplate": {"labels": {"app.kubernetes.io/instance": "x"}}}, "may not set"),
         ({"replicas": 2, "machines": 2, "surprise": 1}, "Extra inputs"),
+        ({"podTemplate": {"tolerations": [{}]}}, "without a key must use operator Exists"),
+        (
+            {"podTemplate": {"tolerations": [{"operator": "Exists", "value": "x"}]}},
+            "remove value",
+        ),
+        (
+            {"podTemplate": {"tolerations": [{"key": "a", "tolerationSeconds": 5}]}},
+            "only used with effect NoExecute",
+        ),
+        ({"podTemplate": {"tolerations": [{"key": "bad key"}]}}, "pattern"),
+        ({"podTemplate": {"labels": {"bad key!": "x"}}}, "labels keys"),
+        ({"podTemplate": {"annotations": {"/x": "x"}}}, "annotations keys"),
+        ({"podTemplate": {"nodeSelector": {"a/b/c": "x"}}}, "nodeSelector keys"),
+        ({"resources": {"requests": {"memory": "1Gi"}}}, "requests.memory must be less"),
+        (
+            {"resources": {"requests": {"cpu": "1.5"}, "limits": {"cpu": "1"}}},
+            "requests.cpu must be less",
+        ),
+        ({"resources": {"requests": {"cpu": "-1"}}}, "pattern"),
     ],
 )
 def test_invalid_specs_are_rejected_with_the_field_named(
@@ -188,6 +211,47 @@ def test_model_accepts_exactly_what_schema_and_cel_accept(
     except ValidationError:
         model_ok = False
     assert model_ok == (schema_ok and cel_ok)
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"podTemplate": {"tolerations": [{"operator": "Exists"}]}},
+        {
+            "podTemplate": {
+                "tolerations": [
+                    {"key": "node.kubernetes.io/unreachable", "operator": "Exists"},
+                    {"key": "a", "value": "b", "effect": "NoExecute", "tolerationSeconds": 5},
+                ],
+                "labels": {"example.com/a_b.c": "x", "team": "a"},
+                "annotations": {"prometheus.io/scrape": "true"},
+                "nodeSelector": {"kubernetes.io/os": "linux"},
+            }
+        },
+        {"resources": {"requests": {"cpu": "0.5", "memory": "512Mi"}, "limits": {"cpu": "500m"}}},
+        {"resources": {"requests": {"memory": "0.5Gi"}, "limits": {"memory": "536870912"}}},
+    ],
+)
+def test_valid_pod_settings_are_accepted(patch: dict[str, Any]) -> None:
+    parse_spec({**MINIMAL_SPEC, **patch})
+
+
+@pytest.mark.parametrize(
+    ("quantity", "value"),
+    [("100m", "0.1"), ("1", "1"), ("1Gi", str(2**30)), ("1e3", "1000"), ("+2k", "2000")],
+)
+def test_quantity_values(quantity: str, value: str) -> None:
+    assert quantity_value(quantity) == Decimal(value)
+
+
+def test_pod_setting_rules_exist_as_cel() -> None:
+    schema = spec_schema()["properties"]
+    resources = [r["rule"] for r in schema["resources"]["x-kubernetes-validations"]]
+    assert any("quantity(self.requests.memory)" in rule for rule in resources)
+    toleration = schema["podTemplate"]["properties"]["tolerations"]["items"]
+    assert len(toleration["x-kubernetes-validations"]) == 3
+    extras = [r["fieldPath"] for r in schema["podTemplate"]["x-kubernetes-validations"]]
+    assert {".labels", ".annotations", ".nodeSelector"} <= set(extras)
 
 
 def test_status_round_trips_in_camel_case() -> None:
