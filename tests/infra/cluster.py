@@ -319,6 +319,10 @@ class KubeCluster:
                 "--cidr=10.244.0.0/16",
                 "--node-ip=10.0.0.1",
                 f"--server-address=127.0.0.1:{self.kwok_port}",
+                # Renew the node's Lease, as kwokctl does: the heartbeat-with-lease stage only
+                # refreshes node status every ~10 minutes, and without a lease the node
+                # controller marks the node NotReady after its 50 s grace period, every time.
+                "--node-lease-duration-seconds=40",
                 *(f"--config={stage}" for stage in tools.kwok_stage_files()),
             ],
         )

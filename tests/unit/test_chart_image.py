@@ -62,8 +62,11 @@ def test_multi_stage_with_a_pinned_base() -> None:
 def test_uv_installs_the_dependencies_in_the_build_stage_only() -> None:
     build, final = STAGES
     build_runs = " ".join(i.arguments for i in build.instructions if i.keyword == "RUN")
+    # the pinned versions of requirements.lock, then the project itself without dependencies
+    assert "uv pip sync" in build_runs
+    assert "requirements.lock" in build_runs
     assert "uv pip install" in build_runs
-    assert "-r pyproject.toml" in build_runs
+    assert "--no-deps ." in build_runs
     assert "$VIRTUAL_ENV" in build_runs
     final_runs = " ".join(i.arguments for i in final.instructions if i.keyword == "RUN")
     assert "uv" not in final_runs
