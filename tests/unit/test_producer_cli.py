@@ -15,38 +15,26 @@ import orjson
 import pytest
 
 from producer.settings import env_table
+from tests.producer_process import run_producer
 
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def producer(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "HTTP_PORT": "0", "SIMULATION_INTERVAL_MS": "0", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "producer", *args],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_help_documents_commands_options_and_every_variable() -> None:
-    result = producer("--help")
+    result = run_producer("--help")
     assert result.returncode == 0
     for text in ("--sink", "--max-messages", "--duration", "profile", "exit codes"):
         assert text in result.stdout
     for name, _, _ in env_table():
         assert name in result.stdout
-    profile_help = producer("profile", "--help")
+    profile_help = run_producer("profile", "--help")
     assert "--file" in profile_help.stdout
 
 
 def test_profile_of_the_original_file(original_reference_csv: Path) -> None:
-    result = producer("profile", "--file", str(original_reference_csv))
+    result = run_producer("profile", "--file", str(original_reference_csv))
     assert result.returncode == 0, result.stderr
     assert "Sensor 0 " in result.stdout
     assert "Sensor 19" in result.stdout
@@ -56,7 +44,7 @@ def test_profile_of_the_original_file(original_reference_csv: Path) -> None:
 def test_stdout_run_on_the_original_file_emits_its_sensor_names(
     original_reference_csv: Path,
 ) -> None:
-    result = producer(
+    result = run_producer(
         "--sink", "stdout", "--max-messages", "4",
         SENSOR_DATA_FILE=str(original_reference_csv), NUM_MACHINES="2",
     )  # fmt: skip
@@ -66,7 +54,7 @@ def test_stdout_run_on_the_original_file_emits_its_sensor_names(
 
 
 def test_invalid_configuration_is_one_line_exit_2() -> None:
-    result = producer("--sink", "stdout", NUM_MACHINES="0", FAILURE_PROBABILITY="2")
+    result = run_producer("--sink", "stdout", NUM_MACHINES="0", FAILURE_PROBABILITY="2")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
@@ -78,7 +66,7 @@ def test_unreachable_broker_is_one_line_exit_3() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound but not listening: connections are refused
-        result = producer(
+        result = run_producer(
             "--max-messages", "1",
             KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", KAFKA_CONNECT_TIMEOUT_MS="1500",
             SIMULATION_SEED="1",
@@ -105,12 +93,12 @@ def test_one_shard_and_three_shards_emit_identical_machine_sequences() -> None:
            "MESSAGE_FORMAT": "extended", "FAILURE_PROBABILITY": "0.2",
            "FAILURE_MIN_CYCLES": "2", "FAILURE_MAX_CYCLES": "5"}  # fmt: skip
     cycles = 30
-    whole = producer("--sink", "stdout", "--max-messages", str(10 * cycles), **env)
+    whole = run_producer("--sink", "stdout", "--max-messages", str(10 * cycles), **env)
     assert whole.returncode == 0, whole.stderr
     expected = bodies_by_machine(whole.stdout)
     combined: dict[str, list[bytes]] = {}
     for index, size in enumerate([4, 3, 3]):
-        part = producer(
+        part = run_producer(
             "--sink", "stdout", "--max-messages", str(size * cycles),
             SHARD_COUNT="3", SHARD_INDEX=str(index), **env,
         )  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from producer.errors import ReferenceDataError
 from producer.reference_data import describe, load_profile, normalise_label
+from tests.producer_process import run_producer
 
 pytestmark = pytest.mark.unit
 
@@ -126,19 +126,6 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
         load_profile(tmp_path, 2)
 
 
-def _run_producer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "HTTP_PORT": "0", "SIMULATION_INTERVAL_MS": "0", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "producer", *args],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     "case", ["missing", "empty", "no sensor columns", "non-numeric", "missing value", "too narrow"]
 )
@@ -148,12 +135,8 @@ def test_process_reports_bad_data_in_one_line_without_traceback(tmp_path: Path, 
     if case != "missing":
         content, message = BAD_FILES[case]
         path.write_text(content)
-    result = _run_producer(
-        {"SENSOR_DATA_FILE": str(path), "NUM_SENSORS": "2"},
-        "--sink",
-        "stdout",
-        "--max-messages",
-        "1",
+    result = run_producer(
+        "--sink", "stdout", "--max-messages", "1", SENSOR_DATA_FILE=str(path), NUM_SENSORS="2"
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -168,10 +151,9 @@ def test_file_without_labels_runs_with_failures_disabled(tmp_path: Path) -> None
     path = tmp_path / "normal.csv"
     rows = "\n".join(f"{i % 7},{(i * 3) % 5}," for i in range(50))
     path.write_text("Sensor 1,Sensor 2,Label\n" + rows + "\n")
-    result = _run_producer(
-        {"SENSOR_DATA_FILE": str(path), "NUM_SENSORS": "2", "NUM_MACHINES": "4",
-         "FAILURE_PROBABILITY": "1"},
+    result = run_producer(
         "--sink", "stdout", "--max-messages", "40",
+        SENSOR_DATA_FILE=str(path), NUM_SENSORS="2", NUM_MACHINES="4", FAILURE_PROBABILITY="1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "no labelled rows: failures are disabled" in result.stderr
