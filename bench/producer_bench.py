@@ -5,9 +5,9 @@
 (b) end to end into a real broker: the project's Kafka sink (``ProducerApp``) against Kafka's
     Java ``ProducerPerformance`` on the same broker, same record size, ``acks=all``.
 
-    python bench/producer_bench.py                       # (a) only
-    python bench/producer_bench.py --bootstrap 127.0.0.1:9092 \\
-        --java-classpath "$SENSORSIM_CACHE/tools/kafka-<ver>/libs/*"   # (a) and (b)
+    python bench/producer_bench.py                       # (a), and (b) on a broker it starts
+    python bench/producer_bench.py --bootstrap 127.0.0.1:9092   # (b) on a running broker
+    python bench/producer_bench.py --no-kafka                # (a) only
 
 Everything runs pinned to one CPU (``--cpu``) so the figures are per core.
 """
@@ -15,6 +15,7 @@ Everything runs pinned to one CPU (``--cpu``) so the figures are per core.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -25,6 +26,7 @@ import pstats
 import random
 import re
 import subprocess
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -41,6 +43,8 @@ from producer.engine import SimulationEngine
 from producer.reference_data import ReferenceProfile, load_profile
 from producer.serialisation import BodyEncoder
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
+from tests.infra import tools
+from tests.infra.kafka import KafkaBroker
 
 TIMESTAMP = "2026-11-29T12:34:56.789+00:00"
 
@@ -323,21 +327,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile the end-to-end run")
     parser.add_argument("--repeat", type=int, default=3, help="runs of part (b); median")
     parser.add_argument("--skip-a", action="store_true", help="only part (b)")
+    parser.add_argument("--no-kafka", action="store_true", help="only part (a)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.cpu})
-    print(machine_description())
-    print()
-    reference: Any = load_profile(DEFAULT_DATA_FILE, 20)
-    if not args.skip_a:
-        part_a(reference, args.budget)
-    if args.bootstrap and args.java_classpath:
-        part_b(args.bootstrap, args.java_classpath, args.records, args.machines,
-               profile=args.profile, repeat=max(1, args.repeat))  # fmt: skip
-    else:
-        print("(b) skipped: pass --bootstrap and --java-classpath")
+    with contextlib.ExitStack() as stack:
+        bootstrap = args.bootstrap
+        if bootstrap is None and not args.no_kafka:
+            # Started before pinning, so the broker does not share the benchmark's CPU.
+            broker = KafkaBroker(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+            stack.callback(broker.destroy)
+            broker.start()
+            bootstrap = broker.bootstrap
+        classpath = args.java_classpath or f"{tools.kafka_libs()}/*"
+        if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {args.cpu})
+        print(machine_description())
+        print()
+        reference: Any = load_profile(DEFAULT_DATA_FILE, 20)
+        if not args.skip_a:
+            part_a(reference, args.budget)
+        if bootstrap is not None:
+            part_b(bootstrap, classpath, args.records, args.machines,
+                   profile=args.profile, repeat=max(1, args.repeat))  # fmt: skip
     return 0
 
 
