@@ -31,8 +31,8 @@ def infra(command: str, state: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def pids_under(directory: Path) -> list[int]:
-    return [int(p.read_text()) for p in directory.rglob("*pid*") if p.is_file()]
+def read_pids(files: list[Path]) -> list[int]:
+    return [int(path.read_text()) for path in files]
 
 
 @pytest.mark.kafka
@@ -46,7 +46,7 @@ def test_kafka_up_prints_the_bootstrap_address_last_and_down_stops_it(tmp_path: 
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         assert isinstance(admin.list_topics(), list)
         admin.close()
-        pids = pids_under(tmp_path / "kafka")
+        pids = read_pids([tmp_path / "kafka" / "broker.pid"])
         assert pids
         assert all(procs.pid_alive(pid) for pid in pids)
         assert (tmp_path / "kafka" / "broker.log").stat().st_size > 0  # output went to the log
@@ -73,7 +73,7 @@ def test_cluster_up_prints_the_kubeconfig_last_and_down_stops_it(tmp_path: Path)
         [node] = json.loads(nodes.stdout)["items"]
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert ready[0]["status"] == "True"
-        pids = pids_under(tmp_path / "cluster" / "pids")
+        pids = read_pids(sorted((tmp_path / "cluster" / "pids").iterdir()))
         assert len(pids) == 5  # etcd, apiserver, controller-manager, scheduler, kwok
         assert all(procs.pid_alive(pid) for pid in pids)
     finally:
