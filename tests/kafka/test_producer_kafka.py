@@ -320,3 +320,23 @@ def test_scram_with_wrong_credentials_fails_clearly(scram_kafka_broker: ScramBro
     assert "rejected the credentials" in errors[0]
     assert "KAFKA_SASL_PASSWORD" in errors[0]
     assert "not-the-password" not in result.stderr
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_every_compression_codec_delivers_readable_records(
+    kafka_bootstrap: str, codec: str
+) -> None:
+    machines, cycles = 5, 4
+    topic = unique_topic(f"codec-{codec}")
+    env = producer_env(
+        kafka_bootstrap, topic, NUM_MACHINES=str(machines), SIMULATION_INTERVAL_MS="0",
+        KAFKA_COMPRESSION_TYPE=codec,
+    )  # fmt: skip
+    result = run_producer(env, "--max-messages", str(machines * cycles))
+    assert result.returncode == 0, result.stderr
+    records = read_topic(kafka_bootstrap, topic)
+    assert len(records) == machines * cycles
+    bodies = [json.loads(record.value) for record in records]
+    assert {body["machine_id"] for body in bodies} == set(
+        machine_ids("kafka-test", range(machines))
+    )
