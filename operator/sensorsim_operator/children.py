@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from domain.simulation_spec import KIND, SimulationSpec
+from domain.simulation_spec import KIND, SimulationSpec, quantity_value
 from sensorsim_operator import names
 
 Manifest = dict[str, Any]
@@ -27,6 +27,9 @@ REFERENCE_DATA_DIR: Final = "/etc/sensorsim/reference-data"
 KAFKA_CA_DIR: Final = "/etc/sensorsim/kafka-ca"
 KAFKA_CA_FILE: Final = "ca.crt"
 TMP_DIR: Final = "/tmp"
+
+# Keys whose values (at any depth) are resource quantities, which the API server canonicalises.
+QUANTITY_KEYS: Final = frozenset({"resources", "sizeLimit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,23 +398,37 @@ def same_object(manifest: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
     )
 
 
-def conforms(desired: Any, actual: Any) -> bool:
+def _same_quantity(desired: str, actual: str) -> bool:
+    try:
+        return quantity_value(desired) == quantity_value(actual)
+    except (ArithmeticError, KeyError, ValueError):  # not a quantity: compare as text
+        return desired == actual
+
+
+def conforms(desired: Any, actual: Any, *, quantities: bool = False) -> bool:
     """True when ``actual`` already holds everything in ``desired``: every key of a desired
     mapping with a conforming value, lists element by element and of the same length.
 
-    Extra keys in ``actual`` (defaults, status, other managers' fields) are fine. A false
-    "differs" only costs a server-side apply that changes nothing; a field the operator no
-    longer sets is not detected here, which is why every spec change and every resync applies
-    in full.
+    Extra keys in ``actual`` (defaults, status, other managers' fields) are fine. Values under
+    :data:`QUANTITY_KEYS` compare by value, since the API server stores quantities canonicalised
+    ("0.5" CPU as "500m", "1024Mi" as "1Gi"). A false "differs" only costs a server-side apply
+    that changes nothing; a field the operator no longer sets is not detected here, which is
+    why every spec change and every resync applies in full.
     """
     if isinstance(desired, Mapping):
         return isinstance(actual, Mapping) and all(
-            key in actual and conforms(value, actual[key]) for key, value in desired.items()
+            key in actual
+            and conforms(value, actual[key], quantities=quantities or key in QUANTITY_KEYS)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
             isinstance(actual, list)
             and len(desired) == len(actual)
-            and all(conforms(d, a) for d, a in zip(desired, actual, strict=True))
+            and all(
+                conforms(d, a, quantities=quantities) for d, a in zip(desired, actual, strict=True)
+            )
         )
+    if quantities and isinstance(desired, str) and isinstance(actual, str):
+        return _same_quantity(desired, actual)
     return bool(desired == actual)

@@ -26,7 +26,13 @@ from sensorsim_operator.children import (
     same_object,
 )
 from sensorsim_operator.kube import Kube, KubeError, manifest_path
-from sensorsim_operator.statuses import compute_status, parse_status, status_body
+from sensorsim_operator.statuses import (
+    compute_status,
+    invalid_spec_message,
+    invalid_spec_status,
+    parse_status,
+    status_body,
+)
 
 
 class ReconcileError(Exception):
@@ -96,8 +102,8 @@ class Reconciler:
         it differs or was deleted: the other children were applied for this generation and have
         events of their own. A child event in the middle of a spec change reconciles in full.
 
-        Raises :class:`ReconcileError` when a child could not be applied (after writing a
-        Degraded condition that says why).
+        Raises :class:`ReconcileError` when the spec cannot be parsed or a child could not be
+        applied (after writing a Degraded condition that says why).
         """
         with self._lock(namespace, name):
             path = names.simulation_path(namespace, name)
@@ -110,9 +116,22 @@ class Reconciler:
                 spec = parse_spec(obj.get("spec") or {})
             except ValidationError as error:
                 # The CRD schema enforces the same rules, so this means a CRD older than the
-                # operator: retrying will not help until the CRD is upgraded.
-                raise ReconcileError(f"spec not understood: {error}", retry=False) from error
+                # operator: retrying will not help until the spec is fixed.
+                message = invalid_spec_message(error)
+                self._report_invalid_spec(path, obj, message)
+                raise ReconcileError(f"spec not understood: {message}", retry=False) from error
             return self._apply(path, obj, spec, child, child_deleted)
+
+    def _report_invalid_spec(self, path: str, obj: dict[str, Any], message: str) -> None:
+        previous = parse_status(obj.get("status"))
+        status = invalid_spec_status(
+            previous,
+            message=message,
+            generation=int(obj["metadata"].get("generation", 0)),
+            now=self._clock(),
+        )
+        if status != previous:
+            self._kube.patch_status(path, status_body(status))
 
     def _apply(
         self,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from domain.partitioning import shard_table
 from domain.simulation_spec import (
     Condition,
@@ -239,6 +241,55 @@ def compute_status(
         config_hash=config_hash,
         progressing_since=since,
         conditions=new_conditions,
+    )
+
+
+def _spec_problem(error: Mapping[str, Any]) -> str:
+    field = "spec" + "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+    )
+    value = repr(error.get("input"))
+    value = value if len(value) <= 40 else value[:37] + "..."
+    if error["type"] == "string_pattern_mismatch":  # the message would be a regular expression
+        return f"{field}: {value} is not in the expected format"
+    if error["type"] == "extra_forbidden":
+        return f"{field}: unknown field, remove it"
+    return f"{field}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+def invalid_spec_message(error: ValidationError, *, most: int = 5) -> str:
+    """What is wrong with a spec the operator cannot parse, field by field, for a condition."""
+    problems = [_spec_problem(e) for e in error.errors(include_url=False)]
+    more = f"; and {len(problems) - most} more" if len(problems) > most else ""
+    return (
+        "; ".join(problems[:most])
+        + more
+        + " (fix these fields; the CRD installed may be older than the operator)"
+    )
+
+
+def invalid_spec_status(
+    previous: SimulationStatus | None, *, message: str, generation: int, now: datetime
+) -> SimulationStatus:
+    """The status of a simulation whose spec (of ``generation``) the operator cannot parse:
+    Degraded and not Ready, everything else as it was (the children still reflect
+    observedGeneration)."""
+    previous = previous or SimulationStatus()
+
+    def make(kind: ConditionType, status: ConditionStatus, text: str) -> Condition:
+        return _condition(
+            previous.conditions, kind, status, "InvalidSpec", text, generation=generation, now=now
+        )
+
+    return previous.model_copy(
+        update={
+            "progressing_since": None,
+            "conditions": [
+                make("Ready", "False", message),
+                make("Progressing", "False", "not rolling out an invalid spec"),
+                make("Degraded", "True", message),
+            ],
+        }
     )
 
 

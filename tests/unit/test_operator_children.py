@@ -316,3 +316,22 @@ def test_a_built_child_conforms_to_itself_and_not_to_another_spec() -> None:
     assert same_object(children.stateful_set, live)
     assert not same_object(children.service, live)
     assert not conforms(build(seed=3).stateful_set, live)
+
+
+def test_resource_quantities_conform_by_value() -> None:
+    # The API server stores quantities canonicalised: "0.5" CPU as "500m", "1024Mi" as "1Gi".
+    children = build(
+        resources={"requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"memory": "2Gi"}}
+    )
+    assert container(children)["resources"]["requests"] == {"cpu": "0.5", "memory": "1024Mi"}
+    live = json.loads(json.dumps(children.stateful_set))
+    live_container = live["spec"]["template"]["spec"]["containers"][0]
+    live_container["resources"]["requests"] = {"cpu": "500m", "memory": "1Gi"}
+    assert conforms(children.stateful_set, live)
+    live_container["resources"]["requests"]["cpu"] = "600m"
+    assert not conforms(children.stateful_set, live)
+    # Only quantities compare by value: other strings must still be equal.
+    assert not conforms({"image": "1k"}, {"image": "1000"})
+    assert conforms(
+        {"resources": {"limits": {"memory": "1G"}}}, {"resources": {"limits": {"memory": "1e9"}}}
+    )

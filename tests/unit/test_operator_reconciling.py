@@ -209,6 +209,36 @@ def test_unparseable_spec_is_a_permanent_error(kube: FakeKube) -> None:
     assert not raised.value.retry
 
 
+def test_unparseable_spec_is_reported_in_status(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    operator.reconcile("plant", "line-a")
+    before = kube.objects[PATH]["status"]
+    applies = len(kube.applies)
+    kube.objects[PATH]["spec"]["kafka"]["bootstrapServers"] = "no-port"  # an older CRD allowed it
+    kube.objects[PATH]["metadata"]["generation"] = 2
+    with pytest.raises(ReconcileError, match=r"spec\.kafka\.bootstrapServers"):
+        operator.reconcile("plant", "line-a")
+    assert len(kube.applies) == applies
+    status = kube.objects[PATH]["status"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert (conditions["Degraded"]["status"], conditions["Degraded"]["reason"]) == (
+        "True",
+        "InvalidSpec",
+    )
+    assert "spec.kafka.bootstrapServers" in conditions["Degraded"]["message"]
+    assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == (
+        "False",
+        "InvalidSpec",
+    )
+    assert status["observedGeneration"] == 1  # the children still reflect generation 1
+    assert status["shards"] == before["shards"]
+    assert status["configHash"] == before["configHash"]
+    patches = kube.status_patches
+    with pytest.raises(ReconcileError):
+        operator.reconcile("plant", "line-a")  # e.g. the periodic resync
+    assert kube.status_patches == patches  # unchanged: not written again
+
+
 def test_simulations_are_listed(kube: FakeKube) -> None:
     assert reconciler(kube).simulations([]) == [("plant", "line-a")]
 

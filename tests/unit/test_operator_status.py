@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from domain.partitioning import shard_table
 from domain.simulation_spec import Condition, SimulationSpec, SimulationStatus, parse_spec
-from sensorsim_operator.statuses import PROGRESS_DEADLINE, compute_status, rfc3339
+from sensorsim_operator.statuses import (
+    PROGRESS_DEADLINE,
+    compute_status,
+    invalid_spec_message,
+    invalid_spec_status,
+    rfc3339,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -207,3 +214,50 @@ def test_apply_failure_is_degraded_with_the_message() -> None:
     degraded = condition(status, "Degraded")
     assert (degraded.status, degraded.reason) == ("True", "ReconcileFailed")
     assert "forbidden" in degraded.message
+
+
+def validation_error(**changes: Any) -> ValidationError:
+    with pytest.raises(ValidationError) as raised:
+        spec_of(**changes)
+    return raised.value
+
+
+def test_invalid_spec_message_names_the_fields_concisely() -> None:
+    message = invalid_spec_message(
+        validation_error(kafka={"bootstrapServers": "k"}, resources={"requests": {"cpu": "lots"}})
+    )
+    assert "spec.kafka.bootstrapServers: 'k' is not in the expected format" in message
+    assert "spec.resources.requests.cpu: 'lots' is not in the expected format" in message
+    assert "pattern" not in message  # no regular expressions in a user-facing message
+    assert "CRD" in message
+    assert "spec.bogus: unknown field, remove it" in invalid_spec_message(validation_error(bogus=1))
+    cross_field = invalid_spec_message(validation_error(replicas=20))
+    assert "spec: replicas must be less than or equal to machines" in cross_field
+
+
+def test_invalid_spec_is_degraded_and_not_ready_keeping_the_rest() -> None:
+    previous = status_of(spec_of(), sts(), generation=2)
+    later = T0 + timedelta(minutes=5)
+    status = invalid_spec_status(previous, message="spec.x: bad", generation=3, now=later)
+    assert [c.type for c in status.conditions] == ["Ready", "Progressing", "Degraded"]
+    assert {(c.status, c.reason) for c in status.conditions if c.type != "Progressing"} == {
+        ("False", "InvalidSpec"),
+        ("True", "InvalidSpec"),
+    }
+    assert condition(status, "Degraded").message == "spec.x: bad"
+    assert condition(status, "Ready").message == "spec.x: bad"
+    assert condition(status, "Degraded").last_transition_time == rfc3339(later)
+    assert all(c.observed_generation == 3 for c in status.conditions)
+    # The children still reflect generation 2: everything else stays as it was.
+    assert status.model_dump(exclude={"conditions"}) == previous.model_dump(exclude={"conditions"})
+    again = invalid_spec_status(
+        status, message="spec.x: bad", generation=3, now=later + timedelta(minutes=1)
+    )
+    assert again == status  # lastTransitionTime stable: the operator skips the write
+
+
+def test_invalid_spec_without_a_previous_status() -> None:
+    status = invalid_spec_status(None, message="spec.x: bad", generation=1, now=T0)
+    assert status.observed_generation == 0
+    assert condition(status, "Degraded").status == "True"
+    assert condition(status, "Ready").status == "False"
