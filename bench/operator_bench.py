@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,8 +43,9 @@ from sensorsim_operator.children import (  # noqa: E402
     build_stateful_set,
 )
 from sensorsim_operator.kube import ApiKube  # noqa: E402
-from tests.infra import procs, tools  # noqa: E402
+from tests.infra import tools  # noqa: E402
 from tests.infra.cluster import KubeCluster  # noqa: E402
+from tests.infra.operator import OperatorProcess  # noqa: E402
 
 CRD_FILE = REPO / "charts" / "sensorsim" / "crds" / "sensorsimulations.sensorsim.io.yaml"
 SELECTOR = "app.kubernetes.io/managed-by=sensorsim-operator"
@@ -151,48 +151,6 @@ def metric_samples(port: int, name: str) -> dict[str, float]:
         for line in text.splitlines()
         if line.startswith(name + "{")
     }
-
-
-@contextmanager
-def operator(
-    env: dict[str, str], log: Path, metrics_port: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    health = procs.free_port()
-    operator_env = {
-        **env,
-        "OPERATOR_HEALTH_PORT": str(health),
-        "OPERATOR_METRICS_PORT": str(metrics_port),
-        "OPERATOR_LOG_FORMAT": "json",
-        "OPERATOR_LOG_LEVEL": "WARNING",
-        "PRODUCER_IMAGE": "sensorsim:bench",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sensorsim_operator"],
-            env=operator_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"operator exited:\n{procs.tail(log)}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def simulations(namespace: str, count: int, replicas: int) -> str:
@@ -336,18 +294,28 @@ def run(args: argparse.Namespace) -> Result:
                     baseline=True,
                 )
                 kubectl(env, "delete", "namespace", base_ns, "--wait=true", "--timeout=300s")
-            metrics_port = procs.free_port()
-            with operator(env, workdir / "operator.log", metrics_port) as process:
+            running = OperatorProcess(
+                env,
+                workdir / "operator.log",
+                OPERATOR_LOG_FORMAT="json",
+                OPERATOR_LOG_LEVEL="WARNING",
+                PRODUCER_IMAGE="sensorsim:bench",
+            )
+            with running:
+                assert running.process is not None
+                pid = running.process.pid
                 time.sleep(2)  # idle: startup done
-                idle_rss = rss_mib(process.pid, "VmRSS")
-                cpu_before = cpu_seconds(process.pid)
+                idle_rss = rss_mib(pid, "VmRSS")
+                cpu_before = cpu_seconds(pid)
                 manifest = simulations(namespace, args.count, args.replicas)
                 timeline = apply_and_watch(
                     api, binary, env, manifest, namespace=namespace, args=args
                 )
-                peak = rss_mib(process.pid, "VmHWM")
-                operator_cpu = cpu_seconds(process.pid) - cpu_before
-                reconciles = metric_samples(metrics_port, "sensorsim_operator_reconciles_total")
+                peak = rss_mib(pid, "VmHWM")
+                operator_cpu = cpu_seconds(pid) - cpu_before
+                reconciles = metric_samples(
+                    running.metrics_port, "sensorsim_operator_reconciles_total"
+                )
             kubectl(env, "delete", "namespace", namespace, "--wait=false")
             api.close()
     seen, created, ready = timeline.seen, timeline.created, timeline.ready

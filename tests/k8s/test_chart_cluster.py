@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +27,7 @@ import yaml
 
 from tests.chart_support import CHART_DIR, CRD_NAME
 from tests.infra.cluster import KubeCluster
-from tests.infra.procs import free_port
+from tests.infra.operator import OperatorProcess
 from tests.infra.tools import REPO_ROOT
 
 WAIT = "180s"
@@ -159,49 +156,18 @@ def statefulset_ready(cluster: KubeCluster, namespace: str, name: str, replicas:
 @contextmanager
 def local_operator(
     cluster: KubeCluster, kubeconfig: Path, watch_namespaces: str, log_file: Path
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> Iterator[OperatorProcess]:
     """`python -m sensorsim_operator` on this machine, authenticated as the chart's
     ServiceAccount; stopped (SIGTERM) on exit, and its log checked for permission errors."""
-    health_port, metrics_port = free_port(), free_port()
     env = {
         **cluster.env,
         "KUBECONFIG": str(kubeconfig),
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "operator")]),
-        "WATCH_NAMESPACES": watch_namespaces,
-        "PRODUCER_IMAGE": "sensorsim:test",
-        "OPERATOR_HEALTH_PORT": str(health_port),
-        "OPERATOR_METRICS_PORT": str(metrics_port),
-        "OPERATOR_LOG_FORMAT": "plain",
     }
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sensorsim_operator"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-
-        def healthy() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the operator exited:\n{log_file.read_text()}")
-            try:
-                url = f"http://127.0.0.1:{health_port}/healthz"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        wait_for(healthy, 60, "the operator's /healthz")
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with OperatorProcess(
+        env, log_file, WATCH_NAMESPACES=watch_namespaces, PRODUCER_IMAGE="sensorsim:test"
+    ) as running:
+        yield running
     output = log_file.read_text()
     for marker in ("Forbidden", " 403", "forbidden"):
         assert marker not in output, f"the operator hit a permission error:\n{output}"

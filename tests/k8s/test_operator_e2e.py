@@ -11,11 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from domain.machine_ids import machine_ids
 from domain.partitioning import shard_range, shard_table
 from tests.infra import procs
 from tests.infra.cluster import KubeCluster
+from tests.infra.operator import OperatorProcess
 
 pytestmark = pytest.mark.k8s
 
@@ -59,80 +58,6 @@ def wait_for(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT)
             return last
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-class OperatorProcess:
-    """``python -m sensorsim_operator`` as a subprocess, restartable."""
-
-    def __init__(self, cluster: KubeCluster, log_dir: Path) -> None:
-        self.cluster = cluster
-        self.log_dir = log_dir
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.health_port = 0
-        self.metrics_port = 0
-
-    @property
-    def log_file(self) -> Path:
-        return self.log_dir / f"operator-{self.starts}.log"
-
-    def start(self) -> None:
-        self.starts += 1
-        self.health_port, self.metrics_port = procs.free_port(), procs.free_port()
-        env = {
-            **self.cluster.env,
-            "WATCH_NAMESPACES": "",
-            "PRODUCER_IMAGE": "sensorsim:e2e",
-            "OPERATOR_HEALTH_PORT": str(self.health_port),
-            "OPERATOR_METRICS_PORT": str(self.metrics_port),
-            "OPERATOR_LOG_FORMAT": "plain",
-            "OPERATOR_RESYNC_SECONDS": "60",
-        }
-        assert "KUBERNETES_SERVICE_HOST" not in env
-        with self.log_file.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "sensorsim_operator"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-        wait_for(self._healthy, f"operator liveness (log: {self.log_file})", timeout=60)
-
-    def _healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"operator exited:\n{procs.tail(self.log_file)}")
-        try:
-            url = f"http://127.0.0.1:{self.health_port}/healthz"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of ``name`` whose labels include ``labels``."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
-                continue
-            sample, value = line.rsplit(" ", 1)
-            if all(f'{k}="{v}"' in sample for k, v in labels.items()):
-                total += float(value)
-        return total
 
 
 class Api:
@@ -277,7 +202,14 @@ def crd(k8s_cluster: KubeCluster) -> None:
 def operator(
     k8s_cluster: KubeCluster, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    running = OperatorProcess(k8s_cluster, tmp_path_factory.mktemp("operator"))
+    running = OperatorProcess(
+        k8s_cluster.env,
+        tmp_path_factory.mktemp("operator") / "operator.log",
+        WATCH_NAMESPACES="",
+        PRODUCER_IMAGE="sensorsim:e2e",
+        OPERATOR_RESYNC_SECONDS="60",
+    )
+    assert "KUBERNETES_SERVICE_HOST" not in k8s_cluster.env
     running.start()
     try:
         yield running
