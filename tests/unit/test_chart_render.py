@@ -261,6 +261,32 @@ def test_all_options(all_options_render: list[Manifest]) -> None:
     assert monitor["spec"]["endpoints"][0]["interval"] == "30s"
 
 
+def test_metrics_annotations_never_name_a_stale_port(all_options_render: list[Manifest]) -> None:
+    """Annotation-based scraping goes to the pod's metrics port (9091 in all-options)."""
+    metrics = find(all_options_render, "Service", "sensorsim-all-operator-metrics")
+    annotations = metrics["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations.get("prometheus.io/port", "9091") == "9091"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--set", "fullnameOverride=" + "f" * 46],
+        ["--set", "fullnameOverride="],  # the release name below, 53 characters (Helm's longest)
+    ],
+    ids=["longest-fullnameOverride", "longest-release-name"],
+)
+def test_long_names_give_valid_object_names(flags: list[str]) -> None:
+    docs = render("-f", str(ALL_OPTIONS_VALUES), *flags, release="r" * 53, namespace="sim-system")
+    for manifest in docs:
+        name = manifest["metadata"]["name"]
+        assert len(name) <= 63, f"{manifest['kind']}/{name} is longer than a DNS label"
+    for statefulset in find_all(docs, "StatefulSet"):
+        # Its pods get the label controller-revision-hash=<name>-<10 characters>.
+        assert len(statefulset["metadata"]["name"]) <= 52
+
+
 def test_simulations_default_to_the_dev_kafka(all_options_render: list[Manifest]) -> None:
     simulations = {
         m["metadata"]["name"]: m for m in find_all(all_options_render, "SensorSimulation")

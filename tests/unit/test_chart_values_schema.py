@@ -100,6 +100,16 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("tests.timeoutSeconds", 1),
     ("tests.bootstrapServers", "kafka"),
     ("unknownTopLevel", True),
+    # An empty Kafka tag would fall back to sensorsim's appVersion: apache/kafka:0.1.0.
+    ("kafka.image.tag", ""),
+    # The chart's own labels: overriding them renders the key twice and can break selectors.
+    ("commonLabels", {"app.kubernetes.io/name": "other"}),
+    ("podLabels", {"app.kubernetes.io/instance": "other"}),
+    ("kafka.podLabels", {"app.kubernetes.io/component": "broker"}),
+    ("metrics.serviceMonitor.labels", {"helm.sh/chart": "x"}),
+    ("simulations", [{"name": "demo", "labels": {"app.kubernetes.io/part-of": "x"}}]),
+    # Longer names make `<fullname>-operator-metrics` an invalid Service name.
+    ("fullnameOverride", "f" * 47),
 ]
 
 
@@ -119,6 +129,8 @@ def test_bad_values_are_rejected(key: str, value: Any) -> None:
         ("watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"),
         ("simulations[0].name=Demo", "simulations"),
         ("nosuchvalue=1", "nosuchvalue"),
+        ("commonLabels.app\\.kubernetes\\.io/name=other", "app.kubernetes.io/name"),
+        ("kafka.image.tag=", "kafka/image"),
     ],
 )
 def test_helm_rejects_bad_values(flag: str, expected: str) -> None:
@@ -186,3 +198,13 @@ def test_good_values_pass_helm() -> None:
         "--set",
         "simulations[0].spec.machines=4",
     )
+
+
+def test_a_kafka_image_by_digest_needs_no_tag() -> None:
+    values = with_value("kafka.image.tag", "")
+    values["kafka"]["image"]["digest"] = "sha256:" + "0" * 64
+    assert errors(values) == []
+
+
+def test_other_labels_are_accepted() -> None:
+    assert errors(with_value("commonLabels", {"team": "data", "app.kubernetes.io/x": "y"})) == []

@@ -10,17 +10,19 @@ carries the app.kubernetes.io/* labels of `sensorsim.labels`.
 
 {{/*
 Fully qualified app name: `<release>-<chart>`, or the release name alone when it already contains
-the chart name. Truncated to 52 characters so that `-<component>` suffixes fit in 63.
+the chart name. Truncated to 46 characters so that every derived name stays valid: the longest
+Service name, `<fullname>-operator-metrics`, fits in 63 (a DNS label), and the Kafka StatefulSet,
+`<fullname>-kafka`, in 52 (its pods' controller-revision-hash label adds 11 characters).
 */}}
 {{- define "sensorsim.fullname" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | trunc 46 | trimSuffix "-" -}}
 {{- else -}}
 {{- $name := default .Chart.Name .Values.nameOverride -}}
 {{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 46 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 46 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
