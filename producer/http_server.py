@@ -28,27 +28,23 @@ class HealthServer:
         metrics: Callable[[], bytes],
         host: str = "0.0.0.0",  # noqa: S104 - probes and scrapes come from outside the pod
     ) -> None:
-        server = self
+        # path -> (check, body when it passes, body when it fails)
+        probes = {
+            "/healthz": (live, b"ok\n", b"not live\n"),
+            "/readyz": (ready, b"ready\n", b"not ready\n"),
+        }
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == "/healthz":
-                    ok = server.live()
-                    self._reply(
-                        HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
-                        b"ok\n" if ok else b"not live\n",
-                        "text/plain",
-                    )
-                elif path == "/readyz":
-                    ok = server.ready()
-                    self._reply(
-                        HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
-                        b"ready\n" if ok else b"not ready\n",
-                        "text/plain",
-                    )
+                probe = probes.get(path)
+                if probe is not None:
+                    check, yes, no = probe
+                    ok = check()
+                    status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
+                    self._reply(status, yes if ok else no, "text/plain")
                 elif path == "/metrics":
-                    self._reply(HTTPStatus.OK, server.metrics(), CONTENT_TYPE_LATEST)
+                    self._reply(HTTPStatus.OK, metrics(), CONTENT_TYPE_LATEST)
                 else:
                     self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 

@@ -173,6 +173,18 @@ def local_operator(
         assert marker not in output, f"the operator hit a permission error:\n{output}"
 
 
+def rolled_out_operator(cluster: KubeCluster) -> dict[str, Any]:
+    """The operator Deployment of release "sensorsim", once its rollout has finished."""
+    cluster.kubectl(
+        "-n", "sensorsim", "rollout", "status", "deployment/sensorsim-operator",
+        f"--timeout={WAIT}",
+    )  # fmt: skip
+    deployment: dict[str, Any] = kubectl_json(
+        cluster, "-n", "sensorsim", "get", "deployment", "sensorsim-operator"
+    )
+    return deployment
+
+
 # --- install, upgrade, uninstall ----------------------------------------------------------
 
 
@@ -191,17 +203,7 @@ def test_install_upgrade_uninstall(k8s_cluster: KubeCluster) -> None:
     )
     try:
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-        cluster.kubectl(
-            "-n",
-            "sensorsim",
-            "rollout",
-            "status",
-            "deployment/sensorsim-operator",
-            f"--timeout={WAIT}",
-        )
-        deployment = kubectl_json(
-            cluster, "-n", "sensorsim", "get", "deployment", "sensorsim-operator"
-        )
+        deployment = rolled_out_operator(cluster)
         assert deployment["status"]["readyReplicas"] == 1
         assert deployment["spec"]["strategy"]["type"] == "Recreate"
 
@@ -221,17 +223,7 @@ def test_install_upgrade_uninstall(k8s_cluster: KubeCluster) -> None:
             "--set",
             "watchNamespaces={sensorsim}",
         )
-        cluster.kubectl(
-            "-n",
-            "sensorsim",
-            "rollout",
-            "status",
-            "deployment/sensorsim-operator",
-            f"--timeout={WAIT}",
-        )
-        deployment = kubectl_json(
-            cluster, "-n", "sensorsim", "get", "deployment", "sensorsim-operator"
-        )
+        deployment = rolled_out_operator(cluster)
         env = {
             e["name"]: e.get("value")
             for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
