@@ -26,6 +26,11 @@ _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9]
 """A host name, an IPv4 address or a bracketed IPv6 address (no scheme, no path)."""
 
 
+class SimulationModel(StrEnum):
+    LEARNED = "learned"
+    ORIGINAL = "original"
+
+
 class SecurityProtocol(StrEnum):
     PLAINTEXT = "PLAINTEXT"
     SSL = "SSL"
@@ -77,6 +82,16 @@ class ProducerSettings(BaseSettings):
         min_length=1,
         max_length=253,
         description="Name keying machine ids and carried in a record header.",
+    )
+    simulation_model: SimulationModel = Field(
+        SimulationModel.LEARNED,
+        description="learned (the reference's distributions and dependence) or original.",
+    )
+    simulation_persistence: float = Field(
+        0.95,
+        ge=0.0,
+        lt=1.0,
+        description="Per-cycle autocorrelation of the learned model's readings (0..<1).",
     )
     # Failure model
     failure_probability: float = Field(
@@ -141,7 +156,9 @@ class ProducerSettings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", "kafka_compression_type", "kafka_acks", mode="before")
+    @field_validator(
+        "log_format", "kafka_compression_type", "kafka_acks", "simulation_model", mode="before"
+    )
     @classmethod
     def _lower(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
