@@ -37,7 +37,7 @@ import numpy as np
 
 from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
-from domain.simulation_model import FailureModel
+from domain.simulation_model import FailureModel, SimulationModel
 from producer.app import ProducerApp
 from producer.engine import SimulationEngine
 from producer.reference_data import ReferenceProfile, load_profile
@@ -131,20 +131,25 @@ def measure_baseline(
 
 
 def measure_vectorised(
-    profile: ReferenceProfile, machines: int, budget: float
+    profile: ReferenceProfile, machines: int, budget: float, model: SimulationModel
 ) -> tuple[float, float, float, float]:
     """(messages per wall second, per CPU second, engine share, encoder share) of
     ``engine.step`` + ``encoder.encode``."""
     engine = SimulationEngine(
-        profile, FailureModel(), first_machine=0, count=machines, seed=1, simulation_name="bench"
+        profile,
+        FailureModel(),
+        first_machine=0,
+        count=machines,
+        seed=1,
+        simulation_name="bench",
+        model=model,
     )
-    bound = float(np.max(np.abs(np.concatenate([profile.reading_lower, profile.reading_upper]))))
     encoder = BodyEncoder(
         profile.sensor_names,
         machine_ids("bench", range(machines)),
         profile.failure_types,
         MessageFormat.ORIGINAL,
-        max_abs_value=bound,
+        max_abs_value=engine.max_abs_reading,
     )
     encoder.encode(engine.step(), TIMESTAMP)  # warm up
     cycles = 0
@@ -173,20 +178,26 @@ def measure_vectorised(
 
 def part_a(profile: ReferenceProfile, budget: float) -> None:
     print("(a) engine + serialisation, 20 sensors, original format, one core")
-    print("    msg/s per wall-clock second and per CPU second of this process; ratio on CPU")
-    print(f"{'machines':>9} | {'vectorised wall':>15} | {'vectorised CPU':>14} | "
-          f"{'engine/encode':>13} | {'per-sensor wall':>15} | {'per-sensor CPU':>14} | "
-          f"{'ratio':>6}")  # fmt: skip
-    print("-" * 106)
+    print("    msg/s per CPU second of this process (wall-clock in brackets); both simulation")
+    print("    models, the learned one against the original, and the original against a")
+    print("    per-sensor Python implementation of the original algorithm")
+    print(f"{'machines':>9} | {'learned CPU':>11} {'(wall)':>11} | {'original CPU':>12} "
+          f"{'(wall)':>11} | {'learned/original':>16} | {'engine/encode':>13} | "
+          f"{'per-sensor CPU':>14} | {'ratio':>6}")  # fmt: skip
+    print("-" * 126)
     for machines in (1, 100, 10_000, 100_000):
-        fast_wall, fast_cpu, engine_share, encode_share = measure_vectorised(
-            profile, machines, budget
+        learned_wall, learned_cpu, _, _ = measure_vectorised(
+            profile, machines, budget, SimulationModel.LEARNED
         )
-        slow_wall, slow_cpu = measure_baseline(profile, machines, budget)
+        fast_wall, fast_cpu, engine_share, encode_share = measure_vectorised(
+            profile, machines, budget, SimulationModel.ORIGINAL
+        )
+        _, slow_cpu = measure_baseline(profile, machines, budget)
         print(
-            f"{machines:>9,} | {fast_wall:>15,.0f} | {fast_cpu:>14,.0f} | "
-            f"{engine_share:>6.0%}/{encode_share:<6.0%} | {slow_wall:>15,.0f} | "
-            f"{slow_cpu:>14,.0f} | {fast_cpu / slow_cpu:>5.1f}x"
+            f"{machines:>9,} | {learned_cpu:>11,.0f} ({learned_wall:>9,.0f}) | "
+            f"{fast_cpu:>12,.0f} ({fast_wall:>9,.0f}) | {learned_cpu / fast_cpu:>15.2f}x | "
+            f"{engine_share:>6.0%}/{encode_share:<6.0%} | {slow_cpu:>14,.0f} | "
+            f"{fast_cpu / slow_cpu:>5.1f}x"
         )
     print()
 
@@ -211,7 +222,7 @@ def run_sink(bootstrap: str, records: int, machines: int) -> tuple[float, int]:
     sizes = [len(b) for b in app.encoder.encode(app.engine.step(), TIMESTAMP)]
     app.engine = SimulationEngine(
         app.profile, settings.failure_model, first_machine=0, count=machines, seed=1,
-        simulation_name="bench",
+        simulation_name="bench", model=settings.simulation_model,
     )  # fmt: skip
     app.sink.start = lambda: None  # type: ignore[method-assign]  # already connected
     started = time.perf_counter()

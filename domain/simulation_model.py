@@ -18,6 +18,21 @@ engine, the docs and the tests share them:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SimulationModel(StrEnum):
+    """How healthy readings are generated (docs: README, "Simulation models")."""
+
+    LEARNED = "learned"
+    """The reference's marginals and rank dependence, a persistent process in time."""
+    ORIGINAL = "original"
+    """The seed system's mean-reverting walk, byte for byte."""
+
+
+DEFAULT_PERSISTENCE = 0.95
+"""Per-cycle autocorrelation of the learned model's latent process (the original's 5 %
+mean reversion)."""
 
 DRIFT_FACTOR = 0.1
 """Standard deviation of a sensor's random step, as a fraction of its learned std."""

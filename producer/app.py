@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Literal
 
-import numpy as np
-
 from domain.machine_ids import machine_ids
 from domain.messages import format_epoch
 from domain.partitioning import shard_range
+from domain.simulation_model import SimulationModel
 from producer.engine import SimulationEngine
 from producer.errors import ConfigError, ExitCode
 from producer.http_server import HealthServer
 from producer.kafka_sink import KafkaSink
 from producer.metrics import ProducerMetrics
-from producer.reference_data import load_profile
+from producer.reference_data import check_learned_model_data, load_profile
 from producer.serialisation import BodyEncoder
 from producer.settings import ProducerSettings
 from producer.sinks import OutgoingCycle, Sink
@@ -64,6 +63,8 @@ class ProducerApp:
                 "reference data %s has no labelled rows: failures are disabled",
                 settings.sensor_data_file,
             )
+        if settings.simulation_model is SimulationModel.LEARNED:
+            check_learned_model_data(profile)
         self.profile = profile
         shard = shard_range(settings.num_machines, settings.shard_count, settings.shard_index)
         self.shard = shard
@@ -81,6 +82,8 @@ class ProducerApp:
                 count=shard.size,
                 seed=self.seed,
                 simulation_name=settings.simulation_name,
+                model=settings.simulation_model,
+                persistence=settings.simulation_persistence,
             )
         except MemoryError:
             raise ConfigError(
@@ -88,15 +91,12 @@ class ProducerApp:
                 f"this shard's {shard.size} machines do not fit in memory; raise SHARD_COUNT "
                 "or lower NUM_MACHINES"
             ) from None
-        bound = float(
-            np.max(np.abs(np.concatenate([profile.reading_lower, profile.reading_upper])))
-        )
         self.encoder = BodyEncoder(
             profile.sensor_names,
             self.machine_ids,
             profile.failure_types,
             settings.message_format,
-            max_abs_value=bound,
+            max_abs_value=self.engine.max_abs_reading,
             max_episode_cycles=settings.failure_max_cycles,
         )
         if sink is not None:

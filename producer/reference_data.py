@@ -52,6 +52,10 @@ class ReferenceProfile:
     signature_mean: FloatArray
     """Shape (types, sensors)."""
     signature_std: FloatArray
+    normal_values: FloatArray
+    """The unlabelled rows, shape (rows, sensors): what the learned model is fitted to."""
+    failure_values: tuple[FloatArray, ...]
+    """Each failure type's rows, shape (rows_t, sensors)."""
 
     @property
     def num_sensors(self) -> int:
@@ -186,9 +190,11 @@ def load_profile(path: Path | str, num_sensors: int | None = None) -> ReferenceP
     sig_mean = np.zeros((len(types), len(columns)))
     sig_std = np.zeros((len(types), len(columns)))
     counts: list[int] = []
+    type_rows: list[FloatArray] = []
     for t, name in enumerate(types):
         rows = values[label_array == name]
         counts.append(len(rows))
+        type_rows.append(rows)
         sig_mean[t] = rows.mean(axis=0)
         sig_std[t] = rows.std(axis=0, ddof=1) if len(rows) > 1 else 0.0
 
@@ -208,7 +214,27 @@ def load_profile(path: Path | str, num_sensors: int | None = None) -> ReferenceP
         failure_rows=tuple(counts),
         signature_mean=sig_mean,
         signature_std=sig_std,
+        normal_values=normal_values,
+        failure_values=tuple(type_rows),
     )
+
+
+def learned_model_rows(num_sensors: int) -> int:
+    """Normal rows the learned model needs to estimate the dependence of ``num_sensors``."""
+    return max(2 * num_sensors, 10)
+
+
+def check_learned_model_data(profile: ReferenceProfile) -> None:
+    """Raise ``ReferenceDataError`` when ``profile`` has too few normal rows for the learned
+    model (the original model needs only 2)."""
+    needed = learned_model_rows(profile.num_sensors)
+    if profile.normal_rows < needed:
+        raise ReferenceDataError(
+            Path(profile.source),
+            f"has {profile.normal_rows} unlabelled (normal) rows; the learned model needs at "
+            f"least {needed} for {profile.num_sensors} sensors (2 per sensor, at least 10): add "
+            "rows, lower NUM_SENSORS, or set SIMULATION_MODEL=original",
+        )
 
 
 def describe(profile: ReferenceProfile) -> str:

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.machine_ids import MAX_MACHINES
 from domain.messages import MessageFormat
-from domain.simulation_model import FailureModel
+from domain.simulation_model import DEFAULT_PERSISTENCE, FailureModel, SimulationModel
 from producer.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,11 +24,6 @@ DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?)$")
 """A host name, an IPv4 address or a bracketed IPv6 address (no scheme, no path)."""
-
-
-class SimulationModel(StrEnum):
-    LEARNED = "learned"
-    ORIGINAL = "original"
 
 
 class SecurityProtocol(StrEnum):
@@ -88,7 +83,7 @@ class ProducerSettings(BaseSettings):
         description="learned (the reference's distributions and dependence) or original.",
     )
     simulation_persistence: float = Field(
-        0.95,
+        DEFAULT_PERSISTENCE,
         ge=0.0,
         lt=1.0,
         description="Per-cycle autocorrelation of the learned model's readings (0..<1).",
