@@ -107,3 +107,35 @@ class FailureModel:
         """Map a uniform draw in [0, 1) to an episode length in [min_cycles, max_cycles]."""
         span = self.max_cycles - self.min_cycles + 1
         return self.min_cycles + min(span - 1, int(u * span))
+
+    @property
+    def mean_episode_cycles(self) -> float:
+        return (self.min_cycles + self.max_cycles) / 2.0
+
+    def failing_share(self) -> float:
+        """Expected long-run share of failing readings.
+
+        After an episode a machine is healthy for one reading, then starts a new episode with
+        probability ``p`` each cycle: healthy spells last ``1/p`` cycles on average, episodes
+        ``(min + max) / 2``.
+
+        >>> round(FailureModel().failing_share(), 3)
+        0.692
+        >>> FailureModel(probability=0).failing_share()
+        0.0
+        """
+        if self.probability == 0:
+            return 0.0
+        episode = self.mean_episode_cycles
+        return episode / (episode + 1.0 / self.probability)
+
+    def probability_for_share(self, share: float) -> float:
+        """The ``probability`` that gives a long-run failing ``share`` (0 <= share < 1) with
+        this model's episode lengths.
+
+        >>> round(FailureModel().probability_for_share(0.05), 5)
+        0.00117
+        """
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"share must be in [0, 1), got {share}")
+        return min(1.0, share / (self.mean_episode_cycles * (1.0 - share)))

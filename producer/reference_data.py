@@ -244,6 +244,8 @@ def describe(profile: ReferenceProfile) -> str:
         f"normal rows: {profile.normal_rows}; sensors: {profile.num_sensors}; "
         f"failure types: {len(profile.failure_types)}",
         "",
+        "normal statistics (SIMULATION_MODEL=original walks around the mean, clipped to "
+        "[lower, upper]):",
         f"{'sensor':<12} {'mean':>12} {'std':>12} {'min':>12} {'max':>12} {'lower':>12} "
         f"{'upper':>12}",
     ]
