@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,9 @@ MIN_TYPE_ROWS = 3
 _TAIL_POINTS = 5
 """The tails extend the outermost order statistic by the mean spacing of this many."""
 _MIN_EIGENVALUE = 1e-6
+_DIGITS = 12
+"""Fitted matrices are rounded to this many decimals: LAPACK and BLAS may differ in the last
+bits between CPUs, and the stream should not."""
 _NORMAL = NormalDist()
 
 _GRID = np.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_CELLS + 1)
@@ -178,6 +182,10 @@ def _shrunk(own: FloatArray, target: FloatArray, weight: float) -> FloatArray:
     return nearest_correlation(weight * own + (1.0 - weight) * target)
 
 
+def _rounded(matrix: npt.NDArray[np.floating[Any]]) -> FloatArray:
+    return np.asarray(np.round(matrix, _DIGITS), dtype=np.float64)
+
+
 def fit_learned_model(
     normal_values: FloatArray, failure_values: tuple[FloatArray, ...]
 ) -> LearnedModel:
@@ -190,7 +198,7 @@ def fit_learned_model(
     normal_grid = np.stack([quantile_grid(normal_values[:, j]) for j in range(sensors)])
     constant = np.ptp(normal_values, axis=0) == 0
     correlation = latent_correlation(normal_values)
-    cholesky: FloatArray = np.asarray(np.linalg.cholesky(correlation), dtype=np.float64)
+    cholesky = _rounded(np.linalg.cholesky(correlation))
     inverse = np.linalg.inv(cholesky)
 
     shapes = []
@@ -205,12 +213,12 @@ def fit_learned_model(
             grid = normal_grid + (rows.mean(axis=0) - normal_values.mean(axis=0))[:, None]
             weight = 0.0
             own = correlation
-        mix = np.tril(np.linalg.cholesky(own) @ inverse)
+        mix = _rounded(np.tril(np.linalg.cholesky(own) @ inverse))
         shapes.append(
             FailureShape(
                 table=QuantileTable.from_grid(grid),
                 mix=mix,
-                coupling=np.einsum("jk,kj->j", mix, correlation),
+                coupling=_rounded(np.einsum("jk,kj->j", mix, correlation)),
                 own_weight=weight,
                 rows=n,
             )
