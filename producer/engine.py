@@ -103,6 +103,14 @@ class SensorProcess(Protocol):
         """No reading is ever larger in magnitude."""
         ...
 
+    def export_state(self, rows: IntArray) -> FloatArray:
+        """A copy of the state of shard rows ``rows``, shape (len(rows), sensors)."""
+        ...
+
+    def restore_state(self, rows: IntArray, state: FloatArray) -> None:
+        """Overwrite the state of shard rows ``rows`` (as ``export_state`` returned it)."""
+        ...
+
 
 class OriginalWalk:
     """The seed system's mean-reverting walk and independent failure draws."""
@@ -122,6 +130,15 @@ class OriginalWalk:
     def max_abs_reading(self) -> float:
         p = self._profile
         return float(np.max(np.abs(np.concatenate([p.reading_lower, p.reading_upper]))))
+
+    def export_state(self, rows: IntArray) -> FloatArray:
+        return self._walk[rows].copy()
+
+    def restore_state(self, rows: IntArray, state: FloatArray) -> None:
+        # a copy: a CycleResult may share the array (readings of a cycle without failures)
+        walk = self._walk.copy()
+        walk[rows] = state
+        self._walk = walk
 
     def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
         s = self._sensors
@@ -165,6 +182,12 @@ class LearnedProcess:
     def max_abs_reading(self) -> float:
         tables = [self._model.normal, *(f.table for f in self._model.failures)]
         return float(max(max(np.abs(t.minimum).max(), np.abs(t.maximum).max()) for t in tables))
+
+    def export_state(self, rows: IntArray) -> FloatArray:
+        return np.ascontiguousarray(self._latent[:, rows].T)
+
+    def restore_state(self, rows: IntArray, state: FloatArray) -> None:
+        self._latent[:, rows] = state.T
 
     def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
         model = self._model
@@ -252,6 +275,32 @@ class SimulationEngine:
     @property
     def max_abs_reading(self) -> float:
         return self.process.max_abs_reading
+
+    # -- continuity: the per-machine state, for checkpoints (producer/continuity.py) ----------
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The names ``export_state`` returns: the sensor process's state, then the episodes'."""
+        process = "latent" if self.model is SimulationModel.LEARNED else "walk"
+        return (process, *FailureEpisodes.STATE)
+
+    def export_state(self, rows: IntArray) -> dict[str, npt.NDArray[np.generic]]:
+        """Copies of the state of shard rows ``rows``: name -> array, first axis the machine."""
+        state: dict[str, npt.NDArray[np.generic]] = {
+            self.state_names[0]: self.process.export_state(rows)
+        }
+        state.update(self.episodes.export_state(rows))
+        return state
+
+    def restore_state(self, rows: IntArray, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Overwrite the state of shard rows ``rows`` with ``state`` (as ``export_state``
+        returned it)."""
+        if set(state) != set(self.state_names):
+            raise ValueError(f"state names {sorted(state)} are not {sorted(self.state_names)}")
+        process = state[self.state_names[0]]
+        if process.shape != (len(rows), self.profile.num_sensors):
+            raise ValueError(f"state has shape {process.shape} for {len(rows)} rows")
+        self.process.restore_state(rows, process.astype(np.float64))
+        self.episodes.restore_state(rows, state)
 
     def step(self) -> CycleResult:
         """Advance every machine by one cycle and return the readings."""

@@ -40,6 +40,9 @@ class EpisodeStep:
 class FailureEpisodes:
     """Vectorised episode state of ``count`` machines."""
 
+    STATE = ("remaining", "episode_cycle", "failure_type", "was_failing")
+    """The per-machine arrays that are the state (for checkpoints)."""
+
     def __init__(
         self, model: FailureModel, types: int, count: int, *, ramp_out: bool = False
     ) -> None:
@@ -85,6 +88,19 @@ class FailureEpisodes:
         self.remaining = np.where(failing, self.remaining - 1, 0)
         self.was_failing = failing
         return step
+
+    def export_state(self, rows: IntArray) -> dict[str, npt.NDArray[np.generic]]:
+        return {name: getattr(self, name)[rows].copy() for name in self.STATE}
+
+    def restore_state(self, rows: IntArray, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        for name in self.STATE:
+            current = getattr(self, name)
+            value = state[name]
+            if value.shape != (len(rows),):
+                raise ValueError(f"state {name!r} has shape {value.shape} for {len(rows)} rows")
+            updated = current.copy()  # a CycleResult may share the old array
+            updated[rows] = value.astype(current.dtype)
+            setattr(self, name, updated)
 
     @staticmethod
     def healthy(count: int) -> EpisodeStep:

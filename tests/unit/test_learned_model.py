@@ -214,3 +214,32 @@ def test_without_labelled_rows_there_are_no_failures(tmp_path: Path) -> None:
     engine = learned_engine(load_profile(csv(tmp_path, frame)))
     assert not engine.failures_enabled
     assert not any(r.failing.any() for r in run(engine, 50))
+
+
+@pytest.mark.parametrize("kind", list(SimulationModel))
+def test_exported_state_continues_the_stream_exactly(kind: SimulationModel) -> None:
+    """What continuity checkpoints: a fresh engine given a machine's state and cycle goes on
+    exactly as the machine would have."""
+    model = FailureModel(probability=0.1, min_cycles=3, max_cycles=8, ramp_cycles=2)
+
+    def make(first: int, count: int) -> SimulationEngine:
+        return SimulationEngine(
+            BUNDLED, model, first_machine=first, count=count, seed=9, simulation_name="state",
+            model=kind,
+        )  # fmt: skip
+
+    whole = make(0, 12)
+    for _ in range(30):
+        whole.step()
+    rows = np.arange(4, 12)
+    state = whole.export_state(rows)
+    assert set(state) == set(whole.state_names)
+    resumed = make(4, 8)
+    resumed.restore_state(np.arange(8), state)
+    resumed.cycle = whole.cycle
+    for _ in range(20):
+        expected, got = whole.step(), resumed.step()
+        assert np.array_equal(expected.micros[4:], got.micros)
+        assert np.array_equal(expected.progress[4:], got.progress)
+    with pytest.raises(ValueError, match="state names"):
+        resumed.restore_state(np.arange(8), {"walk": state[whole.state_names[0]]})
