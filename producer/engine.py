@@ -157,6 +157,12 @@ class OriginalWalk:
         return blended
 
 
+def _sensor_major_normals(words: UInt64Array, sensors: int) -> FloatArray:
+    """Normals from the first ``sensors`` words of each machine, shape (sensors, machines),
+    C-contiguous (a transposed view would make every later row operation strided)."""
+    return normals(np.ascontiguousarray(words[:, :sensors].T))
+
+
 class LearnedProcess:
     """Latent AR(1) Gaussian copula with learned marginals (see ``producer.learned_model``).
 
@@ -175,7 +181,7 @@ class LearnedProcess:
         self._innovation = math.sqrt(1.0 - persistence * persistence)
         # Start in the stationary law N(0, R): no burn-in needed.
         self._latent: FloatArray = lower_triangular_product(
-            model.cholesky, normals(initial[:, :sensors].T)
+            model.cholesky, _sensor_major_normals(initial, sensors)
         )
 
     @property
@@ -202,28 +208,21 @@ class LearnedProcess:
         return np.ascontiguousarray(out.T)
 
     def _blend_failures(self, out: FloatArray, episodes: EpisodeStep) -> None:
-        """Overwrite the readings of failing machines (columns of ``out``)."""
+        """Blend the readings of failing machines (columns of ``out``) toward their type."""
         model = self._model
         for t, shape in enumerate(model.failures):
             machines = np.flatnonzero(episodes.failing & (episodes.failure_type == t))
             if machines.size == 0:
                 continue
             weight = episodes.progress[machines]
-            keep = 1.0 - weight
-            normal_latent = self._latent[:, machines]
-            failure_latent = lower_triangular_product(shape.mix, normal_latent)
-            # Blend on the latent level, then rescale to unit variance: the blend of two unit
-            # normals with correlation c has variance keep^2 + weight^2 + 2 keep weight c.
-            variance = keep * keep + weight * weight
-            variance = variance + (2.0 * keep * weight) * shape.coupling[:, None]
-            blended = normal_latent * keep
-            blended += failure_latent * weight
-            blended /= np.sqrt(np.maximum(variance, 1e-12))
-            position = GridPosition.of(blended)
-            reading = position.read(model.normal)
-            reading *= keep
-            reading += position.read(shape.table) * weight
-            out[:, machines] = reading
+            failure_latent = lower_triangular_product(shape.mix, self._latent[:, machines])
+            failing = GridPosition.of(failure_latent).read(shape.table)
+            healthy = out[:, machines]
+            # healthy + w (failing - healthy) = (1 - w) healthy + w failing
+            failing -= healthy
+            failing *= weight
+            healthy += failing
+            out[:, machines] = healthy
 
 
 class SimulationEngine:

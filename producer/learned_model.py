@@ -17,10 +17,9 @@ A failure type has its own marginals and latent correlation ``R_t`` (shrunk towa
 ``R`` when the type has few rows: weight ``n / (n + sensors)`` on its own estimate). The latent
 state of a failing machine is mapped through ``A_t = L_t L^-1`` (lower triangular, the identity
 when ``R_t = R``), so ``A_t z ~ N(0, R_t)``: the same persistent process, seen through the
-type's dependence and marginals. Blending by the episode's progress ``w`` is done on both
-levels (latent ``(1-w) z + w A_t z``, renormalised to unit variance; readings as the
-``w``-average of the two quantile functions), so readings move continuously into a failure and
-back out of it.
+type's dependence and marginals. With the episode's progress ``w`` the reading is
+``(1-w) Q(z) + w Q_t(A_t z)``: both terms are persistent and ``w`` moves by ``1/ramp`` per
+cycle, so readings move continuously into a failure and back out of it.
 
 Quantile functions are stored as tables over a fixed grid of the latent value, so mapping a
 latent value to a reading is two gathers, a multiply and an add (bit-identical on every CPU).
@@ -84,8 +83,6 @@ class FailureShape:
     table: QuantileTable
     mix: FloatArray
     """``A_t``: lower triangular, shape (sensors, sensors)."""
-    coupling: FloatArray
-    """``diag(A_t R)``: covariance of each sensor's normal and failure latent values."""
     own_weight: float
     """Weight of the type's own dependence estimate against the normal one (0..1)."""
     rows: int
@@ -218,7 +215,6 @@ def fit_learned_model(
             FailureShape(
                 table=QuantileTable.from_grid(grid),
                 mix=mix,
-                coupling=_rounded(np.einsum("jk,kj->j", mix, correlation)),
                 own_weight=weight,
                 rows=n,
             )
@@ -237,16 +233,34 @@ _INV_CELL = GRID_CELLS / (2.0 * GRID_LIMIT)
 _LAST = GRID_CELLS - 1e-9
 
 
+_ROW_BY_ROW_FROM = 3000
+"""Machines from which the row-by-row product beats the column-by-column one (measured)."""
+
+
 def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatArray:
     """``matrix @ vectors`` for a lower-triangular ``matrix`` and sensor-major ``vectors``.
 
-    Written as one broadcast multiply-add per column instead of a BLAS call: the same speed at
-    these sizes, and only IEEE multiplications and additions in a fixed order, so every CPU
-    gives the same bits whatever the number of machines.
+    Written as multiply-adds instead of a BLAS call: only IEEE multiplications and additions,
+    in the same order (``k = 0, 1, ..., j`` for output row ``j``) whichever of the two loops
+    runs, so every CPU gives the same bits whatever the number of machines. Many machines: row
+    by row (each row of machines stays in cache); few: column by column (fewer numpy calls).
     """
-    out: FloatArray = matrix[:, :1] * vectors[0]
-    for k in range(1, matrix.shape[0]):
-        out[k:] += matrix[k:, k : k + 1] * vectors[k]
+    sensors, machines = vectors.shape
+    # rows must be contiguous (a column gather such as ``a[:, index]`` comes out F-ordered)
+    vectors = np.ascontiguousarray(vectors)
+    if machines < _ROW_BY_ROW_FROM:
+        out: FloatArray = matrix[:, :1] * vectors[0]
+        for k in range(1, sensors):
+            out[k:] += matrix[k:, k : k + 1] * vectors[k]
+        return out
+    out = np.empty((sensors, machines))
+    term = np.empty(machines)
+    for j in range(sensors):
+        row = out[j]
+        np.multiply(vectors[0], matrix[j, 0], out=row)
+        for k in range(1, j + 1):
+            np.multiply(vectors[k], matrix[j, k], out=term)
+            row += term
     return out
 
 

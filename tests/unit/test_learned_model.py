@@ -103,11 +103,15 @@ def test_nearest_correlation_repairs_an_invalid_matrix() -> None:
     np.linalg.cholesky(repaired)
 
 
-def test_triangular_product_matches_matmul() -> None:
+def test_triangular_product_matches_matmul_and_does_not_depend_on_the_machine_count() -> None:
     rng = np.random.default_rng(1)
     matrix = np.tril(rng.normal(size=(7, 7)))
-    vectors = rng.normal(size=(7, 33))
-    assert np.allclose(lower_triangular_product(matrix, vectors), matrix @ vectors)
+    vectors = rng.normal(size=(7, 5000))  # row by row
+    whole = lower_triangular_product(matrix, vectors)
+    assert np.allclose(whole, matrix @ vectors)
+    for start, stop in ((0, 33), (17, 2999), (100, 4000), (4990, 5000)):
+        assert np.array_equal(lower_triangular_product(matrix, vectors[:, start:stop]),
+                              whole[:, start:stop])  # fmt: skip
 
 
 @pytest.mark.parametrize("persistence", [0.0, 0.5, 0.95])
