@@ -214,7 +214,14 @@ def crd() -> JsonObject:
                             "description": "Kafka topic.",
                         },
                         {
-                            # -o wide only: DESIGN §6 fixes the default columns.
+                            # -o wide only (priority 1): DESIGN §6 fixes the default columns.
+                            "name": "Model",
+                            "type": "string",
+                            "jsonPath": ".spec.model",
+                            "description": "Simulation model: learned or original.",
+                            "priority": 1,
+                        },
+                        {
                             "name": "Status",
                             "type": "string",
                             "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',

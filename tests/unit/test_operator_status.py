@@ -226,7 +226,7 @@ def test_invalid_spec_message_names_the_fields_concisely() -> None:
     message = invalid_spec_message(
         validation_error(kafka={"bootstrapServers": "k"}, resources={"requests": {"cpu": "lots"}})
     )
-    assert "spec.kafka.bootstrapServers: 'k' is not in the expected format" in message
+    assert "spec.kafka.bootstrapServers: must be a comma-separated list of host:port" in message
     assert "spec.resources.requests.cpu: 'lots' is not in the expected format" in message
     assert "pattern" not in message  # no regular expressions in a user-facing message
     assert "CRD" in message
