@@ -448,3 +448,27 @@ def conforms(desired: Any, actual: Any, *, quantities: bool = False) -> bool:
     if quantities and isinstance(desired, str) and isinstance(actual, str):
         return _same_quantity(desired, actual)
     return bool(desired == actual)
+
+
+def foreign_owner(obj: Mapping[str, Any], simulation: SimulationRef) -> str | None:
+    """Why ``obj``, which has the name of one of ``simulation``'s children, is not its child
+    (None when it is, so the operator may apply it).
+
+    It is the simulation's child when the simulation (this very object, by uid) controls it,
+    or when nothing controls it and the operator created it (its field manager owns fields:
+    e.g. a child orphaned by ``kubectl delete --cascade=orphan`` of an earlier simulation of
+    the same name). Anything else belongs to someone else and is never adopted.
+    """
+    meta = obj.get("metadata", {})
+    controller = next(
+        (ref for ref in meta.get("ownerReferences") or () if ref.get("controller")), None
+    )
+    if controller is not None:
+        if controller.get("uid") == simulation.uid:
+            return None
+        return f"controlled by {controller.get('kind')} {controller.get('name')}"
+    managers = {entry.get("manager") for entry in meta.get("managedFields") or ()}
+    if names.FIELD_MANAGER in managers:
+        return None
+    made_by = ", ".join(sorted(str(m) for m in managers if m)) or "someone else"
+    return f"not created by the operator (fields managed by {made_by})"

@@ -269,6 +269,9 @@ ALLOWED_CLUSTER_WIDE = [
     ("patch", "configmaps", "-n", "anywhere"),
     ("create", "services", "-n", "anywhere"),
     ("create", "events", "-n", "anywhere"),
+    # status names producer pods that cannot run (read only)
+    ("list", "pods", "-n", "anywhere"),
+    ("watch", "pods", "-n", "anywhere"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
 ]
@@ -278,8 +281,9 @@ DENIED_EVERYWHERE = [
     ("delete", "statefulsets.apps", "-n", "anywhere"),
     ("delete", "configmaps", "-n", "anywhere"),
     ("delete", "services", "-n", "anywhere"),
-    # readiness comes from the StatefulSet's status; pods are not the operator's business
-    ("list", "pods", "-A"),
+    # pods are read, never changed
+    ("get", "pods", "-n", "anywhere"),
+    ("patch", "pods", "-n", "anywhere"),
     ("update", "sensorsimulations.sensorsim.io", "--subresource=scale", "-n", "anywhere"),
     ("list", "secrets", "-A"),
     ("watch", "secrets", "-n", "kube-system"),

@@ -70,6 +70,16 @@ class FakeKube:
     def list_simulations(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         return [copy.deepcopy(o) for o in self.objects.values() if o["kind"] == "SensorSimulation"]
 
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        wanted = dict(part.split("=", 1) for part in label_selector.split(","))
+        return [
+            copy.deepcopy(o)
+            for o in self.objects.values()
+            if o["kind"] == "Pod"
+            and o["metadata"]["namespace"] == namespace
+            and wanted.items() <= o["metadata"].get("labels", {}).items()
+        ]
+
 
 def simulation(generation: int = 1, **spec: Any) -> dict[str, Any]:
     return {
@@ -257,3 +267,106 @@ def test_entry_point_arguments(namespaces: str, expected: list[str]) -> None:
 
 def test_committed_crd_is_up_to_date() -> None:
     assert crd_main(["--check"]) == 0, "run `python -m sensorsim_operator.crd --write`"
+
+
+CONFIG_MAP_PATH = object_path("v1", "ConfigMap", "plant", "line-a-settings")
+
+
+def condition(kube: FakeKube, kind: str) -> dict[str, Any]:
+    conditions = kube.objects[PATH]["status"]["conditions"]
+    return next(c for c in conditions if c["type"] == kind)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "why"),
+    [
+        ({"managedFields": [{"manager": "kubectl-create"}]}, "not created by the operator"),
+        (
+            {
+                "ownerReferences": [
+                    {"kind": "Deployment", "name": "app", "uid": "u", "controller": True}
+                ]
+            },
+            "controlled by Deployment app",
+        ),
+        (
+            {
+                "ownerReferences": [
+                    {"kind": "SensorSimulation", "name": "line-a", "uid": "old", "controller": True}
+                ]
+            },
+            "controlled by SensorSimulation line-a",
+        ),
+    ],
+)
+def test_someone_elses_object_with_a_child_name_is_never_adopted(
+    kube: FakeKube, metadata: dict[str, Any], why: str
+) -> None:
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "line-a-settings", "namespace": "plant", **metadata},
+        "data": {"NUM_MACHINES": "77"},
+    }
+    kube.objects[CONFIG_MAP_PATH] = copy.deepcopy(foreign)
+    with pytest.raises(ReconcileError, match="ChildNameConflict") as raised:
+        reconciler(kube).reconcile("plant", "line-a")
+    assert raised.value.retry
+    assert kube.applies == []  # nothing applied, not even the children that are free
+    assert kube.objects[CONFIG_MAP_PATH] == foreign
+    degraded = condition(kube, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ChildNameConflict")
+    assert "ConfigMap plant/line-a-settings" in degraded["message"]
+    assert why in degraded["message"]
+
+
+def test_a_child_orphaned_from_this_operator_is_taken_back(kube: FakeKube) -> None:
+    kube.objects[CONFIG_MAP_PATH] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "line-a-settings",
+            "namespace": "plant",
+            "managedFields": [{"manager": names.FIELD_MANAGER, "operation": "Apply"}],
+        },
+        "data": {},
+    }
+    reconciler(kube).reconcile("plant", "line-a")
+    assert CONFIG_MAP_PATH in kube.applies
+    assert condition(kube, "Degraded")["status"] == "False"
+
+
+def crashing_pod(name: str, reason: str = "CrashLoopBackOff") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "plant", "labels": names.selector_labels("line-a")},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "producer",
+                    "ready": False,
+                    "state": {"waiting": {"reason": reason, "message": "back-off 10s"}},
+                    "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}},
+                }
+            ],
+        },
+    }
+
+
+def test_pods_that_cannot_run_make_the_simulation_degraded_naming_them(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    operator.reconcile("plant", "line-a")
+    kube.objects[object_path("v1", "Pod", "plant", "line-a-1")] = crashing_pod("line-a-1")
+    kube.objects[object_path("v1", "Pod", "plant", "line-a-0")] = crashing_pod(
+        "line-a-0", "ImagePullBackOff"
+    )
+    operator.reconcile("plant", "line-a", child=crashing_pod("line-a-1"))
+    degraded = condition(kube, "Degraded")
+    assert degraded["status"] == "True"
+    assert degraded["reason"] in {"CrashLoopBackOff", "ImagePullBackOff"}
+    assert "line-a-0: ImagePullBackOff (back-off 10s)" in degraded["message"]
+    assert "line-a-1: CrashLoopBackOff (back-off 10s)" in degraded["message"]
+    # a pod event applies nothing: the pod is none of the children
+    assert kube.applies.count(STS_PATH) == 1
