@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from domain import settings_contract as contract
-from domain.simulation_spec import KIND, SimulationSpec
 from sensorsim_operator import memory, names
+from sensorsim_operator.api.v1alpha1 import KIND, SimulationSpec
 
 Manifest = dict[str, Any]
 

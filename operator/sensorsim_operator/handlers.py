@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import kopf
 
-from domain.simulation_spec import API_GROUP, API_VERSION, PLURAL
 from sensorsim_operator import metrics, names
+from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
 from sensorsim_operator.children import BuildDefaults, controller_owner
 from sensorsim_operator.kube import ApiKube, KubeError
 from sensorsim_operator.reconciling import ReconcileError, Reconciler

@@ -17,8 +17,8 @@ from typing import Any, Final, Protocol
 import urllib3
 from kubernetes import client, config
 
-from domain.simulation_spec import API_GROUP, API_VERSION, PLURAL
 from sensorsim_operator import names
+from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
 
 JsonObject = dict[str, Any]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from domain.simulation_spec import SimulationSpec, parse_spec
 from sensorsim_operator import names
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
 from sensorsim_operator.children import (
     BuildDefaults,
     Manifest,

@@ -16,7 +16,8 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from domain.partitioning import shard_table
-from domain.simulation_spec import (
+from sensorsim_operator import names, pods
+from sensorsim_operator.api.v1alpha1 import (
     Condition,
     ConditionStatus,
     ConditionType,
@@ -24,7 +25,6 @@ from domain.simulation_spec import (
     SimulationSpec,
     SimulationStatus,
 )
-from sensorsim_operator import names, pods
 from sensorsim_operator.pods import PodProblem
 
 log = logging.getLogger(__name__)

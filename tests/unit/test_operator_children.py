@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from domain import settings_contract as contract
-from domain.simulation_spec import SimulationSpec, parse_spec
 from sensorsim_operator import memory, names
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
 from sensorsim_operator.children import (
     BuildDefaults,
     Children,

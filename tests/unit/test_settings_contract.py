@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import settings_contract as contract
-from domain.simulation_spec import parse_spec
 from producer.errors import ConfigError
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings, load_settings
 from scripts import settings_table
+from sensorsim_operator.api.v1alpha1 import parse_spec
 from sensorsim_operator.children import SimulationRef, producer_settings
 from sensorsim_operator.crd import spec_schema
 

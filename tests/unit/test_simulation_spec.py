@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from domain.simulation_spec import SimulationSpec, SimulationStatus, parse_spec
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, SimulationStatus, parse_spec
 from sensorsim_operator.crd import crd, spec_schema, status_schema
 
 pytestmark = pytest.mark.unit
