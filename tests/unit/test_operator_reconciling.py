@@ -23,9 +23,22 @@ PATH = names.simulation_path("plant", "line-a")
 STS_PATH = object_path("apps/v1", "StatefulSet", "plant", "line-a")
 
 
+def _merged(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    result = copy.deepcopy(current)
+    for key, value in desired.items():
+        if key == "resourceVersion":
+            continue
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
 class FakeKube:
-    """Objects by path; apply bumps resourceVersion only when the object changes (as the API
-    server does for a no-op server-side apply)."""
+    """Objects by path; apply merges and bumps resourceVersion only when the object changes (as
+    the API server does for a no-op server-side apply). What only the real API server can
+    show (field ownership, defaults, admission) is tested in tests/k8s/test_operator_e2e.py."""
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
@@ -43,24 +56,19 @@ class FakeKube:
         return copy.deepcopy(found) if found is not None else None
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Merges the manifest into the object, as server-side apply does for the fields of
+        another manager: fields the manifest does not name are kept (lists are replaced)."""
         path = manifest_path(manifest)
         if manifest["kind"] == self.fail_apply_of:
             raise KubeError(422, f"{manifest['kind']} is invalid")
         self.applies.append(path)
         current = self.objects.get(path)
-        desired = copy.deepcopy(dict(manifest))
-        if current is not None:
-            comparable = {k: v for k, v in current.items() if k != "status"}
-            comparable["metadata"] = {
-                k: v for k, v in current["metadata"].items() if k != "resourceVersion"
-            }
-            if comparable == desired:
-                return copy.deepcopy(current)
-            if "status" in current:
-                desired["status"] = current["status"]
-        desired["metadata"]["resourceVersion"] = self._bump()
-        self.objects[path] = desired
-        return copy.deepcopy(desired)
+        merged = _merged(current or {}, copy.deepcopy(dict(manifest)))
+        if merged == current:
+            return copy.deepcopy(current)
+        merged["metadata"]["resourceVersion"] = self._bump()
+        self.objects[path] = merged
+        return copy.deepcopy(merged)
 
     def patch_status(self, path: str, status: Mapping[str, Any]) -> dict[str, Any]:
         self.status_patches += 1
