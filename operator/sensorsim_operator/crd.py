@@ -94,6 +94,13 @@ def _structural(node: Any, defs: JsonObject) -> Any:
             target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
             node = {**target, **node}  # the field's own description wins over the docstring
     node.pop("title", None)
+    # OpenAPI 3.0 (and so Kubernetes) writes exclusive bounds as a flag next to the bound.
+    for exclusive, bound in (("exclusiveMaximum", "maximum"), ("exclusiveMinimum", "minimum")):
+        if isinstance(node.get(exclusive), int | float) and not isinstance(
+            node.get(exclusive), bool
+        ):
+            node[bound] = node.pop(exclusive)
+            node[exclusive] = True
     if node.get("default", NoDefault) is None:
         del node["default"]
     if node.get("additionalProperties") is False:

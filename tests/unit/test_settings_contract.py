@@ -104,12 +104,12 @@ def test_the_crd_takes_bounds_enums_and_rules_from_the_contract(env: str) -> Non
     if setting.ge is not None:
         assert node["minimum"] == setting.ge
     if setting.gt is not None:
-        assert node["exclusiveMinimum"] == setting.gt
+        assert (node["minimum"], node["exclusiveMinimum"]) == (setting.gt, True)
     upper = setting.api_le if setting.api_le is not None else setting.le
     if upper is not None:
         assert node["maximum"] == upper
     if setting.lt is not None:
-        assert node["exclusiveMaximum"] == setting.lt
+        assert (node["maximum"], node["exclusiveMaximum"]) == (setting.lt, True)
     if setting.choices:
         assert node["enum"] == list(setting.choices)
     assert node.get("x-kubernetes-validations", []) == setting.cel_validations()
