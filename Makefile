@@ -44,9 +44,8 @@ image: venv ## build the Dockerfile with podman (stand-in base, see README); las
 run: venv ## demo: start a broker, run a small fleet for a few seconds, summarise the topic, stop
 	$(PY) scripts/demo.py
 
-test: tools ## all checks and all tests (unit, real Kafka, real Kubernetes, image install)
+test: tools ## all checks and all tests (unit, real Kafka, real Kubernetes, the image in podman)
 	$(MAKE) --no-print-directory check
-	$(PY) scripts/image_smoke.py
 	$(PY) -m pytest -p no:cacheprovider
 
 test-unit: venv ## unit tests only (no infrastructure)

@@ -105,7 +105,7 @@ def ensure_packages() -> None:
     log(f"installing {' '.join(APT_PACKAGES)} with apt-get")
     for cmd in (
         ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES],
+        ["apt-get", "install", "-y", "-qq", *APT_PACKAGES],
     ):
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -276,10 +276,11 @@ def hardened_run_args(
     env: Mapping[str, str] = {},
     mounts: Sequence[tuple[Path, str]] = (),
     user: str = RUN_AS,
+    network: str = "host",
 ) -> list[str]:
     """``podman run`` flags for a pod's restricted security context: numeric non-root user,
     read-only root filesystem with a tmpfs /tmp, no capabilities, no privilege escalation,
-    the host's network (the test broker and API server listen on 127.0.0.1)."""
+    by default the host's network (the test broker and API server listen on 127.0.0.1)."""
     args = [
         f"--user={user}",
         "--read-only",
@@ -287,7 +288,7 @@ def hardened_run_args(
         "--tmpfs=/tmp:rw,size=64m,mode=1777",
         "--cap-drop=ALL",
         "--security-opt=no-new-privileges",
-        "--network=host",
+        f"--network={network}",
         *ULIMITS,
     ]
     for key, value in env.items():
