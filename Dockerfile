@@ -4,14 +4,13 @@
 #   - the producer, the default command:          python -m producer
 #   - the operator, the Helm chart's command:     python -m sensorsim_operator
 #
-# Build:  docker build -t sensorsim:0.1.0 .
+# Build:  docker build -t sensorsim:0.1.0 .     (or `make image`: podman, see the README)
 # Security: runs as the numeric non-root user 10001, works with a read-only root filesystem
 # (writes nothing outside /tmp; byte code is compiled at build time), no build tools in the
 # final stage (uv and pip's caches stay in the build stage; the venv has no pip).
 #
-# scripts/image_smoke.py runs this file's build-stage commands in a fresh virtual environment
-# and starts both processes from it the way CMD and the chart do (CI has no Docker engine): keep
-# paths in the commands behind $VIRTUAL_ENV and $UV_PYTHON so it can relocate them.
+# The tests build this file unchanged with podman and run the image as the pods do (uid 10001,
+# read-only root, no capabilities); see tests/infra/containers.py.
 
 ############################ build stage: a venv with sensorsim and its dependencies
 FROM python:3.11.14-slim-trixie AS build

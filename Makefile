@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv lock tools kafka-up kafka-down cluster-up cluster-down run test test-unit \
-        test-kafka test-k8s check lint typecheck crd operator bench clean
+        test-kafka test-k8s check lint typecheck crd operator bench clean image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,12 +38,14 @@ cluster-up: venv ## start a local control plane in the background (last line: KU
 cluster-down: venv ## stop the local control plane and remove its state
 	@$(PY) -m tests.infra cluster-down
 
+image: venv ## build the Dockerfile with podman (stand-in base, see README); last line IMAGE=
+	@$(PY) -m tests.infra image
+
 run: venv ## demo: start a broker, run a small fleet for a few seconds, summarise the topic, stop
 	$(PY) scripts/demo.py
 
-test: tools ## all checks and all tests (unit, real Kafka, real Kubernetes, image install)
+test: tools ## all checks and all tests (unit, real Kafka, real Kubernetes, the image in podman)
 	$(MAKE) --no-print-directory check
-	$(PY) scripts/image_smoke.py
 	$(PY) -m pytest -p no:cacheprovider
 
 test-unit: venv ## unit tests only (no infrastructure)

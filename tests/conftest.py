@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import tools
+from tests.infra import containers, tools
 from tests.infra.cluster import KubeCluster
 from tests.infra.kafka import KafkaBroker
 
@@ -28,6 +28,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marker = _DIRECTORY_MARKERS.get(folder)
         if marker is not None:
             item.add_marker(marker)
+
+
+def pytest_report_header() -> str:
+    return (
+        f"image tests: the Dockerfile's base {containers.official_base()} is a STAND-IN built "
+        "from Debian packages (tests/infra/containers.py), not the official image"
+    )
 
 
 ORIGINAL_REFERENCE_CSV = tools.REPO_ROOT.parent / "shared" / "reference" / "data_sensors.csv"
@@ -87,3 +94,10 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluste
         yield control_plane
     finally:
         control_plane.stop()
+
+
+@pytest.fixture(scope="session")
+def sensorsim_image() -> str:
+    """The project's image, built from the Dockerfile with podman (against the stand-in base;
+    layers are cached, so an unchanged tree rebuilds in seconds)."""
+    return containers.build_image()

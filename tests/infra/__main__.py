@@ -5,6 +5,7 @@ python -m tests.infra kafka-up       start a broker; last line KAFKA_BOOTSTRAP_S
 python -m tests.infra kafka-down     stop it and remove its data
 python -m tests.infra cluster-up     start a control plane; last line KUBECONFIG=...
 python -m tests.infra cluster-down   stop it and remove its state
+python -m tests.infra image          build the Dockerfile with podman; last line IMAGE=...
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.infra import cluster, kafka, procs, tools
+from tests.infra import cluster, containers, kafka, procs, tools
 
 STATE_DIR = Path(os.environ.get("SENSORSIM_STATE", tools.REPO_ROOT / ".infra"))
 KAFKA_DIR = STATE_DIR / "kafka"
@@ -70,12 +71,22 @@ def _cluster_down() -> None:
     print("control plane stopped and its state removed")
 
 
+def _image() -> None:
+    started = time.monotonic()
+    reference = containers.build_image()
+    for line in containers.image_report(reference):
+        print(line)
+    print(f"image ready in {time.monotonic() - started:.1f}s; its base is a stand-in (README)")
+    print(f"IMAGE={reference}")
+
+
 COMMANDS = {
     "tools": _tools,
     "kafka-up": _kafka_up,
     "kafka-down": _kafka_down,
     "cluster-up": _cluster_up,
     "cluster-down": _cluster_down,
+    "image": _image,
 }
 
 

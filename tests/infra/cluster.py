@@ -317,7 +317,10 @@ class KubeCluster:
             [
                 str(tools.tool_path("kwok")),
                 f"--kubeconfig={self.kubeconfig}",
-                "--manage-all-nodes=true",
+                # Only its own fake node: tests/infra/pods.py runs the pods of another node
+                # as real containers and reports their status itself.
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--cidr=10.244.0.0/16",
                 "--node-ip=10.0.0.1",
                 f"--server-address=127.0.0.1:{self.kwok_port}",

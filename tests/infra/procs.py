@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -98,3 +99,9 @@ def tail(log_file: Path | None, lines: int = 40) -> str:
         return ""
     text = log_file.read_text(errors="replace").splitlines()[-lines:]
     return f"--- last lines of {log_file} ---\n" + "\n".join(text)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when ``url`` answers 2xx/3xx (for readiness waits; raises when nothing listens)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return bool(200 <= response.status < 400)
