@@ -24,6 +24,9 @@ DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?)$")
 """A host name, an IPv4 address or a bracketed IPv6 address (no scheme, no path)."""
+MIN_REQUEST_TIMEOUT_MS = 500
+"""The shortest request timeout the derived one may be (KAFKA_DELIVERY_TIMEOUT_MS minus
+KAFKA_LINGER_MS, capped at Kafka's default 30 s)."""
 
 
 class SimulationModel(StrEnum):
@@ -123,6 +126,9 @@ class ProducerSettings(BaseSettings):
         "all", description="all (idempotent), 1 or 0 (both disable idempotence)."
     )
     kafka_create_topic: bool = Field(False, description="Create the topic at start if missing.")
+    kafka_allow_compacted_topic: bool = Field(
+        False, description="Accept a topic with cleanup.policy=compact (keeps one record per key)."
+    )
     kafka_topic_partitions: int = Field(
         6, ge=1, le=100_000, description="Partitions when the topic is created."
     )
@@ -219,6 +225,13 @@ class ProducerSettings(BaseSettings):
             problems.append(
                 "KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL is "
                 f"{self.kafka_security_protocol.value} (use SASL_PLAINTEXT or SASL_SSL)"
+            )
+        if self.kafka_delivery_timeout_ms < self.kafka_linger_ms + MIN_REQUEST_TIMEOUT_MS:
+            # kafka-python needs delivery >= linger + request timeout; the request timeout is
+            # derived (30 s where it fits, else what is left), and a request needs some time.
+            problems.append(
+                f"KAFKA_DELIVERY_TIMEOUT_MS ({self.kafka_delivery_timeout_ms}) must be >= "
+                f"KAFKA_LINGER_MS ({self.kafka_linger_ms}) + {MIN_REQUEST_TIMEOUT_MS}"
             )
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
             problems.append(f"KAFKA_SSL_CAFILE: {self.kafka_ssl_cafile} is not a readable file")
