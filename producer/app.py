@@ -16,13 +16,13 @@ from domain.machine_ids import machine_ids
 from domain.messages import format_epoch
 from domain.partitioning import shard_range
 from producer.engine import SimulationEngine
-from producer.errors import ConfigError, ExitCode, ProducerError
+from producer.errors import ConfigError, ExitCode, ProducerError, ReferenceDataError
 from producer.heartbeat import Heartbeat
 from producer.http_server import HealthServer
 from producer.kafka_sink import KafkaSink
 from producer.metrics import ProducerMetrics
 from producer.reference_data import load_profile
-from producer.serialisation import BodyEncoder
+from producer.serialisation import EXACT_MAX_ABS, BodyEncoder
 from producer.settings import ProducerSettings
 from producer.sinks import OutgoingCycle, Sink
 from producer.stdout_sink import StdoutSink
@@ -95,6 +95,12 @@ class ProducerApp:
         bound = float(
             np.max(np.abs(np.concatenate([profile.reading_lower, profile.reading_upper])))
         )
+        if bound > EXACT_MAX_ABS:
+            raise ReferenceDataError(
+                settings.sensor_data_file,
+                f"readings reach {bound:g} in magnitude; 6 exact decimals allow at most "
+                f"{EXACT_MAX_ABS:.6f}",
+            )
         self.encoder = BodyEncoder(
             profile.sensor_names,
             self.machine_ids,

@@ -32,13 +32,15 @@ def has_fatal_error(producer: Any) -> bool:
     return manager is not None and bool(manager.has_fatal_error())
 
 
-def producer_id(producer: Any) -> int | None:
-    """The broker-assigned producer id of an idempotent producer (None before it has one)."""
+def producer_id_and_epoch(producer: Any) -> tuple[int, int] | None:
+    """The broker-assigned (producer id, epoch) of an idempotent producer, None before it has
+    one (or without idempotence)."""
     manager = producer._transaction_manager
     if manager is None:
         return None
-    pid = int(manager.producer_id_and_epoch.producer_id)
-    return pid if pid >= 0 else None
+    current = manager.producer_id_and_epoch
+    pid, epoch = int(current.producer_id), int(current.epoch)
+    return (pid, epoch) if pid >= 0 else None
 
 
 def _forget_atexit(producer: Any) -> None:

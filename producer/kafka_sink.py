@@ -38,6 +38,7 @@ from typing import Any
 
 from producer import kafka_client
 from producer.errors import BrokerError
+from producer.reconciliation import records_written
 from producer.settings import ProducerSettings, SecurityProtocol
 from producer.sinks import DeliveryStats, OutgoingCycle
 from producer.stopping import StopFlag
@@ -58,6 +59,8 @@ the client is replaced (kafka-python expires them at the delivery timeout; the m
 READY_STALL_SECONDS = 10.0
 """Not ready when records have waited this long without any acknowledgement."""
 _CLOSE_OLD_CLIENT_SECONDS = 2.0
+_RECONCILE_AFTER_SECONDS = 3.0
+"""How long the new client delivers before the broker is asked what the old one wrote."""
 
 # Errors after which this client's idempotent state cannot recover by itself.
 _REPLACE_CLIENT_ERRORS = frozenset(
@@ -181,7 +184,17 @@ class _Generation:
     keeps the totals exact: once retired, what it had not resolved counts as failed and its
     late callbacks are ignored."""
 
-    __slots__ = ("delivered", "failed", "number", "retired", "sent", "sink", "started")
+    __slots__ = (
+        "delivered",
+        "failed",
+        "first_ack",
+        "number",
+        "producers",
+        "retired",
+        "sent",
+        "sink",
+        "started",
+    )
 
     def __init__(self, sink: KafkaSink, number: int) -> None:
         self.sink = sink
@@ -191,6 +204,9 @@ class _Generation:
         self.delivered = 0
         self.failed = 0
         self.retired = False
+        self.first_ack = 0.0
+        self.producers: set[tuple[int, int]] = set()
+        """(producer id, epoch) pairs the client used, for ``reconciliation``."""
 
     def on_delivered(self, _metadata: object) -> None:
         sink = self.sink
@@ -200,6 +216,8 @@ class _Generation:
             self.delivered += 1
             sink.stats.delivered += 1
             sink.last_ack = time.monotonic()
+            if not self.first_ack:
+                self.first_ack = sink.last_ack
 
     def on_error(self, exc: BaseException) -> None:
         sink = self.sink
@@ -250,6 +268,8 @@ class KafkaSink:
         self.last_ack = time.monotonic()
         self._idle_since = time.monotonic()
         self._generation = _Generation(self, 0)
+        self._unreconciled: list[_Generation] = []
+        self._reconciler: threading.Thread | None = None
         self._replace_reason = ""
         self._unusable: str | None = None
         self._give_up_after = settings.kafka_delivery_timeout_ms / 1000
@@ -501,8 +521,59 @@ class KafkaSink:
                 return 0
             generation.retired = True
             lost = generation.unresolved
+            generation.failed += lost
             self.stats.failed += lost
+        if generation.producers and generation.failed:
+            self._unreconciled.append(generation)
         return lost
+
+    # -- reconciliation (see producer/reconciliation.py) -----------------------------------
+    def _note_producer_id(self) -> None:
+        pair = kafka_client.producer_id_and_epoch(self._producer)
+        if pair is not None:
+            self._generation.producers.add(pair)
+
+    def _maybe_reconcile(self) -> None:
+        """Once the current client has been delivering for a while (the broker is back and has
+        worked through what it received before), ask it what the retired clients wrote."""
+        if not self._unreconciled or self._reconciler is not None:
+            return
+        first_ack = self._generation.first_ack
+        if not first_ack or time.monotonic() - first_ack < _RECONCILE_AFTER_SECONDS:
+            return
+        generations, self._unreconciled = self._unreconciled, []
+        self._reconciler = threading.Thread(
+            target=self._reconcile, args=(generations,), name="reconcile", daemon=True
+        )
+        self._reconciler.start()
+
+    def _reconcile(self, generations: list[_Generation]) -> None:
+        try:
+            admin = self._admin()
+        except Exception as exc:
+            log.warning("cannot ask the broker what the replaced client wrote: %s", exc)
+            return
+        try:
+            for generation in generations:
+                written = records_written(
+                    admin, self._topic, self._partition_set, generation.producers
+                )
+                if written is None:
+                    continue
+                with self._lock:
+                    found = max(0, min(written - generation.delivered, generation.failed))
+                    generation.failed -= found
+                    generation.delivered += found
+                    self.stats.failed -= found
+                    self.stats.delivered += found
+                log.warning(
+                    "the broker holds %d records of replaced client %d that had counted as "
+                    "failed (written after it gave up on them): now counted delivered",
+                    found,
+                    generation.number,
+                )
+        finally:
+            admin.close()
 
     # -- supervision -----------------------------------------------------------------------
     def delivering(self) -> bool:
@@ -517,6 +588,7 @@ class KafkaSink:
         """Replace the client when it cannot make progress; stop on an unusable target."""
         if self._unusable is not None:
             raise BrokerError(self._unusable)
+        self._maybe_reconcile()
         now = time.monotonic()
         if self.stats.pending == 0:
             self._idle_since = now
@@ -537,6 +609,7 @@ class KafkaSink:
 
     def _replace_client(self, reason: str) -> None:
         old, generation = self._producer, self._generation
+        self._note_producer_id()
         log.warning(
             "replacing the Kafka client (%s): records it has not delivered count as failed",
             reason,
@@ -662,6 +735,7 @@ class KafkaSink:
                     self.stats.sent += 1
                     future.add_callback(on_ok)
                     future.add_errback(on_error)
+                self._note_producer_id()
                 return
             except KafkaTimeoutError:  # metadata vanished mid-cycle: wait for it, then resume
                 continue
@@ -671,12 +745,27 @@ class KafkaSink:
     def flush(self, timeout: float) -> bool:
         """Send what is buffered and close the client, within ``timeout`` seconds; what is not
         acknowledged by then counts as failed. True only if every record was acknowledged."""
-        producer, self._producer = self._producer, None
-        if producer is None:
+        deadline = time.monotonic() + timeout
+        if self._producer is None:
             return self.stats.pending == 0 and self.stats.failed == 0
+        self._note_producer_id()
+        producer, self._producer = self._producer, None
         kafka_client.close_gracefully(producer, timeout)
         self._retire(self._generation)  # the sender thread has stopped: nothing more will come
+        self._finish_reconciliation(deadline)
         return self.stats.pending == 0 and self.stats.failed == 0
+
+    def _finish_reconciliation(self, deadline: float) -> None:
+        """At shutdown: settle what retired clients wrote, if the broker answers in time."""
+        if self._reconciler is not None:
+            self._reconciler.join(max(0.0, deadline - time.monotonic()))
+        pending = [g for g in self._unreconciled if g is not self._generation]
+        if not pending or not self._generation.first_ack:
+            return  # nothing to settle, or the broker never came back
+        self._unreconciled = []
+        worker = threading.Thread(target=self._reconcile, args=(pending,), daemon=True)
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """Release the client at once (``flush`` already closed it on a normal shutdown)."""

@@ -38,6 +38,7 @@ def test_the_transaction_manager_reports_fatal_errors_and_the_producer_id() -> N
     manager = TransactionManager()
     assert manager.has_fatal_error() is False
     assert manager.producer_id_and_epoch.producer_id == -1
+    assert manager.producer_id_and_epoch.epoch == -1
 
 
 def test_the_producer_records_the_negotiated_api_version() -> None:
