@@ -359,6 +359,11 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     ),
     Setting("KAFKA_CREATE_TOPIC", False, "Create the topic at start if missing."),
     Setting(
+        "KAFKA_ALLOW_COMPACTED_TOPIC",
+        False,
+        "Accept a topic with cleanup.policy=compact (keeps one record per key).",
+    ),
+    Setting(
         "KAFKA_TOPIC_PARTITIONS",
         6,
         "Partitions when the topic is created.",

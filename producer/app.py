@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from types import FrameType
 from typing import Literal
 
 from domain.machine_ids import machine_ids
@@ -17,21 +15,26 @@ from domain.messages import format_epoch
 from domain.partitioning import shard_range
 from domain.simulation_model import SimulationModel
 from producer.engine import SimulationEngine
-from producer.errors import ConfigError, ExitCode
+from producer.errors import ConfigError, ExitCode, ProducerError, ReferenceDataError
+from producer.heartbeat import Heartbeat
 from producer.http_server import HealthServer
 from producer.kafka_sink import KafkaSink
 from producer.metrics import ProducerMetrics
 from producer.reference_data import check_learned_model_data, load_profile
-from producer.serialisation import BodyEncoder
+from producer.serialisation import EXACT_MAX_ABS, BodyEncoder
 from producer.settings import ProducerSettings
 from producer.sinks import OutgoingCycle, Sink
 from producer.stdout_sink import StdoutSink
+from producer.stopping import (
+    EXIT_MARGIN_SECONDS,
+    GRACE_PERIOD_SECONDS,
+    StopFlag,
+    install_signal_handlers,
+)
 
 log = logging.getLogger("producer")
 
 SinkKind = Literal["kafka", "stdout"]
-SHUTDOWN_FLUSH_SECONDS = 25.0
-"""How long shutdown waits for acknowledgements (below Kubernetes' 30 s grace period)."""
 _LAG_WARNING_EVERY = 30.0
 
 
@@ -53,10 +56,11 @@ class ProducerApp:
         sink_kind: SinkKind = "kafka",
         *,
         sink: Sink | None = None,
-        stop: threading.Event | None = None,
+        stop: StopFlag | None = None,
     ) -> None:
         self.settings = settings
-        self.stop = stop or threading.Event()
+        self.stop = stop or StopFlag()
+        self.heartbeat = Heartbeat()
         profile = load_profile(settings.sensor_data_file, settings.num_sensors)
         if not profile.failures_enabled:
             log.warning(
@@ -91,12 +95,19 @@ class ProducerApp:
                 f"this shard's {shard.size} machines do not fit in memory; raise SHARD_COUNT "
                 "or lower NUM_MACHINES"
             ) from None
+        bound = self.engine.max_abs_reading
+        if bound > EXACT_MAX_ABS:
+            raise ReferenceDataError(
+                settings.sensor_data_file,
+                f"readings reach {bound:g} in magnitude; 6 exact decimals allow at most "
+                f"{EXACT_MAX_ABS:.6f}",
+            )
         self.encoder = BodyEncoder(
             profile.sensor_names,
             self.machine_ids,
             profile.failure_types,
             settings.message_format,
-            max_abs_value=self.engine.max_abs_reading,
+            max_abs_value=bound,
             max_episode_cycles=settings.failure_max_cycles,
         )
         if sink is not None:
@@ -104,25 +115,27 @@ class ProducerApp:
         elif sink_kind == "stdout":
             self.sink = StdoutSink()
         else:
-            self.sink = KafkaSink(settings, self.machine_ids, profile.failure_types, stop=self.stop)
+            self.sink = KafkaSink(
+                settings,
+                self.machine_ids,
+                profile.failure_types,
+                stop=self.stop,
+                heartbeat=self.heartbeat.beat,
+                max_body_bytes=self.encoder.width,
+            )
         self.metrics = ProducerMetrics(profile.failure_types, lambda: self.sink.stats)
         self.metrics.machines.set(shard.size)
         self._ready = threading.Event()
+        self._cycles_done = 0
         self._http: HealthServer | None = None
 
     # -- signals -----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            if self.stop.is_set():
-                log.error(
-                    "second %s: exiting without waiting for delivery", signal.strsignal(signum)
-                )
-                os._exit(int(ExitCode.UNDELIVERED))
-            log.info("%s: finishing the current cycle, then flushing", signal.strsignal(signum))
-            self.stop.set()
+        install_signal_handlers(self.stop, int(ExitCode.UNDELIVERED))
 
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+    def ready(self) -> bool:
+        """Readiness: started, not stopping, and records are being delivered."""
+        return self._ready.is_set() and not self.stop.is_set() and self.sink.delivering()
 
     # -- run -----------------------------------------------------------------------------------
     def _start_http(self) -> None:
@@ -132,8 +145,8 @@ class ProducerApp:
         try:
             self._http = HealthServer(
                 port,
-                live=lambda: True,
-                ready=self._ready.is_set,
+                live=self.heartbeat.alive,
+                ready=self.ready,
                 metrics=self.metrics.render,
             )
         except OSError as exc:
@@ -144,6 +157,9 @@ class ProducerApp:
     def run(self) -> RunSummary:
         s = self.settings
         self._start_http()
+        cycles = 0
+        failure: ProducerError | None = None
+        crashed = False
         try:
             self.sink.start()
             self._ready.set()
@@ -159,22 +175,33 @@ class ProducerApp:
                 s.simulation_interval_ms,
                 s.message_format.value,
             )
-            cycles = self._loop()
+            try:
+                cycles = self._loop()
+            except ProducerError as exc:  # e.g. the topic turned out unusable: stop cleanly
+                failure = exc
+            except Exception as exc:  # a bug: still flush, close and summarise, then exit 4
+                log.debug("cycle loop failed", exc_info=True)
+                log.error("cycle loop stopped by an unexpected error: %s: %s", type(exc).__name__,
+                          exc)  # fmt: skip
+                crashed = True
+            cycles = max(cycles, self._cycles_done)
             self._ready.clear()
-            flushed = self.sink.flush(SHUTDOWN_FLUSH_SECONDS)
+            if self.stop.requested and self.stop.signal_name:
+                log.info("%s: stopped generating; flushing", self.stop.signal_name)
+            flushed = self.sink.flush(self._flush_budget())
             self.sink.close()
         finally:
             if self._http is not None:
                 self._http.stop()
         stats = self.sink.stats
         ok = flushed and stats.failed == 0 and stats.delivered == stats.sent
-        summary = RunSummary(
-            cycles,
-            stats.sent,
-            stats.delivered,
-            stats.failed,
-            ExitCode.OK if ok else ExitCode.UNDELIVERED,
-        )
+        if crashed:
+            code = ExitCode.INTERNAL
+        elif failure is not None:
+            code = failure.exit_code
+        else:
+            code = ExitCode.OK if ok else ExitCode.UNDELIVERED
+        summary = RunSummary(cycles, stats.sent, stats.delivered, stats.failed, code)
         log.info(
             "stopped after %d cycles: %d records sent, %d delivered, %d failed",
             cycles,
@@ -188,7 +215,17 @@ class ProducerApp:
                 stats.sent - stats.delivered,
                 f" (last error: {stats.last_error})" if stats.last_error else "",
             )
+        if failure is not None:
+            print(f"sensorsim-producer: error: {failure}", file=sys.stderr, flush=True)
         return summary
+
+    def _flush_budget(self) -> float:
+        """Seconds the shutdown flush may take: what is left of the grace period since the
+        signal (the cycle in progress used some), minus a margin to close and exit."""
+        since = self.stop.set_at if self.stop.requested else None
+        start = since if since is not None else time.monotonic()
+        deadline = start + GRACE_PERIOD_SECONDS - EXIT_MARGIN_SECONDS
+        return max(1.0, deadline - time.monotonic())
 
     def _loop(self) -> int:
         s = self.settings
@@ -197,6 +234,7 @@ class ProducerApp:
         start_mono = time.monotonic()
         start_wall = time.time()
         stop_at = start_mono + s.duration_seconds if s.duration_seconds else None
+        self.stop.set_deadline(stop_at)  # every wait of the process ends at the duration too
         cycle = 0
         last_lag_warning = 0.0
         metrics = self.metrics
@@ -207,7 +245,7 @@ class ProducerApp:
                 if stop_at is not None and due >= stop_at:
                     break
                 if now < due:
-                    if self.stop.wait(due - now):
+                    if self._sleep_until(due):
                         break
                     now = time.monotonic()
                 lag = now - due
@@ -235,8 +273,11 @@ class ProducerApp:
             )
             metrics.observe_failures(result.failing, result.started, result.failure_type)
             metrics.cycles.inc()
-            metrics.cycle_duration.observe(time.monotonic() - now)
+            took = time.monotonic() - now
+            metrics.cycle_duration.observe(took)
+            self.heartbeat.cycle_took(took)
             cycle += 1
+            self._cycles_done = cycle
             if remaining is not None:
                 remaining -= count
                 if remaining <= 0:
@@ -244,3 +285,13 @@ class ProducerApp:
             if isinstance(self.sink, StdoutSink) and self.sink.closed_pipe:
                 break
         return cycle
+
+    def _sleep_until(self, due: float) -> bool:
+        """Sleep until ``due`` (monotonic), beating the heartbeat every second; True if stopped."""
+        while True:
+            left = due - time.monotonic()
+            if left <= 0:
+                return False
+            if self.stop.wait(min(left, 1.0)):
+                return True
+            self.heartbeat.beat()

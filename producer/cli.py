@@ -34,7 +34,7 @@ def _env_epilog() -> str:
         "",
         "exit codes: 0 all records delivered; 1 some records not delivered; 2 invalid "
         "configuration or reference data; 3 broker unreachable, credentials refused or topic "
-        "unusable.",
+        "unusable; 4 unexpected internal error (records still flushed).",
     ]
     return "\n".join(lines)
 

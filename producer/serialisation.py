@@ -35,6 +35,9 @@ _ZERO = ord("0")
 _DIG3: UInt8Array = np.array([[ord(c) for c in f"{i:03d}"] for i in range(1000)], dtype=np.uint8)
 _TRAIL3: BoolArray = np.array([[i != 0, i % 100 != 0, i % 10 != 0] for i in range(1000)])
 DEFAULT_CHUNK_ROWS = 1024
+EXACT_MAX_ABS = (2**53 - 1) / _SCALE
+"""The largest magnitude (about 9.007e9) whose 6-decimal rounding float64 represents exactly:
+integer micro-units up to 2**53 - 1. Bounds above it are refused by ``BodyEncoder``."""
 
 
 def int_digits_for(magnitude: float) -> int:
@@ -280,6 +283,12 @@ class BodyEncoder:
             .view(np.uint8)
             .reshape(self.machines, 8)
         )
+        if not math.isfinite(max_abs_value) or abs(max_abs_value) > EXACT_MAX_ABS:
+            raise ValueError(
+                f"readings up to {max_abs_value:g} in magnitude cannot be written with 6 exact "
+                f"decimals (the limit is {EXACT_MAX_ABS:.6f})"
+            )
+        self._max_micros = round(abs(max_abs_value) * _SCALE)
         self._number = WordNumberWriter(int_digits_for(max_abs_value) // 3)
         self._rows = min(chunk_rows, self.machines)
 
@@ -343,6 +352,16 @@ class BodyEncoder:
         if len(ts) != 29:
             raise ValueError(f"timestamp must look like 2026-11-29T12:34:56.789+00:00: {timestamp}")
         micros = result.micros
+        if micros.size:
+            # A NaN or an overflow becomes INT64_MIN in micro-units, which would index the digit
+            # tables out of range: refuse any value outside the clip bounds instead.
+            low, high = int(micros.min()), int(micros.max())
+            if low < -self._max_micros or high > self._max_micros:
+                raise ValueError(
+                    f"cycle {result.cycle}: a reading ({low if low < -self._max_micros else high} "
+                    f"micro-units) lies outside the bounds +-{self._max_micros} (NaN or overflow "
+                    "in the simulation)"
+                )
         bodies: list[bytes] = []
         for start in range(0, total, self._rows):
             stop = min(start + self._rows, total)

@@ -22,6 +22,9 @@ from producer.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
 _C = contract.BY_ENV
+MIN_REQUEST_TIMEOUT_MS = 500
+"""The shortest request timeout the derived one may be (KAFKA_DELIVERY_TIMEOUT_MS minus
+KAFKA_LINGER_MS, capped at Kafka's default 30 s)."""
 
 __all__ = [
     "DEFAULT_DATA_FILE",
@@ -80,6 +83,7 @@ class ProducerSettings(BaseSettings):
     kafka_batch_size: int = _C["KAFKA_BATCH_SIZE"].field()
     kafka_acks: contract.Acks = _C["KAFKA_ACKS"].field()
     kafka_create_topic: bool = _C["KAFKA_CREATE_TOPIC"].field()
+    kafka_allow_compacted_topic: bool = _C["KAFKA_ALLOW_COMPACTED_TOPIC"].field()
     kafka_topic_partitions: int = _C["KAFKA_TOPIC_PARTITIONS"].field()
     kafka_connect_timeout_ms: int = _C["KAFKA_CONNECT_TIMEOUT_MS"].field()
     kafka_delivery_timeout_ms: int = _C["KAFKA_DELIVERY_TIMEOUT_MS"].field()
@@ -160,6 +164,13 @@ class ProducerSettings(BaseSettings):
             problems.append(
                 "KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL is "
                 f"{self.kafka_security_protocol.value} (use SASL_PLAINTEXT or SASL_SSL)"
+            )
+        if self.kafka_delivery_timeout_ms < self.kafka_linger_ms + MIN_REQUEST_TIMEOUT_MS:
+            # kafka-python needs delivery >= linger + request timeout; the request timeout is
+            # derived (30 s where it fits, else what is left), and a request needs some time.
+            problems.append(
+                f"KAFKA_DELIVERY_TIMEOUT_MS ({self.kafka_delivery_timeout_ms}) must be >= "
+                f"KAFKA_LINGER_MS ({self.kafka_linger_ms}) + {MIN_REQUEST_TIMEOUT_MS}"
             )
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
             problems.append(f"KAFKA_SSL_CAFILE: {self.kafka_ssl_cafile} is not a readable file")

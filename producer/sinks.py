@@ -42,8 +42,12 @@ class Sink(Protocol):
     def send_cycle(self, cycle: OutgoingCycle) -> None:
         """Hand over the records of one cycle (may block for backpressure)."""
 
+    def delivering(self) -> bool:
+        """Readiness: records are being delivered (or nothing waits for delivery)."""
+
     def flush(self, timeout: float) -> bool:
-        """Wait until everything sent is acknowledged; False if not done within ``timeout``."""
+        """Wait until everything sent is acknowledged, within ``timeout``; what is not
+        acknowledged by then counts as failed. False unless every record was delivered."""
 
     def close(self) -> None:
-        """Release the connection."""
+        """Release the connection at once (never raises)."""

@@ -32,6 +32,9 @@ class StdoutSink:
         self.stats.sent += count
         self.stats.delivered += count
 
+    def delivering(self) -> bool:
+        return not self.closed_pipe
+
     def flush(self, timeout: float) -> bool:
         return True
 

@@ -12,7 +12,7 @@ from kafka.errors import KafkaTimeoutError
 from kafka.partitioner.default import DefaultPartitioner
 
 from domain.machine_ids import machine_ids
-from producer.errors import BrokerError
+from producer.errors import BrokerError, ConfigError
 from producer.kafka_sink import (
     KafkaSink,
     client_config,
@@ -21,6 +21,7 @@ from producer.kafka_sink import (
 )
 from producer.settings import ProducerSettings
 from producer.sinks import OutgoingCycle
+from producer.stopping import StopFlag
 
 pytestmark = pytest.mark.unit
 
@@ -47,18 +48,53 @@ class FakeFuture:
             f(exc)
 
 
+class FakeSender:
+    """kafka-python's sender thread as far as closing goes: a graceful close delivers what the
+    producer would deliver; a forced one fails every unresolved record."""
+
+    def __init__(self, producer: FakeProducer) -> None:
+        self.producer = producer
+        self.alive = True
+
+    def initiate_close(self) -> None:
+        if self.producer.auto_ack:
+            self.producer.ack_all()
+            self.alive = False
+
+    def force_close(self) -> None:
+        for future in self.producer.futures:
+            future.fail(RuntimeError("Producer is closed forcefully."))
+        self.producer.futures.clear()
+        self.alive = False
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
 class FakeProducer:
     instances: ClassVar[list[FakeProducer]] = []
 
     def __init__(self, **config: Any) -> None:
-        self.config = config
+        self.config = {**config, "api_version": config.get("api_version", (4, 0))}
         self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
         self.futures: list[FakeFuture] = []
         self.partitions_sent: list[int | None] = []
         self.partition_ids = {0, 1, 2}
         self.auto_ack = True
-        self.closed = False
+        self._closed = False
+        self._sender = FakeSender(self)
+        self._transaction_manager = None
         FakeProducer.instances.append(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _unregister_cleanup(self) -> None:
+        return None
 
     def partitions_for(self, topic: str) -> set[int]:
         return self.partition_ids
@@ -79,18 +115,9 @@ class FakeProducer:
         return future
 
     def ack_all(self) -> None:
-        for future in self.futures:
+        futures, self.futures = self.futures, []
+        for future in futures:
             future.succeed()
-        self.futures.clear()
-
-    def flush(self, timeout: float | None = None) -> None:
-        if self.auto_ack:
-            self.ack_all()
-        else:
-            raise KafkaTimeoutError("flush timed out")
-
-    def close(self, timeout: float | None = None) -> None:
-        self.closed = True
 
 
 def settings(**overrides: Any) -> ProducerSettings:
@@ -158,57 +185,63 @@ def test_records_are_keyed_with_headers_and_counted() -> None:
     assert fake.closed
 
 
-def test_flush_timeout_reports_false() -> None:
+def test_flush_timeout_counts_what_is_left_as_failed() -> None:
     sink, fake = started_sink()
     fake.auto_ack = False
     sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
     assert sink.flush(0.1) is False
+    assert (sink.stats.sent, sink.stats.delivered, sink.stats.failed) == (1, 0, 1)
+    assert fake.closed
+    sink.close()  # after flush: nothing left to do, and no error
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.001)
+
+
+def cycle_of(n: int, seq: int = 0) -> OutgoingCycle:
+    return OutgoingCycle(seq=seq, bodies=[b"x"] * n, failing=[False] * n, failure_type=[0] * n)
+
+
+def send_then_set(sink: KafkaSink, cycle: OutgoingCycle, done: threading.Event) -> None:
+    sink.send_cycle(cycle)
+    done.set()
 
 
 def test_backpressure_blocks_instead_of_dropping() -> None:
-    sink, fake = started_sink(kafka_max_pending_records=2)
+    sink = KafkaSink(settings(kafka_max_pending_records=2), ["aaaaaaaa"] * 600, (),
+                     client_factory=FakeProducer)  # fmt: skip
+    sink.start()
+    fake = FakeProducer.instances[-1]
     done = threading.Event()
-
-    def produce() -> None:
-        for seq in range(200):
-            sink.send_cycle(OutgoingCycle(seq=seq, bodies=[b"a", b"b", b"c"],
-                                          failing=[False] * 3, failure_type=[0] * 3))  # fmt: skip
-        done.set()
-
-    worker = threading.Thread(target=produce)
+    worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done))
     worker.start()
-    time.sleep(0.2)
-    assert not done.is_set()  # waiting for acknowledgements
-    assert sink.stats.pending <= 2 + 256
+    # the check every 256 records finds 256 unacknowledged (> 2): the 257th waits for room
+    wait_for(lambda: len(fake.sent) == 256, "the first 256 records")
+    assert not done.is_set()
     while not done.is_set():
         fake.ack_all()
         time.sleep(0.001)
     worker.join()
     fake.ack_all()
-    assert sink.stats.sent == 600
-    assert sink.stats.delivered == 600
+    assert sink.stats.sent == sink.stats.delivered == 600
 
 
 def test_a_stop_ends_the_backpressure_wait_and_hands_over_the_cycle() -> None:
-    stop = threading.Event()
+    stop = StopFlag()
     sink = KafkaSink(settings(kafka_max_pending_records=2), ["aaaaaaaa"] * 600, (),
                      client_factory=FakeProducer, stop=stop)  # fmt: skip
     sink.start()
     fake = FakeProducer.instances[-1]
     done = threading.Event()
-    cycle = OutgoingCycle(seq=0, bodies=[b"x"] * 600, failing=[False] * 600,
-                          failure_type=[0] * 600)  # fmt: skip
-
-    def produce() -> None:
-        sink.send_cycle(cycle)
-        done.set()
-
-    worker = threading.Thread(target=produce)
+    worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done))
     worker.start()
-    time.sleep(0.2)
-    assert not done.is_set()  # the broker acknowledges nothing: waiting for room
+    wait_for(lambda: len(fake.sent) == 256, "the first 256 records")
     stop.set()  # SIGTERM
-    stopped_in_time = done.wait(2.0)
+    stopped_in_time = done.wait(5.0)
     while not done.is_set():  # (only if it failed: release the worker)
         fake.ack_all()
         time.sleep(0.001)
@@ -234,6 +267,87 @@ def test_metadata_timeouts_are_retried() -> None:
     sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
     assert len(fake.sent) == 1
     assert sink.stats.sent == 1
+
+
+def no_metadata(topic: str) -> set[int]:
+    raise KafkaTimeoutError("no metadata")
+
+
+def test_missing_metadata_fails_the_records_after_the_delivery_timeout() -> None:
+    sink, fake = started_sink(kafka_delivery_timeout_ms=1000)
+    fake.partitions_for = no_metadata  # type: ignore[method-assign]
+    sink.send_cycle(cycle_of(3))  # returns (after ~1 s) instead of waiting forever
+    assert fake.sent == []
+    assert (sink.stats.sent, sink.stats.failed, sink.stats.pending) == (3, 3, 0)
+    assert "no metadata" in sink.stats.last_error
+
+
+def test_missing_metadata_does_not_hold_a_stop() -> None:
+    stop = StopFlag()
+    sink = KafkaSink(settings(), ["aaaaaaaa"], (), client_factory=FakeProducer, stop=stop)
+    sink.start()
+    FakeProducer.instances[-1].partitions_for = no_metadata  # type: ignore[method-assign]
+    stop.set()
+    sink.send_cycle(cycle_of(1))  # with the default 120 s delivery timeout: returns at once
+    assert (sink.stats.sent, sink.stats.failed) == (1, 1)
+
+
+def test_a_stalled_client_is_replaced_and_the_counts_stay_exact() -> None:
+    sink, old = started_sink()
+    old.auto_ack = False  # a hung broker: nothing is ever acknowledged
+    sink.send_cycle(cycle_of(3))
+    old.futures[0].succeed()  # one record made it before the hang
+    sink._stall_limit = 0.01  # (the delivery timeout + margin, shortened for the test)
+    time.sleep(0.05)  # let the stall limit pass (time itself is the condition here)
+    sink.send_cycle(cycle_of(3, seq=1))
+    assert sink.replacements == 1
+    new = FakeProducer.instances[-1]
+    assert new is not old
+    assert old.closed
+    assert new.config["api_version"] == (4, 0)  # no second bootstrap
+    assert len(new.sent) == 3
+    stats = sink.stats
+    assert (stats.sent, stats.delivered, stats.failed, stats.pending) == (6, 1, 2, 3)
+    old.futures.clear()  # late callbacks of the old client would not count (it is retired)
+    new.ack_all()
+    assert sink.flush(1.0) is False  # two records were lost in the hang
+    assert (sink.stats.delivered, sink.stats.failed, sink.stats.pending) == (4, 2, 0)
+
+
+def test_a_fatal_idempotence_error_replaces_the_client_at_the_next_cycle() -> None:
+    from kafka.errors import OutOfOrderSequenceNumberError  # noqa: PLC0415
+
+    sink, old = started_sink()
+    old.auto_ack = False
+    sink.send_cycle(cycle_of(2))
+    old.futures[0].fail(OutOfOrderSequenceNumberError("sequence"))
+    sink.send_cycle(cycle_of(2, seq=1))
+    assert sink.replacements == 1
+    assert (sink.stats.sent, sink.stats.failed, sink.stats.pending) == (4, 2, 2)
+
+
+def test_a_record_the_topic_refuses_stops_the_run_with_a_broker_error() -> None:
+    from kafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
+
+    sink, fake = started_sink()
+    fake.auto_ack = False
+    sink.send_cycle(cycle_of(1))
+    fake.futures[0].fail(MessageSizeTooLargeError("too large"))
+    assert not sink.delivering()
+    with pytest.raises(BrokerError, match=r"topic 't'.*MessageSizeTooLargeError") as info:
+        sink.send_cycle(cycle_of(1, seq=1))
+    assert info.value.exit_code == 3
+
+
+def test_readiness_drops_when_nothing_is_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("producer.kafka_sink.READY_STALL_SECONDS", 0.01)
+    sink, fake = started_sink()
+    assert sink.delivering()
+    fake.auto_ack = False
+    sink.send_cycle(cycle_of(3))
+    wait_for(lambda: not sink.delivering(), "readiness to drop")
+    fake.ack_all()
+    assert sink.delivering()
 
 
 def unreachable(**config: Any) -> FakeProducer:
@@ -307,12 +421,41 @@ def test_records_carry_the_cached_partition_and_follow_new_partitions() -> None:
     assert fake.partitions_sent[3:] == machine_partitions(keys, set(range(12)))
 
 
-def test_a_metadata_failure_keeps_the_last_partition_assignment() -> None:
+def test_a_metadata_gap_mid_cycle_keeps_the_partition_assignment() -> None:
     sink, fake = started_sink()
+    answers = iter([KafkaTimeoutError("no metadata")])
 
-    def no_metadata(topic: str) -> set[int]:
-        raise KafkaTimeoutError("no metadata")
+    def flaky_metadata(topic: str) -> set[int]:
+        error = next(answers, None)
+        if error is not None:
+            raise error
+        return fake.partition_ids
 
-    fake.partitions_for = no_metadata  # type: ignore[method-assign]
+    fake.partitions_for = flaky_metadata  # type: ignore[method-assign]
     sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
     assert fake.partitions_sent == machine_partitions([b"aaaaaaaa"], {0, 1, 2})
+
+
+@pytest.mark.parametrize("delivery_ms", [1000, 5000, 30_000, 30_005, 60_000, 120_000])
+@pytest.mark.parametrize("linger_ms", [0, 5, 100, 500])
+def test_every_accepted_timeout_gives_a_client_config_kafka_python_accepts(
+    delivery_ms: int, linger_ms: int
+) -> None:
+    from kafka.producer.record_accumulator import RecordAccumulator  # noqa: PLC0415
+
+    config = client_config(
+        settings(kafka_delivery_timeout_ms=delivery_ms, kafka_linger_ms=linger_ms)
+    )
+    RecordAccumulator(**config)  # raises KafkaConfigurationError on an impossible combination
+    assert config["request_timeout_ms"] == min(30_000, delivery_ms - linger_ms)
+
+
+def test_a_delivery_timeout_shorter_than_linger_is_a_config_error() -> None:
+    from producer.settings import load_settings  # noqa: PLC0415
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(kafka_delivery_timeout_ms=2000, kafka_linger_ms=1800)
+    message = str(info.value)
+    assert "KAFKA_DELIVERY_TIMEOUT_MS (2000)" in message
+    assert "KAFKA_LINGER_MS (1800)" in message
+    assert info.value.exit_code == 2
