@@ -17,8 +17,10 @@ import numpy as np
 from domain.machine_ids import machine_ids
 from domain.messages import format_epoch
 from domain.partitioning import shard_range
-from producer.engine import SimulationEngine
-from producer.errors import ConfigError, ExitCode
+from producer.checkpoints import StateTopic
+from producer.continuity import Continuity
+from producer.engine import CycleResult, SimulationEngine
+from producer.errors import ConfigError, ExitCode, ProducerError
 from producer.http_server import HealthServer
 from producer.kafka_sink import KafkaSink
 from producer.metrics import ProducerMetrics
@@ -74,14 +76,7 @@ class ProducerApp:
             self.seed = settings.simulation_seed
         try:
             self.machine_ids = machine_ids(settings.simulation_name, shard.indices())
-            self.engine = SimulationEngine(
-                profile,
-                settings.failure_model,
-                first_machine=shard.start,
-                count=shard.size,
-                seed=self.seed,
-                simulation_name=settings.simulation_name,
-            )
+            self.engine = self._make_engine()
         except MemoryError:
             raise ConfigError(
                 f"NUM_MACHINES={settings.num_machines} with SHARD_COUNT={settings.shard_count}: "
@@ -107,8 +102,26 @@ class ProducerApp:
             self.sink = KafkaSink(settings, self.machine_ids, profile.failure_types, stop=self.stop)
         self.metrics = ProducerMetrics(profile.failure_types, lambda: self.sink.stats)
         self.metrics.machines.set(shard.size)
+        continuous = sink is None and sink_kind == "kafka" and settings.checkpoint_interval_ms > 0
+        self.continuity = Continuity(
+            settings,
+            profile,
+            self.machine_ids,
+            StateTopic(settings, settings.state_topic) if continuous else None,
+            self.metrics.registry,
+        )
         self._ready = threading.Event()
         self._http: HealthServer | None = None
+
+    def _make_engine(self) -> SimulationEngine:
+        return SimulationEngine(
+            self.profile,
+            self.settings.failure_model,
+            first_machine=self.shard.start,
+            count=self.shard.size,
+            seed=self.seed,
+            simulation_name=self.settings.simulation_name,
+        )
 
     # -- signals -----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -146,6 +159,15 @@ class ProducerApp:
         self._start_http()
         try:
             self.sink.start()
+            try:
+                seed = self.continuity.open(s.simulation_seed, self.seed)
+            except ProducerError:
+                self.sink.close()
+                raise
+            if seed != self.seed:  # the simulation's seed, adopted from the state topic
+                self.seed = seed
+                self.engine = self._make_engine()
+            self.continuity.restore(self.engine)
             self._ready.set()
             log.info(
                 "simulating machines %d..%d of %d (shard %d/%d), %d sensors, every %d ms, "
@@ -159,9 +181,11 @@ class ProducerApp:
                 s.simulation_interval_ms,
                 s.message_format.value,
             )
+            self.continuity.catch_up(self.engine, self._send_rows, self.stop)
             cycles = self._loop()
             self._ready.clear()
             flushed = self.sink.flush(SHUTDOWN_FLUSH_SECONDS)
+            self.continuity.finish(self.engine, self.sink, flushed)
             self.sink.close()
         finally:
             if self._http is not None:
@@ -195,15 +219,17 @@ class ProducerApp:
         interval = s.simulation_interval_ms / 1000
         remaining = s.max_messages
         start_mono = time.monotonic()
-        start_wall = time.time()
+        to_mono = start_mono - time.time()  # the schedule is in wall time, waits in monotonic
+        schedule = self.continuity.schedule
         stop_at = start_mono + s.duration_seconds if s.duration_seconds else None
-        cycle = 0
+        cycle = self.engine.cycle  # of the simulation: continues where the machines were
+        iterations = 0
         last_lag_warning = 0.0
         metrics = self.metrics
         while not self.stop.is_set():
             now = time.monotonic()
             if interval > 0:
-                due = start_mono + cycle * interval
+                due = schedule.due(cycle) + to_mono
                 if stop_at is not None and due >= stop_at:
                     break
                 if now < due:
@@ -211,10 +237,8 @@ class ProducerApp:
                         break
                     now = time.monotonic()
                 lag = now - due
-                timestamp = format_epoch(start_wall + cycle * interval)
             else:
                 lag = 0.0
-                timestamp = format_epoch(time.time())
             if stop_at is not None and now >= stop_at:
                 break
             metrics.cycle_lag.set(lag)
@@ -224,23 +248,39 @@ class ProducerApp:
 
             result = self.engine.step()
             count = self.engine.count if remaining is None else min(remaining, self.engine.count)
-            bodies = self.encoder.encode(result, timestamp, count)
-            self.sink.send_cycle(
-                OutgoingCycle(
-                    seq=result.cycle,
-                    bodies=bodies,
-                    failing=result.failing[:count].tolist(),
-                    failure_type=result.failure_type[:count].tolist(),
-                )
-            )
-            metrics.observe_failures(result.failing, result.started, result.failure_type)
+            self._send_rows(result, 0, count, 0)
+            self.continuity.completed(result.cycle, count)
             metrics.cycles.inc()
             metrics.cycle_duration.observe(time.monotonic() - now)
+            self.continuity.maybe_checkpoint(self.engine, self.sink)
             cycle += 1
+            iterations += 1
             if remaining is not None:
                 remaining -= count
                 if remaining <= 0:
                     break
             if isinstance(self.sink, StdoutSink) and self.sink.closed_pipe:
                 break
-        return cycle
+        return iterations
+
+    def _send_rows(self, result: CycleResult, first: int, stop: int, skipped: int) -> None:
+        """Encode and hand over rows ``first..stop-1`` of a cycle, stamped with its due time."""
+        if self.continuity.schedule.interval > 0:
+            timestamp = format_epoch(self.continuity.schedule.due(result.cycle))
+        else:
+            timestamp = format_epoch(time.time())
+        bodies = self.encoder.encode(result, timestamp, stop)
+        rows = slice(first, stop)
+        self.sink.send_cycle(
+            OutgoingCycle(
+                seq=result.cycle,
+                bodies=bodies[first:] if first else bodies,
+                failing=result.failing[rows].tolist(),
+                failure_type=result.failure_type[rows].tolist(),
+                first_row=first,
+                skipped=skipped,
+            )
+        )
+        self.metrics.observe_failures(
+            result.failing[rows], result.started[rows], result.failure_type[rows]
+        )

@@ -20,6 +20,7 @@ Order of a step, per machine (the documented behaviour of the original, vectoris
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -110,6 +111,34 @@ class SimulationEngine:
     @property
     def failures_enabled(self) -> bool:
         return self._enabled
+
+    # -- continuity: the per-machine state, for checkpoints (producer/continuity.py) ----------
+    _STATE: ClassVar[dict[str, str]] = {
+        "walk": "_walk",
+        "remaining": "_remaining",
+        "episode_cycle": "_episode_cycle",
+        "type": "_type",
+        "was_failing": "_was_failing",
+    }
+    """State name -> attribute; each array's first axis is the machine (row of the shard)."""
+
+    def export_state(self, rows: IntArray) -> dict[str, npt.NDArray[np.generic]]:
+        """Copies of the state of shard rows ``rows``: name -> array, first axis the machine."""
+        return {name: getattr(self, attr)[rows].copy() for name, attr in self._STATE.items()}
+
+    def restore_state(self, rows: IntArray, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Overwrite the state of shard rows ``rows`` with ``state`` (as ``export_state``
+        returned it). Copies first, so arrays a ``CycleResult`` shares stay as they were."""
+        if set(state) != set(self._STATE):
+            raise ValueError(f"state names {sorted(state)} are not {sorted(self._STATE)}")
+        for name, attr in self._STATE.items():
+            current = getattr(self, attr)
+            value = state[name]
+            if value.shape != (len(rows), *current.shape[1:]):
+                raise ValueError(f"state {name!r} has shape {value.shape} for {len(rows)} rows")
+            updated = current.copy()
+            updated[rows] = value
+            setattr(self, attr, updated)
 
     def step(self) -> CycleResult:
         """Advance every machine by one cycle and return the readings."""

@@ -325,9 +325,12 @@ class KafkaSink:
         partition_of = self._partitions
         seq = str(cycle.seq).encode("ascii")
         healthy = [("seq", seq), ("simulation", self._simulation)]
+        if cycle.skipped:  # continuity: this machine's previous record is seq - 1 - skipped
+            healthy.append(("skipped_cycles", str(cycle.skipped).encode("ascii")))
         failing_headers = [[*healthy, ("failure_type", name)] for name in self._failure_types]
         on_ok, on_error = self._on_delivered, self._on_error
         topic, keys, send = self._topic, self._keys, producer.send
+        first = cycle.first_row
         for i, body in enumerate(cycle.bodies):
             if i % _BACKPRESSURE_CHECK == 0:
                 self._wait_for_room()
@@ -337,7 +340,11 @@ class KafkaSink:
             while future is None:
                 try:
                     future = send(
-                        topic, value=body, key=keys[i], headers=headers, partition=partition_of[i]
+                        topic,
+                        value=body,
+                        key=keys[first + i],
+                        headers=headers,
+                        partition=partition_of[first + i],
                     )
                 except KafkaTimeoutError as exc:  # no metadata: the broker is away
                     if time.monotonic() - waited_since > self._give_up_after:

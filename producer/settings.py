@@ -7,6 +7,7 @@ values stop the process at start with one line per problem naming the variable a
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -21,6 +22,7 @@ from producer.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
+_MAX_TOPIC = 249
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?)$")
 """A host name, an IPv4 address or a bracketed IPv6 address (no scheme, no path)."""
@@ -135,6 +137,26 @@ class ProducerSettings(BaseSettings):
     kafka_max_pending_records: int = Field(
         200_000, ge=1, description="Unacknowledged records before the cycle loop waits."
     )
+    # Continuity (docs/continuity.md)
+    kafka_state_topic: str | None = Field(
+        None,
+        description="Compacted topic of the machines' checkpoints (default: KAFKA_TOPIC-state).",
+    )
+    checkpoint_interval_ms: int = Field(
+        10_000,
+        ge=0,
+        le=86_400_000,
+        description="How often each machine's state is checkpointed (0 = no continuity).",
+    )
+    catch_up_max_cycles: int = Field(
+        600,
+        ge=0,
+        description="Missed cycles re-emitted after a restart; beyond, the producer skips ahead.",
+    )
+    simulation_epoch: datetime | None = Field(
+        None,
+        description="When cycle 0 was due, ISO-8601 with offset (unset = kept in the state topic).",
+    )
     # Output and operations
     message_format: MessageFormat = Field(
         MessageFormat.ORIGINAL, description="original (the compatible body) or extended."
@@ -165,9 +187,11 @@ class ProducerSettings(BaseSettings):
             return str(value)
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("kafka_topic")
+    @field_validator("kafka_topic", "kafka_state_topic")
     @classmethod
-    def _topic(cls, value: str) -> str:
+    def _topic(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not _TOPIC.match(value) or value in {".", ".."}:
             raise ValueError("must be 1-249 characters of A-Z a-z 0-9 . _ -")
         return value
@@ -220,6 +244,15 @@ class ProducerSettings(BaseSettings):
                 "KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL is "
                 f"{self.kafka_security_protocol.value} (use SASL_PLAINTEXT or SASL_SSL)"
             )
+        if self.state_topic == self.kafka_topic:
+            problems.append("KAFKA_STATE_TOPIC must differ from KAFKA_TOPIC")
+        elif len(self.state_topic) > _MAX_TOPIC:
+            problems.append(
+                f"KAFKA_TOPIC is too long to derive the state topic {self.state_topic!r} from it "
+                f"(over {_MAX_TOPIC} characters): set KAFKA_STATE_TOPIC"
+            )
+        if self.simulation_epoch is not None and self.simulation_epoch.utcoffset() is None:
+            problems.append("SIMULATION_EPOCH must carry a UTC offset, e.g. 2026-12-01T00:00:00Z")
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
             problems.append(f"KAFKA_SSL_CAFILE: {self.kafka_ssl_cafile} is not a readable file")
         if problems:
@@ -234,6 +267,11 @@ class ProducerSettings(BaseSettings):
             max_cycles=self.failure_max_cycles,
             ramp_cycles=self.failure_ramp_cycles,
         )
+
+    @property
+    def state_topic(self) -> str:
+        """KAFKA_STATE_TOPIC, or the name derived from KAFKA_TOPIC (one state per data topic)."""
+        return self.kafka_state_topic or f"{self.kafka_topic}-state"
 
     @property
     def bootstrap_list(self) -> list[str]:

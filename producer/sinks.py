@@ -15,6 +15,10 @@ class OutgoingCycle:
     failing: list[bool]
     failure_type: list[int]
     """Index into the sink's failure type names; meaningful where ``failing``."""
+    first_row: int = 0
+    """Row of the shard of ``bodies[0]`` (catch-up emits some machines of a cycle only)."""
+    skipped: int = 0
+    """Cycles these machines skipped before this record (catch-up bound exceeded; 0: none)."""
 
 
 @dataclass(slots=True)
