@@ -1,9 +1,12 @@
-"""Continuity benchmark: what checkpoints cost end to end (a script, not a test).
+"""Continuity benchmark: what checkpoints cost, and the pause of a handover (a script).
 
-The project's producer (engine, encoder, Kafka sink) into a real broker as fast as it goes
-(``SIMULATION_INTERVAL_MS=0``), alternating runs with the default CHECKPOINT_INTERVAL_MS and
-with checkpoints off (``0``), from the first cycle to the last acknowledgement and the final
-checkpoint. Also prints what one checkpoint of the fleet costs (export, encode, bytes).
+(a) The project's producer (engine, encoder, Kafka sink) into a real broker as fast as it goes
+    (``SIMULATION_INTERVAL_MS=0``), alternating runs with the default CHECKPOINT_INTERVAL_MS
+    and with checkpoints off (``0``), from the first cycle to the last acknowledgement and the
+    final checkpoint; and what one checkpoint of the fleet costs (export, encode, bytes).
+(b) A handover as the operator would do it on a scale 2 -> 3: two producer processes get
+    SIGTERM, three start once both have exited. The pause a machine sees is the longest gap
+    between two of its consecutive records' send times (Kafka CreateTime).
 
     python bench/continuity_bench.py                        # on a broker it starts
     python bench/continuity_bench.py --bootstrap 127.0.0.1:9092
@@ -15,6 +18,9 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -76,6 +82,70 @@ def one_checkpoint(machines: int) -> tuple[float, int]:
     return elapsed, sum(len(k) + len(v) for k, v in records)
 
 
+def start_shards(env: dict[str, str], shards: int) -> list[subprocess.Popen[str]]:
+    """Producer processes for every shard; returns once each says it is simulating."""
+    processes = []
+    for index in range(shards):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "producer"],
+            env={**env, "SHARD_COUNT": str(shards), "SHARD_INDEX": str(index)},
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        processes.append(process)
+    for process in processes:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "simulating machines" in line:
+                break
+        else:
+            raise SystemExit(f"a producer exited early (code {process.wait()})")
+    return processes
+
+
+def stop(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.communicate(timeout=60)
+        if process.returncode != 0:
+            raise SystemExit(f"a producer exited with {process.returncode}")
+
+
+def handover(bootstrap: str, machines: int, interval_ms: int, seconds: float) -> list[float]:
+    """Per machine, the longest gap (s) between consecutive records around a 2 -> 3 handover."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    topic = f"bench-handover-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic, "KAFKA_CREATE_TOPIC": "true",
+        "NUM_MACHINES": str(machines), "SIMULATION_INTERVAL_MS": str(interval_ms),
+        "SIMULATION_SEED": "1", "HTTP_PORT": "0", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    before = start_shards(env, 2)
+    time.sleep(seconds)
+    stop(before)
+    after = start_shards(env, 3)
+    time.sleep(seconds)
+    stop(after)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    total = sum(consumer.end_offsets(partitions).values())
+    sent: dict[bytes, list[int]] = {}
+    seen = 0
+    while seen < total:
+        for batch in consumer.poll(timeout_ms=1000).values():
+            for record in batch:
+                sent.setdefault(record.key, []).append(record.timestamp)
+                seen += 1
+    consumer.close()
+    return [max(np.diff(np.array(times))) / 1000 for times in sent.values()]
+
+
 def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
@@ -87,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--machines", type=int, default=10_000, help="fleet size")
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs of each; median")
     parser.add_argument("--cpu", type=int, default=0, help="CPU to pin to (-1: do not pin)")
+    parser.add_argument("--skip-a", action="store_true", help="only the handover (b)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -97,10 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(broker.destroy)
             broker.start()
             bootstrap = broker.bootstrap
+        pauses = handover(bootstrap, 1000, 100, 5.0)  # before pinning: 5 processes
+        print(f"(b) handover 2 -> 3 shards, 1,000 machines at 100 ms: pause per machine "
+              f"median {median(pauses):.2f} s, max {max(pauses):.2f} s")  # fmt: skip
+        if args.skip_a:
+            return 0
         if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {args.cpu})
         seconds, size = one_checkpoint(args.machines)
-        print(f"one checkpoint of {args.machines:,} machines: export+encode "
+        print(f"(a) one checkpoint of {args.machines:,} machines: export+encode "
               f"{seconds * 1000:.0f} ms, {size / 1e6:.1f} MB to the state topic")  # fmt: skip
         print(f"end to end, {args.records:,} records, {args.machines:,} machines, "
               f"{args.repeat} alternating runs")  # fmt: skip

@@ -265,8 +265,8 @@ class ProducerApp:
 
     def _send_rows(self, result: CycleResult, first: int, stop: int, skipped: int) -> None:
         """Encode and hand over rows ``first..stop-1`` of a cycle, stamped with its due time."""
-        if self.continuity.schedule.interval > 0:
-            timestamp = format_epoch(self.continuity.schedule.due(result.cycle))
+        if self.continuity.schedule.interval_ms > 0:
+            timestamp = self.continuity.schedule.timestamp(result.cycle)
         else:
             timestamp = format_epoch(time.time())
         bodies = self.encoder.encode(result, timestamp, stop)

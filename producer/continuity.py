@@ -25,12 +25,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter
 
+from domain.messages import format_timestamp
 from producer.checkpoint_codec import (
     MachineCheckpoint,
     SimulationRecord,
@@ -50,6 +52,7 @@ IntArray = npt.NDArray[np.int64]
 SendRows = Callable[[CycleResult, int, int, int], None]
 """``send(result, first_row, stop_row, skipped)``: emit rows ``first_row..stop_row-1``."""
 
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHECKPOINT_FLUSH_SECONDS = 10.0
 """How long a periodic checkpoint waits for the records before it (then it is skipped)."""
 
@@ -79,20 +82,36 @@ def simulation_config(
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """When each cycle of the simulation is due (``interval`` 0: as fast as possible)."""
+    """When each cycle of the simulation is due (``interval_ms`` 0: as fast as possible).
+    Kept in integer milliseconds, so every process stamps a cycle with the same millisecond."""
 
-    epoch: float
-    """POSIX seconds at which cycle 0 was due."""
-    interval: float
+    epoch_ms: int
+    """POSIX milliseconds at which cycle 0 was due."""
+    interval_ms: int
+
+    @classmethod
+    def starting(cls, seconds: float, interval_ms: int) -> Schedule:
+        return cls(round(seconds * 1000), interval_ms)
+
+    @property
+    def interval(self) -> float:
+        return self.interval_ms / 1000
 
     def due(self, cycle: int) -> float:
-        return self.epoch + cycle * self.interval
+        """POSIX seconds at which ``cycle`` is due."""
+        return (self.epoch_ms + cycle * self.interval_ms) / 1000
+
+    def timestamp(self, cycle: int) -> str:
+        """The body timestamp of ``cycle``: its due time, to the millisecond."""
+        return format_timestamp(
+            _UNIX_EPOCH + timedelta(milliseconds=self.epoch_ms + cycle * self.interval_ms)
+        )
 
     def current_cycle(self, now: float) -> int | None:
         """The latest cycle due at ``now`` (None without a schedule)."""
-        if self.interval <= 0:
+        if self.interval_ms <= 0:
             return None
-        return math.floor((now - self.epoch) / self.interval)
+        return math.floor((now * 1000 - self.epoch_ms) / self.interval_ms)
 
 
 @dataclass
@@ -158,7 +177,7 @@ class Continuity:
         self.store = store
         rows = len(machine_ids)
         self.progress = Progress(np.zeros(rows, np.int64), np.zeros(rows, np.int64))
-        self.schedule = Schedule(time.time(), settings.simulation_interval_ms / 1000)
+        self.schedule = Schedule.starting(time.time(), settings.simulation_interval_ms)
         self._fingerprint = ""
         self._checkpoints: dict[str, MachineCheckpoint] = {}
         self._last_checkpoint = time.monotonic()
@@ -171,7 +190,7 @@ class Continuity:
         )
         self.caught_up_cycles = Counter(
             "sensorsim_caught_up_cycles",
-            "Machine-cycles emitted late after a restart (missed while no producer ran).",
+            "Machine-cycles that were already due when this producer started (re-emitted late).",
             registry=registry,
         )
         self.checkpoints = Counter(
@@ -199,13 +218,13 @@ class Continuity:
             snapshot = store.read(wanted)  # another shard's proposal may have landed first
         record = snapshot.simulations[0]
         self._check(record, seed)
-        self.schedule = Schedule(record.epoch_ms / 1000, self.schedule.interval)
+        self.schedule = Schedule(record.epoch_ms, self.schedule.interval_ms)
         self._fingerprint = record.fingerprint
         self._checkpoints = self._matching(snapshot, record)
         log.info(
             "simulation %r began at %s (seed %d); %d of %d machines have a checkpoint in %r",
             record.simulation,
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.schedule.epoch)),
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.epoch_ms / 1000)),
             record.seed,
             len(self._checkpoints),
             len(self._ids),
@@ -272,8 +291,8 @@ class Continuity:
         """Put each checkpointed machine's state into ``engine`` and plan the catch-up."""
         if self.store is None:  # no shared schedule: cycle 0 (or SIMULATION_EPOCH) is now
             epoch = self._settings.simulation_epoch
-            self.schedule = Schedule(
-                time.time() if epoch is None else epoch.timestamp(), self.schedule.interval
+            self.schedule = Schedule.starting(
+                time.time() if epoch is None else epoch.timestamp(), self.schedule.interval_ms
             )
         progress = self.progress
         by_cycle: dict[int, list[int]] = {}
@@ -306,14 +325,14 @@ class Continuity:
                 self._settings.catch_up_max_cycles,
                 total,
             )
-        if by_cycle or current is not None:
-            behind = 0 if current is None else max(0, current + 1 - int(progress.next_cycle.min()))
+        if current is not None:
+            self.caught_up_cycles.inc(int(np.maximum(current + 1 - progress.next_cycle, 0).sum()))
+        if self.store is not None:
             log.info(
-                "resuming at cycles %d..%d (schedule: cycle %s); up to %d cycles to catch up",
+                "machines resume at cycles %d..%d; the schedule is at cycle %s",
                 int(progress.next_cycle.min()),
                 int(progress.next_cycle.max()),
                 "-" if current is None else current,
-                behind,
             )
         engine.cycle = int(progress.next_cycle.min())
 
@@ -337,7 +356,6 @@ class Continuity:
                 engine.restore_state(ahead, saved)
             progress.next_cycle[due] = cycle + 1
             progress.skipped[due] = 0
-            self.caught_up_cycles.inc(due.size)
         engine.cycle = int(progress.next_cycle.min())
 
     # -- running -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ catch-up of machines restored at different cycles, the skip-ahead plan."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from producer.checkpoint_codec import (
     simulation_key,
     stack_states,
 )
-from producer.continuity import Continuity, plan_skips, row_runs
+from producer.continuity import Continuity, Schedule, plan_skips, row_runs
 from producer.engine import CycleResult, SimulationEngine
 from producer.reference_data import load_profile
 from producer.settings import ProducerSettings
@@ -210,3 +211,15 @@ def test_a_skip_is_announced_once_on_the_next_record() -> None:
     assert sent == [(7, 0, 4, 0), (7, 4, 8, 7)]
     assert e.cycle == 8
     assert not continuity.progress.skipped.any()
+
+
+def test_the_schedule_stamps_every_cycle_to_the_exact_millisecond() -> None:
+    schedule = Schedule(epoch_ms=1_764_561_948_451, interval_ms=50)
+    first = datetime.fromisoformat(schedule.timestamp(0))
+    assert first == datetime(2025, 12, 1, 4, 5, 48, 451000, tzinfo=UTC)
+    for cycle in range(0, 100_000, 7):
+        stamp = datetime.fromisoformat(schedule.timestamp(cycle))
+        assert stamp - first == timedelta(milliseconds=50 * cycle)
+    assert schedule.current_cycle(1_764_561_948.451 + 0.049) == 0
+    assert schedule.current_cycle(1_764_561_948.451 + 0.050) == 1
+    assert Schedule(0, 0).current_cycle(1e9) is None
