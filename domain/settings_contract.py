@@ -388,6 +388,35 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Unacknowledged records before the cycle loop waits.",
         ge=1,
     ),
+    # Continuity (docs/continuity.md)
+    Setting(
+        "KAFKA_STATE_TOPIC",
+        None,
+        "Compacted topic of the machines' checkpoints (default: KAFKA_TOPIC-state).",
+        min_length=1,
+        max_length=249,
+        pattern=TOPIC_PATTERN,
+        pattern_message="must be 1-249 characters of A-Z a-z 0-9 . _ -",
+        rules=_TOPIC_RULES,
+    ),
+    Setting(
+        "CHECKPOINT_INTERVAL_MS",
+        10_000,
+        "How often each machine's state is checkpointed (0 = no continuity).",
+        ge=0,
+        le=86_400_000,
+    ),
+    Setting(
+        "CATCH_UP_MAX_CYCLES",
+        600,
+        "Missed cycles re-emitted after a restart; beyond, the producer skips ahead.",
+        ge=0,
+    ),
+    Setting(
+        "SIMULATION_EPOCH",
+        None,
+        "When cycle 0 was due, ISO-8601 with offset (unset = kept in the state topic).",
+    ),
     # Output and operations
     Setting(
         "MESSAGE_FORMAT",

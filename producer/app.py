@@ -14,7 +14,9 @@ from domain.machine_ids import machine_ids
 from domain.messages import format_epoch
 from domain.partitioning import shard_range
 from domain.simulation_model import SimulationModel
-from producer.engine import SimulationEngine
+from producer.checkpoints import StateTopic
+from producer.continuity import Continuity
+from producer.engine import CycleResult, SimulationEngine
 from producer.errors import ConfigError, ExitCode, ProducerError, ReferenceDataError
 from producer.heartbeat import Heartbeat
 from producer.http_server import HealthServer
@@ -79,16 +81,7 @@ class ProducerApp:
             self.seed = settings.simulation_seed
         try:
             self.machine_ids = machine_ids(settings.simulation_name, shard.indices())
-            self.engine = SimulationEngine(
-                profile,
-                settings.failure_model,
-                first_machine=shard.start,
-                count=shard.size,
-                seed=self.seed,
-                simulation_name=settings.simulation_name,
-                model=settings.simulation_model,
-                persistence=settings.simulation_persistence,
-            )
+            self.engine = self._make_engine()
         except MemoryError:
             raise ConfigError(
                 f"NUM_MACHINES={settings.num_machines} with SHARD_COUNT={settings.shard_count}: "
@@ -125,9 +118,29 @@ class ProducerApp:
             )
         self.metrics = ProducerMetrics(profile.failure_types, lambda: self.sink.stats)
         self.metrics.machines.set(shard.size)
+        continuous = sink is None and sink_kind == "kafka" and settings.checkpoint_interval_ms > 0
+        self.continuity = Continuity(
+            settings,
+            profile,
+            self.machine_ids,
+            StateTopic(settings, settings.state_topic) if continuous else None,
+            self.metrics.registry,
+        )
         self._ready = threading.Event()
         self._cycles_done = 0
         self._http: HealthServer | None = None
+
+    def _make_engine(self) -> SimulationEngine:
+        return SimulationEngine(
+            self.profile,
+            self.settings.failure_model,
+            first_machine=self.shard.start,
+            count=self.shard.size,
+            seed=self.seed,
+            simulation_name=self.settings.simulation_name,
+            model=self.settings.simulation_model,
+            persistence=self.settings.simulation_persistence,
+        )
 
     # -- signals -----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -162,6 +175,7 @@ class ProducerApp:
         crashed = False
         try:
             self.sink.start()
+            self._resume()
             self._ready.set()
             log.info(
                 "simulating machines %d..%d of %d (shard %d/%d), %d sensors, every %d ms, "
@@ -176,6 +190,7 @@ class ProducerApp:
                 s.message_format.value,
             )
             try:
+                self.continuity.catch_up(self.engine, self._send_rows, self.stop)
                 cycles = self._loop()
             except ProducerError as exc:  # e.g. the topic turned out unusable: stop cleanly
                 failure = exc
@@ -189,6 +204,7 @@ class ProducerApp:
             if self.stop.requested and self.stop.signal_name:
                 log.info("%s: stopped generating; flushing", self.stop.signal_name)
             flushed = self.sink.flush(self._flush_budget())
+            self.continuity.finish(self.engine, self.sink, flushed)
             self.sink.close()
         finally:
             if self._http is not None:
@@ -219,6 +235,19 @@ class ProducerApp:
             print(f"sensorsim-producer: error: {failure}", file=sys.stderr, flush=True)
         return summary
 
+    def _resume(self) -> None:
+        """Continue each machine from its checkpoint (continuity; nothing without a state
+        topic), adopting the simulation's seed when the state topic has one."""
+        try:
+            seed = self.continuity.open(self.settings.simulation_seed, self.seed)
+        except ProducerError:
+            self.sink.close()
+            raise
+        if seed != self.seed:
+            self.seed = seed
+            self.engine = self._make_engine()
+        self.continuity.restore(self.engine)
+
     def _flush_budget(self) -> float:
         """Seconds the shutdown flush may take: what is left of the grace period since the
         signal (the cycle in progress used some), minus a margin to close and exit."""
@@ -232,16 +261,18 @@ class ProducerApp:
         interval = s.simulation_interval_ms / 1000
         remaining = s.max_messages
         start_mono = time.monotonic()
-        start_wall = time.time()
+        to_mono = start_mono - time.time()  # the schedule is in wall time, waits in monotonic
+        schedule = self.continuity.schedule
         stop_at = start_mono + s.duration_seconds if s.duration_seconds else None
         self.stop.set_deadline(stop_at)  # every wait of the process ends at the duration too
-        cycle = 0
+        cycle = self.engine.cycle  # of the simulation: continues where the machines were
+        iterations = 0
         last_lag_warning = 0.0
         metrics = self.metrics
         while not self.stop.is_set():
             now = time.monotonic()
             if interval > 0:
-                due = start_mono + cycle * interval
+                due = schedule.due(cycle) + to_mono
                 if stop_at is not None and due >= stop_at:
                     break
                 if now < due:
@@ -249,10 +280,8 @@ class ProducerApp:
                         break
                     now = time.monotonic()
                 lag = now - due
-                timestamp = format_epoch(start_wall + cycle * interval)
             else:
                 lag = 0.0
-                timestamp = format_epoch(time.time())
             if stop_at is not None and now >= stop_at:
                 break
             metrics.cycle_lag.set(lag)
@@ -262,29 +291,23 @@ class ProducerApp:
 
             result = self.engine.step()
             count = self.engine.count if remaining is None else min(remaining, self.engine.count)
-            bodies = self.encoder.encode(result, timestamp, count)
-            self.sink.send_cycle(
-                OutgoingCycle(
-                    seq=result.cycle,
-                    bodies=bodies,
-                    failing=result.failing[:count].tolist(),
-                    failure_type=result.failure_type[:count].tolist(),
-                )
-            )
-            metrics.observe_failures(result.failing, result.started, result.failure_type)
+            self._send_rows(result, 0, count, 0)
+            self.continuity.completed(result.cycle, count)
             metrics.cycles.inc()
             took = time.monotonic() - now
             metrics.cycle_duration.observe(took)
             self.heartbeat.cycle_took(took)
+            self.continuity.maybe_checkpoint(self.engine, self.sink)
             cycle += 1
-            self._cycles_done = cycle
+            iterations += 1
+            self._cycles_done = iterations
             if remaining is not None:
                 remaining -= count
                 if remaining <= 0:
                     break
             if isinstance(self.sink, StdoutSink) and self.sink.closed_pipe:
                 break
-        return cycle
+        return iterations
 
     def _sleep_until(self, due: float) -> bool:
         """Sleep until ``due`` (monotonic), beating the heartbeat every second; True if stopped."""
@@ -295,3 +318,25 @@ class ProducerApp:
             if self.stop.wait(min(left, 1.0)):
                 return True
             self.heartbeat.beat()
+
+    def _send_rows(self, result: CycleResult, first: int, stop: int, skipped: int) -> None:
+        """Encode and hand over rows ``first..stop-1`` of a cycle, stamped with its due time."""
+        if self.continuity.schedule.interval_ms > 0:
+            timestamp = self.continuity.schedule.timestamp(result.cycle)
+        else:
+            timestamp = format_epoch(time.time())
+        bodies = self.encoder.encode(result, timestamp, stop)
+        rows = slice(first, stop)
+        self.sink.send_cycle(
+            OutgoingCycle(
+                seq=result.cycle,
+                bodies=bodies[first:] if first else bodies,
+                failing=result.failing[rows].tolist(),
+                failure_type=result.failure_type[rows].tolist(),
+                first_row=first,
+                skipped=skipped,
+            )
+        )
+        self.metrics.observe_failures(
+            result.failing[rows], result.started[rows], result.failure_type[rows]
+        )

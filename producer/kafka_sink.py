@@ -30,6 +30,7 @@ record.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -700,8 +701,11 @@ class KafkaSink:
         self._supervise()
         seq = str(cycle.seq).encode("ascii")
         healthy = [("seq", seq), ("simulation", self._simulation)]
+        if cycle.skipped:  # continuity: this machine's previous record is seq - 1 - skipped
+            healthy.append(("skipped_cycles", str(cycle.skipped).encode("ascii")))
         failing_headers = [[*healthy, ("failure_type", name)] for name in self._failure_types]
         topic, keys, bodies = self._topic, self._keys, cycle.bodies
+        first = cycle.first_row  # continuity: bodies may start at a later row of the shard
         total = len(bodies)
         i = 0
         while i < total:
@@ -727,9 +731,9 @@ class KafkaSink:
                     future = send(
                         topic,
                         value=bodies[i],
-                        key=keys[i],
+                        key=keys[first + i],
                         headers=headers,
-                        partition=partition_of[i],
+                        partition=partition_of[first + i],
                     )
                     generation.sent += 1  # only this thread writes ``sent``
                     self.stats.sent += 1
@@ -741,6 +745,22 @@ class KafkaSink:
                 continue
             except _ClientReplacedError:
                 continue
+
+    def wait_delivered(self, timeout: float) -> bool:
+        """Send what is buffered and wait, within ``timeout`` seconds and without closing the
+        client, until every record sent so far is acknowledged (what continuity needs before a
+        checkpoint). True only if none is pending and none ever failed."""
+        from kafka.errors import KafkaError  # noqa: PLC0415
+
+        deadline = time.monotonic() + timeout
+        producer = self._producer
+        if producer is not None:
+            # a timeout, or a client being replaced: judged by the counters below
+            with contextlib.suppress(KafkaError):
+                producer.flush(timeout=timeout)
+        while self.stats.pending and time.monotonic() < deadline and not self._stop.is_set():
+            self._stop.wait(0.005)
+        return self.stats.pending == 0 and self.stats.failed == 0
 
     def flush(self, timeout: float) -> bool:
         """Send what is buffered and close the client, within ``timeout`` seconds; what is not

@@ -7,6 +7,7 @@ values stop the process at start with one line per problem naming the variable a
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -22,6 +23,7 @@ from producer.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
 _C = contract.BY_ENV
+_MAX_TOPIC = 249
 MIN_REQUEST_TIMEOUT_MS = 500
 """The shortest request timeout the derived one may be (KAFKA_DELIVERY_TIMEOUT_MS minus
 KAFKA_LINGER_MS, capped at Kafka's default 30 s)."""
@@ -88,6 +90,11 @@ class ProducerSettings(BaseSettings):
     kafka_connect_timeout_ms: int = _C["KAFKA_CONNECT_TIMEOUT_MS"].field()
     kafka_delivery_timeout_ms: int = _C["KAFKA_DELIVERY_TIMEOUT_MS"].field()
     kafka_max_pending_records: int = _C["KAFKA_MAX_PENDING_RECORDS"].field()
+    # Continuity (docs/continuity.md)
+    kafka_state_topic: str | None = _C["KAFKA_STATE_TOPIC"].field()
+    checkpoint_interval_ms: int = _C["CHECKPOINT_INTERVAL_MS"].field()
+    catch_up_max_cycles: int = _C["CATCH_UP_MAX_CYCLES"].field()
+    simulation_epoch: datetime | None = _C["SIMULATION_EPOCH"].field()
     # Output and operations
     message_format: MessageFormat = _C["MESSAGE_FORMAT"].field()
     max_messages: int | None = _C["MAX_MESSAGES"].field()
@@ -110,9 +117,11 @@ class ProducerSettings(BaseSettings):
             return str(value)
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("kafka_topic")
+    @field_validator("kafka_topic", "kafka_state_topic")
     @classmethod
-    def _topic(cls, value: str) -> str:
+    def _topic(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         return str(_C["KAFKA_TOPIC"].validate(value))
 
     @field_validator("kafka_bootstrap_servers")
@@ -172,11 +181,25 @@ class ProducerSettings(BaseSettings):
                 f"KAFKA_DELIVERY_TIMEOUT_MS ({self.kafka_delivery_timeout_ms}) must be >= "
                 f"KAFKA_LINGER_MS ({self.kafka_linger_ms}) + {MIN_REQUEST_TIMEOUT_MS}"
             )
+        problems += self._continuity_problems()
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
             problems.append(f"KAFKA_SSL_CAFILE: {self.kafka_ssl_cafile} is not a readable file")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _continuity_problems(self) -> list[str]:
+        problems = []
+        if self.state_topic == self.kafka_topic:
+            problems.append("KAFKA_STATE_TOPIC must differ from KAFKA_TOPIC")
+        elif len(self.state_topic) > _MAX_TOPIC:
+            problems.append(
+                f"KAFKA_TOPIC is too long to derive the state topic {self.state_topic!r} from it "
+                f"(over {_MAX_TOPIC} characters): set KAFKA_STATE_TOPIC"
+            )
+        if self.simulation_epoch is not None and self.simulation_epoch.utcoffset() is None:
+            problems.append("SIMULATION_EPOCH must carry a UTC offset, e.g. 2026-12-01T00:00:00Z")
+        return problems
 
     @property
     def failure_model(self) -> FailureModel:
@@ -186,6 +209,11 @@ class ProducerSettings(BaseSettings):
             max_cycles=self.failure_max_cycles,
             ramp_cycles=self.failure_ramp_cycles,
         )
+
+    @property
+    def state_topic(self) -> str:
+        """KAFKA_STATE_TOPIC, or the name derived from KAFKA_TOPIC (one state per data topic)."""
+        return self.kafka_state_topic or f"{self.kafka_topic}-state"
 
     @property
     def bootstrap_list(self) -> list[str]:

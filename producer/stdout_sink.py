@@ -35,6 +35,9 @@ class StdoutSink:
     def delivering(self) -> bool:
         return not self.closed_pipe
 
+    def wait_delivered(self, timeout: float) -> bool:
+        return True
+
     def flush(self, timeout: float) -> bool:
         return True
 

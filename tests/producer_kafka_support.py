@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(
     r"stopped after (\d+) cycles: (\d+) records sent, (\d+) delivered, (\d+) failed"
 )

@@ -112,6 +112,9 @@ class GatedSink:
     def delivering(self) -> bool:
         return self.stats.pending == 0
 
+    def wait_delivered(self, timeout: float) -> bool:
+        return self.stats.pending == 0 and self.stats.failed == 0
+
     def flush(self, timeout: float) -> bool:
         self.flush_budget = timeout
         self.stats.failed += self.stats.pending
