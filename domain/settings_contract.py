@@ -249,7 +249,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         "NUM_SENSORS",
         20,
-        "Use the first N 'Sensor <n>' columns of the data.",
+        "Use the first N 'Sensor <n>' columns of the data (unset: all of a narrower file).",
         ge=1,
         le=MAX_SENSORS,
     ),

@@ -63,7 +63,12 @@ class ProducerApp:
         self.settings = settings
         self.stop = stop or StopFlag()
         self.heartbeat = Heartbeat()
-        profile = load_profile(settings.sensor_data_file, settings.num_sensors)
+        # NUM_SENSORS left at its default takes a narrower file whole; set, it must fit.
+        profile = load_profile(
+            settings.sensor_data_file,
+            settings.num_sensors,
+            at_most="num_sensors" not in settings.model_fields_set,
+        )
         if not profile.failures_enabled:
             log.warning(
                 "reference data %s has no labelled rows: failures are disabled",

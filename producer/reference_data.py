@@ -100,7 +100,9 @@ def _read(path: Path) -> pd.DataFrame:
         raise ReferenceDataError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
-def _sensor_columns(path: Path, frame: pd.DataFrame, num_sensors: int | None) -> list[str]:
+def _sensor_columns(
+    path: Path, frame: pd.DataFrame, num_sensors: int | None, *, at_most: bool
+) -> list[str]:
     columns = [str(c) for c in frame.columns]
     sensors = [c for c in columns if SENSOR_COLUMN.match(c.strip())]
     names = [c.strip() for c in sensors]
@@ -118,7 +120,7 @@ def _sensor_columns(path: Path, frame: pd.DataFrame, num_sensors: int | None) ->
             path, f"no sensor columns: expected columns named 'Sensor <n>', found: {shown}"
         )
     if num_sensors is not None:
-        if len(sensors) < num_sensors:
+        if len(sensors) < num_sensors and not at_most:
             raise ReferenceDataError(
                 path,
                 f"has {len(sensors)} sensor columns ({sensors[0]} .. {sensors[-1]}) "
@@ -153,14 +155,18 @@ def _numeric(path: Path, frame: pd.DataFrame, columns: list[str]) -> FloatArray:
     return values
 
 
-def load_profile(path: Path | str, num_sensors: int | None = None) -> ReferenceProfile:
-    """Read and analyse a reference CSV; ``num_sensors=None`` takes every sensor column.
+def load_profile(
+    path: Path | str, num_sensors: int | None = None, *, at_most: bool = False
+) -> ReferenceProfile:
+    """Read and analyse a reference CSV; ``num_sensors=None`` takes every sensor column;
+    ``at_most``: a file with fewer sensor columns than ``num_sensors`` is used whole instead of
+    being an error (NUM_SENSORS left at its default).
 
     Raises ``ReferenceDataError`` naming the file and the problem.
     """
     path = Path(path)
     frame = _read(path)
-    columns = _sensor_columns(path, frame, num_sensors)
+    columns = _sensor_columns(path, frame, num_sensors, at_most=at_most)
     if len(frame) == 0:
         raise ReferenceDataError(path, "has a header but no data rows")
     values = _numeric(path, frame, columns)
