@@ -383,7 +383,19 @@ def test_the_finalizers_rule_is_needed_for_owned_children(
     namespace = "rbac-finalizers"
     create_namespace(cluster, namespace)
     cluster.kubectl("apply", "--server-side", "-f", str(CHART_DIR / "crds" / f"{CRD_NAME}.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}")
+    wait_for(
+        lambda: (
+            "True"
+            in cluster.kubectl(
+                "get",
+                f"crd/{CRD_NAME}",
+                "-o",
+                'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+            ).stdout
+        ),
+        60,
+        "the CRD to be established",
+    )
     cluster.kubectl(
         "apply", "-n", namespace, "-f", "-", input=simulation("owner", "kafka.invalid:9092")
     )
