@@ -43,6 +43,7 @@ STATE_TOPIC_CONFIG = {
     "segment.ms": str(10 * 60 * 1000),
     "min.cleanable.dirty.ratio": "0.1",
 }
+_STATE_LINGER_MS = 50
 _ADMIN_KEYS = (
     "bootstrap_servers",
     "client_id",
@@ -78,7 +79,12 @@ class StateTopic:
         self._producer_config = {
             **config,
             "client_id": f"{config['client_id']}-state",
-            "linger_ms": 50,
+            "linger_ms": _STATE_LINGER_MS,
+            # kafka-python requires delivery >= linger + request timeout, with this linger too
+            "request_timeout_ms": min(
+                config["request_timeout_ms"],
+                settings.kafka_delivery_timeout_ms - _STATE_LINGER_MS,
+            ),
             "compression_type": None,
         }
         self._producer: Any = None

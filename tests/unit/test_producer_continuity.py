@@ -91,7 +91,7 @@ def test_restore_rejects_other_names_and_shapes() -> None:
     e = engine()
     state = e.export_state(np.arange(2))
     with pytest.raises(ValueError, match="state names"):
-        e.restore_state(np.arange(2), {**state, "latent": state["walk"]})
+        e.restore_state(np.arange(2), {**state, "other": state[e.state_names[0]]})
     with pytest.raises(ValueError, match="shape"):
         e.restore_state(np.arange(3), state)
 
