@@ -743,11 +743,19 @@ class KafkaSink:
             self._wait_for_room()
             writer, generation = self._writer, self._generation
             assert writer is not None
-            written = writer.write(
-                partition, chosen, bodies, headers, generation.on_batch, timestamp_ms=timestamp_ms
-            )
-            generation.sent += written  # only this thread writes ``sent``
-            self.stats.sent += written
+            # Counted before the batches are queued, so that an acknowledgement arriving at
+            # once never finds more delivered than sent (only this thread writes ``sent``).
+            count = len(chosen)
+            generation.sent += count
+            self.stats.sent += count
+            try:
+                writer.write(
+                    partition, chosen, bodies, headers, generation.on_batch,
+                    timestamp_ms=timestamp_ms,
+                )  # fmt: skip
+            except Exception as exc:  # the client was closed under us: these never left
+                generation.on_batch(count, exc)
+                raise
         assert self._writer is not None
         self._writer.wakeup()
         self._note_producer_id()
