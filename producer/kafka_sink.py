@@ -39,6 +39,7 @@ from typing import Any
 
 from producer import kafka_client
 from producer.errors import BrokerError
+from producer.kafka_batches import BatchWriter, header_block
 from producer.reconciliation import records_written
 from producer.settings import ProducerSettings, SecurityProtocol
 from producer.sinks import DeliveryStats, OutgoingCycle
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 _LOGGED_ERRORS = 10
 """Log the first delivery errors in full, then one summary line per ``_ERROR_LOG_EVERY``."""
 _ERROR_LOG_EVERY = 10_000
-_BACKPRESSURE_CHECK = 256
 _MAX_BLOCK_MS = 1000
 """kafka-python's ``max_block_ms``: how long one ``send()``/``partitions_for()`` may block for
 metadata. Short, so that waits for metadata are loops that look at the stop flag."""
@@ -209,24 +209,21 @@ class _Generation:
         self.producers: set[tuple[int, int]] = set()
         """(producer id, epoch) pairs the client used, for ``reconciliation``."""
 
-    def on_delivered(self, _metadata: object) -> None:
+    def on_batch(self, records: int, error: BaseException | None) -> None:
+        """A batch's outcome, from kafka-python's I/O thread."""
         sink = self.sink
         with sink._lock:
             if self.retired:
                 return
-            self.delivered += 1
-            sink.stats.delivered += 1
-            sink.last_ack = time.monotonic()
-            if not self.first_ack:
-                self.first_ack = sink.last_ack
-
-    def on_error(self, exc: BaseException) -> None:
-        sink = self.sink
-        with sink._lock:
-            if self.retired:
+            if error is None:
+                self.delivered += records
+                sink.stats.delivered += records
+                sink.last_ack = time.monotonic()
+                if not self.first_ack:
+                    self.first_ack = sink.last_ack
                 return
-            self.failed += 1
-        sink._count_failure(exc)
+            self.failed += records
+        sink._count_failure(error, records)
 
     @property
     def unresolved(self) -> int:
@@ -270,6 +267,9 @@ class KafkaSink:
         self._idle_since = time.monotonic()
         self._generation = _Generation(self, 0)
         self._unreconciled: list[_Generation] = []
+        self._failed_batches = 0
+        self._writer: BatchWriter | None = None
+        self._by_partition: list[tuple[int, list[int]]] = []
         self._reconciler: threading.Thread | None = None
         self._replace_reason = ""
         self._unusable: str | None = None
@@ -277,7 +277,7 @@ class KafkaSink:
         self._stall_limit = self._give_up_after + STALL_MARGIN_SECONDS
         self._metadata_missing_since: float | None = None
         self._partition_set: frozenset[int] = frozenset()
-        self._partitions: list[int | None] = [None] * len(self._keys)
+        self._partitions: list[int] = []
         self._api_version: tuple[int, ...] | None = None
         self.crc32c = "python"
 
@@ -306,6 +306,7 @@ class KafkaSink:
         try:
             self._producer = self._new_client()
             self._api_version = kafka_client.api_version(self._producer)
+            self._writer = BatchWriter(self._producer, self._topic, self._keys)
             if settings.kafka_create_topic:
                 self._create_topic()
             partitions = self._initial_partitions()
@@ -486,12 +487,15 @@ class KafkaSink:
             self._producer = None
 
     # -- counting --------------------------------------------------------------------------
-    def _count_failure(self, exc: BaseException) -> None:
+    def _count_failure(self, exc: BaseException, records: int) -> None:
         name = type(exc).__name__
         with self._lock:
-            self.stats.failed += 1
+            before = self.stats.failed
+            self.stats.failed += records
             failed = self.stats.failed
             self.stats.last_error = f"{name}: {exc}"
+            self._failed_batches += 1
+            batches = self._failed_batches
         if name in _REPLACE_CLIENT_ERRORS:
             self._replace_reason = f"fatal idempotence error {name}"
         elif name in _UNUSABLE_TARGET_ERRORS and self._unusable is None:
@@ -499,9 +503,14 @@ class KafkaSink:
                 f"Kafka refused records for topic {self._topic!r}: {name}: {exc}; check the "
                 "topic's max.message.bytes and the user's ACLs (Write on the topic)"
             )
-        if failed <= _LOGGED_ERRORS:
-            log.error("delivery failed (%d so far): %s", failed, self.stats.last_error)
-        elif failed % _ERROR_LOG_EVERY == 0:
+        if batches <= _LOGGED_ERRORS:
+            log.error(
+                "delivery of %d records failed (%d so far): %s",
+                records,
+                failed,
+                self.stats.last_error,
+            )
+        elif before // _ERROR_LOG_EVERY != failed // _ERROR_LOG_EVERY:
             log.error("%d deliveries failed so far; last: %s", failed, self.stats.last_error)
 
     def _count_unsent(self, count: int, reason: str) -> None:
@@ -619,6 +628,7 @@ class KafkaSink:
         lost = self._retire(generation)
         self._replace_reason = ""
         self._producer = self._new_client()
+        self._writer = BatchWriter(self._producer, self._topic, self._keys)
         self._generation = _Generation(self, generation.number + 1)
         self.replacements += 1
         log.warning(
@@ -657,10 +667,15 @@ class KafkaSink:
                 warned = True
 
     def _use_partitions(self, partitions: set[int] | frozenset[int]) -> None:
-        """Cache each machine's partition for this partition set (recomputed if it changes)."""
+        """Cache each machine's partition for this partition set (recomputed if it changes):
+        the machines of each partition, in machine order."""
         if partitions and partitions != self._partition_set:
             self._partition_set = frozenset(partitions)
             self._partitions = list(machine_partitions(self._keys, partitions))
+            by_partition: dict[int, list[int]] = {}
+            for machine, partition in enumerate(self._partitions):
+                by_partition.setdefault(partition, []).append(machine)
+            self._by_partition = sorted(by_partition.items())
 
     def _await_metadata(self) -> bool:
         """Wait (at most ~1 s per attempt, looking at the stop flag) until the client knows the
@@ -694,57 +709,64 @@ class KafkaSink:
                 return False
 
     def send_cycle(self, cycle: OutgoingCycle) -> None:
-        from kafka.errors import KafkaTimeoutError  # noqa: PLC0415
-
+        """Hand the cycle's records to the client as whole batches, partition by partition
+        (each machine's records in cycle order on its partition)."""
         if self._producer is None:
             raise RuntimeError("KafkaSink.start() was not called")
         self._supervise()
+        bodies = cycle.bodies
+        total = len(bodies)
+        if not total:
+            return
+        if not self._await_metadata():
+            self._count_unsent(
+                total,
+                f"no metadata for topic {self._topic!r} for {self._give_up_after:g} s "
+                "(broker unreachable)",
+            )
+            return
         seq = str(cycle.seq).encode("ascii")
         healthy = [("seq", seq), ("simulation", self._simulation)]
         if cycle.skipped:  # continuity: this machine's previous record is seq - 1 - skipped
             healthy.append(("skipped_cycles", str(cycle.skipped).encode("ascii")))
-        failing_headers = [[*healthy, ("failure_type", name)] for name in self._failure_types]
-        topic, keys, bodies = self._topic, self._keys, cycle.bodies
-        first = cycle.first_row  # continuity: bodies may start at a later row of the shard
-        total = len(bodies)
-        i = 0
-        while i < total:
-            if not self._await_metadata():
-                self._count_unsent(
-                    total - i,
-                    f"no metadata for topic {topic!r} for {self._give_up_after:g} s "
-                    "(broker unreachable)",
-                )
-                return
-            producer, generation = self._producer, self._generation
-            partition_of = self._partitions
-            send, on_ok, on_error = producer.send, generation.on_delivered, generation.on_error
+        healthy_block = header_block(healthy)
+        failing_blocks = [
+            header_block([*healthy, ("failure_type", t)]) for t in self._failure_types
+        ]
+        headers = [
+            failing_blocks[kind] if failing else healthy_block
+            for failing, kind in zip(cycle.failing, cycle.failure_type, strict=True)
+        ]
+        first = cycle.first_row  # continuity: the bodies may start at a later row of the shard
+        if first:  # the batch writer indexes bodies and headers by the machine's row
+            bodies = [b""] * first + list(bodies)
+            headers = [b""] * first + headers
+        timestamp_ms = int(time.time() * 1000)
+        stop = first + total
+        partial = first > 0 or stop < len(self._keys)
+        for partition, machines in self._by_partition:
+            chosen = [i for i in machines if first <= i < stop] if partial else machines
+            if not chosen:
+                continue
+            self._wait_for_room()
+            writer, generation = self._writer, self._generation
+            assert writer is not None
+            # Counted before the batches are queued, so that an acknowledgement arriving at
+            # once never finds more delivered than sent (only this thread writes ``sent``).
+            count = len(chosen)
+            generation.sent += count
+            self.stats.sent += count
             try:
-                for i in range(i, total):  # noqa: B020 - resumes where it stopped
-                    if i % _BACKPRESSURE_CHECK == 0:
-                        self._wait_for_room()
-                        if self._producer is not producer:  # replaced while waiting
-                            raise _ClientReplacedError
-                    headers = (
-                        failing_headers[cycle.failure_type[i]] if cycle.failing[i] else healthy
-                    )
-                    future = send(
-                        topic,
-                        value=bodies[i],
-                        key=keys[first + i],
-                        headers=headers,
-                        partition=partition_of[first + i],
-                    )
-                    generation.sent += 1  # only this thread writes ``sent``
-                    self.stats.sent += 1
-                    future.add_callback(on_ok)
-                    future.add_errback(on_error)
-                self._note_producer_id()
-                return
-            except KafkaTimeoutError:  # metadata vanished mid-cycle: wait for it, then resume
-                continue
-            except _ClientReplacedError:
-                continue
+                writer.write(
+                    partition, chosen, bodies, headers, generation.on_batch,
+                    timestamp_ms=timestamp_ms,
+                )  # fmt: skip
+            except Exception as exc:  # the client was closed under us: these never left
+                generation.on_batch(count, exc)
+                raise
+        assert self._writer is not None
+        self._writer.wakeup()
+        self._note_producer_id()
 
     def wait_delivered(self, timeout: float) -> bool:
         """Send what is buffered and wait, within ``timeout`` seconds and without closing the
@@ -793,7 +815,3 @@ class KafkaSink:
         if producer is not None:
             kafka_client.force_close(producer, timeout=1.0)
             self._retire(self._generation)
-
-
-class _ClientReplacedError(Exception):
-    """Internal: the client changed during a cycle; resume the cycle with the new one."""

@@ -47,7 +47,11 @@ def client_settings(broker: KafkaBroker, mechanism: str | None) -> dict[str, Any
     }
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", None])
+@pytest.mark.parametrize(
+    "mechanism",
+    ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", None],
+    ids=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "TLS-only"],
+)
 def test_records_are_delivered_over_tls_with_each_sasl_mechanism(
     secure_broker: KafkaBroker, mechanism: str | None
 ) -> None:
