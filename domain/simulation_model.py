@@ -46,6 +46,9 @@ BOUND_FACTOR = 1.2
 DECIMALS = 6
 """Readings are rounded to this many decimals on the wire."""
 
+MICROS = 10**DECIMALS
+"""Readings travel as integer millionths between the engine and the encoder."""
+
 
 def widened_bounds(minimum: float, maximum: float) -> tuple[float, float]:
     """The clip bounds of a sensor whose learned range is ``[minimum, maximum]``.

@@ -31,10 +31,10 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.simulation_model import (
-    DECIMALS,
     DEFAULT_PERSISTENCE,
     DRIFT_FACTOR,
     MEAN_REVERSION,
+    MICROS,
     FailureModel,
     SimulationModel,
 )
@@ -53,12 +53,9 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 UInt64Array = npt.NDArray[np.uint64]
 
-SCALE = 10**DECIMALS
-"""Readings travel as integer millionths between the engine and the encoder."""
-
 
 def to_micros(values: FloatArray) -> IntArray:
-    scaled = values * SCALE
+    scaled = values * MICROS
     np.rint(scaled, out=scaled)
     micros: IntArray = scaled.astype(np.int64)
     return micros
@@ -83,7 +80,7 @@ class CycleResult:
     @property
     def values(self) -> FloatArray:
         """Readings rounded to 6 decimals, shape (machines, sensors)."""
-        values: FloatArray = self.micros / SCALE
+        values: FloatArray = self.micros / MICROS
         return values
 
 
