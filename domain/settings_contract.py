@@ -221,6 +221,21 @@ _TOPIC_RULES: Final = (
     ),
 )
 
+
+def _topic_setting(env: str, default: str | None, description: str) -> Setting:
+    """A Kafka topic name: what Kafka accepts, less what the producer must not write to."""
+    return Setting(
+        env,
+        default,
+        description,
+        min_length=1,
+        max_length=249,
+        pattern=TOPIC_PATTERN,
+        pattern_message="must be 1-249 characters of A-Z a-z 0-9 . _ -",
+        rules=_TOPIC_RULES,
+    )
+
+
 SETTINGS: Final[tuple[Setting, ...]] = (
     # Kafka target (original names and defaults)
     Setting(
@@ -235,16 +250,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "(no scheme such as PLAINTEXT://)"
         ),
     ),
-    Setting(
-        "KAFKA_TOPIC",
-        "sensor-data",
-        "Topic the readings are published to.",
-        min_length=1,
-        max_length=249,
-        pattern=TOPIC_PATTERN,
-        pattern_message="must be 1-249 characters of A-Z a-z 0-9 . _ -",
-        rules=_TOPIC_RULES,
-    ),
+    _topic_setting("KAFKA_TOPIC", "sensor-data", "Topic the readings are published to."),
     # Simulation (original names and defaults)
     Setting(
         "NUM_SENSORS",
@@ -389,15 +395,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ge=1,
     ),
     # Continuity (docs/continuity.md)
-    Setting(
+    _topic_setting(
         "KAFKA_STATE_TOPIC",
         None,
         "Compacted topic of the machines' checkpoints (default: KAFKA_TOPIC-state).",
-        min_length=1,
-        max_length=249,
-        pattern=TOPIC_PATTERN,
-        pattern_message="must be 1-249 characters of A-Z a-z 0-9 . _ -",
-        rules=_TOPIC_RULES,
     ),
     Setting(
         "CHECKPOINT_INTERVAL_MS",

@@ -29,7 +29,7 @@ from producer.checkpoint_codec import (
     simulation_key,
 )
 from producer.errors import BrokerError
-from producer.kafka_sink import client_config
+from producer.kafka_sink import ADMIN_KEYS, client_config
 from producer.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
@@ -44,17 +44,7 @@ STATE_TOPIC_CONFIG = {
     "min.cleanable.dirty.ratio": "0.1",
 }
 _STATE_LINGER_MS = 50
-_ADMIN_KEYS = (
-    "bootstrap_servers",
-    "client_id",
-    "security_protocol",
-    "sasl_mechanism",
-    "sasl_plain_username",
-    "sasl_plain_password",
-    "ssl_cafile",
-    "request_timeout_ms",
-)
-_CONNECTION_KEYS = (*_ADMIN_KEYS, "reconnect_backoff_max_ms")
+_CONNECTION_KEYS = (*ADMIN_KEYS, "reconnect_backoff_max_ms")
 
 
 @dataclass
@@ -131,7 +121,7 @@ class StateTopic:
         log.info("state topic %r exists (cleanup.policy=compact)", self.topic)
 
     def _admin_config(self) -> dict[str, Any]:
-        return {k: v for k, v in self._connection.items() if k in _ADMIN_KEYS}
+        return {k: v for k, v in self._connection.items() if k in ADMIN_KEYS}
 
     def _call(self, make: Callable[[], Any]) -> Any:
         from kafka.errors import KafkaError  # noqa: PLC0415

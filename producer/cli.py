@@ -79,6 +79,12 @@ def profile_parser() -> argparse.ArgumentParser:
             "and bounds, and each failure type's signature."
         ),
     )
+    _add_data_options(parser)
+    return parser
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """--file and --num-sensors, shared by the commands that read a reference CSV."""
     parser.add_argument(
         "--file",
         type=Path,
@@ -90,7 +96,6 @@ def profile_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="use the first N sensor columns (default: all of them)",
     )
-    return parser
 
 
 def fidelity_parser() -> argparse.ArgumentParser:
@@ -104,17 +109,7 @@ def fidelity_parser() -> argparse.ArgumentParser:
             "(SIMULATION_MODEL, SIMULATION_PERSISTENCE, FAILURE_*) come from the environment."
         ),
     )
-    parser.add_argument(
-        "--file",
-        type=Path,
-        help="reference CSV (default: SENSOR_DATA_FILE, else the bundled data set)",
-    )
-    parser.add_argument(
-        "--num-sensors",
-        type=int,
-        metavar="N",
-        help="use the first N sensor columns (default: all of them)",
-    )
+    _add_data_options(parser)
     parser.add_argument("--machines", type=int, default=200, help="machines (default 200)")
     parser.add_argument(
         "--cycles", type=int, default=800, help="cycles, burn-in included (default 800)"

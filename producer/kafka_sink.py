@@ -138,19 +138,22 @@ def client_config(settings: ProducerSettings) -> dict[str, Any]:
     return config
 
 
+ADMIN_KEYS = (
+    "bootstrap_servers",
+    "client_id",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+    "ssl_cafile",
+    "request_timeout_ms",
+)
+"""The producer settings an admin client (or a consumer) shares with the producer."""
+
+
 def admin_config(settings: ProducerSettings) -> dict[str, Any]:
     config = client_config(settings)
-    keys = (
-        "bootstrap_servers",
-        "client_id",
-        "security_protocol",
-        "sasl_mechanism",
-        "sasl_plain_username",
-        "sasl_plain_password",
-        "ssl_cafile",
-        "request_timeout_ms",
-    )
-    return {key: config[key] for key in keys if key in config}
+    return {key: config[key] for key in ADMIN_KEYS if key in config}
 
 
 def largest_batch_bytes(
