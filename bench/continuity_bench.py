@@ -100,6 +100,8 @@ def start_shards(env: dict[str, str], shards: int, logs: Path) -> list[subproces
     for process, log in processes:
         while b"simulating machines" not in log.read_bytes():
             if process.poll() is not None or time.monotonic() > deadline:
+                for other, _ in processes:
+                    other.kill()
                 raise SystemExit(f"a producer did not start: {log.read_text()}")
             time.sleep(0.1)
     return [process for process, _ in processes]
@@ -127,10 +129,16 @@ def handover(bootstrap: str, machines: int, interval_ms: int, seconds: float) ->
     with tempfile.TemporaryDirectory() as logs:
         before = start_shards(env, 2, Path(logs))
         time.sleep(seconds)
+        stopping = time.monotonic()
         stop(before)
+        starting = time.monotonic()
         after = start_shards(env, 3, Path(logs))
+        running = time.monotonic()
         time.sleep(seconds)
         stop(after)
+    print(f"(b) old shards stopped (final flush + checkpoint) in {starting - stopping:.2f} s; "
+          f"new shards started (process, data, Kafka, state topic read) in "
+          f"{running - starting:.2f} s")  # fmt: skip
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     consumer.assign(partitions)
