@@ -78,7 +78,9 @@ class StateTopic:
         self._producer_config = {
             **config,
             "client_id": f"{config['client_id']}-state",
+            # A checkpoint is one burst of a record per machine: few, large requests.
             "linger_ms": 50,
+            "batch_size": 512 * 1024,
             "compression_type": None,
         }
         self._producer: Any = None

@@ -143,7 +143,7 @@ class ProducerSettings(BaseSettings):
         description="Compacted topic of the machines' checkpoints (default: KAFKA_TOPIC-state).",
     )
     checkpoint_interval_ms: int = Field(
-        10_000,
+        30_000,
         ge=0,
         le=86_400_000,
         description="How often each machine's state is checkpointed (0 = no continuity).",
