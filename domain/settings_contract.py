@@ -402,7 +402,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     ),
     Setting(
         "CHECKPOINT_INTERVAL_MS",
-        10_000,
+        30_000,
         "How often each machine's state is checkpointed (0 = no continuity).",
         ge=0,
         le=86_400_000,

@@ -69,7 +69,9 @@ class StateTopic:
         self._producer_config = {
             **config,
             "client_id": f"{config['client_id']}-state",
+            # A checkpoint is one burst of a record per machine: few, large requests.
             "linger_ms": _STATE_LINGER_MS,
+            "batch_size": 512 * 1024,
             # kafka-python requires delivery >= linger + request timeout, with this linger too
             "request_timeout_ms": min(
                 config["request_timeout_ms"],
@@ -102,7 +104,14 @@ class StateTopic:
             except TopicAlreadyExistsError:
                 pass
             resource = ConfigResource(ConfigResourceType.TOPIC, self.topic, ["cleanup.policy"])
-            described = admin.describe_configs([resource], config_filter="all")
+            # A topic another shard has just created may not be described yet (no value).
+            deadline = time.monotonic() + self._settings.kafka_connect_timeout_ms / 1000
+            policy = None
+            while policy is None and time.monotonic() < deadline:
+                described = admin.describe_configs([resource], config_filter="all")
+                policy = _config_value(described, self.topic, "cleanup.policy")
+                if policy is None:
+                    time.sleep(0.2)
         except KafkaError as exc:
             raise BrokerError(
                 f"state topic {self.topic!r}: cannot create or describe it ({type(exc).__name__}: "
@@ -110,10 +119,10 @@ class StateTopic:
             ) from None
         finally:
             admin.close()
-        policy = _config_value(described, self.topic, "cleanup.policy")
         if policy != "compact":
             raise BrokerError(
-                f"state topic {self.topic!r} has cleanup.policy={policy}, not compact: its "
+                f"state topic {self.topic!r} has cleanup.policy={policy or 'unreadable'}, not "
+                "compact: its "
                 "checkpoints would be deleted after retention.ms. Set it with kafka-configs.sh "
                 f"--alter --entity-type topics --entity-name {self.topic} --add-config "
                 "cleanup.policy=compact, or choose another KAFKA_STATE_TOPIC"
@@ -252,8 +261,8 @@ class StateTopic:
             self._producer = None
 
 
-def _config_value(described: Any, topic: str, name: str) -> str:
+def _config_value(described: Any, topic: str, name: str) -> str | None:
     """The value of ``name`` in kafka-python's describe_configs answer for ``topic``."""
     entry = described.get("topic", {}).get(topic, {}).get(name, {})
     value = entry.get("value") if isinstance(entry, dict) else entry
-    return str(value) if value is not None else "unknown"
+    return None if value is None else str(value)

@@ -60,10 +60,12 @@ def shard_envs(env: dict[str, str], shards: int) -> list[dict[str, str]]:
 
 
 def run_shards(bootstrap: str, topic: str, env: dict[str, str], shards: int, cycles: int) -> None:
-    """Start ``shards`` producers, let about ``cycles`` cycles of the fleet reach the topic,
-    SIGTERM them all, and require a clean exit."""
-    processes = [start_producer(e) for e in shard_envs(env, shards)]
+    """Start ``shards`` producers together, let about ``cycles`` cycles of the fleet reach the
+    topic, SIGTERM them all, and require a clean exit."""
+    processes = [spawn(e) for e in shard_envs(env, shards)]  # all at once, as pods start
     try:
+        for process in processes:
+            started(process)
         wait_for_growth(bootstrap, topic, cycles * MACHINES)
     finally:
         for process in processes:
@@ -136,18 +138,21 @@ def test_restarts_and_resharding_continue_every_machine_exactly(kafka_bootstrap:
             assert without_timestamp(record.value) == expected[key, seq], (key, seq)
 
 
-def start_logged(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """A producer process, once it simulates; and what it logged until then."""
-    process = subprocess.Popen(
+def spawn(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "producer"], cwd=REPO, env=env, text=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+def started(process: subprocess.Popen[str]) -> str:
+    """What the producer logged until it began simulating (fails if it exited first)."""
     assert process.stderr is not None
     seen = []
     for line in process.stderr:
         seen.append(line)
         if "simulating machines" in line:
-            return process, "".join(seen)
+            return "".join(seen)
     pytest.fail("producer exited early:\n" + "".join(seen))
 
 
@@ -169,7 +174,8 @@ def test_sigkill_of_a_shard_repeats_identical_records_and_loses_none(
         wait_for_growth(kafka_bootstrap, topic, 5 * MACHINES)  # and records after them
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)
-        restarted, startup = start_logged(second)
+        restarted = spawn(second)
+        startup = started(restarted)
         wait_for_growth(kafka_bootstrap, topic, 40 * MACHINES)
     finally:
         for process in (survivor, restarted):

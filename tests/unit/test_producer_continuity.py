@@ -3,6 +3,7 @@ catch-up of machines restored at different cycles, the skip-ahead plan."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,8 +25,9 @@ from producer.checkpoint_codec import (
 )
 from producer.continuity import Continuity, Schedule, plan_skips, row_runs
 from producer.engine import CycleResult, SimulationEngine
+from producer.errors import ConfigError
 from producer.reference_data import load_profile
-from producer.settings import ProducerSettings
+from producer.settings import ProducerSettings, load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -229,3 +231,23 @@ def test_the_schedule_stamps_every_cycle_to_the_exact_millisecond() -> None:
     assert schedule.current_cycle(1_764_561_948.451 + 0.049) == 0
     assert schedule.current_cycle(1_764_561_948.451 + 0.050) == 1
     assert Schedule(0, 0).current_cycle(1e9) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"kafka_topic": "t", "kafka_state_topic": "t"}, "KAFKA_STATE_TOPIC must differ"),
+        ({"kafka_topic": "x" * 245}, "too long to derive the state topic"),
+        ({"kafka_state_topic": "no spaces"}, "KAFKA_STATE_TOPIC='no spaces'"),
+        ({"simulation_epoch": "2026-12-01T00:00:00"}, "SIMULATION_EPOCH must carry a UTC offset"),
+        ({"checkpoint_interval_ms": "-1"}, "CHECKPOINT_INTERVAL_MS"),
+    ],
+)
+def test_continuity_settings_are_checked(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(**overrides)
+
+
+def test_the_state_topic_derives_from_the_data_topic() -> None:
+    assert load_settings(kafka_topic="plant-a").state_topic == "plant-a-state"
+    assert load_settings(kafka_state_topic="shared-state").state_topic == "shared-state"
