@@ -25,7 +25,7 @@ from domain.machine_ids import machine_ids
 from tests.infra import procs
 from tests.infra.cluster import KubeCluster
 from tests.infra.operator import OperatorProcess
-from tests.infra.pods import NODE_LABEL, PodRunner
+from tests.infra.pods import NODE_LABEL, TOLERATION, PodRunner
 from tests.k8s.test_operator_e2e import (
     CRD_FILE,
     Api,
@@ -37,7 +37,9 @@ from tests.k8s.test_operator_e2e import (
 )
 
 PARTITIONS = 3
-ON_THE_RUNNER = {"podTemplate": {"nodeSelector": {NODE_LABEL[0]: NODE_LABEL[1]}}}
+ON_THE_RUNNER = {
+    "podTemplate": {"nodeSelector": {NODE_LABEL[0]: NODE_LABEL[1]}, "tolerations": [TOLERATION]}
+}
 
 
 @pytest.fixture(scope="module")
