@@ -268,11 +268,16 @@ class PodRunner:
             uid = pod["metadata"]["uid"]
             seen.add(uid)
             state = self.pods.setdefault(uid, PodState(uid))
-            if pod["metadata"].get("deletionTimestamp"):
-                self._terminate(pod, state, running.get(uid))
-                continue
-            self._advance(pod, state, running.get(uid))
-            self._report(pod, state)
+            try:
+                if pod["metadata"].get("deletionTimestamp"):
+                    self._terminate(pod, state, running.get(uid))
+                    continue
+                self._advance(pod, state, running.get(uid))
+                self._report(pod, state)
+            except kubernetes.client.ApiException as error:
+                # Deleted or changed since listed (404/409): the next pass sees its new state.
+                if error.status not in (404, 409):
+                    raise
         for uid in set(self.pods) - seen:  # deleted behind our back
             if uid in running:
                 containers.podman("rm", "--force", "--time=0", running[uid]["Id"], check=False)
