@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
-from domain.simulation_spec import parse_spec  # noqa: E402
+from sensorsim_operator.api.v1alpha1 import parse_spec  # noqa: E402
 from sensorsim_operator.children import (  # noqa: E402
     BuildDefaults,
     SimulationRef,

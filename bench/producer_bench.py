@@ -26,6 +26,7 @@ import pstats
 import random
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -37,14 +38,14 @@ import numpy as np
 
 from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
-from domain.simulation_model import FailureModel
+from domain.simulation_model import FailureModel, SimulationModel
 from producer.app import ProducerApp
 from producer.engine import SimulationEngine
 from producer.reference_data import ReferenceProfile, load_profile
 from producer.serialisation import BodyEncoder
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
-from tests.infra import tools
-from tests.infra.kafka import KafkaBroker
+
+REPO = Path(__file__).resolve().parents[1]
 
 TIMESTAMP = "2026-11-29T12:34:56.789+00:00"
 
@@ -131,20 +132,25 @@ def measure_baseline(
 
 
 def measure_vectorised(
-    profile: ReferenceProfile, machines: int, budget: float
+    profile: ReferenceProfile, machines: int, budget: float, model: SimulationModel
 ) -> tuple[float, float, float, float]:
     """(messages per wall second, per CPU second, engine share, encoder share) of
     ``engine.step`` + ``encoder.encode``."""
     engine = SimulationEngine(
-        profile, FailureModel(), first_machine=0, count=machines, seed=1, simulation_name="bench"
+        profile,
+        FailureModel(),
+        first_machine=0,
+        count=machines,
+        seed=1,
+        simulation_name="bench",
+        model=model,
     )
-    bound = float(np.max(np.abs(np.concatenate([profile.reading_lower, profile.reading_upper]))))
     encoder = BodyEncoder(
         profile.sensor_names,
         machine_ids("bench", range(machines)),
         profile.failure_types,
         MessageFormat.ORIGINAL,
-        max_abs_value=bound,
+        max_abs_value=engine.max_abs_reading,
     )
     encoder.encode(engine.step(), TIMESTAMP)  # warm up
     cycles = 0
@@ -173,29 +179,36 @@ def measure_vectorised(
 
 def part_a(profile: ReferenceProfile, budget: float) -> None:
     print("(a) engine + serialisation, 20 sensors, original format, one core")
-    print("    msg/s per wall-clock second and per CPU second of this process; ratio on CPU")
-    print(f"{'machines':>9} | {'vectorised wall':>15} | {'vectorised CPU':>14} | "
-          f"{'engine/encode':>13} | {'per-sensor wall':>15} | {'per-sensor CPU':>14} | "
-          f"{'ratio':>6}")  # fmt: skip
-    print("-" * 106)
+    print("    msg/s per CPU second of this process (wall-clock in brackets); both simulation")
+    print("    models, the learned one against the original, and the original against a")
+    print("    per-sensor Python implementation of the original algorithm")
+    print(f"{'machines':>9} | {'learned CPU':>11} {'(wall)':>11} | {'original CPU':>12} "
+          f"{'(wall)':>11} | {'learned/original':>16} | {'engine/encode':>13} | "
+          f"{'per-sensor CPU':>14} | {'ratio':>6}")  # fmt: skip
+    print("-" * 126)
     for machines in (1, 100, 10_000, 100_000):
-        fast_wall, fast_cpu, engine_share, encode_share = measure_vectorised(
-            profile, machines, budget
+        learned_wall, learned_cpu, _, _ = measure_vectorised(
+            profile, machines, budget, SimulationModel.LEARNED
         )
-        slow_wall, slow_cpu = measure_baseline(profile, machines, budget)
+        fast_wall, fast_cpu, engine_share, encode_share = measure_vectorised(
+            profile, machines, budget, SimulationModel.ORIGINAL
+        )
+        _, slow_cpu = measure_baseline(profile, machines, budget)
         print(
-            f"{machines:>9,} | {fast_wall:>15,.0f} | {fast_cpu:>14,.0f} | "
-            f"{engine_share:>6.0%}/{encode_share:<6.0%} | {slow_wall:>15,.0f} | "
-            f"{slow_cpu:>14,.0f} | {fast_cpu / slow_cpu:>5.1f}x"
+            f"{machines:>9,} | {learned_cpu:>11,.0f} ({learned_wall:>9,.0f}) | "
+            f"{fast_cpu:>12,.0f} ({fast_wall:>9,.0f}) | {learned_cpu / fast_cpu:>15.2f}x | "
+            f"{engine_share:>6.0%}/{encode_share:<6.0%} | {slow_cpu:>14,.0f} | "
+            f"{fast_cpu / slow_cpu:>5.1f}x"
         )
     print()
 
 
-def run_sink(bootstrap: str, records: int, machines: int) -> tuple[float, int]:
+def run_sink(bootstrap: str, records: int, machines: int, codec: str = "none") -> tuple[float, int]:
     """Records/s of the project's producer (engine, encoder, Kafka sink) into the broker,
     from the first cycle to the last acknowledgement; and the mean body size."""
     topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
     settings = ProducerSettings(
+        kafka_compression_type=codec,
         kafka_bootstrap_servers=bootstrap,
         kafka_topic=topic,
         kafka_create_topic=True,
@@ -211,7 +224,7 @@ def run_sink(bootstrap: str, records: int, machines: int) -> tuple[float, int]:
     sizes = [len(b) for b in app.encoder.encode(app.engine.step(), TIMESTAMP)]
     app.engine = SimulationEngine(
         app.profile, settings.failure_model, first_machine=0, count=machines, seed=1,
-        simulation_name="bench",
+        simulation_name="bench", model=settings.simulation_model,
     )  # fmt: skip
     app.sink.start = lambda: None  # type: ignore[method-assign]  # already connected
     started = time.perf_counter()
@@ -222,13 +235,13 @@ def run_sink(bootstrap: str, records: int, machines: int) -> tuple[float, int]:
     return records / elapsed, round(sum(sizes) / len(sizes))
 
 
-def run_java(bootstrap: str, classpath: str, records: int, size: int) -> float:
+def run_java(bootstrap: str, classpath: str, records: int, size: int, codec: str = "none") -> float:
     topic = f"bench-java-{uuid.uuid4().hex[:8]}"
     command = [
         "java", "-Xmx512m", "-cp", classpath, "org.apache.kafka.tools.ProducerPerformance",
         "--topic", topic, "--num-records", str(records), "--record-size", str(size),
         "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all",
-        "linger.ms=5", "batch.size=65536", "compression.type=none",
+        "linger.ms=5", "batch.size=65536", f"compression.type={codec}",
     ]  # fmt: skip
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
     last = [line for line in output.stdout.splitlines() if "records sent" in line][-1]
@@ -275,27 +288,72 @@ def profile_both_threads(bootstrap: str, records: int, machines: int) -> None:
 
 
 def part_b(
-    bootstrap: str, classpath: str, records: int, machines: int, *, profile: bool, repeat: int
+    bootstrap: str,
+    classpath: str,
+    records: int,
+    machines: int,
+    *,
+    profile: bool,
+    repeat: int,
+    codecs: list[str],
 ) -> None:
-    print(f"(b) end to end into Kafka at {bootstrap}: {records:,} records, acks=all, "
-          f"linger 5 ms, batch 64 KiB, no compression; {repeat} alternating runs")  # fmt: skip
-    ours: list[float] = []
-    java: list[float] = []
-    size = 0
-    for _ in range(repeat):
-        rate, size = run_sink(bootstrap, records, machines)
-        ours.append(rate)
-        java.append(run_java(bootstrap, classpath, records, size))
-    print(f"{'producer':<44} | {'median':>9} | runs")
-    print("-" * 78)
-    runs = ", ".join(f"{r:,.0f}" for r in ours)
-    print(f"{'sensorsim (engine+encoder+KafkaSink, python)':<44} | {median(ours):>9,.0f} | {runs}")
-    runs = ", ".join(f"{r:,.0f}" for r in java)
-    print(f"{f'Kafka ProducerPerformance (java, {size} B)':<44} | {median(java):>9,.0f} | {runs}")
-    print(f"ratio sensorsim / java (medians): {median(ours) / median(java):.2f}")
+    print(
+        f"(b) end to end into Kafka at {bootstrap}: {records:,} records from {machines:,} "
+        f"machines, acks=all, linger 5 ms, batch 64 KiB; {repeat} alternating runs per codec"
+    )
+    print(f"{'codec':<6} | {'producer':<44} | {'median':>9} | runs")
+    print("-" * 86)
+    for codec in codecs:
+        ours: list[float] = []
+        java: list[float] = []
+        size = 0
+        for _ in range(repeat):
+            rate, size = run_sink(bootstrap, records, machines, codec)
+            ours.append(rate)
+            java.append(run_java(bootstrap, classpath, records, size, codec))
+        runs = ", ".join(f"{r:,.0f}" for r in ours)
+        name = "sensorsim (engine+encoder+KafkaSink, python)"
+        print(f"{codec:<6} | {name:<44} | {median(ours):>9,.0f} | {runs}")
+        runs = ", ".join(f"{r:,.0f}" for r in java)
+        name = f"Kafka ProducerPerformance (java, {size} B)"
+        print(f"{codec:<6} | {name:<44} | {median(java):>9,.0f} | {runs}")
+        print(f"{codec:<6} | ratio sensorsim / java (medians): {median(ours) / median(java):.2f}")
     print()
     if profile:
         profile_both_threads(bootstrap, records // 4, machines)
+
+
+def peak_rss_mib(command: list[str], env: dict[str, str]) -> float:
+    """Peak resident set size (MiB) of a child process, from ``wait4``'s rusage."""
+    with open(os.devnull, "wb") as devnull:
+        process = subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=devnull, stderr=subprocess.PIPE
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        errors = process.stderr.read().decode() if process.stderr else ""
+        raise SystemExit(f"{' '.join(command)} failed: {errors[-2000:]}")
+    return usage.ru_maxrss / 1024
+
+
+def part_c(bootstrap: str | None) -> None:
+    """Peak RSS of ``python -m producer`` by fleet size: three cycles as fast as possible."""
+    print("(c) peak RSS of `python -m producer`, 20 sensors, 3 cycles at full speed")
+    print(f"{'machines':>9} | {'stdout sink MiB':>15} | {'Kafka sink MiB':>14}")
+    print("-" * 46)
+    for machines in (1, 10_000, 100_000):
+        env = {**os.environ, "NUM_MACHINES": str(machines), "SIMULATION_INTERVAL_MS": "0",
+               "HTTP_PORT": "0", "SIMULATION_SEED": "1"}  # fmt: skip
+        run = [sys.executable, "-m", "producer", "--max-messages", str(3 * machines)]
+        stdout = peak_rss_mib([*run, "--sink", "stdout"], env)
+        kafka = "-"
+        if bootstrap is not None:
+            topic = f"bench-rss-{uuid.uuid4().hex[:8]}"
+            kafka_env = {**env, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic,
+                         "KAFKA_CREATE_TOPIC": "true"}  # fmt: skip
+            kafka = f"{peak_rss_mib(run, kafka_env):,.0f}"
+        print(f"{machines:>9,} | {stdout:>15,.0f} | {kafka:>14}")
+    print()
 
 
 def machine_description() -> str:
@@ -328,9 +386,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of part (b); median")
     parser.add_argument("--skip-a", action="store_true", help="only part (b)")
     parser.add_argument("--no-kafka", action="store_true", help="only part (a)")
+    parser.add_argument("--memory", action="store_true", help="only part (c): peak RSS")
+    parser.add_argument(
+        "--codecs", default="none,lz4,zstd", help="compression codecs for part (b), comma-separated"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # The test infrastructure (tests.infra) starts the broker; it lives in the checkout, which
+    # `python bench/producer_bench.py` does not put on the path by itself.
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.infra import tools  # noqa: PLC0415
+    from tests.infra.kafka import KafkaBroker  # noqa: PLC0415
+
     with contextlib.ExitStack() as stack:
         bootstrap = args.bootstrap
         if bootstrap is None and not args.no_kafka:
@@ -344,12 +413,15 @@ def main(argv: list[str] | None = None) -> int:
             os.sched_setaffinity(0, {args.cpu})
         print(machine_description())
         print()
+        if args.memory:
+            part_c(bootstrap)
+            return 0
         reference: Any = load_profile(DEFAULT_DATA_FILE, 20)
         if not args.skip_a:
             part_a(reference, args.budget)
         if bootstrap is not None:
-            part_b(bootstrap, classpath, args.records, args.machines,
-                   profile=args.profile, repeat=max(1, args.repeat))  # fmt: skip
+            part_b(bootstrap, classpath, args.records, args.machines, profile=args.profile,
+                   repeat=max(1, args.repeat), codecs=args.codecs.split(","))  # fmt: skip
     return 0
 
 

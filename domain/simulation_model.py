@@ -18,6 +18,21 @@ engine, the docs and the tests share them:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SimulationModel(StrEnum):
+    """How healthy readings are generated (docs: README, "Simulation models")."""
+
+    LEARNED = "learned"
+    """The reference's marginals and rank dependence, a persistent process in time."""
+    ORIGINAL = "original"
+    """The seed system's mean-reverting walk, byte for byte."""
+
+
+DEFAULT_PERSISTENCE = 0.95
+"""Per-cycle autocorrelation of the learned model's latent process (the original's 5 %
+mean reversion)."""
 
 DRIFT_FACTOR = 0.1
 """Standard deviation of a sensor's random step, as a fraction of its learned std."""
@@ -30,6 +45,9 @@ BOUND_FACTOR = 1.2
 
 DECIMALS = 6
 """Readings are rounded to this many decimals on the wire."""
+
+MICROS = 10**DECIMALS
+"""Readings travel as integer millionths between the engine and the encoder."""
 
 
 def widened_bounds(minimum: float, maximum: float) -> tuple[float, float]:
@@ -92,3 +110,35 @@ class FailureModel:
         """Map a uniform draw in [0, 1) to an episode length in [min_cycles, max_cycles]."""
         span = self.max_cycles - self.min_cycles + 1
         return self.min_cycles + min(span - 1, int(u * span))
+
+    @property
+    def mean_episode_cycles(self) -> float:
+        return (self.min_cycles + self.max_cycles) / 2.0
+
+    def failing_share(self) -> float:
+        """Expected long-run share of failing readings.
+
+        After an episode a machine is healthy for one reading, then starts a new episode with
+        probability ``p`` each cycle: healthy spells last ``1/p`` cycles on average, episodes
+        ``(min + max) / 2``.
+
+        >>> round(FailureModel().failing_share(), 3)
+        0.692
+        >>> FailureModel(probability=0).failing_share()
+        0.0
+        """
+        if self.probability == 0:
+            return 0.0
+        episode = self.mean_episode_cycles
+        return episode / (episode + 1.0 / self.probability)
+
+    def probability_for_share(self, share: float) -> float:
+        """The ``probability`` that gives a long-run failing ``share`` (0 <= share < 1) with
+        this model's episode lengths.
+
+        >>> round(FailureModel().probability_for_share(0.05), 5)
+        0.00117
+        """
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"share must be in [0, 1), got {share}")
+        return min(1.0, share / (self.mean_episode_cycles * (1.0 - share)))

@@ -3,36 +3,40 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from types import FrameType
 from typing import Literal
-
-import numpy as np
 
 from domain.machine_ids import machine_ids
 from domain.messages import format_epoch
 from domain.partitioning import shard_range
-from producer.engine import SimulationEngine
-from producer.errors import ConfigError, ExitCode
+from domain.simulation_model import SimulationModel
+from producer.checkpoints import StateTopic
+from producer.continuity import Continuity
+from producer.engine import CycleResult, SimulationEngine
+from producer.errors import ConfigError, ExitCode, ProducerError, ReferenceDataError
+from producer.heartbeat import Heartbeat
 from producer.http_server import HealthServer
 from producer.kafka_sink import KafkaSink
 from producer.metrics import ProducerMetrics
-from producer.reference_data import load_profile
-from producer.serialisation import BodyEncoder
+from producer.reference_data import check_learned_model_data, load_profile
+from producer.serialisation import EXACT_MAX_ABS, BodyEncoder
 from producer.settings import ProducerSettings
 from producer.sinks import OutgoingCycle, Sink
 from producer.stdout_sink import StdoutSink
+from producer.stopping import (
+    EXIT_MARGIN_SECONDS,
+    GRACE_PERIOD_SECONDS,
+    StopFlag,
+    install_signal_handlers,
+)
 
 log = logging.getLogger("producer")
 
 SinkKind = Literal["kafka", "stdout"]
-SHUTDOWN_FLUSH_SECONDS = 25.0
-"""How long shutdown waits for acknowledgements (below Kubernetes' 30 s grace period)."""
 _LAG_WARNING_EVERY = 30.0
 
 
@@ -54,16 +58,24 @@ class ProducerApp:
         sink_kind: SinkKind = "kafka",
         *,
         sink: Sink | None = None,
-        stop: threading.Event | None = None,
+        stop: StopFlag | None = None,
     ) -> None:
         self.settings = settings
-        self.stop = stop or threading.Event()
-        profile = load_profile(settings.sensor_data_file, settings.num_sensors)
+        self.stop = stop or StopFlag()
+        self.heartbeat = Heartbeat()
+        # NUM_SENSORS left at its default takes a narrower file whole; set, it must fit.
+        profile = load_profile(
+            settings.sensor_data_file,
+            settings.num_sensors,
+            at_most="num_sensors" not in settings.model_fields_set,
+        )
         if not profile.failures_enabled:
             log.warning(
                 "reference data %s has no labelled rows: failures are disabled",
                 settings.sensor_data_file,
             )
+        if settings.simulation_model is SimulationModel.LEARNED:
+            check_learned_model_data(profile)
         self.profile = profile
         shard = shard_range(settings.num_machines, settings.shard_count, settings.shard_index)
         self.shard = shard
@@ -74,23 +86,20 @@ class ProducerApp:
             self.seed = settings.simulation_seed
         try:
             self.machine_ids = machine_ids(settings.simulation_name, shard.indices())
-            self.engine = SimulationEngine(
-                profile,
-                settings.failure_model,
-                first_machine=shard.start,
-                count=shard.size,
-                seed=self.seed,
-                simulation_name=settings.simulation_name,
-            )
+            self.engine = self._make_engine()
         except MemoryError:
             raise ConfigError(
                 f"NUM_MACHINES={settings.num_machines} with SHARD_COUNT={settings.shard_count}: "
                 f"this shard's {shard.size} machines do not fit in memory; raise SHARD_COUNT "
                 "or lower NUM_MACHINES"
             ) from None
-        bound = float(
-            np.max(np.abs(np.concatenate([profile.reading_lower, profile.reading_upper])))
-        )
+        bound = self.engine.max_abs_reading
+        if bound > EXACT_MAX_ABS:
+            raise ReferenceDataError(
+                settings.sensor_data_file,
+                f"readings reach {bound:g} in magnitude; 6 exact decimals allow at most "
+                f"{EXACT_MAX_ABS:.6f}",
+            )
         self.encoder = BodyEncoder(
             profile.sensor_names,
             self.machine_ids,
@@ -104,25 +113,47 @@ class ProducerApp:
         elif sink_kind == "stdout":
             self.sink = StdoutSink()
         else:
-            self.sink = KafkaSink(settings, self.machine_ids, profile.failure_types, stop=self.stop)
+            self.sink = KafkaSink(
+                settings,
+                self.machine_ids,
+                profile.failure_types,
+                stop=self.stop,
+                heartbeat=self.heartbeat.beat,
+                max_body_bytes=self.encoder.width,
+            )
         self.metrics = ProducerMetrics(profile.failure_types, lambda: self.sink.stats)
         self.metrics.machines.set(shard.size)
+        continuous = sink is None and sink_kind == "kafka" and settings.checkpoint_interval_ms > 0
+        self.continuity = Continuity(
+            settings,
+            profile,
+            self.machine_ids,
+            StateTopic(settings, settings.state_topic) if continuous else None,
+            self.metrics.registry,
+        )
         self._ready = threading.Event()
+        self._cycles_done = 0
         self._http: HealthServer | None = None
+
+    def _make_engine(self) -> SimulationEngine:
+        return SimulationEngine(
+            self.profile,
+            self.settings.failure_model,
+            first_machine=self.shard.start,
+            count=self.shard.size,
+            seed=self.seed,
+            simulation_name=self.settings.simulation_name,
+            model=self.settings.simulation_model,
+            persistence=self.settings.simulation_persistence,
+        )
 
     # -- signals -----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            if self.stop.is_set():
-                log.error(
-                    "second %s: exiting without waiting for delivery", signal.strsignal(signum)
-                )
-                os._exit(int(ExitCode.UNDELIVERED))
-            log.info("%s: finishing the current cycle, then flushing", signal.strsignal(signum))
-            self.stop.set()
+        install_signal_handlers(self.stop, int(ExitCode.UNDELIVERED))
 
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+    def ready(self) -> bool:
+        """Readiness: started, not stopping, and records are being delivered."""
+        return self._ready.is_set() and not self.stop.is_set() and self.sink.delivering()
 
     # -- run -----------------------------------------------------------------------------------
     def _start_http(self) -> None:
@@ -132,8 +163,8 @@ class ProducerApp:
         try:
             self._http = HealthServer(
                 port,
-                live=lambda: True,
-                ready=self._ready.is_set,
+                live=self.heartbeat.alive,
+                ready=self.ready,
                 metrics=self.metrics.render,
             )
         except OSError as exc:
@@ -144,8 +175,12 @@ class ProducerApp:
     def run(self) -> RunSummary:
         s = self.settings
         self._start_http()
+        cycles = 0
+        failure: ProducerError | None = None
+        crashed = False
         try:
             self.sink.start()
+            self._resume()
             self._ready.set()
             log.info(
                 "simulating machines %d..%d of %d (shard %d/%d), %d sensors, every %d ms, "
@@ -159,22 +194,35 @@ class ProducerApp:
                 s.simulation_interval_ms,
                 s.message_format.value,
             )
-            cycles = self._loop()
+            try:
+                self.continuity.catch_up(self.engine, self._send_rows, self.stop)
+                cycles = self._loop()
+            except ProducerError as exc:  # e.g. the topic turned out unusable: stop cleanly
+                failure = exc
+            except Exception as exc:  # a bug: still flush, close and summarise, then exit 4
+                log.debug("cycle loop failed", exc_info=True)
+                log.error("cycle loop stopped by an unexpected error: %s: %s", type(exc).__name__,
+                          exc)  # fmt: skip
+                crashed = True
+            cycles = max(cycles, self._cycles_done)
             self._ready.clear()
-            flushed = self.sink.flush(SHUTDOWN_FLUSH_SECONDS)
+            if self.stop.requested and self.stop.signal_name:
+                log.info("%s: stopped generating; flushing", self.stop.signal_name)
+            flushed = self.sink.flush(self._flush_budget())
+            self.continuity.finish(self.engine, self.sink, flushed)
             self.sink.close()
         finally:
             if self._http is not None:
                 self._http.stop()
         stats = self.sink.stats
         ok = flushed and stats.failed == 0 and stats.delivered == stats.sent
-        summary = RunSummary(
-            cycles,
-            stats.sent,
-            stats.delivered,
-            stats.failed,
-            ExitCode.OK if ok else ExitCode.UNDELIVERED,
-        )
+        if crashed:
+            code = ExitCode.INTERNAL
+        elif failure is not None:
+            code = failure.exit_code
+        else:
+            code = ExitCode.OK if ok else ExitCode.UNDELIVERED
+        summary = RunSummary(cycles, stats.sent, stats.delivered, stats.failed, code)
         log.info(
             "stopped after %d cycles: %d records sent, %d delivered, %d failed",
             cycles,
@@ -188,33 +236,57 @@ class ProducerApp:
                 stats.sent - stats.delivered,
                 f" (last error: {stats.last_error})" if stats.last_error else "",
             )
+        if failure is not None:
+            print(f"sensorsim-producer: error: {failure}", file=sys.stderr, flush=True)
         return summary
+
+    def _resume(self) -> None:
+        """Continue each machine from its checkpoint (continuity; nothing without a state
+        topic), adopting the simulation's seed when the state topic has one."""
+        try:
+            seed = self.continuity.open(self.settings.simulation_seed, self.seed)
+        except ProducerError:
+            self.sink.close()
+            raise
+        if seed != self.seed:
+            self.seed = seed
+            self.engine = self._make_engine()
+        self.continuity.restore(self.engine)
+
+    def _flush_budget(self) -> float:
+        """Seconds the shutdown flush may take: what is left of the grace period since the
+        signal (the cycle in progress used some), minus a margin to close and exit."""
+        since = self.stop.set_at if self.stop.requested else None
+        start = since if since is not None else time.monotonic()
+        deadline = start + GRACE_PERIOD_SECONDS - EXIT_MARGIN_SECONDS
+        return max(1.0, deadline - time.monotonic())
 
     def _loop(self) -> int:
         s = self.settings
         interval = s.simulation_interval_ms / 1000
         remaining = s.max_messages
         start_mono = time.monotonic()
-        start_wall = time.time()
+        to_mono = start_mono - time.time()  # the schedule is in wall time, waits in monotonic
+        schedule = self.continuity.schedule
         stop_at = start_mono + s.duration_seconds if s.duration_seconds else None
-        cycle = 0
+        self.stop.set_deadline(stop_at)  # every wait of the process ends at the duration too
+        cycle = self.engine.cycle  # of the simulation: continues where the machines were
+        iterations = 0
         last_lag_warning = 0.0
         metrics = self.metrics
         while not self.stop.is_set():
             now = time.monotonic()
             if interval > 0:
-                due = start_mono + cycle * interval
+                due = schedule.due(cycle) + to_mono
                 if stop_at is not None and due >= stop_at:
                     break
                 if now < due:
-                    if self.stop.wait(due - now):
+                    if self._sleep_until(due):
                         break
                     now = time.monotonic()
                 lag = now - due
-                timestamp = format_epoch(start_wall + cycle * interval)
             else:
                 lag = 0.0
-                timestamp = format_epoch(time.time())
             if stop_at is not None and now >= stop_at:
                 break
             metrics.cycle_lag.set(lag)
@@ -224,23 +296,52 @@ class ProducerApp:
 
             result = self.engine.step()
             count = self.engine.count if remaining is None else min(remaining, self.engine.count)
-            bodies = self.encoder.encode(result, timestamp, count)
-            self.sink.send_cycle(
-                OutgoingCycle(
-                    seq=result.cycle,
-                    bodies=bodies,
-                    failing=result.failing[:count].tolist(),
-                    failure_type=result.failure_type[:count].tolist(),
-                )
-            )
-            metrics.observe_failures(result.failing, result.started, result.failure_type)
+            self._send_rows(result, 0, count, 0)
+            self.continuity.completed(result.cycle, count)
             metrics.cycles.inc()
-            metrics.cycle_duration.observe(time.monotonic() - now)
+            took = time.monotonic() - now
+            metrics.cycle_duration.observe(took)
+            self.heartbeat.cycle_took(took)
+            self.continuity.maybe_checkpoint(self.engine, self.sink)
             cycle += 1
+            iterations += 1
+            self._cycles_done = iterations
             if remaining is not None:
                 remaining -= count
                 if remaining <= 0:
                     break
             if isinstance(self.sink, StdoutSink) and self.sink.closed_pipe:
                 break
-        return cycle
+        return iterations
+
+    def _sleep_until(self, due: float) -> bool:
+        """Sleep until ``due`` (monotonic), beating the heartbeat every second; True if stopped."""
+        while True:
+            left = due - time.monotonic()
+            if left <= 0:
+                return False
+            if self.stop.wait(min(left, 1.0)):
+                return True
+            self.heartbeat.beat()
+
+    def _send_rows(self, result: CycleResult, first: int, stop: int, skipped: int) -> None:
+        """Encode and hand over rows ``first..stop-1`` of a cycle, stamped with its due time."""
+        if self.continuity.schedule.interval_ms > 0:
+            timestamp = self.continuity.schedule.timestamp(result.cycle)
+        else:
+            timestamp = format_epoch(time.time())
+        bodies = self.encoder.encode(result, timestamp, stop)
+        rows = slice(first, stop)
+        self.sink.send_cycle(
+            OutgoingCycle(
+                seq=result.cycle,
+                bodies=bodies[first:] if first else bodies,
+                failing=result.failing[rows].tolist(),
+                failure_type=result.failure_type[rows].tolist(),
+                first_row=first,
+                skipped=skipped,
+            )
+        )
+        self.metrics.observe_failures(
+            result.failing[rows], result.started[rows], result.failure_type[rows]
+        )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from producer.errors import ExitCode, ProducerError
+from producer.errors import ExitCode, ProducerError, ReferenceDataError
 
 PROG = "python -m producer"
 
@@ -23,6 +24,7 @@ def _env_epilog() -> str:
         "commands:",
         "  run       (default) simulate and publish; options above",
         f"  profile   print what is learned from a reference CSV ({PROG} profile --help)",
+        f"  fidelity  compare a simulated stream with its reference CSV ({PROG} fidelity --help)",
         "",
         "environment (options above override the matching variables):",
     ]
@@ -32,7 +34,7 @@ def _env_epilog() -> str:
         "",
         "exit codes: 0 all records delivered; 1 some records not delivered; 2 invalid "
         "configuration or reference data; 3 broker unreachable, credentials refused or topic "
-        "unusable.",
+        "unusable; 4 unexpected internal error (records still flushed).",
     ]
     return "\n".join(lines)
 
@@ -77,6 +79,12 @@ def profile_parser() -> argparse.ArgumentParser:
             "and bounds, and each failure type's signature."
         ),
     )
+    _add_data_options(parser)
+    return parser
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """--file and --num-sensors, shared by the commands that read a reference CSV."""
     parser.add_argument(
         "--file",
         type=Path,
@@ -88,18 +96,115 @@ def profile_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="use the first N sensor columns (default: all of them)",
     )
+
+
+def fidelity_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} fidelity",
+        description=(
+            "Simulate a seeded stream in memory and print how closely it follows the reference "
+            "CSV: per-sensor KS distance, rank-correlation gap, failure signature gap, a "
+            "classifier trained on the stream and tested on the reference, and the persistence "
+            "of failing readings, each against its acceptance bound. The simulation settings "
+            "(SIMULATION_MODEL, SIMULATION_PERSISTENCE, FAILURE_*) come from the environment."
+        ),
+    )
+    _add_data_options(parser)
+    parser.add_argument("--machines", type=int, default=200, help="machines (default 200)")
+    parser.add_argument(
+        "--cycles", type=int, default=800, help="cycles, burn-in included (default 800)"
+    )
+    parser.add_argument(
+        "--burn-in", type=int, default=150, help="cycles left out at the start (default 150)"
+    )
+    parser.add_argument(
+        "--thin", type=int, default=25, help="keep one healthy reading per N cycles (default 25)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="OUT.png",
+        help="also draw histograms and correlation matrices (needs sensorsim[plots])",
+    )
     return parser
 
 
-def _profile(argv: Sequence[str]) -> int:
-    from producer.reference_data import describe, load_profile  # noqa: PLC0415
+def _data_file(path: Path | None) -> Path:
     from producer.settings import DEFAULT_DATA_FILE  # noqa: PLC0415
 
+    return path or Path(os.environ.get("SENSOR_DATA_FILE") or DEFAULT_DATA_FILE)
+
+
+def _profile(argv: Sequence[str]) -> int:
+    from producer.learned_model import fit_learned_model  # noqa: PLC0415
+    from producer.model_report import describe_learned  # noqa: PLC0415
+    from producer.reference_data import (  # noqa: PLC0415
+        check_learned_model_data,
+        describe,
+        load_profile,
+    )
+    from producer.settings import load_settings  # noqa: PLC0415
+
     args = profile_parser().parse_args(argv)
-    path = args.file or Path(os.environ.get("SENSOR_DATA_FILE") or DEFAULT_DATA_FILE)
     if args.num_sensors is not None and args.num_sensors < 1:
         raise _usage_error("--num-sensors must be >= 1")
-    print(describe(load_profile(path, args.num_sensors)))
+    profile = load_profile(_data_file(args.file), args.num_sensors)
+    print(describe(profile))
+    print()
+    try:
+        check_learned_model_data(profile)
+    except ReferenceDataError as exc:
+        print(f"learned model: not available: {exc.problem}")
+        return ExitCode.OK
+    learned = fit_learned_model(profile.normal_values, profile.failure_values)
+    print(describe_learned(profile, learned, load_settings().failure_model))
+    return ExitCode.OK
+
+
+def _fidelity(argv: Sequence[str]) -> int:
+    from producer.fidelity import describe, evaluate, simulate_sample  # noqa: PLC0415
+    from producer.reference_data import check_learned_model_data, load_profile  # noqa: PLC0415
+    from producer.settings import load_settings  # noqa: PLC0415
+
+    args = fidelity_parser().parse_args(argv)
+    if args.num_sensors is not None and args.num_sensors < 1:
+        raise _usage_error("--num-sensors must be >= 1")
+    if args.machines < 1 or args.thin < 1 or args.burn_in < 0:
+        raise _usage_error("--machines and --thin must be >= 1, --burn-in >= 0")
+    if args.cycles <= args.burn_in:
+        raise _usage_error(f"--cycles ({args.cycles}) must be above --burn-in ({args.burn_in})")
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        from producer.fidelity_plot import INSTALL_HINT  # noqa: PLC0415
+
+        raise _usage_error(f"--plot needs matplotlib, which is not installed: {INSTALL_HINT}")
+    settings = load_settings()
+    profile = load_profile(_data_file(args.file), args.num_sensors)
+    if settings.simulation_model == "learned":
+        check_learned_model_data(profile)
+    print(
+        f"reference data: {profile.source}; model {settings.simulation_model.value}, "
+        f"{args.machines} machines x {args.cycles} cycles (burn-in {args.burn_in}, "
+        f"healthy readings thinned to 1 per {args.thin} cycles), seed {args.seed}"
+    )
+    sample = simulate_sample(
+        profile,
+        model=settings.simulation_model,
+        failures=settings.failure_model,
+        persistence=settings.simulation_persistence,
+        machines=args.machines,
+        cycles=args.cycles,
+        burn_in=args.burn_in,
+        thin=args.thin,
+        seed=args.seed,
+    )
+    report = evaluate(profile, sample)
+    print(describe(report))
+    if args.plot is not None:
+        from producer.fidelity_plot import plot  # noqa: PLC0415
+
+        plot(args.plot, profile, sample, report)
+        print(f"plot written to {args.plot}")
     return ExitCode.OK
 
 
@@ -130,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args and args[0] == "profile":
             return _profile(args[1:])
+        if args and args[0] == "fidelity":
+            return _fidelity(args[1:])
         if args and args[0] == "run":
             args = args[1:]
         return _run(args)
@@ -139,3 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK

@@ -1,43 +1,61 @@
 """The simulation engine: every machine of a shard, every sensor, one numpy step per cycle.
 
-State per machine: the underlying value of each sensor (a mean-reverting random walk) and the
-failure episode, if any (cycles left, cycles elapsed, type). A step draws all of the cycle's
-random numbers for the shard at once (``randomness.CounterStream``), so a machine's readings
-depend only on (seed, simulation name, machine index, cycle) and never on which shard runs it.
+A step draws all of the cycle's random numbers for the shard at once
+(``randomness.CounterStream``), so a machine's readings depend only on (seed, simulation name,
+machine index, cycle) and never on which shard runs it. Failure episodes follow
+``producer.episodes`` for both models; the readings come from one of two sensor processes:
 
-Order of a step, per machine (the documented behaviour of the original, vectorised):
+``learned`` (``producer.learned_model``): a latent AR(1) vector per machine,
+``z <- rho z + sqrt(1-rho^2) L eps``, read through each sensor's learned quantile function;
+a failing machine's latent state is seen through its type's dependence and quantile functions,
+blended by the episode's progress (in and out).
+
+``original`` (the documented behaviour of the seed system, vectorised):
 
 1. walk: ``v += N(0, 0.1*std)``; ``v += 0.05*(mean - v)``; clip to the bounds;
-2. a machine whose previous reading was healthy starts an episode with probability ``p``;
-   the episode gets a type (uniform over the learned types) and a length in [min, max];
-3. on the k-th failing reading ``progress = min(1, k/ramp)`` and the reading is
+2. on the k-th failing reading ``progress = min(1, k/ramp)`` and the reading is
    ``v*(1-progress) + N(sig_mean, sig_std)*progress`` (the walk itself is untouched);
-4. failing readings are clipped to the reading bounds (the bounds rule applied to all rows,
-   labelled ones included, so signatures outside the normal range stay visible), and all
-   readings are rounded to 6 decimals.
+3. failing readings are clipped to the reading bounds (the bounds rule applied to all rows,
+   labelled ones included, so signatures outside the normal range stay visible).
+
+All readings are rounded to 6 decimals.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from domain.simulation_model import DECIMALS, DRIFT_FACTOR, MEAN_REVERSION, FailureModel
+from domain.simulation_model import (
+    DEFAULT_PERSISTENCE,
+    DRIFT_FACTOR,
+    MEAN_REVERSION,
+    MICROS,
+    FailureModel,
+    SimulationModel,
+)
+from producer.episodes import EXTRA_WORDS, EpisodeStep, FailureEpisodes
+from producer.learned_model import (
+    GridPosition,
+    LearnedModel,
+    fit_learned_model,
+    lower_triangular_product,
+)
 from producer.randomness import DOMAIN_INITIAL, CounterStream, normals, uniforms, words_per_machine
 from producer.reference_data import ReferenceProfile
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
-
-_EXTRA_WORDS = 3  # start, type, duration
-_SCALE = 10**DECIMALS
+UInt64Array = npt.NDArray[np.uint64]
 
 
-def _micros(values: FloatArray) -> IntArray:
-    scaled = values * _SCALE
+def to_micros(values: FloatArray) -> IntArray:
+    scaled = values * MICROS
     np.rint(scaled, out=scaled)
     micros: IntArray = scaled.astype(np.int64)
     return micros
@@ -62,8 +80,146 @@ class CycleResult:
     @property
     def values(self) -> FloatArray:
         """Readings rounded to 6 decimals, shape (machines, sensors)."""
-        values: FloatArray = self.micros / _SCALE
+        values: FloatArray = self.micros / MICROS
         return values
+
+
+class SensorProcess(Protocol):
+    """The readings of a shard's machines, one cycle at a time."""
+
+    normal_words: int
+    """Words per machine and cycle consumed before the episodes' uniforms."""
+
+    def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
+        """Advance the state with this cycle's ``words`` and return the readings, shape
+        (machines, sensors), before rounding."""
+        ...
+
+    @property
+    def max_abs_reading(self) -> float:
+        """No reading is ever larger in magnitude."""
+        ...
+
+    def export_state(self, rows: IntArray) -> FloatArray:
+        """A copy of the state of shard rows ``rows``, shape (len(rows), sensors)."""
+        ...
+
+    def restore_state(self, rows: IntArray, state: FloatArray) -> None:
+        """Overwrite the state of shard rows ``rows`` (as ``export_state`` returned it)."""
+        ...
+
+
+class OriginalWalk:
+    """The seed system's mean-reverting walk and independent failure draws."""
+
+    def __init__(self, profile: ReferenceProfile, initial: UInt64Array) -> None:
+        sensors = profile.num_sensors
+        self.normal_words = 2 * sensors
+        self._profile = profile
+        self._sensors = sensors
+        self._mean = profile.mean
+        self._step_std = DRIFT_FACTOR * profile.std
+        # Start each machine somewhere plausible: within about one std of the mean.
+        walk = self._mean + profile.std * np.clip(normals(initial[:, :sensors]), -1.0, 1.0)
+        self._walk: FloatArray = np.clip(walk, profile.lower, profile.upper)
+
+    @property
+    def max_abs_reading(self) -> float:
+        p = self._profile
+        return float(np.max(np.abs(np.concatenate([p.reading_lower, p.reading_upper]))))
+
+    def export_state(self, rows: IntArray) -> FloatArray:
+        return self._walk[rows].copy()
+
+    def restore_state(self, rows: IntArray, state: FloatArray) -> None:
+        # a copy: a CycleResult may share the array (readings of a cycle without failures)
+        walk = self._walk.copy()
+        walk[rows] = state
+        self._walk = walk
+
+    def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
+        s = self._sensors
+        profile = self._profile
+        walk = self._walk
+        walk += normals(words[:, :s]) * self._step_std
+        walk += MEAN_REVERSION * (self._mean - walk)
+        np.clip(walk, profile.lower, profile.upper, out=walk)
+        if not episodes.failing.any():
+            return walk
+        ftype = episodes.failure_type
+        pattern = profile.signature_mean[ftype]
+        pattern += profile.signature_std[ftype] * normals(words[:, s : 2 * s])
+        blended: FloatArray = walk + episodes.progress[:, None] * (pattern - walk)
+        np.clip(blended, profile.reading_lower, profile.reading_upper, out=blended)
+        return blended
+
+
+def _sensor_major_normals(words: UInt64Array, sensors: int) -> FloatArray:
+    """Normals from the first ``sensors`` words of each machine, shape (sensors, machines),
+    C-contiguous (a transposed view would make every later row operation strided)."""
+    return normals(np.ascontiguousarray(words[:, :sensors].T))
+
+
+class LearnedProcess:
+    """Latent AR(1) Gaussian copula with learned marginals (see ``producer.learned_model``).
+
+    The latent state is kept sensor-major, shape (sensors, machines), so every operation runs
+    over contiguous rows of machines.
+    """
+
+    def __init__(self, model: LearnedModel, persistence: float, initial: UInt64Array) -> None:
+        if not 0.0 <= persistence < 1.0:
+            raise ValueError(f"persistence must be in [0, 1), got {persistence}")
+        sensors = model.num_sensors
+        self.normal_words = sensors
+        self._model = model
+        self._sensors = sensors
+        self._persistence = persistence
+        self._innovation = math.sqrt(1.0 - persistence * persistence)
+        # Start in the stationary law N(0, R): no burn-in needed.
+        self._latent: FloatArray = lower_triangular_product(
+            model.cholesky, _sensor_major_normals(initial, sensors)
+        )
+
+    @property
+    def max_abs_reading(self) -> float:
+        tables = [self._model.normal, *(f.table for f in self._model.failures)]
+        return float(max(max(np.abs(t.minimum).max(), np.abs(t.maximum).max()) for t in tables))
+
+    def export_state(self, rows: IntArray) -> FloatArray:
+        return np.ascontiguousarray(self._latent[:, rows].T)
+
+    def restore_state(self, rows: IntArray, state: FloatArray) -> None:
+        self._latent[:, rows] = state.T
+
+    def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
+        model = self._model
+        latent = self._latent
+        innovation = lower_triangular_product(model.cholesky, normals(words[:, : self._sensors].T))
+        latent *= self._persistence
+        innovation *= self._innovation
+        latent += innovation
+        out = GridPosition.of(latent).read(model.normal)
+        if episodes.failing.any():
+            self._blend_failures(out, episodes)
+        return np.ascontiguousarray(out.T)
+
+    def _blend_failures(self, out: FloatArray, episodes: EpisodeStep) -> None:
+        """Blend the readings of failing machines (columns of ``out``) toward their type."""
+        model = self._model
+        for t, shape in enumerate(model.failures):
+            machines = np.flatnonzero(episodes.failing & (episodes.failure_type == t))
+            if machines.size == 0:
+                continue
+            weight = episodes.progress[machines]
+            failure_latent = lower_triangular_product(shape.mix, self._latent[:, machines])
+            failing = GridPosition.of(failure_latent).read(shape.table)
+            healthy = out[:, machines]
+            # healthy + w (failing - healthy) = (1 - w) healthy + w failing
+            failing -= healthy
+            failing *= weight
+            healthy += failing
+            out[:, machines] = healthy
 
 
 class SimulationEngine:
@@ -78,94 +234,87 @@ class SimulationEngine:
         count: int,
         seed: int,
         simulation_name: str,
+        model: SimulationModel,
+        persistence: float = DEFAULT_PERSISTENCE,
+        learned: LearnedModel | None = None,
     ) -> None:
+        """``learned``: a model already fitted to ``profile`` (fitted here when omitted)."""
         if count < 1:
             raise ValueError("a shard simulates at least one machine")
         self.profile = profile
         self.failures = failures
+        self.model = SimulationModel(model)
         self.first_machine = first_machine
         self.count = count
         self.cycle = 0
         sensors = profile.num_sensors
-        self._sensors = sensors
+        learned_model = self.model is SimulationModel.LEARNED
+        normal_words = sensors if learned_model else 2 * sensors
         self._stream = CounterStream(
-            seed, simulation_name, words_per_machine(sensors, _EXTRA_WORDS)
+            seed, simulation_name, words_per_machine(normal_words + EXTRA_WORDS)
         )
-        self._mean = profile.mean
-        self._step_std = DRIFT_FACTOR * profile.std
-        self._lower = profile.lower
-        self._upper = profile.upper
-        self._types = len(profile.failure_types)
-        self._enabled = self._types > 0 and failures.probability > 0
-
         initial = self._stream.words(0, first_machine, count, domain=DOMAIN_INITIAL)
-        # Start each machine somewhere plausible: within about one std of the mean.
-        walk = self._mean + profile.std * np.clip(normals(initial[:, :sensors]), -1.0, 1.0)
-        self._walk: FloatArray = np.clip(walk, self._lower, self._upper)
-        self._remaining = np.zeros(count, dtype=np.int64)
-        self._episode_cycle = np.zeros(count, dtype=np.int64)
-        self._type = np.zeros(count, dtype=np.int64)
-        self._was_failing = np.zeros(count, dtype=np.bool_)
+        self.process: SensorProcess
+        if learned_model:
+            fitted = learned or fit_learned_model(profile.normal_values, profile.failure_values)
+            self.process = LearnedProcess(fitted, persistence, initial)
+        else:
+            self.process = OriginalWalk(profile, initial)
+        self.episodes = FailureEpisodes(
+            failures, len(profile.failure_types), count, ramp_out=learned_model
+        )
 
     @property
     def failures_enabled(self) -> bool:
-        return self._enabled
+        return self.episodes.enabled
+
+    @property
+    def max_abs_reading(self) -> float:
+        return self.process.max_abs_reading
+
+    # -- continuity: the per-machine state, for checkpoints (producer/continuity.py) ----------
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The names ``export_state`` returns: the sensor process's state, then the episodes'."""
+        process = "latent" if self.model is SimulationModel.LEARNED else "walk"
+        return (process, *FailureEpisodes.STATE)
+
+    def export_state(self, rows: IntArray) -> dict[str, npt.NDArray[np.generic]]:
+        """Copies of the state of shard rows ``rows``: name -> array, first axis the machine."""
+        state: dict[str, npt.NDArray[np.generic]] = {
+            self.state_names[0]: self.process.export_state(rows)
+        }
+        state.update(self.episodes.export_state(rows))
+        return state
+
+    def restore_state(self, rows: IntArray, state: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Overwrite the state of shard rows ``rows`` with ``state`` (as ``export_state``
+        returned it)."""
+        if set(state) != set(self.state_names):
+            raise ValueError(f"state names {sorted(state)} are not {sorted(self.state_names)}")
+        process = state[self.state_names[0]]
+        if process.shape != (len(rows), self.profile.num_sensors):
+            raise ValueError(f"state has shape {process.shape} for {len(rows)} rows")
+        self.process.restore_state(rows, process.astype(np.float64))
+        self.episodes.restore_state(rows, state)
 
     def step(self) -> CycleResult:
         """Advance every machine by one cycle and return the readings."""
-        s = self._sensors
         words = self._stream.words(self.cycle, self.first_machine, self.count)
-        walk = self._walk
-        walk += normals(words[:, :s]) * self._step_std
-        walk += MEAN_REVERSION * (self._mean - walk)
-        np.clip(walk, self._lower, self._upper, out=walk)
-
-        if not self._enabled:
-            values = _micros(walk)
-            none = np.zeros(self.count, dtype=np.bool_)
-            zeros = np.zeros(self.count, dtype=np.int64)
-            result = CycleResult(self.cycle, values, none, zeros, np.zeros(self.count), zeros, none)
-            self.cycle += 1
-            return result
-
-        fm = self.failures
-        extra = uniforms(words[:, 2 * s : 2 * s + _EXTRA_WORDS])
-        started = ~self._was_failing & (extra[:, 0] < fm.probability)
-        if started.any():
-            new_type = np.minimum((extra[:, 1] * self._types).astype(np.int64), self._types - 1)
-            span = fm.max_cycles - fm.min_cycles + 1
-            new_length = fm.min_cycles + np.minimum((extra[:, 2] * span).astype(np.int64), span - 1)
-            self._type = np.where(started, new_type, self._type)
-            self._remaining = np.where(started, new_length, self._remaining)
-            self._episode_cycle = np.where(started, 0, self._episode_cycle)
-        failing = self._remaining > 0
-        self._episode_cycle = np.where(failing, self._episode_cycle + 1, 0)
-        if fm.ramp_cycles == 0:
-            progress = failing.astype(np.float64)
+        if self.episodes.enabled:
+            first = self.process.normal_words
+            episodes = self.episodes.advance(uniforms(words[:, first : first + EXTRA_WORDS]))
         else:
-            progress = np.minimum(1.0, self._episode_cycle / fm.ramp_cycles)
-
-        if failing.any():
-            profile = self.profile
-            ftype = self._type
-            pattern = profile.signature_mean[ftype]
-            pattern += profile.signature_std[ftype] * normals(words[:, s : 2 * s])
-            blended = walk + progress[:, None] * (pattern - walk)
-            np.clip(blended, profile.reading_lower, profile.reading_upper, out=blended)
-            values = _micros(blended)
-        else:
-            values = _micros(walk)
-
+            episodes = FailureEpisodes.healthy(self.count)
+        readings = self.process.readings(words, episodes)
         result = CycleResult(
             cycle=self.cycle,
-            micros=values,
-            failing=failing,
-            failure_type=self._type.copy(),
-            progress=progress,
-            episode_cycle=self._episode_cycle.copy(),
-            started=started,
+            micros=to_micros(readings),
+            failing=episodes.failing,
+            failure_type=episodes.failure_type,
+            progress=episodes.progress,
+            episode_cycle=episodes.episode_cycle,
+            started=episodes.started,
         )
-        self._remaining = np.where(failing, self._remaining - 1, 0)
-        self._was_failing = failing
         self.cycle += 1
         return result

@@ -15,6 +15,8 @@ class ExitCode(IntEnum):
     """Invalid configuration or reference data; nothing was started."""
     BROKER = 3
     """The broker could not be reached, refused the credentials, or the topic is unusable."""
+    INTERNAL = 4
+    """The cycle loop stopped on an unexpected error (a bug); records were still flushed."""
 
 
 class ProducerError(Exception):

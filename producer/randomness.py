@@ -60,10 +60,9 @@ def derive_key(seed: int, simulation_name: str) -> npt.NDArray[np.uint64]:
     return np.frombuffer(digest, dtype="<u8").astype(np.uint64)
 
 
-def words_per_machine(num_sensors: int, extra_words: int) -> int:
-    """Block size per machine and cycle: 2 normals per sensor plus ``extra_words`` uniforms,
-    rounded up to whole Philox counter steps."""
-    words = 2 * num_sensors + extra_words
+def words_per_machine(words: int) -> int:
+    """Block size per machine and cycle for ``words`` draws, rounded up to whole Philox counter
+    steps."""
     return -(-words // _WORDS_PER_BLOCK) * _WORDS_PER_BLOCK
 
 

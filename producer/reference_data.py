@@ -52,6 +52,10 @@ class ReferenceProfile:
     signature_mean: FloatArray
     """Shape (types, sensors)."""
     signature_std: FloatArray
+    normal_values: FloatArray
+    """The unlabelled rows, shape (rows, sensors): what the learned model is fitted to."""
+    failure_values: tuple[FloatArray, ...]
+    """Each failure type's rows, shape (rows_t, sensors)."""
 
     @property
     def num_sensors(self) -> int:
@@ -96,7 +100,9 @@ def _read(path: Path) -> pd.DataFrame:
         raise ReferenceDataError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
-def _sensor_columns(path: Path, frame: pd.DataFrame, num_sensors: int | None) -> list[str]:
+def _sensor_columns(
+    path: Path, frame: pd.DataFrame, num_sensors: int | None, *, at_most: bool
+) -> list[str]:
     columns = [str(c) for c in frame.columns]
     sensors = [c for c in columns if SENSOR_COLUMN.match(c.strip())]
     names = [c.strip() for c in sensors]
@@ -114,7 +120,7 @@ def _sensor_columns(path: Path, frame: pd.DataFrame, num_sensors: int | None) ->
             path, f"no sensor columns: expected columns named 'Sensor <n>', found: {shown}"
         )
     if num_sensors is not None:
-        if len(sensors) < num_sensors:
+        if len(sensors) < num_sensors and not at_most:
             raise ReferenceDataError(
                 path,
                 f"has {len(sensors)} sensor columns ({sensors[0]} .. {sensors[-1]}) "
@@ -149,14 +155,18 @@ def _numeric(path: Path, frame: pd.DataFrame, columns: list[str]) -> FloatArray:
     return values
 
 
-def load_profile(path: Path | str, num_sensors: int | None = None) -> ReferenceProfile:
-    """Read and analyse a reference CSV; ``num_sensors=None`` takes every sensor column.
+def load_profile(
+    path: Path | str, num_sensors: int | None = None, *, at_most: bool = False
+) -> ReferenceProfile:
+    """Read and analyse a reference CSV; ``num_sensors=None`` takes every sensor column;
+    ``at_most``: a file with fewer sensor columns than ``num_sensors`` is used whole instead of
+    being an error (NUM_SENSORS left at its default).
 
     Raises ``ReferenceDataError`` naming the file and the problem.
     """
     path = Path(path)
     frame = _read(path)
-    columns = _sensor_columns(path, frame, num_sensors)
+    columns = _sensor_columns(path, frame, num_sensors, at_most=at_most)
     if len(frame) == 0:
         raise ReferenceDataError(path, "has a header but no data rows")
     values = _numeric(path, frame, columns)
@@ -186,9 +196,11 @@ def load_profile(path: Path | str, num_sensors: int | None = None) -> ReferenceP
     sig_mean = np.zeros((len(types), len(columns)))
     sig_std = np.zeros((len(types), len(columns)))
     counts: list[int] = []
+    type_rows: list[FloatArray] = []
     for t, name in enumerate(types):
         rows = values[label_array == name]
         counts.append(len(rows))
+        type_rows.append(rows)
         sig_mean[t] = rows.mean(axis=0)
         sig_std[t] = rows.std(axis=0, ddof=1) if len(rows) > 1 else 0.0
 
@@ -208,7 +220,27 @@ def load_profile(path: Path | str, num_sensors: int | None = None) -> ReferenceP
         failure_rows=tuple(counts),
         signature_mean=sig_mean,
         signature_std=sig_std,
+        normal_values=normal_values,
+        failure_values=tuple(type_rows),
     )
+
+
+def learned_model_rows(num_sensors: int) -> int:
+    """Normal rows the learned model needs to estimate the dependence of ``num_sensors``."""
+    return max(2 * num_sensors, 10)
+
+
+def check_learned_model_data(profile: ReferenceProfile) -> None:
+    """Raise ``ReferenceDataError`` when ``profile`` has too few normal rows for the learned
+    model (the original model needs only 2)."""
+    needed = learned_model_rows(profile.num_sensors)
+    if profile.normal_rows < needed:
+        raise ReferenceDataError(
+            Path(profile.source),
+            f"has {profile.normal_rows} unlabelled (normal) rows; the learned model needs at "
+            f"least {needed} for {profile.num_sensors} sensors (2 per sensor, at least 10): add "
+            "rows, lower NUM_SENSORS, or set SIMULATION_MODEL=original",
+        )
 
 
 def describe(profile: ReferenceProfile) -> str:
@@ -218,6 +250,8 @@ def describe(profile: ReferenceProfile) -> str:
         f"normal rows: {profile.normal_rows}; sensors: {profile.num_sensors}; "
         f"failure types: {len(profile.failure_types)}",
         "",
+        "normal statistics (SIMULATION_MODEL=original walks around the mean, clipped to "
+        "[lower, upper]):",
         f"{'sensor':<12} {'mean':>12} {'std':>12} {'min':>12} {'max':>12} {'lower':>12} "
         f"{'upper':>12}",
     ]

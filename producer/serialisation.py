@@ -23,18 +23,20 @@ import numpy.typing as npt
 import orjson
 
 from domain.messages import MessageFormat
-from domain.simulation_model import DECIMALS
+from domain.simulation_model import DECIMALS, MICROS
 from producer.engine import CycleResult
 
 UInt8Array = npt.NDArray[np.uint8]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-_SCALE = 10**DECIMALS
 _ZERO = ord("0")
 _DIG3: UInt8Array = np.array([[ord(c) for c in f"{i:03d}"] for i in range(1000)], dtype=np.uint8)
 _TRAIL3: BoolArray = np.array([[i != 0, i % 100 != 0, i % 10 != 0] for i in range(1000)])
 DEFAULT_CHUNK_ROWS = 1024
+EXACT_MAX_ABS = (2**53 - 1) / MICROS
+"""The largest magnitude (about 9.007e9) whose 6-decimal rounding float64 represents exactly:
+integer micro-units up to 2**53 - 1. Bounds above it are refused by ``BodyEncoder``."""
 
 
 def int_digits_for(magnitude: float) -> int:
@@ -43,7 +45,7 @@ def int_digits_for(magnitude: float) -> int:
     Readings are rounded to 6 decimals after clipping, so a bound just below a power of ten
     (``999.9999996``) can round up to it (``1000.0``): count the digits of the rounded bound.
     """
-    digits = max(1, len(str(math.floor(abs(magnitude) + 0.5 / _SCALE))))
+    digits = max(1, len(str(math.floor(abs(magnitude) + 0.5 / MICROS))))
     return 3 * -(-digits // 3)
 
 
@@ -110,8 +112,8 @@ def write_decimals(chars: UInt8Array, keep: BoolArray, micros: IntArray, int_dig
     negative = micros < 0
     keep[..., 0] = negative
     magnitude = np.abs(micros)
-    integer = magnitude // _SCALE
-    fraction = magnitude - integer * _SCALE
+    integer = magnitude // MICROS
+    fraction = magnitude - integer * MICROS
     _write_integer_digits(chars[..., 1 : 1 + int_digits], keep[..., 1 : 1 + int_digits], integer)
     point = 1 + int_digits
     high = fraction // 1000
@@ -216,8 +218,8 @@ class WordNumberWriter:
         keep = [np.full(shape, self.const_keep[w], dtype=np.uint64) for w in range(self.words)]
         keep[0] |= (micros < 0).view(np.uint8).astype(np.uint64)
         magnitude = np.abs(micros)
-        integer = magnitude // _SCALE
-        fraction = magnitude - integer * _SCALE
+        integer = magnitude // MICROS
+        fraction = magnitude - integer * MICROS
         groups = []
         rest = integer
         for _ in range(self.int_groups - 1):
@@ -280,6 +282,12 @@ class BodyEncoder:
             .view(np.uint8)
             .reshape(self.machines, 8)
         )
+        if not math.isfinite(max_abs_value) or abs(max_abs_value) > EXACT_MAX_ABS:
+            raise ValueError(
+                f"readings up to {max_abs_value:g} in magnitude cannot be written with 6 exact "
+                f"decimals (the limit is {EXACT_MAX_ABS:.6f})"
+            )
+        self._max_micros = round(abs(max_abs_value) * MICROS)
         self._number = WordNumberWriter(int_digits_for(max_abs_value) // 3)
         self._rows = min(chunk_rows, self.machines)
 
@@ -343,6 +351,16 @@ class BodyEncoder:
         if len(ts) != 29:
             raise ValueError(f"timestamp must look like 2026-11-29T12:34:56.789+00:00: {timestamp}")
         micros = result.micros
+        if micros.size:
+            # A NaN or an overflow becomes INT64_MIN in micro-units, which would index the digit
+            # tables out of range: refuse any value outside the clip bounds instead.
+            low, high = int(micros.min()), int(micros.max())
+            if low < -self._max_micros or high > self._max_micros:
+                raise ValueError(
+                    f"cycle {result.cycle}: a reading ({low if low < -self._max_micros else high} "
+                    f"micro-units) lies outside the bounds +-{self._max_micros} (NaN or overflow "
+                    "in the simulation)"
+                )
         bodies: list[bytes] = []
         for start in range(0, total, self._rows):
             stop = min(start + self._rows, total)
@@ -402,7 +420,7 @@ class BodyEncoder:
         width = self._type_chars.shape[1]
         chars[:, self._type_at : self._type_at + width] = self._type_chars[ftype]
         keep[:, self._type_at : self._type_at + width] = self._type_keep[ftype]
-        progress_micros = np.rint(result.progress[start:stop] * _SCALE).astype(np.int64)
+        progress_micros = np.rint(result.progress[start:stop] * MICROS).astype(np.int64)
         region = slice(self._progress_at, self._progress_at + self._progress_width)
         write_decimals(chars[:, region], keep[:, region], progress_micros, 3)
         region = slice(self._cycle_at, self._cycle_at + self._cycle_width)

@@ -7,45 +7,42 @@ values stop the process at start with one line per problem naming the variable a
 from __future__ import annotations
 
 import re
-from enum import StrEnum
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.machine_ids import MAX_MACHINES
+from domain import settings_contract as contract
 from domain.messages import MessageFormat
-from domain.simulation_model import FailureModel
+from domain.settings_contract import SaslMechanism, SecurityProtocol
+from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?)$")
-"""A host name, an IPv4 address or a bracketed IPv6 address (no scheme, no path)."""
+_C = contract.BY_ENV
+_MAX_TOPIC = 249
+MIN_REQUEST_TIMEOUT_MS = 500
+"""The shortest request timeout the derived one may be (KAFKA_DELIVERY_TIMEOUT_MS minus
+KAFKA_LINGER_MS, capped at Kafka's default 30 s)."""
 
-
-class SimulationModel(StrEnum):
-    LEARNED = "learned"
-    ORIGINAL = "original"
-
-
-class SecurityProtocol(StrEnum):
-    PLAINTEXT = "PLAINTEXT"
-    SSL = "SSL"
-    SASL_PLAINTEXT = "SASL_PLAINTEXT"
-    SASL_SSL = "SASL_SSL"
-
-
-class SaslMechanism(StrEnum):
-    PLAIN = "PLAIN"
-    SCRAM_SHA_256 = "SCRAM-SHA-256"
-    SCRAM_SHA_512 = "SCRAM-SHA-512"
+__all__ = [
+    "DEFAULT_DATA_FILE",
+    "ProducerSettings",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "SimulationModel",
+    "env_table",
+    "load_settings",
+]
 
 
 class ProducerSettings(BaseSettings):
-    """One field per environment variable (the upper-case field name)."""
+    """One field per environment variable (the upper-case field name). Names, defaults, bounds,
+    choices and meanings come from ``domain.settings_contract``; a test checks that every
+    setting of the contract has its field here and nothing else does."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,
@@ -56,100 +53,55 @@ class ProducerSettings(BaseSettings):
     )
 
     # Kafka (original names and defaults)
-    kafka_bootstrap_servers: str = Field(
-        "localhost:9092", description="Comma-separated host:port list of Kafka brokers."
-    )
-    kafka_topic: str = Field("sensor-data", description="Topic the readings are published to.")
+    kafka_bootstrap_servers: str = _C["KAFKA_BOOTSTRAP_SERVERS"].field()
+    kafka_topic: str = _C["KAFKA_TOPIC"].field()
     # Simulation (original names and defaults)
-    num_sensors: int = Field(
-        20, ge=1, le=1000, description="Use the first N 'Sensor <n>' columns of the data."
-    )
-    simulation_interval_ms: int = Field(
-        1000, ge=0, le=86_400_000, description="Cycle period in ms (0 = as fast as possible)."
-    )
+    num_sensors: int = _C["NUM_SENSORS"].field()
+    simulation_interval_ms: int = _C["SIMULATION_INTERVAL_MS"].field()
     sensor_data_file: Path = Field(
-        DEFAULT_DATA_FILE, description="Reference CSV (default: the bundled data set)."
+        DEFAULT_DATA_FILE, description=_C["SENSOR_DATA_FILE"].description
     )
     # Fleet
-    num_machines: int = Field(1, ge=1, le=MAX_MACHINES, description="Machines in the simulation.")
-    shard_index: int = Field(0, ge=0, description="This process's shard (0-based).")
-    shard_count: int = Field(1, ge=1, description="Number of shards the machines are split into.")
-    simulation_seed: int | None = Field(
-        None, ge=0, lt=2**64, description="Seed for reproducible output (unset = random)."
-    )
-    simulation_name: str = Field(
-        "sensorsim",
-        min_length=1,
-        max_length=253,
-        description="Name keying machine ids and carried in a record header.",
-    )
-    simulation_model: SimulationModel = Field(
-        SimulationModel.LEARNED,
-        description="learned (the reference's distributions and dependence) or original.",
-    )
-    simulation_persistence: float = Field(
-        0.95,
-        ge=0.0,
-        lt=1.0,
-        description="Per-cycle autocorrelation of the learned model's readings (0..<1).",
-    )
+    num_machines: int = _C["NUM_MACHINES"].field()
+    shard_index: int = _C["SHARD_INDEX"].field()
+    shard_count: int = _C["SHARD_COUNT"].field()
+    simulation_seed: int | None = _C["SIMULATION_SEED"].field()
+    simulation_name: str = _C["SIMULATION_NAME"].field()
+    simulation_model: SimulationModel = _C["SIMULATION_MODEL"].field()
+    simulation_persistence: float = _C["SIMULATION_PERSISTENCE"].field()
     # Failure model
-    failure_probability: float = Field(
-        0.05, ge=0.0, le=1.0, description="Chance per cycle that a healthy machine starts failing."
-    )
-    failure_min_cycles: int = Field(30, ge=1, description="Shortest failure episode (cycles).")
-    failure_max_cycles: int = Field(60, ge=1, description="Longest failure episode (cycles).")
-    failure_ramp_cycles: int = Field(
-        10, ge=0, description="Cycles over which a failure sets in linearly (0 = at once)."
-    )
+    failure_probability: float = _C["FAILURE_PROBABILITY"].field()
+    failure_min_cycles: int = _C["FAILURE_MIN_CYCLES"].field()
+    failure_max_cycles: int = _C["FAILURE_MAX_CYCLES"].field()
+    failure_ramp_cycles: int = _C["FAILURE_RAMP_CYCLES"].field()
     # Kafka client
-    kafka_security_protocol: SecurityProtocol = Field(
-        SecurityProtocol.PLAINTEXT, description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
-    )
-    kafka_sasl_mechanism: SaslMechanism | None = Field(
-        None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)."
-    )
-    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
-    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
-    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers.")
-    kafka_compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
-        "none", description="Batch compression: none, gzip, snappy, lz4 or zstd."
-    )
-    kafka_linger_ms: int = Field(5, ge=0, le=60_000, description="Producer linger (ms).")
-    kafka_batch_size: int = Field(
-        65536, ge=1, le=64 * 1024 * 1024, description="Producer batch size (bytes)."
-    )
-    kafka_acks: Literal["all", "1", "0"] = Field(
-        "all", description="all (idempotent), 1 or 0 (both disable idempotence)."
-    )
-    kafka_create_topic: bool = Field(False, description="Create the topic at start if missing.")
-    kafka_topic_partitions: int = Field(
-        6, ge=1, le=100_000, description="Partitions when the topic is created."
-    )
-    kafka_connect_timeout_ms: int = Field(
-        15_000, ge=100, description="How long to try to reach the brokers at start."
-    )
-    kafka_delivery_timeout_ms: int = Field(
-        120_000, ge=1000, description="How long a record may wait for acknowledgement."
-    )
-    kafka_max_pending_records: int = Field(
-        200_000, ge=1, description="Unacknowledged records before the cycle loop waits."
-    )
+    kafka_security_protocol: SecurityProtocol = _C["KAFKA_SECURITY_PROTOCOL"].field()
+    kafka_sasl_mechanism: SaslMechanism | None = _C["KAFKA_SASL_MECHANISM"].field()
+    kafka_sasl_username: str | None = _C["KAFKA_SASL_USERNAME"].field()
+    kafka_sasl_password: SecretStr | None = _C["KAFKA_SASL_PASSWORD"].field()
+    kafka_ssl_cafile: Path | None = _C["KAFKA_SSL_CAFILE"].field()
+    kafka_compression_type: contract.Compression = _C["KAFKA_COMPRESSION_TYPE"].field()
+    kafka_linger_ms: int = _C["KAFKA_LINGER_MS"].field()
+    kafka_batch_size: int = _C["KAFKA_BATCH_SIZE"].field()
+    kafka_acks: contract.Acks = _C["KAFKA_ACKS"].field()
+    kafka_create_topic: bool = _C["KAFKA_CREATE_TOPIC"].field()
+    kafka_allow_compacted_topic: bool = _C["KAFKA_ALLOW_COMPACTED_TOPIC"].field()
+    kafka_topic_partitions: int = _C["KAFKA_TOPIC_PARTITIONS"].field()
+    kafka_connect_timeout_ms: int = _C["KAFKA_CONNECT_TIMEOUT_MS"].field()
+    kafka_delivery_timeout_ms: int = _C["KAFKA_DELIVERY_TIMEOUT_MS"].field()
+    kafka_max_pending_records: int = _C["KAFKA_MAX_PENDING_RECORDS"].field()
+    # Continuity (docs/continuity.md)
+    kafka_state_topic: str | None = _C["KAFKA_STATE_TOPIC"].field()
+    checkpoint_interval_ms: int = _C["CHECKPOINT_INTERVAL_MS"].field()
+    catch_up_max_cycles: int = _C["CATCH_UP_MAX_CYCLES"].field()
+    simulation_epoch: datetime | None = _C["SIMULATION_EPOCH"].field()
     # Output and operations
-    message_format: MessageFormat = Field(
-        MessageFormat.ORIGINAL, description="original (the compatible body) or extended."
-    )
-    max_messages: int | None = Field(
-        None, ge=1, description="Stop after this many records from this process."
-    )
-    duration_seconds: float | None = Field(None, gt=0, description="Stop after this many seconds.")
-    http_port: int = Field(
-        8080, ge=0, le=65535, description="Port of /healthz, /readyz, /metrics (0 disables)."
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="DEBUG, INFO, WARNING or ERROR."
-    )
-    log_format: Literal["text", "json"] = Field("text", description="text or json lines.")
+    message_format: MessageFormat = _C["MESSAGE_FORMAT"].field()
+    max_messages: int | None = _C["MAX_MESSAGES"].field()
+    duration_seconds: float | None = _C["DURATION_SECONDS"].field()
+    http_port: int = _C["HTTP_PORT"].field()
+    log_level: contract.LogLevel = _C["LOG_LEVEL"].field()
+    log_format: contract.LogFormat = _C["LOG_FORMAT"].field()
 
     @field_validator("log_level", "kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
@@ -165,12 +117,12 @@ class ProducerSettings(BaseSettings):
             return str(value)
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("kafka_topic")
+    @field_validator("kafka_topic", "kafka_state_topic")
     @classmethod
-    def _topic(cls, value: str) -> str:
-        if not _TOPIC.match(value) or value in {".", ".."}:
-            raise ValueError("must be 1-249 characters of A-Z a-z 0-9 . _ -")
-        return value
+    def _topic(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return str(_C["KAFKA_TOPIC"].validate(value))
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -179,9 +131,11 @@ class ProducerSettings(BaseSettings):
         if not servers:
             raise ValueError("must list at least one host:port")
         for server in servers:
-            host, sep, port = server.rpartition(":")
-            if not sep or not _HOST.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"{server!r} is not host:port (no scheme such as PLAINTEXT://)")
+            if re.fullmatch(contract.SERVER_PATTERN, server) is None:
+                raise ValueError(
+                    f"{server!r} is not host:port with a port of 1-65535 "
+                    "(no scheme such as PLAINTEXT://)"
+                )
         return ",".join(servers)
 
     @model_validator(mode="after")
@@ -220,11 +174,32 @@ class ProducerSettings(BaseSettings):
                 "KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL is "
                 f"{self.kafka_security_protocol.value} (use SASL_PLAINTEXT or SASL_SSL)"
             )
+        if self.kafka_delivery_timeout_ms < self.kafka_linger_ms + MIN_REQUEST_TIMEOUT_MS:
+            # kafka-python needs delivery >= linger + request timeout; the request timeout is
+            # derived (30 s where it fits, else what is left), and a request needs some time.
+            problems.append(
+                f"KAFKA_DELIVERY_TIMEOUT_MS ({self.kafka_delivery_timeout_ms}) must be >= "
+                f"KAFKA_LINGER_MS ({self.kafka_linger_ms}) + {MIN_REQUEST_TIMEOUT_MS}"
+            )
+        problems += self._continuity_problems()
         if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
             problems.append(f"KAFKA_SSL_CAFILE: {self.kafka_ssl_cafile} is not a readable file")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _continuity_problems(self) -> list[str]:
+        problems = []
+        if self.state_topic == self.kafka_topic:
+            problems.append("KAFKA_STATE_TOPIC must differ from KAFKA_TOPIC")
+        elif len(self.state_topic) > _MAX_TOPIC:
+            problems.append(
+                f"KAFKA_TOPIC is too long to derive the state topic {self.state_topic!r} from it "
+                f"(over {_MAX_TOPIC} characters): set KAFKA_STATE_TOPIC"
+            )
+        if self.simulation_epoch is not None and self.simulation_epoch.utcoffset() is None:
+            problems.append("SIMULATION_EPOCH must carry a UTC offset, e.g. 2026-12-01T00:00:00Z")
+        return problems
 
     @property
     def failure_model(self) -> FailureModel:
@@ -234,6 +209,11 @@ class ProducerSettings(BaseSettings):
             max_cycles=self.failure_max_cycles,
             ramp_cycles=self.failure_ramp_cycles,
         )
+
+    @property
+    def state_topic(self) -> str:
+        """KAFKA_STATE_TOPIC, or the name derived from KAFKA_TOPIC (one state per data topic)."""
+        return self.kafka_state_topic or f"{self.kafka_topic}-state"
 
     @property
     def bootstrap_list(self) -> list[str]:
@@ -267,18 +247,4 @@ def format_validation_error(exc: ValidationError) -> str:
 
 def env_table() -> list[tuple[str, str, str]]:
     """(VARIABLE, default, meaning) for every setting, for --help and the docs."""
-    rows = []
-    for name, field in ProducerSettings.model_fields.items():
-        default = field.default
-        if name == "sensor_data_file":
-            shown = "data/data_sensors.csv (bundled)"
-        elif default is None:
-            shown = "unset"
-        elif isinstance(default, StrEnum):
-            shown = default.value
-        elif isinstance(default, bool):
-            shown = str(default).lower()
-        else:
-            shown = str(default)
-        rows.append((name.upper(), shown, field.description or ""))
-    return rows
+    return [(row.variable, row.default, row.meaning) for row in contract.table_rows()]

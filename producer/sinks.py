@@ -15,6 +15,10 @@ class OutgoingCycle:
     failing: list[bool]
     failure_type: list[int]
     """Index into the sink's failure type names; meaningful where ``failing``."""
+    first_row: int = 0
+    """Row of the shard of ``bodies[0]`` (catch-up emits some machines of a cycle only)."""
+    skipped: int = 0
+    """Cycles these machines skipped before this record (catch-up bound exceeded; 0: none)."""
 
 
 @dataclass(slots=True)
@@ -42,8 +46,16 @@ class Sink(Protocol):
     def send_cycle(self, cycle: OutgoingCycle) -> None:
         """Hand over the records of one cycle (may block for backpressure)."""
 
+    def delivering(self) -> bool:
+        """Readiness: records are being delivered (or nothing waits for delivery)."""
+
+    def wait_delivered(self, timeout: float) -> bool:
+        """Wait, within ``timeout`` and without closing, until everything sent so far is
+        acknowledged. True only if nothing is pending and nothing ever failed."""
+
     def flush(self, timeout: float) -> bool:
-        """Wait until everything sent is acknowledged; False if not done within ``timeout``."""
+        """Wait until everything sent is acknowledged, within ``timeout``; what is not
+        acknowledged by then counts as failed. False unless every record was delivered."""
 
     def close(self) -> None:
-        """Release the connection."""
+        """Release the connection at once (never raises)."""

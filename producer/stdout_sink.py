@@ -32,6 +32,12 @@ class StdoutSink:
         self.stats.sent += count
         self.stats.delivered += count
 
+    def delivering(self) -> bool:
+        return not self.closed_pipe
+
+    def wait_delivered(self, timeout: float) -> bool:
+        return True
+
     def flush(self, timeout: float) -> bool:
         return True
 

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from domain.simulation_spec import KIND, SimulationSpec, quantity_value
-from sensorsim_operator import names
+from domain import settings_contract as contract
+from sensorsim_operator import memory, names
+from sensorsim_operator.api.v1alpha1 import KIND, SimulationSpec
 
 Manifest = dict[str, Any]
 
@@ -95,45 +96,53 @@ def _metadata(simulation: SimulationRef, name: str) -> Manifest:
 
 
 def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[str, str]:
-    """Every producer setting with a literal value, by environment variable (docs/contracts.md).
+    """Every producer setting with a literal value, by environment variable; names and value
+    formats are the contract's (``domain.settings_contract``).
 
     ``SHARD_INDEX`` is absent on purpose: each pod reads its own from the pod-index label.
+    Credentials are absent too: pods read them from the user's Secret (see ``_env``).
     """
     kafka, failures = spec.kafka, spec.failures
-    settings: dict[str, str] = {
+    values: dict[str, object | None] = {
         "SIMULATION_NAME": simulation.name,
-        "NUM_MACHINES": str(spec.machines),
-        "SHARD_COUNT": str(spec.replicas),
-        "NUM_SENSORS": str(spec.sensors),
-        "SIMULATION_INTERVAL_MS": str(spec.interval_ms),
-    }
-    if spec.seed is not None:
-        settings["SIMULATION_SEED"] = str(spec.seed)
-    if spec.reference_data is not None:
-        settings["SENSOR_DATA_FILE"] = f"{REFERENCE_DATA_DIR}/{spec.reference_data.key}"
-    settings |= {
-        "FAILURE_PROBABILITY": repr(failures.probability),
-        "FAILURE_MIN_CYCLES": str(failures.min_cycles),
-        "FAILURE_MAX_CYCLES": str(failures.max_cycles),
-        "FAILURE_RAMP_CYCLES": str(failures.ramp_cycles),
+        "NUM_MACHINES": spec.machines,
+        "SHARD_COUNT": spec.replicas,
+        "NUM_SENSORS": spec.sensors,
+        "SIMULATION_INTERVAL_MS": spec.interval_ms,
+        "SIMULATION_SEED": spec.seed,
+        "SIMULATION_MODEL": spec.model,
+        "SIMULATION_PERSISTENCE": spec.persistence,
+        "SENSOR_DATA_FILE": (
+            None
+            if spec.reference_data is None
+            else f"{REFERENCE_DATA_DIR}/{spec.reference_data.key}"
+        ),
+        "FAILURE_PROBABILITY": failures.probability,
+        "FAILURE_MIN_CYCLES": failures.min_cycles,
+        "FAILURE_MAX_CYCLES": failures.max_cycles,
+        "FAILURE_RAMP_CYCLES": failures.ramp_cycles,
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "KAFKA_TOPIC": kafka.topic,
         "KAFKA_SECURITY_PROTOCOL": kafka.security_protocol,
         "KAFKA_COMPRESSION_TYPE": kafka.compression,
-        "KAFKA_CREATE_TOPIC": "true" if kafka.create_topic else "false",
-        "KAFKA_TOPIC_PARTITIONS": str(kafka.partitions),
-    }
-    if kafka.sasl is not None:
-        settings["KAFKA_SASL_MECHANISM"] = kafka.sasl.mechanism
-    if kafka.tls is not None and kafka.tls.ca_secret is not None:
-        settings["KAFKA_SSL_CAFILE"] = f"{KAFKA_CA_DIR}/{KAFKA_CA_FILE}"
-    settings |= {
+        "KAFKA_CREATE_TOPIC": kafka.create_topic,
+        "KAFKA_TOPIC_PARTITIONS": kafka.partitions,
+        "KAFKA_SASL_MECHANISM": None if kafka.sasl is None else kafka.sasl.mechanism,
+        "KAFKA_SSL_CAFILE": (
+            f"{KAFKA_CA_DIR}/{KAFKA_CA_FILE}"
+            if kafka.tls is not None and kafka.tls.ca_secret is not None
+            else None
+        ),
         "MESSAGE_FORMAT": spec.message_format,
-        "HTTP_PORT": str(names.HTTP_PORT),
+        "HTTP_PORT": names.HTTP_PORT,
         "LOG_LEVEL": spec.log_level,
         "LOG_FORMAT": "json",
     }
-    return settings
+    return {
+        env: contract.setting(env).render(value)
+        for env, value in values.items()
+        if value is not None
+    }
 
 
 def _env(simulation: SimulationRef, spec: SimulationSpec) -> list[Manifest]:
@@ -142,7 +151,7 @@ def _env(simulation: SimulationRef, spec: SimulationSpec) -> list[Manifest]:
     ]
     env.append(
         {
-            "name": "SHARD_INDEX",
+            "name": contract.setting("SHARD_INDEX").env,
             "valueFrom": {
                 "fieldRef": {
                     "apiVersion": "v1",
@@ -155,8 +164,8 @@ def _env(simulation: SimulationRef, spec: SimulationSpec) -> list[Manifest]:
         secret = spec.kafka.sasl.credentials_secret
         # Credentials stay in the user's Secret: the operator only references them.
         for variable, key in (
-            ("KAFKA_SASL_USERNAME", secret.username_key),
-            ("KAFKA_SASL_PASSWORD", secret.password_key),
+            (contract.setting("KAFKA_SASL_USERNAME").env, secret.username_key),
+            (contract.setting("KAFKA_SASL_PASSWORD").env, secret.password_key),
         ):
             env.append(
                 {
@@ -199,8 +208,15 @@ def _volumes(spec: SimulationSpec) -> tuple[list[Manifest], list[Manifest]]:
 
 
 def _resources(spec: SimulationSpec) -> Manifest:
-    requests = {"cpu": spec.resources.requests.cpu, "memory": spec.resources.requests.memory}
-    limits = {"memory": spec.resources.limits.memory}
+    """CPU as given; memory as given, else sized from the machines per pod (memory.py)."""
+    request, limit = memory.pod_memory(
+        spec.machines,
+        spec.replicas,
+        request=spec.resources.requests.memory,
+        limit=spec.resources.limits.memory,
+    )
+    requests = {"cpu": spec.resources.requests.cpu, "memory": request}
+    limits = {"memory": limit}
     if spec.resources.limits.cpu is not None:
         limits["cpu"] = spec.resources.limits.cpu
     return {"requests": requests, "limits": limits}
@@ -400,8 +416,8 @@ def same_object(manifest: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
 
 def _same_quantity(desired: str, actual: str) -> bool:
     try:
-        return quantity_value(desired) == quantity_value(actual)
-    except (ArithmeticError, KeyError, ValueError):  # not a quantity: compare as text
+        return memory.quantity(desired) == memory.quantity(actual)
+    except ValueError:  # not a quantity: compare as text
         return desired == actual
 
 
@@ -432,3 +448,27 @@ def conforms(desired: Any, actual: Any, *, quantities: bool = False) -> bool:
     if quantities and isinstance(desired, str) and isinstance(actual, str):
         return _same_quantity(desired, actual)
     return bool(desired == actual)
+
+
+def foreign_owner(obj: Mapping[str, Any], simulation: SimulationRef) -> str | None:
+    """Why ``obj``, which has the name of one of ``simulation``'s children, is not its child
+    (None when it is, so the operator may apply it).
+
+    It is the simulation's child when the simulation (this very object, by uid) controls it,
+    or when nothing controls it and the operator created it (its field manager owns fields:
+    e.g. a child orphaned by ``kubectl delete --cascade=orphan`` of an earlier simulation of
+    the same name). Anything else belongs to someone else and is never adopted.
+    """
+    meta = obj.get("metadata", {})
+    controller = next(
+        (ref for ref in meta.get("ownerReferences") or () if ref.get("controller")), None
+    )
+    if controller is not None:
+        if controller.get("uid") == simulation.uid:
+            return None
+        return f"controlled by {controller.get('kind')} {controller.get('name')}"
+    managers = {entry.get("manager") for entry in meta.get("managedFields") or ()}
+    if names.FIELD_MANAGER in managers:
+        return None
+    made_by = ", ".join(sorted(str(m) for m in managers if m)) or "someone else"
+    return f"not created by the operator (fields managed by {made_by})"

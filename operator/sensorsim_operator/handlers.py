@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import kopf
 
-from domain.simulation_spec import API_GROUP, API_VERSION, PLURAL
 from sensorsim_operator import metrics, names
+from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
 from sensorsim_operator.children import BuildDefaults, controller_owner
 from sensorsim_operator.kube import ApiKube, KubeError
 from sensorsim_operator.reconciling import ReconcileError, Reconciler
@@ -32,6 +32,15 @@ CHILD_SELECTOR: Final = f"{names.MANAGED_BY_LABEL}={names.FIELD_MANAGER}"
 CHILD_RESOURCES: Final = (("apps", "v1", "statefulsets"), ("v1", "services"), ("v1", "configmaps"))
 RETRY_AFTER_API_ERROR: Final = 5.0
 RETRY_AFTER_APPLY_FAILURE: Final = 15.0
+# Child and pod events are not retried by kopf (on.event handlers never are): a failed
+# reconcile after one is retried here, after 1, 2, 4 ... seconds, at most a minute apart,
+# until it succeeds or the simulation is gone.
+RETRY_FIRST_DELAY: Final = 1.0
+RETRY_MAX_DELAY: Final = 60.0
+PRODUCER_POD_LABELS: Final = {
+    names.NAME_LABEL: names.APP_NAME,
+    names.COMPONENT_LABEL: names.PRODUCER_COMPONENT,
+}
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
@@ -50,6 +59,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # A silently dropped watch connection would otherwise stall the operator indefinitely.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    settings.watching.label_selectors[("v1", "pods")] = ",".join(
+        f"{key}={value}" for key, value in PRODUCER_POD_LABELS.items()
+    )
 
 
 @kopf.on.startup()
@@ -59,6 +71,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     kube = ApiKube.from_environment()
     memo.kube = kube
     memo.reconciler = Reconciler(kube, BuildDefaults(producer_image=config.producer_image))
+    memo.retries = Retries(memo)
     metrics.serve(config.operator_metrics_port)
     if config.operator_resync_seconds > 0:
         memo.resync = asyncio.create_task(
@@ -76,6 +89,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    retries = memo.get("retries")
+    if retries is not None:
+        await retries.cancel_all()
     resync = memo.get("resync")
     if resync is not None:
         resync.cancel()
@@ -140,7 +156,7 @@ def child_changed(
     restore the child if it is not as it should be."""
     owner = controller_owner(body)
     if owner is not None and namespace is not None:
-        _reconcile(
+        _reconcile_or_retry(
             memo,
             namespace,
             owner,
@@ -151,22 +167,112 @@ def child_changed(
         )
 
 
+@kopf.on.event("v1", "pods", labels=PRODUCER_POD_LABELS)
+def pod_changed(
+    body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A producer pod changed (started, became ready, crash-loops, cannot pull its image):
+    refresh its simulation's status. Nothing is applied: the pod is passed as the event's
+    object, which is none of the children."""
+    simulation = body.get("metadata", {}).get("labels", {}).get(names.INSTANCE_LABEL)
+    if simulation and namespace is not None:
+        _reconcile_or_retry(memo, namespace, simulation, trigger="pod", logger=logger, child=body)
+
+
+def _reconcile_or_retry(
+    memo: kopf.Memo,
+    namespace: str,
+    name: str,
+    trigger: str,
+    logger: Any,
+    *,
+    child: kopf.Body,
+    child_deleted: bool = False,
+) -> None:
+    """``_reconcile`` for an event handler, which kopf does not retry: a failure schedules a
+    full reconcile with back-off instead of waiting for the next resync."""
+    try:
+        _reconcile(memo, namespace, name, trigger, logger, child=child, child_deleted=child_deleted)
+    except kopf.PermanentError:
+        raise  # the spec is invalid and its status says so; an update will retrigger
+    except kopf.TemporaryError as error:
+        logger.warning(f"reconcile after a {trigger} event failed, retrying: {error}")
+        retries: Retries = memo.retries
+        retries.schedule(namespace, name)
+
+
+class Retries:
+    """At most one pending retry per simulation, each with its own back-off."""
+
+    def __init__(self, memo: kopf.Memo) -> None:
+        self._memo = memo
+        self._loop = asyncio.get_running_loop()
+        self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def schedule(self, namespace: str, name: str) -> None:
+        """Called from a handler's worker thread: hand over to the event loop."""
+        self._loop.call_soon_threadsafe(self._start, namespace, name)
+
+    def _start(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        if key not in self._pending:
+            self._pending[key] = self._loop.create_task(self._retry(namespace, name))
+
+    async def _retry(self, namespace: str, name: str) -> None:
+        delay = RETRY_FIRST_DELAY
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self._loop.run_in_executor(
+                        None,
+                        functools.partial(_reconcile, self._memo, namespace, name, "retry", log),
+                    )
+                    return
+                except kopf.PermanentError as error:
+                    log.warning(f"retry of {namespace}/{name} stopped: {error}")
+                    return
+                except Exception as error:  # retried: a bug must not end the retries
+                    log.warning(f"retry of {namespace}/{name} failed ({error}); next in {delay}s")
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+        finally:
+            self._pending.pop((namespace, name), None)
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._pending.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def _resync_forever(memo: kopf.Memo, namespaces: list[str], period: float) -> None:
     """Periodically reconcile everything: repairs drift no event reported and lets a stuck
     rollout turn Degraded when its deadline passes even if nothing else happens."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(period)
-        reconciler: Reconciler = memo.reconciler
+        await _resync_once(loop, memo, namespaces)
+
+
+async def _resync_once(
+    loop: asyncio.AbstractEventLoop, memo: kopf.Memo, namespaces: list[str]
+) -> None:
+    """One pass. Any exception is logged, per simulation, and never ends the loop: a bug met
+    by one simulation must not stop the repairs of all the others for the process's life."""
+    reconciler: Reconciler = memo.reconciler
+    try:
+        found = await loop.run_in_executor(None, reconciler.simulations, namespaces)
+    except Exception:
+        log.exception("resync: cannot list simulations")
+        return
+    for namespace, name in found:
         try:
-            found = await loop.run_in_executor(None, reconciler.simulations, namespaces)
-        except KubeError as error:
-            log.warning(f"resync: cannot list simulations: {error}")
-            continue
-        for namespace, name in found:
-            try:
-                await loop.run_in_executor(
-                    None, functools.partial(_reconcile, memo, namespace, name, "resync", log)
-                )
-            except (kopf.TemporaryError, kopf.PermanentError) as error:
-                log.warning(f"resync of {namespace}/{name} failed: {error}")
+            await loop.run_in_executor(
+                None, functools.partial(_reconcile, memo, namespace, name, "resync", log)
+            )
+        except (kopf.TemporaryError, kopf.PermanentError) as error:
+            log.warning(f"resync of {namespace}/{name} failed: {error}")
+        except Exception:
+            log.exception(f"resync of {namespace}/{name} failed")

@@ -14,10 +14,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
+import urllib3
 from kubernetes import client, config
 
-from domain.simulation_spec import API_GROUP, API_VERSION, PLURAL
 from sensorsim_operator import names
+from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
 
 JsonObject = dict[str, Any]
 
@@ -25,6 +26,7 @@ _PLURALS: Final[Mapping[tuple[str, str], str]] = {
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "Service"): "services",
     ("apps/v1", "StatefulSet"): "statefulsets",
+    ("v1", "Pod"): "pods",
     (f"{API_GROUP}/{API_VERSION}", "SensorSimulation"): PLURAL,
 }
 _TIMEOUT_SECONDS: Final = 30.0
@@ -64,6 +66,9 @@ class Kube(Protocol):
 
     def list_simulations(self, namespaces: Sequence[str]) -> list[JsonObject]:
         """All SensorSimulations in ``namespaces`` (all namespaces when empty)."""
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[JsonObject]:
+        """The pods of ``namespace`` matching ``label_selector``."""
 
 
 class ApiKube:
@@ -119,7 +124,9 @@ class ApiKube:
             if error.status == 404:
                 return None
             raise KubeError(error.status or 0, _reason(error.body, str(error))) from error
-        except Exception as error:  # connection refused, TLS, timeouts: all retryable
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            # Connection refused, TLS, timeouts: retryable. Anything else is a bug and must
+            # surface as one, not be retried as if the API server were at fault.
             raise KubeError(0, f"{method} {path}: {error}") from error
         if response.status == 404:
             return None
@@ -166,6 +173,15 @@ class ApiKube:
             listing = self._request("GET", path) or {}
             found.extend(listing.get("items", []))
         return found
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[JsonObject]:
+        listing = self._request(
+            "GET",
+            object_path("v1", "Pod", namespace),
+            query=(("labelSelector", label_selector),),
+        )
+        items: list[JsonObject] = (listing or {}).get("items", [])
+        return items
 
 
 def _reason(body: Any, fallback: str) -> str:

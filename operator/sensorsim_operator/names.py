@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from domain.simulation_spec import API_GROUP, API_VERSION, PLURAL
+from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
 
 FIELD_MANAGER: Final = "sensorsim-operator"
 SIMULATION_API_VERSION: Final = f"{API_GROUP}/{API_VERSION}"

@@ -16,17 +16,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from domain.simulation_spec import SimulationSpec, parse_spec
 from sensorsim_operator import names
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
 from sensorsim_operator.children import (
     BuildDefaults,
+    Manifest,
     SimulationRef,
     build_children,
     conforms,
+    foreign_owner,
     same_object,
 )
 from sensorsim_operator.kube import Kube, KubeError, manifest_path
+from sensorsim_operator.pods import pod_problems
 from sensorsim_operator.statuses import (
+    Failure,
     compute_status,
     invalid_spec_message,
     invalid_spec_status,
@@ -153,13 +157,16 @@ class Reconciler:
                 for manifest in children.in_apply_order()
                 if same_object(manifest, child) and (child_deleted or not conforms(manifest, child))
             ]
-        failure: str | None = None
+        failure = self._name_conflicts(to_apply, simulation, child, child_deleted)
         stateful_set: dict[str, Any] | None = None
-        for manifest in to_apply:
+        for manifest in to_apply if failure is None else ():
             try:
                 applied = self._kube.apply(manifest)
             except KubeError as error:
-                failure = f"applying {manifest['kind']} {manifest['metadata']['name']}: {error}"
+                failure = Failure(
+                    "ReconcileFailed",
+                    f"applying {manifest['kind']} {manifest['metadata']['name']}: {error}",
+                )
                 break
             if manifest is children.stateful_set:
                 stateful_set = applied
@@ -172,6 +179,15 @@ class Reconciler:
                 stateful_set = dict(child)  # the event brought it: no need to read it
             else:
                 stateful_set = self._kube.get(manifest_path(children.stateful_set))
+        if stateful_set is not None and foreign_owner(stateful_set, simulation) is not None:
+            stateful_set = None  # someone else's: its pods are not ours to report
+        problems = (
+            pod_problems(
+                self._kube.list_pods(simulation.namespace, names.selector_string(simulation.name))
+            )
+            if stateful_set is not None
+            else []
+        )
         # observedGeneration promises "the children reflect this spec": only after applying it.
         generation = (
             simulation.generation
@@ -187,14 +203,44 @@ class Reconciler:
             previous=previous,
             now=self._clock(),
             failure=failure,
+            problems=problems,
         )
         written = False
         if status != previous:
             self._kube.patch_status(path, status_body(status))
             written = True
         if failure is not None:
-            raise ReconcileError(failure, retry=True)
+            raise ReconcileError(f"{failure.reason}: {failure.message}", retry=True)
         return Outcome(found=True, applied=len(to_apply), status_written=written)
+
+    def _name_conflicts(
+        self,
+        manifests: Sequence[Manifest],
+        simulation: SimulationRef,
+        child: Mapping[str, Any] | None,
+        child_deleted: bool,
+    ) -> Failure | None:
+        """Children whose names are taken by someone else's objects. Nothing is applied then:
+        server-side apply with force would take the object over (and the garbage collector
+        would later delete it with the simulation)."""
+        taken: list[str] = []
+        for manifest in manifests:
+            if child is not None and same_object(manifest, child):
+                existing: Mapping[str, Any] | None = None if child_deleted else child
+            else:
+                existing = self._kube.get(manifest_path(manifest))
+            why = None if existing is None else foreign_owner(existing, simulation)
+            if why is not None:
+                meta = manifest["metadata"]
+                taken.append(f"{manifest['kind']} {meta['namespace']}/{meta['name']} ({why})")
+        if not taken:
+            return None
+        return Failure(
+            "ChildNameConflict",
+            "; ".join(taken)
+            + ": the operator never adopts objects it did not create; delete or rename them, "
+            "or give the simulation another name (docs/operator.md, 'Name conflicts')",
+        )
 
     def simulations(self, namespaces: Sequence[str]) -> list[tuple[str, str]]:
         """(namespace, name) of every simulation in ``namespaces`` (all when empty)."""

@@ -7,6 +7,7 @@ the operator then skips the write). The clock is a parameter, never read here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,8 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from domain.partitioning import shard_table
-from domain.simulation_spec import (
+from sensorsim_operator import names, pods
+from sensorsim_operator.api.v1alpha1 import (
     Condition,
     ConditionStatus,
     ConditionType,
@@ -23,7 +25,9 @@ from domain.simulation_spec import (
     SimulationSpec,
     SimulationStatus,
 )
-from sensorsim_operator import names
+from sensorsim_operator.pods import PodProblem
+
+log = logging.getLogger(__name__)
 
 # Like a Deployment's progressDeadlineSeconds: pods that are still not Ready this long after
 # the rollout began make the simulation Degraded instead of merely Progressing.
@@ -33,6 +37,15 @@ PROGRESS_DEADLINE: Final = timedelta(minutes=10)
 def rfc3339(moment: datetime) -> str:
     """Kubernetes' timestamp format: UTC, seconds, a 'Z'."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why the children could not be applied: a CamelCase reason (ReconcileFailed,
+    ChildNameConflict) and a message saying what to do."""
+
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +147,12 @@ def conditions(
     *,
     generation: int,
     now: datetime,
-    failure: str | None = None,
+    failure: Failure | None = None,
     progressing_since: str | None = None,
+    problems: Sequence[PodProblem] = (),
 ) -> list[Condition]:
-    """Ready, Progressing and Degraded, in that order."""
+    """Ready, Progressing and Degraded, in that order. Degraded says the most pressing problem:
+    a reconcile failure, then pods that cannot run, then a rollout past its deadline."""
 
     def make(kind: ConditionType, status: ConditionStatus, reason: str, message: str) -> Condition:
         return _condition(previous, kind, status, reason, message, generation=generation, now=now)
@@ -176,7 +191,9 @@ def conditions(
             progressing = make("Progressing", "True", waiting, detail)
 
     if failure is not None:
-        degraded = make("Degraded", "True", "ReconcileFailed", failure)
+        degraded = make("Degraded", "True", failure.reason, failure.message)
+    elif problems:
+        degraded = make("Degraded", "True", *pods.summary(list(problems)))
     elif progressing.reason == "ProgressDeadlineExceeded":
         degraded = make("Degraded", "True", "ProgressDeadlineExceeded", progressing.message)
     else:
@@ -208,12 +225,14 @@ def compute_status(
     stateful_set: Mapping[str, Any] | None,
     previous: SimulationStatus | None,
     now: datetime,
-    failure: str | None = None,
+    failure: Failure | None = None,
+    problems: Sequence[PodProblem] = (),
 ) -> SimulationStatus:
     """The whole status.
 
     ``generation`` is the simulation's metadata.generation the children were built from;
-    ``failure`` is a message when applying them failed (the simulation is then Degraded).
+    ``failure`` says why applying them failed or was refused (the simulation is then
+    Degraded); ``problems`` are the producer pods that cannot run.
     """
     previous = previous or SimulationStatus()
     rollout = RolloutState.of(stateful_set, desired=0 if spec.suspend else spec.replicas)
@@ -225,6 +244,7 @@ def compute_status(
         now=now,
         failure=failure,
         progressing_since=previous.progressing_since,
+        problems=problems,
     )
     progressing = next(c for c in new_conditions if c.type == "Progressing")
     since = None
@@ -299,7 +319,9 @@ def parse_status(raw: Mapping[str, Any] | None) -> SimulationStatus | None:
         return None
     try:
         return SimulationStatus.model_validate(raw)
-    except ValueError:
+    except ValueError as error:
+        # Rewritten from scratch below; said, so that a schema mismatch does not go unnoticed.
+        log.warning(f"discarding a status that does not parse: {error}")
         return None
 
 

@@ -260,7 +260,9 @@ class KubeCluster:
                 f"--token-auth-file={pki / 'tokens.csv'}",
                 "--authorization-mode=RBAC",
                 # PodSecurity is in the default admission chain; named here so it is visible.
-                "--enable-admission-plugins=PodSecurity",
+                # OwnerReferencesPermissionEnforcement: setting blockOwnerDeletion needs
+                # update on the owner's finalizers (as on real clusters, e.g. OpenShift).
+                "--enable-admission-plugins=PodSecurity,OwnerReferencesPermissionEnforcement",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={pki / 'sa.key'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",

@@ -6,7 +6,9 @@ Used by the pytest fixtures and by `make kafka-up`. The broker runs detached wit
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +47,10 @@ _JVM_OPTS = (
 @dataclass
 class KafkaBroker:
     """One broker in ``workdir``. With ``scram_user`` set, the client listener requires
-    SASL_PLAINTEXT with SCRAM-SHA-512 (the broker talks to itself on a plaintext listener)."""
+    SASL_PLAINTEXT with SCRAM-SHA-512 (the broker talks to itself on a plaintext listener).
+    With ``secure`` (and ``scram_user``/``scram_password``), the client listener (``port``) is
+    SASL_SSL offering PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for that user, and ``tls_port`` is
+    a TLS-only listener; both present a certificate for 127.0.0.1 signed by ``ca_file``."""
 
     workdir: Path
     port: int = field(default_factory=procs.free_port)
@@ -53,6 +58,8 @@ class KafkaBroker:
     internal_port: int = field(default_factory=procs.free_port)
     scram_user: str | None = None
     scram_password: str | None = None
+    secure: bool = False
+    tls_port: int = field(default_factory=procs.free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +73,14 @@ class KafkaBroker:
     @property
     def password(self) -> str | None:
         return self.scram_password
+
+    @property
+    def tls_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "tls" / "ca.crt"
 
     @property
     def java_classpath(self) -> str:
@@ -105,6 +120,8 @@ share.coordinator.state.topic.num.partitions=1
 log.retention.hours=1
 log.segment.bytes=67108864
 """
+        if self.secure:
+            return common + self._secure_listeners()
         if self.scram_user is None:
             return (
                 common
@@ -129,6 +146,33 @@ listener.name.client.scram-sha-512.sasl.jaas.config=\
 org.apache.kafka.common.security.scram.ScramLoginModule required;
 """
         )
+
+    def _secure_listeners(self) -> str:
+        keystore = make_certificates(self.workdir / "tls")
+        jaas = {
+            "plain": "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{self.scram_user}="{self.scram_password}";',
+            "scram-sha-256": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "scram-sha-512": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        }
+        lines = [
+            f"listeners=CLIENT://127.0.0.1:{self.port},TLS://127.0.0.1:{self.tls_port},"
+            f"INTERNAL://127.0.0.1:{self.internal_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{self.port},TLS://127.0.0.1:{self.tls_port},"
+            f"INTERNAL://127.0.0.1:{self.internal_port}",
+            "inter.broker.listener.name=INTERNAL",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,"
+            "CLIENT:SASL_SSL,TLS:SSL",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={keystore}",
+            f"ssl.keystore.password={KEYSTORE_PASSWORD}",
+            f"ssl.key.password={KEYSTORE_PASSWORD}",
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "listener.name.client.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            *(f"listener.name.client.{m}.sasl.jaas.config={c}" for m, c in jaas.items()),
+        ]
+        return "\n".join(lines) + "\n"
 
     def _java(
         self, main_class: str, *args: str, jvm_opts: tuple[str, ...] = ("-Xmx256m",)
@@ -161,10 +205,13 @@ org.apache.kafka.common.security.scram.ScramLoginModule required;
             str(config / "server.properties"),
         )
         if self.scram_user is not None:
-            cmd += [
-                "--add-scram",
-                f"SCRAM-SHA-512=[name={self.scram_user},password={self.scram_password}]",
-            ]
+            for mechanism in (
+                ("SCRAM-SHA-256", "SCRAM-SHA-512") if self.secure else ("SCRAM-SHA-512",)
+            ):
+                cmd += [
+                    "--add-scram",
+                    f"{mechanism}=[name={self.scram_user},password={self.scram_password}]",
+                ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -187,17 +234,19 @@ org.apache.kafka.common.security.scram.ScramLoginModule required;
         )
 
     def _answers_metadata(self) -> bool:
+        bootstrap = self.bootstrap
         kwargs: dict[str, object] = {}
-        if self.scram_user is not None:
+        if self.secure:
+            kwargs = {"security_protocol": "SSL", "ssl_cafile": str(self.ca_file)}
+            bootstrap = self.tls_bootstrap
+        elif self.scram_user is not None:
             kwargs = {
                 "security_protocol": "SASL_PLAINTEXT",
                 "sasl_mechanism": "SCRAM-SHA-512",
                 "sasl_plain_username": self.scram_user,
                 "sasl_plain_password": self.scram_password,
             }
-        admin = KafkaAdminClient(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=5000, **kwargs
-        )
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **kwargs)
         try:
             admin.list_topics()
             return True
@@ -214,6 +263,17 @@ org.apache.kafka.common.security.scram.ScramLoginModule required;
             self.process = None
         self.pid_file.unlink(missing_ok=True)
 
+    def freeze(self) -> None:
+        """Suspend the broker's JVM (SIGSTOP): connections stay open, nothing is answered — a
+        hung broker, unlike a stopped one whose connections are refused."""
+        assert self.process is not None, "the broker is not running"
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a frozen broker (SIGCONT)."""
+        assert self.process is not None, "the broker is not running"
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def destroy(self) -> None:
         """Stop and remove all state."""
         self.stop()
@@ -225,3 +285,33 @@ def _read_pid(pid_file: Path) -> int | None:
         return int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
+
+
+KEYSTORE_PASSWORD = "sensorsim-test-keystore"
+
+
+def make_certificates(directory: Path) -> Path:
+    """A test CA (``ca.crt``) and a broker certificate for 127.0.0.1/localhost signed by it, in
+    a PKCS#12 keystore (returned). EC keys: quick to generate on a slow machine."""
+    directory.mkdir(parents=True, exist_ok=True)
+    keystore = directory / "broker.p12"
+    if keystore.exists():
+        return keystore
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    steps = [
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3",
+         "-subj", "/CN=sensorsim test CA"],
+        ["req", *ec, "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "broker.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "broker.crt", "-days", "3", "-extfile", "san.ext"],
+        ["pkcs12", "-export", "-in", "broker.crt", "-inkey", "broker.key", "-certfile", "ca.crt",
+         "-out", keystore.name, "-passout", f"pass:{KEYSTORE_PASSWORD}"],
+    ]  # fmt: skip
+    for step in steps:
+        result = subprocess.run(
+            ["openssl", *step], cwd=directory, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"openssl {step[0]} failed:\n{result.stderr}")
+    return keystore

@@ -155,7 +155,11 @@ def statefulset_ready(cluster: KubeCluster, namespace: str, name: str, replicas:
 
 @contextmanager
 def local_operator(
-    cluster: KubeCluster, kubeconfig: Path, watch_namespaces: str, log_file: Path
+    cluster: KubeCluster,
+    kubeconfig: Path,
+    watch_namespaces: str,
+    log_file: Path,
+    **settings: str,
 ) -> Iterator[OperatorProcess]:
     """`python -m sensorsim_operator` on this machine, authenticated as the chart's
     ServiceAccount; stopped (SIGTERM) on exit, and its log checked for permission errors."""
@@ -165,7 +169,11 @@ def local_operator(
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "operator")]),
     }
     with OperatorProcess(
-        env, log_file, WATCH_NAMESPACES=watch_namespaces, PRODUCER_IMAGE="sensorsim:test"
+        env,
+        log_file,
+        WATCH_NAMESPACES=watch_namespaces,
+        PRODUCER_IMAGE="sensorsim:test",
+        **settings,
     ) as running:
         yield running
     output = log_file.read_text()
@@ -269,6 +277,9 @@ ALLOWED_CLUSTER_WIDE = [
     ("patch", "configmaps", "-n", "anywhere"),
     ("create", "services", "-n", "anywhere"),
     ("create", "events", "-n", "anywhere"),
+    # status names producer pods that cannot run (read only)
+    ("list", "pods", "-n", "anywhere"),
+    ("watch", "pods", "-n", "anywhere"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
 ]
@@ -278,8 +289,9 @@ DENIED_EVERYWHERE = [
     ("delete", "statefulsets.apps", "-n", "anywhere"),
     ("delete", "configmaps", "-n", "anywhere"),
     ("delete", "services", "-n", "anywhere"),
-    # readiness comes from the StatefulSet's status; pods are not the operator's business
-    ("list", "pods", "-A"),
+    # pods are read, never changed
+    ("get", "pods", "-n", "anywhere"),
+    ("patch", "pods", "-n", "anywhere"),
     ("update", "sensorsimulations.sensorsim.io", "--subresource=scale", "-n", "anywhere"),
     ("list", "secrets", "-A"),
     ("watch", "secrets", "-n", "kube-system"),
@@ -361,6 +373,98 @@ def test_cluster_wide_rbac_is_sufficient_and_minimal(
         uninstall(cluster, "rbac", "sensorsim-rbac")
 
 
+def test_the_finalizers_rule_is_needed_for_owned_children(
+    k8s_cluster: KubeCluster, tmp_path: Path
+) -> None:
+    """With OwnerReferencesPermissionEnforcement on (as in the test control plane), a child
+    with blockOwnerDeletion needs `update` on the owner's finalizers: without the chart's
+    finalizers rule, the operator could not create its children."""
+    cluster = k8s_cluster
+    namespace = "rbac-finalizers"
+    create_namespace(cluster, namespace)
+    cluster.kubectl("apply", "--server-side", "-f", str(CHART_DIR / "crds" / f"{CRD_NAME}.yaml"))
+    wait_for(
+        lambda: (
+            "True"
+            in cluster.kubectl(
+                "get",
+                f"crd/{CRD_NAME}",
+                "-o",
+                'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+            ).stdout
+        ),
+        60,
+        "the CRD to be established",
+    )
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=simulation("owner", "kafka.invalid:9092")
+    )
+    owner = kubectl_json(cluster, "-n", namespace, "get", "sensorsimulation", "owner")
+    config_map_rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}
+    finalizers_rule = {
+        "apiGroups": ["sensorsim.io"],
+        "resources": ["sensorsimulations/finalizers"],
+        "verbs": ["update"],
+    }
+    outcomes = {}
+    for account, rules in (
+        ("without-finalizers", [config_map_rule]),
+        ("with-finalizers", [config_map_rule, finalizers_rule]),
+    ):
+        cluster.kubectl("create", "serviceaccount", account, "-n", namespace)
+        role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role"}
+        cluster.kubectl(
+            "apply",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            input=json.dumps({**role, "metadata": {"name": account}, "rules": rules}),
+        )
+        cluster.kubectl(
+            "create",
+            "rolebinding",
+            account,
+            "-n",
+            namespace,
+            f"--role={account}",
+            f"--serviceaccount={namespace}:{account}",
+        )
+        child = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"child-{account}",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "sensorsim.io/v1alpha1",
+                        "kind": "SensorSimulation",
+                        "name": "owner",
+                        "uid": owner["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+        }
+        kubeconfig = service_account_kubeconfig(cluster, namespace, account, tmp_path)
+        outcomes[account] = cluster.kubectl(
+            "--kubeconfig",
+            str(kubeconfig),
+            "-n",
+            namespace,
+            "create",
+            "-f",
+            "-",
+            input=json.dumps(child),
+            check=False,
+        )
+    refused = outcomes["without-finalizers"]
+    assert refused.returncode != 0
+    assert "blockOwnerDeletion" in refused.stderr, refused.stderr
+    assert outcomes["with-finalizers"].returncode == 0, outcomes["with-finalizers"].stderr
+
+
 def test_namespaced_rbac_confines_the_operator(k8s_cluster: KubeCluster, tmp_path: Path) -> None:
     cluster = k8s_cluster
     for namespace in ("sensorsim-ns", "team-a", "team-b"):
@@ -395,13 +499,27 @@ def test_namespaced_rbac_confines_the_operator(k8s_cluster: KubeCluster, tmp_pat
         cluster.kubectl(
             "apply", "-n", "team-b", "-f", "-", input=simulation("scoped-b", "kafka.invalid:9092")
         )
-        with local_operator(cluster, kubeconfig, "team-a", tmp_path / "operator.log"):
+        with local_operator(
+            cluster,
+            kubeconfig,
+            "team-a",
+            tmp_path / "operator.log",
+            OPERATOR_RESYNC_SECONDS="1",
+        ) as running:
             wait_for(
                 lambda: statefulset_ready(cluster, "team-a", "scoped-a", 2),
                 120,
                 "the producer StatefulSet in the watched namespace",
             )
-            time.sleep(5)
+            # A resync pass reconciles every simulation the operator can see; once two have
+            # finished, anything it would do in team-b it would have done.
+            wait_for(
+                lambda: (
+                    running.metric("sensorsim_operator_reconciles_total", trigger="resync") >= 2
+                ),
+                60,
+                "two resync passes",
+            )
             unmanaged = cluster.kubectl(
                 "get", "statefulset", "scoped-b", "-n", "team-b", check=False
             )

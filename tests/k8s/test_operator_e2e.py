@@ -10,6 +10,7 @@ with the cluster's kubeconfig; each test gets its own namespace that enforces th
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from domain.partitioning import shard_table
+from sensorsim_operator.memory import quantity
 from tests.infra import procs
 from tests.infra.cluster import KubeCluster
 from tests.infra.operator import OperatorProcess
@@ -80,6 +82,19 @@ class Api:
 
     def apply(self, manifest: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def dry_run(self, manifest: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        """``kubectl apply --dry-run=server``: admission in full, nothing stored."""
+        return self.cluster.kubectl(
+            "-n",
+            self.namespace,
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=json.dumps(manifest),
+            check=False,
+        )
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         self.kubectl("patch", "sensim", name, "--type", "merge", "-p", json.dumps({"spec": spec}))
@@ -188,7 +203,19 @@ def rolled_out(api: Api, name: str) -> dict[str, Any] | None:
 @pytest.fixture(scope="module")
 def crd(k8s_cluster: KubeCluster) -> None:
     k8s_cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    k8s_cluster.kubectl("wait", "--for=condition=Established", "crd/sensorsimulations.sensorsim.io")
+
+    # Not `kubectl wait`: it fails outright when it reads the CRD before the API server has
+    # written any condition (".status.conditions accessor error").
+    def established() -> bool:
+        found = k8s_cluster.kubectl(
+            "get",
+            "crd/sensorsimulations.sensorsim.io",
+            "-o",
+            'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+        )
+        return found.stdout.strip() == "True"
+
+    wait_for(established, "the CRD to be established")
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +235,20 @@ def operator(
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def resync_off(operator: OperatorProcess) -> Iterator[OperatorProcess]:
+    """The module's operator, restarted without its periodic resync for one test."""
+    operator.stop()
+    operator.settings["OPERATOR_RESYNC_SECONDS"] = "0"
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        operator.settings["OPERATOR_RESYNC_SECONDS"] = "60"
+        operator.start()
 
 
 @pytest.fixture
@@ -380,8 +421,9 @@ def test_labels_or_annotations_of_the_simulation_roll_nothing(
         reconciled = operator.metric("sensorsim_operator_reconciles_total", trigger="update")
         return "reliability" in last and "only-metadata" in last and reconciled > updates
 
+    # The reconcile counter moves when a reconcile has finished: whatever it would have
+    # applied has been applied by then.
     wait_for(handled, "the operator to handle the metadata changes")
-    time.sleep(2)  # anything the operator would do has been done by now
     assert children_versions(api, "minimal") == versions
     assert {p["metadata"]["uid"] for p in api.pods("minimal")} == pods
     again = api.get("statefulset", "minimal")
@@ -400,7 +442,10 @@ def test_labels_or_annotations_of_the_simulation_roll_nothing(
         # Rejected at admission instead of failing later when the StatefulSet is applied:
         ({"podTemplate": {"tolerations": [{}]}}, "spec.podTemplate.tolerations[0].operator"),
         ({"podTemplate": {"labels": {"bad key!": "x"}}}, "spec.podTemplate.labels"),
-        ({"resources": {"requests": {"memory": "1Gi"}}}, "spec.resources.requests.memory"),
+        (
+            {"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}},
+            "spec.resources.requests.memory",
+        ),
     ],
 )
 def test_invalid_objects_are_rejected_naming_the_field(
@@ -454,7 +499,7 @@ def test_operator_restart_creates_no_duplicate_and_changes_nothing(
         lambda: operator.metric("sensorsim_operator_reconciles_total", trigger="child") >= 3,
         "the restarted operator to see the children",
     )
-    time.sleep(2)
+    # Both counters count finished reconciles: any apply they made is visible now.
     after = api.get("statefulset", "minimal")
     assert after is not None
     assert before is not None
@@ -536,6 +581,254 @@ def test_suspend_and_resume(api: Api) -> None:
     assert len(resumed["status"]["shards"]) == 3
 
 
+# --- admission refuses what the producer would refuse ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"kafka": {"bootstrapServers": "kafka:0"}}, "spec.kafka.bootstrapServers"),
+        ({"kafka": {"bootstrapServers": "kafka:99999"}}, "spec.kafka.bootstrapServers"),
+        ({"kafka": {"bootstrapServers": "k:9092", "topic": "."}}, "spec.kafka.topic"),
+        ({"kafka": {"bootstrapServers": "k:9092", "topic": ".."}}, "spec.kafka.topic"),
+        (
+            {"kafka": {"bootstrapServers": "k:9092", "topic": "__consumer_offsets"}},
+            "spec.kafka.topic",
+        ),
+        ({"sensors": 21}, "spec.sensors"),
+        ({"machines": 1_000_001, "replicas": 1}, "spec.machines"),
+        ({"model": "walk"}, "spec.model"),
+        ({"persistence": 1}, "spec.persistence"),
+        ({"failures": {"probability": 1.5}}, "spec.failures.probability"),
+        ({"seed": -1}, "spec.seed"),
+    ],
+)
+def test_server_side_dry_run_refuses_what_the_producer_refuses(
+    api: Api, spec: dict[str, Any], field: str
+) -> None:
+    result = api.dry_run(minimal_example("refused", **spec))
+    assert result.returncode != 0, result.stdout
+    assert field in result.stderr, result.stderr
+    assert "Invalid value" in result.stderr, result.stderr
+
+
+def test_messages_say_what_to_fix(api: Api) -> None:
+    def refusal(**spec: Any) -> str:
+        return api.dry_run(minimal_example("refused", **spec)).stderr
+
+    assert "port of 1-65535" in refusal(kafka={"bootstrapServers": "kafka:0"})
+    assert "Kafka's internal topics" in refusal(
+        kafka={"bootstrapServers": "k:9092", "topic": "__consumer_offsets"}
+    )
+    assert "give referenceData with more columns" in refusal(sensors=21)
+    assert "raise replicas" in refusal(machines=1_000_001, replicas=1)
+    # With a reference CSV of the user's, more sensors are the user's call.
+    wide = minimal_example("wide", sensors=40, referenceData={"configMapName": "csv"})
+    accepted = api.dry_run(wide)
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_a_million_machines_on_one_pod_get_memory_for_them(api: Api) -> None:
+    api.apply(minimal_example("million", machines=1_000_000, replicas=1))
+    sts = wait_for(lambda: api.get("statefulset", "million"), "the StatefulSet")
+    resources = sts["spec"]["template"]["spec"]["containers"][0]["resources"]
+    # Measured RSS at 1,000,000 machines: 2.71 GiB (docs/operator.md, "Memory").
+    assert quantity(resources["limits"]["memory"]) >= 2.71 * 2**30
+    assert quantity(resources["requests"]["memory"]) >= 2.71 * 2**30
+
+
+# --- never adopt ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "child", "create"),
+    [
+        (
+            "configmap",
+            "owned-settings",
+            ["create", "configmap", "owned-settings", "--from-literal=NUM_MACHINES=77"],
+        ),
+        (
+            "service",
+            "owned",
+            ["create", "service", "clusterip", "owned", "--clusterip=None", "--tcp=80:80"],
+        ),
+    ],
+)
+def test_someone_elses_object_is_never_adopted(
+    api: Api, kind: str, child: str, create: list[str]
+) -> None:
+    api.kubectl(*create)
+    theirs = api.get(kind, child)
+    assert theirs is not None
+    api.apply(minimal_example("owned"))
+
+    def conflict() -> dict[str, Any] | None:
+        degraded = condition(api.simulation("owned"), "Degraded")
+        return degraded if degraded.get("reason") == "ChildNameConflict" else None
+
+    degraded = wait_for(conflict, "Degraded/ChildNameConflict")
+    assert degraded["status"] == "True"
+    assert f"{api.namespace}/{child}" in degraded["message"]
+    assert "never adopts" in degraded["message"]
+    after = api.get(kind, child)
+    assert after is not None
+    for key in ("labels", "ownerReferences", "resourceVersion"):
+        assert after["metadata"].get(key) == theirs["metadata"].get(key), key
+    assert after.get("data") == theirs.get("data")
+    assert api.get("statefulset", "owned") is None  # nothing applied while a name is taken
+
+    api.kubectl("delete", "sensim", "owned", "--wait=true")
+    survivor = api.get(kind, child)
+    assert survivor is not None  # never owned, so the garbage collector has no claim on it
+    assert survivor["metadata"]["uid"] == theirs["metadata"]["uid"]
+
+
+# --- status shows broken pods ---------------------------------------------------------------
+
+
+def test_a_crash_looping_pod_makes_the_simulation_degraded_naming_it(api: Api) -> None:
+    api.apply(minimal_example("crashy", replicas=2, machines=4))
+    wait_ready(api, "crashy")
+    # What the kubelet writes for a container that keeps exiting.
+    crash = {
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "producer",
+                    "image": "sensorsim:e2e",
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 4,
+                    "state": {
+                        "waiting": {
+                            "reason": "CrashLoopBackOff",
+                            "message": "back-off 1m20s restarting failed container=producer",
+                        }
+                    },
+                    "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}},
+                }
+            ]
+        }
+    }
+    api.kubectl(
+        "patch", "pod", "crashy-1", "--subresource=status", "--type=merge", "-p", json.dumps(crash)
+    )
+
+    def degraded() -> dict[str, Any] | None:
+        found = condition(api.simulation("crashy"), "Degraded")
+        return found if found.get("reason") == "CrashLoopBackOff" else None
+
+    found = wait_for(degraded, "Degraded/CrashLoopBackOff")
+    assert found["status"] == "True"
+    assert "crashy-1: CrashLoopBackOff" in found["message"]
+    assert "crashy-0" not in found["message"]
+
+
+# --- retries --------------------------------------------------------------------------------
+
+
+def deny_creating(api: Api, config_map: str) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy (and binding) refusing to create ``config_map`` in the test's
+    namespace: a transient API failure, real to the operator."""
+    name = f"deny-{api.namespace}"
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["configmaps"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": f"object.metadata.name != '{config_map}'",
+                        "message": "injected failure",
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": api.namespace}
+                    }
+                },
+            },
+        },
+    ]
+
+
+def test_a_failed_child_restore_is_retried_without_waiting_for_the_resync(
+    api: Api, k8s_cluster: KubeCluster, resync_off: OperatorProcess
+) -> None:
+    operator = resync_off  # with no resync, only a retry can restore the ConfigMap
+    api.apply(minimal_example("retry"))
+    wait_ready(api, "retry")
+    policy = deny_creating(api, "retry-settings")
+    k8s_cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": policy})
+    )
+    try:
+
+        def denied() -> bool:
+            probe = api.cluster.kubectl(
+                "-n",
+                api.namespace,
+                "create",
+                "configmap",
+                "retry-settings",
+                "--dry-run=server",
+                check=False,
+            )
+            return "injected failure" in probe.stderr
+
+        wait_for(denied, "the policy to be in force")
+        retried_before = operator.metric(
+            "sensorsim_operator_reconciles_total", trigger="retry", result="ok"
+        )
+        api.kubectl("delete", "configmap", "retry-settings")
+
+        def failed() -> dict[str, Any] | None:
+            found = condition(api.simulation("retry"), "Degraded")
+            return found if "injected failure" in found.get("message", "") else None
+
+        wait_for(failed, "the restore to fail and be reported")
+    finally:
+        k8s_cluster.kubectl(
+            "delete", "validatingadmissionpolicybinding", policy[1]["metadata"]["name"], check=False
+        )
+        k8s_cluster.kubectl(
+            "delete", "validatingadmissionpolicy", policy[0]["metadata"]["name"], check=False
+        )
+    restored = wait_for(lambda: api.get("configmap", "retry-settings"), "the ConfigMap restored")
+    assert restored["data"]["NUM_MACHINES"] == "12"
+    assert (
+        operator.metric("sensorsim_operator_reconciles_total", trigger="retry", result="ok")
+        > retried_before
+    )
+    wait_for(
+        lambda: condition(api.simulation("retry"), "Degraded").get("status") == "False",
+        "Degraded to clear",
+    )
+
+
 def test_printer_columns_and_explain(api: Api, k8s_cluster: KubeCluster) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     wait_ready(api, "minimal")
@@ -543,8 +836,8 @@ def test_printer_columns_and_explain(api: Api, k8s_cluster: KubeCluster) -> None
     assert header.split() == ["NAME", "REPLICAS", "READY", "MACHINES", "TOPIC", "AGE"]
     assert row.split()[:5] == ["minimal", "3", "3", "12", "sensor-data"]
     header, row = api.kubectl("get", "sensim", "-o", "wide").strip().splitlines()
-    assert header.split()[5] == "STATUS"
-    assert row.split()[5] == "AllShardsReady"
+    assert header.split()[5:7] == ["MODEL", "STATUS"]
+    assert row.split()[5:7] == ["learned", "AllShardsReady"]
     explained = k8s_cluster.kubectl("explain", "sensorsimulation.spec.failures").stdout
     assert "Failure model" in explained
     assert "Probability per cycle that a healthy machine starts a failure episode" in explained

@@ -27,9 +27,9 @@ from tests.infra.cluster import KubeCluster
 from tests.infra.operator import OperatorProcess
 from tests.infra.pods import NODE_LABEL, TOLERATION, PodRunner
 from tests.k8s.test_operator_e2e import (
-    CRD_FILE,
     Api,
     condition,
+    crd,  # noqa: F401 - fixture: the CRD, established
     minimal_example,
     rolled_out,
     wait_for,
@@ -53,10 +53,12 @@ def runner(
 
 @pytest.fixture(scope="module")
 def operator(
-    k8s_cluster: KubeCluster, sensorsim_image: str, tmp_path_factory: pytest.TempPathFactory
+    k8s_cluster: KubeCluster,
+    sensorsim_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
-    k8s_cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    k8s_cluster.kubectl("wait", "--for=condition=Established", "crd/sensorsimulations.sensorsim.io")
+    request.getfixturevalue("crd")
     with OperatorProcess(
         k8s_cluster.env,
         tmp_path_factory.mktemp("operator") / "operator.log",

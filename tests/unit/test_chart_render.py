@@ -63,6 +63,7 @@ NAMESPACED_GRANTS = (
         for group, resource in (("", "configmaps"), ("", "services"), ("apps", "statefulsets"))
         for verb in ("get", "list", "watch", "create", "patch")
     }
+    | {("", "pods", verb) for verb in ("list", "watch")}
     | {("", "events", "create")}
 )
 CRD_GRANTS = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from domain.simulation_spec import SimulationSpec, parse_spec
-from sensorsim_operator import names
+from domain import settings_contract as contract
+from sensorsim_operator import memory, names
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
 from sensorsim_operator.children import (
     BuildDefaults,
     Children,
@@ -24,7 +24,6 @@ from sensorsim_operator.children import (
 
 pytestmark = pytest.mark.unit
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
 SIMULATION = SimulationRef(namespace="plant", name="line-a", uid="uid-1", generation=4)
 DEFAULTS = BuildDefaults(producer_image="sensorsim:test")
 BASE: dict[str, Any] = {"replicas": 3, "machines": 10, "kafka": {"bootstrapServers": "k:9092"}}
@@ -72,11 +71,14 @@ def test_children_have_fixed_names_and_one_controlling_owner() -> None:
         assert controller_owner(manifest) == "line-a"
 
 
-def test_children_are_a_pure_function_of_their_input() -> None:
-    assert build() == build()
-    assert json.dumps(build().stateful_set, sort_keys=True) == json.dumps(
-        build().stateful_set, sort_keys=True
-    )
+def test_children_do_not_depend_on_the_order_of_the_input() -> None:
+    # The API server does not keep map order; the manifests (and so the hash) must not care.
+    labels = {"b": "2", "a": "1", "example.com/c": "3"}
+    extras = {"labels": labels, "annotations": labels, "nodeSelector": labels}
+    reversed_extras = {key: dict(reversed(value.items())) for key, value in extras.items()}
+    one, other = build(podTemplate=extras), build(podTemplate=reversed_extras)
+    assert json.dumps(one.stateful_set) == json.dumps(other.stateful_set)
+    assert one.config_hash == other.config_hash
 
 
 def test_shard_index_comes_from_the_pod_index_label_and_shard_count_from_replicas() -> None:
@@ -107,14 +109,6 @@ def test_every_setting_is_in_the_pod_env_and_the_config_map() -> None:
     assert settings["HTTP_PORT"] == "8080"
 
 
-def _contract_variables() -> set[str]:
-    table = CONTRACTS.read_text().split("## Producer environment", 1)[1].split("\n## ", 1)[0]
-    found: set[str] = set()
-    for row in re.findall(r"^\| ([A-Z_ /]+) \|", table, flags=re.MULTILINE):
-        found.update(part.strip() for part in row.split("/"))
-    return found
-
-
 def test_env_names_are_the_contract_names() -> None:
     spec = spec_of(
         seed=1,
@@ -127,9 +121,8 @@ def test_env_names_are_the_contract_names() -> None:
         },
     )
     env = {e["name"] for e in container(build_children(SIMULATION, spec, DEFAULTS))["env"]}
-    contract = _contract_variables()
-    assert "KAFKA_BOOTSTRAP_SERVERS" in contract  # the table was parsed
-    assert env - contract == set()
+    assert env - set(contract.BY_ENV) == set()
+    assert {"SIMULATION_MODEL", "SIMULATION_PERSISTENCE", "KAFKA_SASL_PASSWORD"} <= env
 
 
 def test_kafka_credentials_only_through_secret_key_refs() -> None:
@@ -179,9 +172,10 @@ def test_probes_resources_and_ports() -> None:
     assert producer["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert producer["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert producer["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # Memory unset: sized from the machines per pod (4 here), at least 128Mi / 256Mi.
     assert producer["resources"] == {
-        "requests": {"cpu": "100m", "memory": "192Mi"},
-        "limits": {"cpu": "1", "memory": "512Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "1", "memory": "256Mi"},
     }
     assert producer["image"] == "sensorsim:test"
     assert container(build(image="registry.example/p:2"))["image"] == "registry.example/p:2"
@@ -335,3 +329,39 @@ def test_resource_quantities_conform_by_value() -> None:
     assert conforms(
         {"resources": {"limits": {"memory": "1G"}}}, {"resources": {"limits": {"memory": "1e9"}}}
     )
+
+
+@pytest.mark.parametrize(
+    ("machines", "replicas", "requested", "limit"),
+    [
+        # measured need: 104 MiB + 2.75 KiB per machine (docs/operator.md, "Memory")
+        (200_000, 1, "642Mi", "866Mi"),
+        (200_000, 4, "239Mi", "362Mi"),
+        (1_000_000, 1, "2790Mi", "3551Mi"),
+    ],
+)
+def test_memory_is_sized_from_the_machines_per_pod(
+    machines: int, replicas: int, requested: str, limit: str
+) -> None:
+    resources = container(build(machines=machines, replicas=replicas))["resources"]
+    assert (resources["requests"]["memory"], resources["limits"]["memory"]) == (requested, limit)
+
+
+def test_a_million_machines_on_one_pod_get_the_measured_need() -> None:
+    # RSS measured at 1,000,000 machines: 2.71 GiB; the limit must cover it.
+    limit = container(build(machines=1_000_000, replicas=1))["resources"]["limits"]["memory"]
+    assert memory.quantity(limit) >= Decimal("2.71") * 2**30
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"limits": {"memory": "4Gi"}}, ("2790Mi", "4Gi")),
+        ({"limits": {"memory": "1Gi"}}, ("1Gi", "1Gi")),  # request never above the limit
+        ({"requests": {"memory": "5Gi"}}, ("5Gi", "5Gi")),  # limit never below the request
+        ({"requests": {"memory": "1Gi"}, "limits": {"memory": "2Gi"}}, ("1Gi", "2Gi")),
+    ],
+)
+def test_explicit_memory_wins(given: dict[str, Any], expected: tuple[str, str]) -> None:
+    resources = container(build(machines=1_000_000, replicas=1, resources=given))["resources"]
+    assert (resources["requests"]["memory"], resources["limits"]["memory"]) == expected

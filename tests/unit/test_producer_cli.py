@@ -16,6 +16,7 @@ import pytest
 
 from producer.settings import env_table
 from tests.producer_process import run_producer
+from tests.synthetic_reference import SPECS, generate
 
 pytestmark = pytest.mark.unit
 
@@ -51,6 +52,35 @@ def test_stdout_run_on_the_original_file_emits_its_sensor_names(
     assert result.returncode == 0, result.stderr
     body = orjson.loads(result.stdout.splitlines()[0])
     assert list(body["readings"]["readings"]) == [f"Sensor {n}" for n in range(20)]
+
+
+def test_a_narrower_file_is_used_whole_unless_num_sensors_asks_for_more(tmp_path: Path) -> None:
+    path = tmp_path / "six.csv"
+    path.write_text(generate(SPECS[2]).to_csv(index=False))  # Sensor 0 .. Sensor 5
+    result = run_producer(
+        "--sink", "stdout", "--max-messages", "2", SENSOR_DATA_FILE=str(path), NUM_MACHINES="2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    body = orjson.loads(result.stdout.splitlines()[0])
+    assert list(body["readings"]["readings"]) == [f"Sensor {n}" for n in range(6)]
+    explicit = run_producer("--sink", "stdout", SENSOR_DATA_FILE=str(path), NUM_SENSORS="20")
+    assert explicit.returncode == 2
+    assert "has 6 sensor columns" in explicit.stderr
+    assert "NUM_SENSORS=20" in explicit.stderr
+
+
+def test_fidelity_command_reports_every_bound(tmp_path: Path) -> None:
+    result = run_producer(
+        "fidelity", "--machines", "50", "--cycles", "400", "--plot", str(tmp_path / "f.png")
+    )
+    assert result.returncode == 0, result.stderr
+    for line in ("KS distance", "rank-correlation gap", "signature gap", "cross-validation",
+                 "lag-1 autocorrelation"):  # fmt: skip
+        assert line in result.stdout
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = run_producer("fidelity", "--cycles", "100", "--burn-in", "150")
+    assert bad.returncode == 2
+    assert "--cycles (100) must be above --burn-in (150)" in bad.stderr
 
 
 def test_invalid_configuration_is_one_line_exit_2() -> None:

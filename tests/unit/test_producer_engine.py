@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.partitioning import shard_table
-from domain.simulation_model import FailureModel
+from domain.simulation_model import FailureModel, SimulationModel
 from producer.engine import CycleResult, SimulationEngine
 from producer.randomness import CounterStream, normals, uniforms
 from producer.reference_data import ReferenceProfile, load_profile
@@ -36,7 +36,13 @@ def engine(
     model: FailureModel, machines: int, profile: ReferenceProfile = PROFILE, seed: int = 7
 ) -> SimulationEngine:
     return SimulationEngine(
-        profile, model, first_machine=0, count=machines, seed=seed, simulation_name="test"
+        profile,
+        model,
+        first_machine=0,
+        count=machines,
+        seed=seed,
+        simulation_name="test",
+        model=SimulationModel.ORIGINAL,
     )
 
 
@@ -64,7 +70,8 @@ def test_walk_is_clipped_to_the_bounds() -> None:
         minimum=-one, maximum=one, lower=-1.2 * one, upper=1.2 * one,
         reading_lower=-1.2 * one, reading_upper=1.2 * one, normal_rows=2,
         failure_types=(), failure_rows=(), signature_mean=np.zeros((0, 1)),
-        signature_std=np.zeros((0, 1)),
+        signature_std=np.zeros((0, 1)), normal_values=np.array([[-1.0], [1.0]]),
+        failure_values=(),
     )  # fmt: skip
     _, values, _ = run(engine(FailureModel(probability=0), 100, profile), 100)
     assert values.min() == -1.2
@@ -173,19 +180,26 @@ def test_failures_disabled_without_labels(tmp_path: Path) -> None:
     shards=st.integers(2, 5),
     seed=st.integers(0, 2**64 - 1),
     cycles=st.integers(1, 40),
+    kind=st.sampled_from(SimulationModel),
 )
 def test_machine_sequences_do_not_depend_on_the_shard_count(
-    machines: int, shards: int, seed: int, cycles: int
+    machines: int, shards: int, seed: int, cycles: int, kind: SimulationModel
 ) -> None:
     model = FailureModel(probability=0.2, min_cycles=2, max_cycles=6, ramp_cycles=2)
-    whole = SimulationEngine(PROFILE, model, first_machine=0, count=machines, seed=seed,
-                             simulation_name="det")  # fmt: skip
-    parts = [
-        SimulationEngine(
-            PROFILE, model, first_machine=r.start, count=r.size, seed=seed, simulation_name="det"
+
+    def shard(first: int, count: int) -> SimulationEngine:
+        return SimulationEngine(
+            PROFILE,
+            model,
+            first_machine=first,
+            count=count,
+            seed=seed,
+            simulation_name="det",
+            model=kind,
         )
-        for r in shard_table(machines, shards)
-    ]
+
+    whole = shard(0, machines)
+    parts = [shard(r.start, r.size) for r in shard_table(machines, shards)]
     for _ in range(cycles):
         one = whole.step()
         split = [p.step() for p in parts]
@@ -199,7 +213,13 @@ def test_seed_and_name_change_the_output() -> None:
     base = engine(FailureModel(), 5, seed=1).step().micros
     assert not np.array_equal(base, engine(FailureModel(), 5, seed=2).step().micros)
     other_name = SimulationEngine(
-        PROFILE, FailureModel(), first_machine=0, count=5, seed=1, simulation_name="other"
+        PROFILE,
+        FailureModel(),
+        first_machine=0,
+        count=5,
+        seed=1,
+        simulation_name="other",
+        model=SimulationModel.ORIGINAL,
     )
     assert not np.array_equal(base, other_name.step().micros)
     assert np.array_equal(base, engine(FailureModel(), 5, seed=1).step().micros)

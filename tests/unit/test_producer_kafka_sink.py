@@ -1,18 +1,22 @@
-"""The Kafka sink against a fake client: configuration, keys, headers, counting, backpressure."""
+"""The Kafka sink against kafka-python's accumulator without a broker: configuration, keys,
+headers, counting, backpressure, client replacement."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
 from kafka.errors import KafkaTimeoutError
 from kafka.partitioner.default import DefaultPartitioner
+from kafka.producer.record_accumulator import RecordAccumulator
+from kafka.record.memory_records import MemoryRecords
 
 from domain.machine_ids import machine_ids
-from producer.errors import BrokerError
+from producer.errors import BrokerError, ConfigError
 from producer.kafka_sink import (
     KafkaSink,
     client_config,
@@ -21,76 +25,113 @@ from producer.kafka_sink import (
 )
 from producer.settings import ProducerSettings
 from producer.sinks import OutgoingCycle
+from producer.stopping import StopFlag
 
 pytestmark = pytest.mark.unit
 
 
-class FakeFuture:
-    def __init__(self) -> None:
-        self.callbacks: list[Callable[[Any], None]] = []
-        self.errbacks: list[Callable[[BaseException], None]] = []
+@dataclass
+class SentRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    partition: int
 
-    def add_callback(self, f: Callable[[Any], None]) -> FakeFuture:
-        self.callbacks.append(f)
-        return self
 
-    def add_errback(self, f: Callable[[BaseException], None]) -> FakeFuture:
-        self.errbacks.append(f)
-        return self
+class FakeSender:
+    """kafka-python's sender thread as far as the sink sees it: a graceful close delivers what
+    the producer would deliver; a forced one fails every unresolved batch."""
 
-    def succeed(self) -> None:
-        for f in self.callbacks:
-            f(object())
+    def __init__(self, producer: FakeProducer) -> None:
+        self.producer = producer
+        self.alive = True
 
-    def fail(self, exc: BaseException) -> None:
-        for f in self.errbacks:
-            f(exc)
+    def initiate_close(self) -> None:
+        if self.producer.auto_ack:
+            self.producer.ack_all()
+            self.alive = False
+
+    def force_close(self) -> None:
+        self.producer.fail_all(RuntimeError("Producer is closed forcefully."))
+        self.alive = False
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def wakeup(self) -> None:
+        if self.producer.auto_ack:
+            self.producer.ack_all()
 
 
 class FakeProducer:
+    """A KafkaProducer without a broker: kafka-python's real record accumulator (the sink puts
+    whole batches in it), with the test playing the sender: it drains, acknowledges or fails."""
+
     instances: ClassVar[list[FakeProducer]] = []
 
     def __init__(self, **config: Any) -> None:
-        self.config = config
-        self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
-        self.futures: list[FakeFuture] = []
-        self.partitions_sent: list[int | None] = []
+        self.config = {**config, "api_version": config.get("api_version", (4, 0))}
+        self._accumulator = RecordAccumulator(
+            batch_size=config.get("batch_size", 65536), linger_ms=0, compression_attrs=0
+        )
         self.partition_ids = {0, 1, 2}
         self.auto_ack = True
-        self.closed = False
+        self.drained: list[Any] = []
+        self.unresolved: list[Any] = []
+        self._closed = False
+        self._sender = FakeSender(self)
+        self._transaction_manager = None
         FakeProducer.instances.append(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _unregister_cleanup(self) -> None:
+        return None
 
     def partitions_for(self, topic: str) -> set[int]:
         return self.partition_ids
 
-    def send(
-        self,
-        topic: str,
-        *,
-        value: bytes,
-        key: bytes,
-        headers: list[tuple[str, bytes]],
-        partition: int | None = None,
-    ) -> FakeFuture:
-        self.sent.append((topic, key, value, headers))
-        self.partitions_sent.append(partition)
-        future = FakeFuture()
-        self.futures.append(future)
-        return future
+    def drain(self) -> None:
+        for queue in self._accumulator._batches.values():
+            while queue:
+                batch = queue.popleft()
+                batch.records.close()
+                self.drained.append(batch)
+                self.unresolved.append(batch)
 
     def ack_all(self) -> None:
-        for future in self.futures:
-            future.succeed()
-        self.futures.clear()
+        self.drain()
+        batches, self.unresolved = self.unresolved, []
+        for batch in batches:
+            batch.complete(0, -1)
 
-    def flush(self, timeout: float | None = None) -> None:
-        if self.auto_ack:
-            self.ack_all()
-        else:
-            raise KafkaTimeoutError("flush timed out")
+    def fail_first(self, error: Exception) -> None:
+        self.drain()
+        batch = self.unresolved.pop(0)
+        batch.complete_exceptionally(error, lambda _: error)
 
-    def close(self, timeout: float | None = None) -> None:
-        self.closed = True
+    def fail_all(self, error: Exception) -> None:
+        self.drain()
+        batches, self.unresolved = self.unresolved, []
+        for batch in batches:
+            batch.abort(error)
+
+    @property
+    def sent(self) -> list[SentRecord]:
+        self.drain()
+        return [
+            SentRecord(b.topic_partition.topic, r.key, r.value, list(r.headers),
+                       b.topic_partition.partition)
+            for b in self.drained
+            for records in MemoryRecords(bytes(b.records.buffer()))
+            for r in records
+        ]  # fmt: skip
 
 
 def settings(**overrides: Any) -> ProducerSettings:
@@ -138,102 +179,183 @@ def test_client_config_sasl() -> None:
 
 def test_records_are_keyed_with_headers_and_counted() -> None:
     sink, fake = started_sink()
+    fake.auto_ack = False
     assert sink.ready.is_set()
     sink.send_cycle(OutgoingCycle(seq=41, bodies=[b"x", b"y", b"z"], failing=[False, True, True],
                                   failure_type=[0, 1, 0]))  # fmt: skip
-    assert [(t, k, v) for t, k, v, _ in fake.sent] == [
+    sent = sorted(fake.sent, key=lambda r: r.key)
+    assert [(r.topic, r.key, r.value) for r in sent] == [
         ("t", b"aaaaaaaa", b"x"),
         ("t", b"bbbbbbbb", b"y"),
         ("t", b"cccccccc", b"z"),
     ]
-    assert fake.sent[0][3] == [("seq", b"41"), ("simulation", b"plant")]
-    assert fake.sent[1][3] == [("seq", b"41"), ("simulation", b"plant"), ("failure_type", b"heat")]
-    assert fake.sent[2][3][-1] == ("failure_type", b"wear")
+    assert sent[0].headers == [("seq", b"41"), ("simulation", b"plant")]
+    assert sent[1].headers == [("seq", b"41"), ("simulation", b"plant"), ("failure_type", b"heat")]
+    assert sent[2].headers[-1] == ("failure_type", b"wear")
     assert (sink.stats.sent, sink.stats.delivered, sink.stats.pending) == (3, 0, 3)
-    fake.futures.pop(0).fail(RuntimeError("boom"))
-    assert sink.flush(1.0) is False  # everything completed, but one record failed
-    assert (sink.stats.delivered, sink.stats.failed) == (2, 1)
+    failed = fake.unresolved[0].record_count
+    fake.fail_first(RuntimeError("boom"))
+    fake.auto_ack = True
+    assert sink.flush(1.0) is False  # everything completed, but one batch failed
+    assert (sink.stats.delivered, sink.stats.failed) == (3 - failed, failed)
     assert "boom" in sink.stats.last_error
     sink.close()
     assert fake.closed
 
 
-def test_flush_timeout_reports_false() -> None:
+def test_flush_timeout_counts_what_is_left_as_failed() -> None:
     sink, fake = started_sink()
     fake.auto_ack = False
     sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
     assert sink.flush(0.1) is False
+    assert (sink.stats.sent, sink.stats.delivered, sink.stats.failed) == (1, 0, 1)
+    assert fake.closed
+    sink.close()  # after flush: nothing left to do, and no error
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.001)
+
+
+def cycle_of(n: int, seq: int = 0) -> OutgoingCycle:
+    return OutgoingCycle(seq=seq, bodies=[b"x"] * n, failing=[False] * n, failure_type=[0] * n)
+
+
+def send_then_set(sink: KafkaSink, cycle: OutgoingCycle, done: threading.Event) -> None:
+    sink.send_cycle(cycle)
+    done.set()
+
+
+MANY = [f"{i:08x}" for i in range(600)]
 
 
 def test_backpressure_blocks_instead_of_dropping() -> None:
-    sink, fake = started_sink(kafka_max_pending_records=2)
+    sink = KafkaSink(settings(kafka_max_pending_records=2), MANY, (), client_factory=FakeProducer)
+    sink.start()
+    fake = FakeProducer.instances[-1]
+    fake.auto_ack = False
     done = threading.Event()
-
-    def produce() -> None:
-        for seq in range(200):
-            sink.send_cycle(OutgoingCycle(seq=seq, bodies=[b"a", b"b", b"c"],
-                                          failing=[False] * 3, failure_type=[0] * 3))  # fmt: skip
-        done.set()
-
-    worker = threading.Thread(target=produce)
+    worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done), daemon=True)
     worker.start()
-    time.sleep(0.2)
-    assert not done.is_set()  # waiting for acknowledgements
-    assert sink.stats.pending <= 2 + 256
+    # the first partition's records go out; then more than 2 are unacknowledged: it waits
+    wait_for(lambda: sink.stats.sent > 0, "the first partition's records")
+    assert not done.wait(0.05)
+    assert sink.stats.sent < 600
     while not done.is_set():
         fake.ack_all()
         time.sleep(0.001)
     worker.join()
     fake.ack_all()
-    assert sink.stats.sent == 600
-    assert sink.stats.delivered == 600
+    assert sink.stats.sent == sink.stats.delivered == 600
 
 
 def test_a_stop_ends_the_backpressure_wait_and_hands_over_the_cycle() -> None:
-    stop = threading.Event()
-    sink = KafkaSink(settings(kafka_max_pending_records=2), ["aaaaaaaa"] * 600, (),
+    stop = StopFlag()
+    sink = KafkaSink(settings(kafka_max_pending_records=2), MANY, (),
                      client_factory=FakeProducer, stop=stop)  # fmt: skip
     sink.start()
     fake = FakeProducer.instances[-1]
+    fake.auto_ack = False
     done = threading.Event()
-    cycle = OutgoingCycle(seq=0, bodies=[b"x"] * 600, failing=[False] * 600,
-                          failure_type=[0] * 600)  # fmt: skip
-
-    def produce() -> None:
-        sink.send_cycle(cycle)
-        done.set()
-
-    worker = threading.Thread(target=produce)
+    worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done), daemon=True)
     worker.start()
-    time.sleep(0.2)
-    assert not done.is_set()  # the broker acknowledges nothing: waiting for room
+    wait_for(lambda: sink.stats.sent > 0, "the first partition's records")
     stop.set()  # SIGTERM
-    stopped_in_time = done.wait(2.0)
-    while not done.is_set():  # (only if it failed: release the worker)
-        fake.ack_all()
-        time.sleep(0.001)
+    assert done.wait(5.0), "send_cycle kept waiting after the stop"
     worker.join()
-    assert stopped_in_time, "send_cycle kept waiting after the stop"
     assert len(fake.sent) == 600  # the whole cycle was handed over, nothing dropped
+    fake.auto_ack = True
     assert sink.flush(1.0) is True
     assert sink.stats.delivered == 600
 
 
-def test_metadata_timeouts_are_retried() -> None:
+def no_metadata(topic: str) -> set[int]:
+    raise KafkaTimeoutError("no metadata")
+
+
+def test_missing_metadata_fails_the_records_after_the_delivery_timeout() -> None:
+    sink, fake = started_sink(kafka_delivery_timeout_ms=1000)
+    fake.partitions_for = no_metadata  # type: ignore[method-assign]
+    sink.send_cycle(cycle_of(3))  # returns (after ~1 s) instead of waiting forever
+    assert fake.sent == []
+    assert (sink.stats.sent, sink.stats.failed, sink.stats.pending) == (3, 3, 0)
+    assert "no metadata" in sink.stats.last_error
+
+
+def test_missing_metadata_does_not_hold_a_stop() -> None:
+    stop = StopFlag()
+    sink = KafkaSink(settings(), ["aaaaaaaa"], (), client_factory=FakeProducer, stop=stop)
+    sink.start()
+    FakeProducer.instances[-1].partitions_for = no_metadata  # type: ignore[method-assign]
+    stop.set()
+    sink.send_cycle(cycle_of(1))  # with the default 120 s delivery timeout: returns at once
+    assert (sink.stats.sent, sink.stats.failed) == (1, 1)
+
+
+def test_a_stalled_client_is_replaced_and_the_counts_stay_exact() -> None:
+    sink, old = started_sink()
+    old.auto_ack = False  # a hung broker: nothing is ever acknowledged
+    sink.send_cycle(cycle_of(3))
+    old.drain()
+    delivered_before = old.unresolved[0].record_count
+    old.unresolved.pop(0).complete(0, -1)  # one batch made it before the hang
+    sink._stall_limit = 0.01  # (the delivery timeout + margin, shortened for the test)
+    time.sleep(0.05)  # let the stall limit pass (time itself is the condition here)
+    sink.send_cycle(cycle_of(3, seq=1))
+    assert sink.replacements == 1
+    new = FakeProducer.instances[-1]
+    assert new is not old
+    assert old.closed
+    assert new.config["api_version"] == (4, 0)  # no second bootstrap
+    assert len(new.sent) == 3
+    lost = 3 - delivered_before
+    stats = sink.stats
+    # the new client's fake acknowledges at once (auto_ack)
+    assert (stats.sent, stats.delivered, stats.failed) == (6, delivered_before + 3, lost)
+    assert sink.flush(1.0) is False  # records were lost in the hang
+    assert (sink.stats.delivered, sink.stats.failed, sink.stats.pending) == (6 - lost, lost, 0)
+
+
+def test_a_fatal_idempotence_error_replaces_the_client_at_the_next_cycle() -> None:
+    from kafka.errors import OutOfOrderSequenceNumberError  # noqa: PLC0415
+
+    sink, old = started_sink()
+    old.auto_ack = False
+    sink.send_cycle(cycle_of(3))
+    old.fail_first(OutOfOrderSequenceNumberError("sequence"))
+    sink.send_cycle(cycle_of(3, seq=1))
+    assert sink.replacements == 1
+    assert sink.stats.pending == 0
+    assert sink.stats.sent == 6
+    assert sink.stats.failed + sink.stats.delivered == 6
+    assert sink.stats.delivered >= 3  # the new client's whole cycle
+
+
+def test_a_record_the_topic_refuses_stops_the_run_with_a_broker_error() -> None:
+    from kafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
+
     sink, fake = started_sink()
-    real_send = fake.send
-    calls = {"n": 0}
+    fake.auto_ack = False
+    sink.send_cycle(cycle_of(1))
+    fake.fail_first(MessageSizeTooLargeError("too large"))
+    assert not sink.delivering()
+    with pytest.raises(BrokerError, match=r"topic 't'.*MessageSizeTooLargeError") as info:
+        sink.send_cycle(cycle_of(1, seq=1))
+    assert info.value.exit_code == 3
 
-    def flaky(topic: str, **kwargs: Any) -> FakeFuture:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KafkaTimeoutError("no metadata")
-        return real_send(topic, **kwargs)
 
-    fake.send = flaky  # type: ignore[method-assign]
-    sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
-    assert len(fake.sent) == 1
-    assert sink.stats.sent == 1
+def test_readiness_drops_when_nothing_is_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("producer.kafka_sink.READY_STALL_SECONDS", 0.01)
+    sink, fake = started_sink()
+    assert sink.delivering()
+    fake.auto_ack = False
+    sink.send_cycle(cycle_of(3))
+    wait_for(lambda: not sink.delivering(), "readiness to drop")
+    fake.ack_all()
+    assert sink.delivering()
 
 
 def unreachable(**config: Any) -> FakeProducer:
@@ -301,18 +423,57 @@ def test_records_carry_the_cached_partition_and_follow_new_partitions() -> None:
     cycle = OutgoingCycle(seq=0, bodies=[b"x", b"y", b"z"], failing=[False] * 3,
                           failure_type=[0] * 3)  # fmt: skip
     sink.send_cycle(cycle)
-    assert fake.partitions_sent == machine_partitions(keys, {0, 1, 2})
+    expected = dict(zip(keys, machine_partitions(keys, {0, 1, 2}), strict=True))
+    assert {r.key: r.partition for r in fake.sent} == expected
     fake.partition_ids = set(range(12))  # the topic gained partitions
     sink.send_cycle(cycle)
-    assert fake.partitions_sent[3:] == machine_partitions(keys, set(range(12)))
+    expected = dict(zip(keys, machine_partitions(keys, set(range(12))), strict=True))
+    assert {r.key: r.partition for r in fake.sent[3:]} == expected
 
 
-def test_a_metadata_failure_keeps_the_last_partition_assignment() -> None:
+def test_a_short_metadata_gap_keeps_the_partition_assignment() -> None:
     sink, fake = started_sink()
+    answers = iter([KafkaTimeoutError("no metadata")])
 
-    def no_metadata(topic: str) -> set[int]:
-        raise KafkaTimeoutError("no metadata")
+    def flaky_metadata(topic: str) -> set[int]:
+        error = next(answers, None)
+        if error is not None:
+            raise error
+        return fake.partition_ids
 
-    fake.partitions_for = no_metadata  # type: ignore[method-assign]
+    fake.partitions_for = flaky_metadata  # type: ignore[method-assign]
     sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x"], failing=[False], failure_type=[0]))
-    assert fake.partitions_sent == machine_partitions([b"aaaaaaaa"], {0, 1, 2})
+    assert [r.partition for r in fake.sent] == machine_partitions([b"aaaaaaaa"], {0, 1, 2})
+
+
+def test_a_partial_last_cycle_sends_only_the_first_machines() -> None:
+    sink, fake = started_sink()
+    sink.send_cycle(OutgoingCycle(seq=0, bodies=[b"x", b"y"], failing=[False] * 2,
+                                  failure_type=[0] * 2))  # fmt: skip
+    assert sorted(r.key for r in fake.sent) == [b"aaaaaaaa", b"bbbbbbbb"]
+    assert sink.stats.sent == sink.stats.delivered == 2
+
+
+@pytest.mark.parametrize("delivery_ms", [1000, 5000, 30_000, 30_005, 60_000, 120_000])
+@pytest.mark.parametrize("linger_ms", [0, 5, 100, 500])
+def test_every_accepted_timeout_gives_a_client_config_kafka_python_accepts(
+    delivery_ms: int, linger_ms: int
+) -> None:
+    from kafka.producer.record_accumulator import RecordAccumulator  # noqa: PLC0415
+
+    config = client_config(
+        settings(kafka_delivery_timeout_ms=delivery_ms, kafka_linger_ms=linger_ms)
+    )
+    RecordAccumulator(**config)  # raises KafkaConfigurationError on an impossible combination
+    assert config["request_timeout_ms"] == min(30_000, delivery_ms - linger_ms)
+
+
+def test_a_delivery_timeout_shorter_than_linger_is_a_config_error() -> None:
+    from producer.settings import load_settings  # noqa: PLC0415
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(kafka_delivery_timeout_ms=2000, kafka_linger_ms=1800)
+    message = str(info.value)
+    assert "KAFKA_DELIVERY_TIMEOUT_MS (2000)" in message
+    assert "KAFKA_LINGER_MS (1800)" in message
+    assert info.value.exit_code == 2

@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from domain.messages import ExtendedSensorMessage, MessageFormat, SensorMessage
 from producer.engine import CycleResult
-from producer.serialisation import BodyEncoder, int_digits_for
+from producer.serialisation import EXACT_MAX_ABS, BodyEncoder, int_digits_for
 
 pytestmark = pytest.mark.unit
 
@@ -167,3 +167,19 @@ def test_bad_timestamp_is_refused() -> None:
     encoder = BodyEncoder(["a"], ["00000000"], (), max_abs_value=1)
     with pytest.raises(ValueError, match="timestamp"):
         encoder.encode(result(np.zeros((1, 1))), "2026-11-29")
+
+
+def test_a_nan_or_overflow_is_refused_not_written() -> None:
+    encoder = BodyEncoder(["a", "b"], ["00000000"], (), max_abs_value=100)
+    nan_micros = np.array([[0, np.iinfo(np.int64).min]])  # what NaN becomes in micro-units
+    with pytest.raises(ValueError, match=r"outside the bounds \+-100000000 \(NaN or overflow"):
+        encoder.encode(result(nan_micros), TS)
+    encoder.encode(result(np.array([[100_000_000, -100_000_000]])), TS)  # the bounds themselves
+
+
+def test_bounds_beyond_exact_six_decimals_are_refused() -> None:
+    assert pytest.approx(9.007e9, rel=1e-3) == EXACT_MAX_ABS
+    BodyEncoder(["a"], ["00000000"], (), max_abs_value=EXACT_MAX_ABS)
+    for bound in (1e10, 1e12, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="6 exact decimals"):
+            BodyEncoder(["a"], ["00000000"], (), max_abs_value=bound)

@@ -27,6 +27,11 @@ kubelet, so the operator never needs the values):
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# Producer pods: read only, so status can name pods that cannot run (CrashLoopBackOff,
+# ImagePullBackOff, OOMKilled, Unschedulable). The operator never creates or changes pods.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
 # Warning events about a SensorSimulation (kubectl describe sensim).
 - apiGroups: [""]
   resources: ["events"]

@@ -1,0 +1,202 @@
+"""Continuity benchmark: what checkpoints cost, and the pause of a handover (a script).
+
+(a) The project's producer (engine, encoder, Kafka sink) into a real broker as fast as it goes
+    (``SIMULATION_INTERVAL_MS=0``), alternating runs with the default CHECKPOINT_INTERVAL_MS
+    and with checkpoints off (``0``), from the first cycle to the last acknowledgement and the
+    final checkpoint; and what one checkpoint of the fleet costs (export, encode, bytes).
+(b) A handover as the operator would do it on a scale 2 -> 3: two producer processes get
+    SIGTERM, three start once both have exited. The pause a machine sees is the longest gap
+    between two of its consecutive records' send times (Kafka CreateTime).
+
+    python bench/continuity_bench.py                        # on a broker it starts
+    python bench/continuity_bench.py --bootstrap 127.0.0.1:9092
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from domain.machine_ids import machine_ids
+from producer.app import ProducerApp
+from producer.checkpoint_codec import encode_machines
+from producer.engine import SimulationEngine
+from producer.reference_data import load_profile
+from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
+from tests.infra.kafka import KafkaBroker
+
+DEFAULT_INTERVAL_MS = ProducerSettings.model_fields["checkpoint_interval_ms"].default
+
+
+def run(bootstrap: str, records: int, machines: int, checkpoint_ms: int) -> tuple[float, int]:
+    """Records/s end to end, and the checkpoints written."""
+    settings = ProducerSettings(
+        kafka_bootstrap_servers=bootstrap,
+        kafka_topic=f"bench-continuity-{uuid.uuid4().hex[:8]}",
+        kafka_create_topic=True,
+        kafka_topic_partitions=6,
+        num_machines=machines,
+        simulation_interval_ms=0,
+        simulation_seed=1,
+        max_messages=records,
+        http_port=0,
+        checkpoint_interval_ms=checkpoint_ms,
+    )
+    app = ProducerApp(settings)
+    started = time.perf_counter()
+    summary = app.run()
+    elapsed = time.perf_counter() - started
+    if summary.delivered != records:
+        raise SystemExit(f"only {summary.delivered} of {records} records were delivered")
+    written = app.metrics.registry.get_sample_value("sensorsim_checkpoints_total") or 0
+    return records / elapsed, int(written)
+
+
+def one_checkpoint(machines: int) -> tuple[float, int]:
+    """Seconds to export and encode the fleet's state once, and its bytes."""
+    profile = load_profile(DEFAULT_DATA_FILE, 20)
+    settings = ProducerSettings()
+    engine = SimulationEngine(
+        profile, settings.failure_model, first_machine=0, count=machines, seed=1,
+        simulation_name="bench", model=settings.simulation_model,
+    )  # fmt: skip
+    engine.step()
+    ids = machine_ids("bench", range(machines))
+    rows = np.arange(machines)
+    started = time.perf_counter()
+    records = encode_machines(
+        "bench", ids, [1] * machines, model=settings.simulation_model.value, fingerprint="0" * 16,
+        state=engine.export_state(rows),
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    return elapsed, sum(len(k) + len(v) for k, v in records)
+
+
+def start_shards(env: dict[str, str], shards: int) -> list[subprocess.Popen[str]]:
+    """Producer processes for every shard; returns once each says it is simulating."""
+    processes = []
+    for index in range(shards):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "producer"],
+            env={**env, "SHARD_COUNT": str(shards), "SHARD_INDEX": str(index)},
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        processes.append(process)
+    for process in processes:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "simulating machines" in line:
+                break
+        else:
+            raise SystemExit(f"a producer exited early (code {process.wait()})")
+    return processes
+
+
+def stop(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.communicate(timeout=60)
+        if process.returncode != 0:
+            raise SystemExit(f"a producer exited with {process.returncode}")
+
+
+def handover(bootstrap: str, machines: int, interval_ms: int, seconds: float) -> list[float]:
+    """Per machine, the longest gap (s) between consecutive records around a 2 -> 3 handover."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    topic = f"bench-handover-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic, "KAFKA_CREATE_TOPIC": "true",
+        "NUM_MACHINES": str(machines), "SIMULATION_INTERVAL_MS": str(interval_ms),
+        "SIMULATION_SEED": "1", "HTTP_PORT": "0", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    before = start_shards(env, 2)
+    time.sleep(seconds)
+    stop(before)
+    after = start_shards(env, 3)
+    time.sleep(seconds)
+    stop(after)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    total = sum(consumer.end_offsets(partitions).values())
+    sent: dict[bytes, list[int]] = {}
+    seen = 0
+    while seen < total:
+        for batch in consumer.poll(timeout_ms=1000).values():
+            for record in batch:
+                sent.setdefault(record.key, []).append(record.timestamp)
+                seen += 1
+    consumer.close()
+    return [max(np.diff(np.array(times))) / 1000 for times in sent.values()]
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bootstrap", help="Kafka bootstrap address (default: start a broker)")
+    parser.add_argument("--records", type=int, default=1_000_000, help="records per run")
+    parser.add_argument("--machines", type=int, default=10_000, help="fleet size")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs of each; median")
+    parser.add_argument("--cpu", type=int, default=0, help="CPU to pin to (-1: do not pin)")
+    parser.add_argument("--skip-a", action="store_true", help="only the handover (b)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    with contextlib.ExitStack() as stack:
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            broker = KafkaBroker(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+            stack.callback(broker.destroy)
+            broker.start()
+            bootstrap = broker.bootstrap
+        pauses = handover(bootstrap, 1000, 100, 5.0)  # before pinning: 5 processes
+        print(f"(b) handover 2 -> 3 shards, 1,000 machines at 100 ms: pause per machine "
+              f"median {median(pauses):.2f} s, max {max(pauses):.2f} s")  # fmt: skip
+        if args.skip_a:
+            return 0
+        if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {args.cpu})
+        seconds, size = one_checkpoint(args.machines)
+        print(f"(a) one checkpoint of {args.machines:,} machines: export+encode "
+              f"{seconds * 1000:.0f} ms, {size / 1e6:.1f} MB to the state topic")  # fmt: skip
+        print(f"end to end, {args.records:,} records, {args.machines:,} machines, "
+              f"{args.repeat} alternating runs")  # fmt: skip
+        with_cp: list[float] = []
+        without: list[float] = []
+        written = []
+        for _ in range(args.repeat):
+            rate, count = run(bootstrap, args.records, args.machines, DEFAULT_INTERVAL_MS)
+            with_cp.append(rate)
+            written.append(count)
+            without.append(run(bootstrap, args.records, args.machines, 0)[0])
+        runs = ", ".join(f"{r:,.0f}" for r in with_cp)
+        print(f"checkpoints every {DEFAULT_INTERVAL_MS} ms | {median(with_cp):>9,.0f} rec/s | "
+              f"{runs} | checkpoints written {written}")  # fmt: skip
+        runs = ", ".join(f"{r:,.0f}" for r in without)
+        print(f"no checkpoints              | {median(without):>9,.0f} rec/s | {runs}")
+        print(f"ratio with / without (medians): {median(with_cp) / median(without):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,465 @@
+"""The producer's configuration contract: every setting written once.
+
+Each :class:`Setting` holds a variable's name, default, bounds, pattern, choices, extra rules and
+meaning. Everything else is derived from this table:
+
+* ``producer/settings.py`` builds its pydantic-settings fields from it (``Setting.field``) and
+  checks its patterns and rules with ``Setting.problem``;
+* the SensorSimulation CRD takes the same bounds, enums and rules (``Setting.spec_field`` gives
+  pydantic ``Field`` arguments for the spec, and each rule carries its CEL expression), so the
+  API server refuses what the producer would refuse;
+* the operator writes the pod environment under these names (``Setting.render``);
+* the README's variable table is generated from it (``markdown_table``) and checked by a test.
+
+Adding a setting is one entry here (plus its typed field in ``ProducerSettings``, which a test
+insists on). Rules are written as CEL and as a Python predicate side by side; tests put the
+same values to the real API server and to the producer's settings, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, Literal, get_args
+
+from pydantic import Field
+from pydantic.config import JsonDict, JsonValue
+
+from domain.messages import MessageFormat
+from domain.simulation_model import DEFAULT_PERSISTENCE, SimulationModel
+
+# --- enums --------------------------------------------------------------------------------------
+
+
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+Acks = Literal["all", "1", "0"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
+
+# --- limits -------------------------------------------------------------------------------------
+
+MAX_SIMULATION_MACHINES: Final = 10_000_000
+"""Machines in one simulation (over all shards). Machine ids exist for 2**32 machines; this bound
+catches a typo (an extra zero or three) before it asks a cluster for terabytes."""
+MAX_SHARDS: Final = 1024
+MAX_SENSORS: Final = 1000
+MAX_INTERVAL_MS: Final = 86_400_000  # one day
+MAX_EPISODE_CYCLES: Final = 1_000_000
+MAX_PARTITIONS: Final = 100_000
+MAX_SEED: Final = 2**64 - 1
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+"""The API server holds schema bounds and integers as float64/int64: larger seeds cannot be
+written in a SensorSimulation (the producer takes any 64-bit seed)."""
+BUNDLED_SENSOR_COLUMNS: Final = 20
+"""'Sensor <n>' columns of the bundled data/data_sensors.csv (a test reads the file)."""
+
+# Kafka topic names: legal characters, and not the names Kafka refuses or keeps for itself.
+TOPIC_PATTERN: Final = r"^[A-Za-z0-9._-]+$"
+# host:port with a port of 1-65535; hosts are names, IPv4 addresses or bracketed IPv6 addresses.
+HOST_PATTERN: Final = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?)"
+PORT_PATTERN: Final = (
+    r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+SERVER_PATTERN: Final = f"^{HOST_PATTERN}:{PORT_PATTERN}$"
+SERVERS_PATTERN: Final = f"^{HOST_PATTERN}:{PORT_PATTERN}(,{HOST_PATTERN}:{PORT_PATTERN})*$"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A check beyond bounds and pattern, as CEL (for the API server, ``self`` is the value) and
+    as a Python predicate (for the producer), with the message both give."""
+
+    cel: str
+    check: Callable[[Any], bool]
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One producer setting (an environment variable)."""
+
+    env: str
+    default: Any
+    description: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    pattern_message: str = ""
+    choices: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    api_le: float | None = None
+    """A narrower upper bound where the Kubernetes API cannot hold the full range."""
+    shown_default: str | None = None
+    secret: bool = False
+
+    @property
+    def name(self) -> str:
+        """The Python field name (the variable in lower case)."""
+        return self.env.lower()
+
+    def _bounds(self, *, api: bool) -> dict[str, Any]:
+        bounds = {
+            "ge": self.ge,
+            "gt": self.gt,
+            "le": self.api_le if api and self.api_le is not None else self.le,
+            "lt": self.lt,
+            "min_length": self.min_length,
+            "max_length": self.max_length,
+        }
+        return {key: value for key, value in bounds.items() if value is not None}
+
+    def field(self) -> Any:
+        """The pydantic ``Field`` of the producer's setting (patterns and rules are checked by
+        :meth:`problem`, so their messages are the contract's own)."""
+        return Field(self.default, description=self.description, **self._bounds(api=False))
+
+    def spec_field(self, description: str, *, required: bool = False, **extra: Any) -> Any:
+        """The pydantic ``Field`` of the SensorSimulation spec field carrying this setting:
+        the same default (unless ``required``) and bounds (narrowed by ``api_le``), and the
+        pattern and rules as CEL ``x-kubernetes-validations`` with the contract's messages."""
+        validations: list[JsonValue] = list(self.cel_validations())
+        schema_extra: JsonDict | None = (
+            {"x-kubernetes-validations": validations} if validations else None
+        )
+        return Field(
+            ... if required else self.default,
+            description=description,
+            json_schema_extra=schema_extra,
+            **self._bounds(api=True),
+            **extra,
+        )
+
+    def cel_validations(self) -> list[JsonDict]:
+        """The pattern and rules as ``x-kubernetes-validations`` entries."""
+        found: list[JsonDict] = []
+        if self.pattern is not None:
+            found.append(
+                {"rule": f"self.matches(r'{self.pattern}')", "message": self.pattern_message}
+            )
+        found.extend({"rule": rule.cel, "message": rule.message} for rule in self.rules)
+        return found
+
+    def validate(self, value: Any) -> Any:
+        """``value`` if :meth:`problem` finds nothing, else ValueError (a pydantic validator)."""
+        problem = self.problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` by this setting's pattern and rules (None = fine)."""
+        if (
+            self.pattern is not None
+            and isinstance(value, str)
+            and re.fullmatch(self.pattern, value) is None
+        ):
+            return self.pattern_message
+        for rule in self.rules:
+            if not rule.check(value):
+                return rule.message
+        return None
+
+    def render(self, value: Any) -> str:
+        """``value`` as this variable's text in a pod's environment."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, StrEnum):
+            return value.value
+        if isinstance(value, float):
+            return repr(value)
+        return str(value)
+
+    def shown(self) -> str:
+        """The default as the docs show it."""
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.default is None:
+            return "unset"
+        return self.render(self.default)
+
+
+def _values(enum: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(member.value for member in enum)
+
+
+def _text(literal: Any) -> tuple[str, ...]:
+    return tuple(str(value) for value in get_args(literal))
+
+
+_TOPIC_RULES: Final = (
+    Rule(
+        cel="self != '.' && self != '..'",
+        check=lambda value: value not in {".", ".."},
+        message="'.' and '..' are not valid Kafka topic names",
+    ),
+    Rule(
+        cel="!self.startsWith('__')",
+        check=lambda value: not str(value).startswith("__"),
+        message=(
+            "topics starting with '__' are Kafka's internal topics (e.g. __consumer_offsets): "
+            "choose another name"
+        ),
+    ),
+)
+
+
+def _topic_setting(env: str, default: str | None, description: str) -> Setting:
+    """A Kafka topic name: what Kafka accepts, less what the producer must not write to."""
+    return Setting(
+        env,
+        default,
+        description,
+        min_length=1,
+        max_length=249,
+        pattern=TOPIC_PATTERN,
+        pattern_message="must be 1-249 characters of A-Z a-z 0-9 . _ -",
+        rules=_TOPIC_RULES,
+    )
+
+
+SETTINGS: Final[tuple[Setting, ...]] = (
+    # Kafka target (original names and defaults)
+    Setting(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "localhost:9092",
+        "Comma-separated host:port list of Kafka brokers.",
+        min_length=1,
+        max_length=2048,
+        pattern=SERVERS_PATTERN,
+        pattern_message=(
+            "must be a comma-separated list of host:port with a port of 1-65535 "
+            "(no scheme such as PLAINTEXT://)"
+        ),
+    ),
+    _topic_setting("KAFKA_TOPIC", "sensor-data", "Topic the readings are published to."),
+    # Simulation (original names and defaults)
+    Setting(
+        "NUM_SENSORS",
+        20,
+        "Use the first N 'Sensor <n>' columns of the data (unset: all of a narrower file).",
+        ge=1,
+        le=MAX_SENSORS,
+    ),
+    Setting(
+        "SIMULATION_INTERVAL_MS",
+        1000,
+        "Cycle period in ms (0 = as fast as possible).",
+        ge=0,
+        le=MAX_INTERVAL_MS,
+    ),
+    Setting(
+        "SENSOR_DATA_FILE",
+        None,  # the producer fills in the bundled file's path
+        "Reference CSV (default: the bundled data set).",
+        shown_default="data/data_sensors.csv (bundled)",
+    ),
+    # Fleet
+    Setting("NUM_MACHINES", 1, "Machines in the simulation.", ge=1, le=MAX_SIMULATION_MACHINES),
+    Setting("SHARD_INDEX", 0, "This process's shard (0-based).", ge=0, lt=MAX_SHARDS),
+    Setting("SHARD_COUNT", 1, "Number of shards the machines are split into.", ge=1, le=MAX_SHARDS),
+    Setting(
+        "SIMULATION_SEED",
+        None,
+        "Seed for reproducible output (unset = random).",
+        ge=0,
+        le=MAX_SEED,
+        api_le=MAX_SAFE_INTEGER,
+    ),
+    Setting(
+        "SIMULATION_NAME",
+        "sensorsim",
+        "Name keying machine ids and carried in a record header.",
+        min_length=1,
+        max_length=253,
+    ),
+    Setting(
+        "SIMULATION_MODEL",
+        SimulationModel.LEARNED,
+        "learned (the reference's distributions and dependence) or original.",
+        choices=_values(SimulationModel),
+    ),
+    Setting(
+        "SIMULATION_PERSISTENCE",
+        DEFAULT_PERSISTENCE,
+        "Per-cycle autocorrelation of the learned model's readings (0..<1).",
+        ge=0.0,
+        lt=1.0,
+    ),
+    # Failure model
+    Setting(
+        "FAILURE_PROBABILITY",
+        0.05,
+        "Chance per cycle that a healthy machine starts failing.",
+        ge=0.0,
+        le=1.0,
+    ),
+    Setting(
+        "FAILURE_MIN_CYCLES",
+        30,
+        "Shortest failure episode (cycles).",
+        ge=1,
+        le=MAX_EPISODE_CYCLES,
+    ),
+    Setting(
+        "FAILURE_MAX_CYCLES",
+        60,
+        "Longest failure episode (cycles).",
+        ge=1,
+        le=MAX_EPISODE_CYCLES,
+    ),
+    Setting(
+        "FAILURE_RAMP_CYCLES",
+        10,
+        "Cycles over which a failure sets in linearly (0 = at once).",
+        ge=0,
+        le=MAX_EPISODE_CYCLES,
+    ),
+    # Kafka client
+    Setting(
+        "KAFKA_SECURITY_PROTOCOL",
+        SecurityProtocol.PLAINTEXT,
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+        choices=_values(SecurityProtocol),
+    ),
+    Setting(
+        "KAFKA_SASL_MECHANISM",
+        None,
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols).",
+        choices=_values(SaslMechanism),
+    ),
+    Setting("KAFKA_SASL_USERNAME", None, "SASL user name.", secret=True),
+    Setting("KAFKA_SASL_PASSWORD", None, "SASL password.", secret=True),
+    Setting("KAFKA_SSL_CAFILE", None, "CA bundle to verify the brokers."),
+    Setting(
+        "KAFKA_COMPRESSION_TYPE",
+        "none",
+        "Batch compression: none, gzip, snappy, lz4 or zstd.",
+        choices=_text(Compression),
+    ),
+    Setting("KAFKA_LINGER_MS", 5, "Producer linger (ms).", ge=0, le=60_000),
+    Setting("KAFKA_BATCH_SIZE", 65536, "Producer batch size (bytes).", ge=1, le=64 * 1024 * 1024),
+    Setting(
+        "KAFKA_ACKS",
+        "all",
+        "all (idempotent), 1 or 0 (both disable idempotence).",
+        choices=_text(Acks),
+    ),
+    Setting("KAFKA_CREATE_TOPIC", False, "Create the topic at start if missing."),
+    Setting(
+        "KAFKA_ALLOW_COMPACTED_TOPIC",
+        False,
+        "Accept a topic with cleanup.policy=compact (keeps one record per key).",
+    ),
+    Setting(
+        "KAFKA_TOPIC_PARTITIONS",
+        6,
+        "Partitions when the topic is created.",
+        ge=1,
+        le=MAX_PARTITIONS,
+    ),
+    Setting(
+        "KAFKA_CONNECT_TIMEOUT_MS",
+        15_000,
+        "How long to try to reach the brokers at start.",
+        ge=100,
+    ),
+    Setting(
+        "KAFKA_DELIVERY_TIMEOUT_MS",
+        120_000,
+        "How long a record may wait for acknowledgement.",
+        ge=1000,
+    ),
+    Setting(
+        "KAFKA_MAX_PENDING_RECORDS",
+        200_000,
+        "Unacknowledged records before the cycle loop waits.",
+        ge=1,
+    ),
+    # Continuity (docs/continuity.md)
+    _topic_setting(
+        "KAFKA_STATE_TOPIC",
+        None,
+        "Compacted topic of the machines' checkpoints (default: KAFKA_TOPIC-state).",
+    ),
+    Setting(
+        "CHECKPOINT_INTERVAL_MS",
+        10_000,
+        "How often each machine's state is checkpointed (0 = no continuity).",
+        ge=0,
+        le=86_400_000,
+    ),
+    Setting(
+        "CATCH_UP_MAX_CYCLES",
+        600,
+        "Missed cycles re-emitted after a restart; beyond, the producer skips ahead.",
+        ge=0,
+    ),
+    Setting(
+        "SIMULATION_EPOCH",
+        None,
+        "When cycle 0 was due, ISO-8601 with offset (unset = kept in the state topic).",
+    ),
+    # Output and operations
+    Setting(
+        "MESSAGE_FORMAT",
+        MessageFormat.ORIGINAL,
+        "original (the compatible body) or extended.",
+        choices=_values(MessageFormat),
+    ),
+    Setting("MAX_MESSAGES", None, "Stop after this many records from this process.", ge=1),
+    Setting("DURATION_SECONDS", None, "Stop after this many seconds.", gt=0),
+    Setting(
+        "HTTP_PORT",
+        8080,
+        "Port of /healthz, /readyz, /metrics (0 disables).",
+        ge=0,
+        le=65535,
+    ),
+    Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", choices=_text(LogLevel)),
+    Setting("LOG_FORMAT", "text", "text or json lines.", choices=_text(LogFormat)),
+)
+
+BY_ENV: Final[Mapping[str, Setting]] = {setting.env: setting for setting in SETTINGS}
+
+
+def setting(env: str) -> Setting:
+    """The setting named ``env`` (a KeyError names a setting the contract does not have)."""
+    return BY_ENV[env]
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    variable: str
+    default: str
+    meaning: str = field(default="")
+
+
+def table_rows() -> list[TableRow]:
+    """(variable, default as shown, meaning) of every setting, in contract order."""
+    return [TableRow(s.env, s.shown(), s.description) for s in SETTINGS]
+
+
+def markdown_table() -> str:
+    """The README's variable table."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{row.variable}` | {row.default} | {row.meaning} |" for row in table_rows()]
+    return "\n".join(lines)

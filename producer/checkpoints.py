@@ -1,0 +1,259 @@
+"""The state topic: a compacted Kafka topic holding each machine's latest checkpoint.
+
+Everything goes to partition 0 of the topic (it is created with one partition): the
+simulation records must be totally ordered for "the lowest offset wins" to mean the same
+thing to every producer, and a single partition is read back fastest. The topic is created
+with ``cleanup.policy=compact`` when missing; an existing topic with any other policy is
+refused, since ``delete`` would drop the simulation record and idle machines' checkpoints after
+``retention.ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from producer.checkpoint_codec import (
+    CheckpointFormatError,
+    MachineCheckpoint,
+    SimulationRecord,
+    decode_machine,
+    decode_simulation,
+    encode_simulation,
+    is_machine,
+    parse_key,
+    simulation_key,
+)
+from producer.errors import BrokerError
+from producer.kafka_sink import ADMIN_KEYS, client_config
+from producer.settings import ProducerSettings
+
+log = logging.getLogger(__name__)
+
+STATE_PARTITION = 0
+STATE_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    # Small segments and an eager cleaner keep the topic near one record per machine, so a
+    # restart reads little; the active segment is never compacted.
+    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+_STATE_LINGER_MS = 50
+_CONNECTION_KEYS = (*ADMIN_KEYS, "reconnect_backoff_max_ms")
+
+
+@dataclass
+class StateSnapshot:
+    """What the state topic holds for one simulation, read up to its end."""
+
+    simulations: list[SimulationRecord] = field(default_factory=list)
+    """Proposals in offset order: the first is the simulation's."""
+    machines: dict[str, MachineCheckpoint] = field(default_factory=dict)
+    """Latest checkpoint per machine id (of the machines asked for)."""
+
+
+class StateTopic:
+    """Reads and writes one simulation's records in the state topic."""
+
+    def __init__(self, settings: ProducerSettings, topic: str) -> None:
+        self._settings = settings
+        self.topic = topic
+        self._simulation = settings.simulation_name
+        config = client_config(settings)
+        self._connection = {k: config[k] for k in _CONNECTION_KEYS if k in config}
+        self._producer_config = {
+            **config,
+            "client_id": f"{config['client_id']}-state",
+            "linger_ms": _STATE_LINGER_MS,
+            # kafka-python requires delivery >= linger + request timeout, with this linger too
+            "request_timeout_ms": min(
+                config["request_timeout_ms"],
+                settings.kafka_delivery_timeout_ms - _STATE_LINGER_MS,
+            ),
+            "compression_type": None,
+        }
+        self._producer: Any = None
+        self._lock = threading.Lock()
+        self.written = 0
+        self.failed = 0
+        self.last_error = ""
+
+    # -- topic -------------------------------------------------------------------------------
+    def ensure(self) -> None:
+        """Create the topic (compacted) if missing; refuse one that is not compacted."""
+        from kafka import KafkaAdminClient  # noqa: PLC0415
+        from kafka.admin import ConfigResource, ConfigResourceType  # noqa: PLC0415
+        from kafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: PLC0415
+
+        admin = self._call(lambda: KafkaAdminClient(**self._admin_config()))
+        try:
+            try:
+                admin.create_topics(
+                    {self.topic: {"num_partitions": 1, "configs": STATE_TOPIC_CONFIG}},
+                    wait_for_metadata=True,
+                )
+                log.info("created state topic %r (cleanup.policy=compact)", self.topic)
+                return
+            except TopicAlreadyExistsError:
+                pass
+            resource = ConfigResource(ConfigResourceType.TOPIC, self.topic, ["cleanup.policy"])
+            described = admin.describe_configs([resource], config_filter="all")
+        except KafkaError as exc:
+            raise BrokerError(
+                f"state topic {self.topic!r}: cannot create or describe it ({type(exc).__name__}: "
+                f"{exc}); check the broker's ACLs or set KAFKA_STATE_TOPIC"
+            ) from None
+        finally:
+            admin.close()
+        policy = _config_value(described, self.topic, "cleanup.policy")
+        if policy != "compact":
+            raise BrokerError(
+                f"state topic {self.topic!r} has cleanup.policy={policy}, not compact: its "
+                "checkpoints would be deleted after retention.ms. Set it with kafka-configs.sh "
+                f"--alter --entity-type topics --entity-name {self.topic} --add-config "
+                "cleanup.policy=compact, or choose another KAFKA_STATE_TOPIC"
+            )
+        log.info("state topic %r exists (cleanup.policy=compact)", self.topic)
+
+    def _admin_config(self) -> dict[str, Any]:
+        return {k: v for k, v in self._connection.items() if k in ADMIN_KEYS}
+
+    def _call(self, make: Callable[[], Any]) -> Any:
+        from kafka.errors import KafkaError  # noqa: PLC0415
+
+        try:
+            return make()
+        except KafkaError as exc:
+            raise BrokerError(
+                f"state topic {self.topic!r}: cannot reach Kafka at "
+                f"{self._settings.kafka_bootstrap_servers} ({type(exc).__name__}: {exc})"
+            ) from None
+
+    # -- reading -----------------------------------------------------------------------------
+    def read(self, machine_ids: set[str]) -> StateSnapshot:
+        """Every simulation record of this simulation and the latest checkpoint of each of
+        ``machine_ids``, reading the topic from its beginning to its current end."""
+        from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+        consumer = self._call(
+            lambda: KafkaConsumer(
+                **self._connection,
+                enable_auto_commit=False,
+                group_id=None,
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+            )
+        )
+        snapshot = StateSnapshot()
+        try:
+            partition = TopicPartition(self.topic, STATE_PARTITION)
+            consumer.assign([partition])
+            consumer.seek_to_beginning(partition)
+            end = consumer.end_offsets([partition])[partition]
+            deadline = time.monotonic() + self._settings.kafka_connect_timeout_ms / 1000 + 120
+            while consumer.position(partition) < end:
+                if time.monotonic() > deadline:
+                    raise BrokerError(
+                        f"state topic {self.topic!r}: could not read it to offset {end} in time"
+                    )
+                for records in consumer.poll(timeout_ms=1000).values():
+                    for record in records:
+                        self._take(record.key, record.value, record.offset, machine_ids, snapshot)
+        finally:
+            consumer.close()
+        return snapshot
+
+    def _take(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        offset: int,
+        machine_ids: set[str],
+        snapshot: StateSnapshot,
+    ) -> None:
+        parsed = parse_key(key)
+        if parsed is None:
+            raise BrokerError(
+                f"state topic {self.topic!r} offset {offset}: key {key!r} is not a sensorsim "
+                "checkpoint key; is KAFKA_STATE_TOPIC another application's topic?"
+            )
+        simulation, kind, name = parsed
+        if simulation != self._simulation or (is_machine(kind) and name not in machine_ids):
+            return
+        try:
+            if is_machine(kind):
+                snapshot.machines[name] = decode_machine(value)  # type: ignore[arg-type]
+            else:
+                snapshot.simulations.append(decode_simulation(value))  # type: ignore[arg-type]
+        except CheckpointFormatError as exc:
+            raise BrokerError(
+                f"state topic {self.topic!r} offset {offset} (key {key!r}): unreadable "
+                f"checkpoint: {exc}; delete the record's key or choose another KAFKA_STATE_TOPIC"
+            ) from None
+
+    # -- writing -----------------------------------------------------------------------------
+    def _ensure_producer(self) -> Any:
+        if self._producer is None:
+            from kafka import KafkaProducer  # noqa: PLC0415
+
+            self._producer = self._call(lambda: KafkaProducer(**self._producer_config))
+        return self._producer
+
+    def propose(self, record: SimulationRecord, proposal: str) -> None:
+        """Write a proposal of the simulation's epoch and seed and wait for it."""
+        producer = self._ensure_producer()
+        key = simulation_key(record.simulation, proposal)
+        future = producer.send(
+            self.topic, key=key, value=encode_simulation(record), partition=STATE_PARTITION
+        )
+        try:
+            future.get(timeout=self._settings.kafka_connect_timeout_ms / 1000)
+        except Exception as exc:
+            raise BrokerError(
+                f"state topic {self.topic!r}: cannot write the simulation record ({exc})"
+            ) from None
+
+    def write(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Hand checkpoint records to the producer (acknowledged in the background)."""
+        producer = self._ensure_producer()
+        for key, value in records:
+            future = producer.send(self.topic, key=key, value=value, partition=STATE_PARTITION)
+            future.add_callback(self._on_written)
+            future.add_errback(self._on_error)
+
+    def _on_written(self, _metadata: object) -> None:
+        with self._lock:
+            self.written += 1
+
+    def _on_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self.failed += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.failed == 1:
+            log.error("checkpoint write failed: %s", self.last_error)
+
+    def flush(self, timeout: float) -> bool:
+        from kafka.errors import KafkaTimeoutError  # noqa: PLC0415
+
+        try:
+            if self._producer is not None:
+                self._producer.flush(timeout=timeout)
+        except KafkaTimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+
+
+def _config_value(described: Any, topic: str, name: str) -> str:
+    """The value of ``name`` in kafka-python's describe_configs answer for ``topic``."""
+    entry = described.get("topic", {}).get(topic, {}).get(name, {})
+    value = entry.get("value") if isinstance(entry, dict) else entry
+    return str(value) if value is not None else "unknown"

@@ -1,0 +1,288 @@
+"""Fit the ``learned`` simulation model from reference rows (pure numpy, no I/O).
+
+The model is a Gaussian copula in time:
+
+* every sensor's marginal is its reference rows' distribution, read through a monotone
+  quantile function (linear between order statistics, short linear tails), so bounded sensors
+  stay bounded, skewed ones stay skewed and two-mode ones keep both modes;
+* the dependence between sensors is a latent normal vector with correlation ``R``, chosen so
+  that the sensors' rank (Spearman) correlations are the reference's: for a Gaussian copula
+  ``spearman = 6/pi * asin(r/2)``, so ``r = 2 sin(pi/6 * spearman)``, projected onto the
+  nearest valid correlation matrix;
+* in time, the latent vector is an AR(1) process ``z' = rho z + sqrt(1-rho^2) L eps`` with
+  ``L L^T = R``, whose stationary law is exactly ``N(0, R)``: the readings are persistent and
+  their joint distribution at any cycle is the reference's.
+
+A failure type has its own marginals and latent correlation ``R_t`` (shrunk toward the normal
+``R`` when the type has few rows: weight ``n / (n + sensors)`` on its own estimate). The latent
+state of a failing machine is mapped through ``A_t = L_t L^-1`` (lower triangular, the identity
+when ``R_t = R``), so ``A_t z ~ N(0, R_t)``: the same persistent process, seen through the
+type's dependence and marginals. With the episode's progress ``w`` the reading is
+``(1-w) Q(z) + w Q_t(A_t z)``: both terms are persistent and ``w`` moves by ``1/ramp`` per
+cycle, so readings move continuously into a failure and back out of it.
+
+Quantile functions are stored as tables over a fixed grid of the latent value, so mapping a
+latent value to a reading is two gathers, a multiply and an add (bit-identical on every CPU).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+GRID_LIMIT = 5.0
+"""The latent grid covers [-5, 5]; latent values beyond are read at the edge."""
+GRID_CELLS = 2048
+MIN_TYPE_ROWS = 3
+"""A failure type with fewer rows keeps the normal shape, shifted to the rows' mean."""
+_TAIL_POINTS = 5
+"""The tails extend the outermost order statistic by the mean spacing of this many."""
+_MIN_EIGENVALUE = 1e-6
+_DIGITS = 12
+"""Fitted matrices are rounded to this many decimals: LAPACK and BLAS may differ in the last
+bits between CPUs, and the stream should not."""
+_NORMAL = NormalDist()
+
+_GRID = np.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_CELLS + 1)
+_GRID_P = np.array([_NORMAL.cdf(float(z)) for z in _GRID])
+
+
+@dataclass(frozen=True, eq=False)
+class QuantileTable:
+    """Per-sensor readings on the latent grid: ``base[j, g]`` at grid point ``g`` and the slope
+    ``step[j, g]`` to the next point, flattened for gathers."""
+
+    base: FloatArray
+    """Shape (sensors * GRID_CELLS,)."""
+    step: FloatArray
+    minimum: FloatArray
+    maximum: FloatArray
+
+    @classmethod
+    def from_grid(cls, values: FloatArray) -> QuantileTable:
+        """``values``: shape (sensors, GRID_CELLS + 1), non-decreasing along the grid."""
+        return cls(
+            base=np.ascontiguousarray(values[:, :-1]).ravel(),
+            step=np.ascontiguousarray(np.diff(values, axis=1)).ravel(),
+            minimum=values[:, 0].copy(),
+            maximum=values[:, -1].copy(),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class FailureShape:
+    """One failure type's marginals and how the latent state is seen through it."""
+
+    table: QuantileTable
+    mix: FloatArray
+    """``A_t``: lower triangular, shape (sensors, sensors)."""
+    own_weight: float
+    """Weight of the type's own dependence estimate against the normal one (0..1)."""
+    rows: int
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedModel:
+    """Everything the engine needs to run the ``learned`` model."""
+
+    normal: QuantileTable
+    correlation: FloatArray
+    """Latent correlation ``R`` of the normal rows."""
+    cholesky: FloatArray
+    """``L`` with ``L L^T = R``."""
+    failures: tuple[FailureShape, ...]
+    constant: npt.NDArray[np.bool_]
+    """Sensors whose normal rows all have one value (they stay at it)."""
+
+    @property
+    def num_sensors(self) -> int:
+        return int(self.correlation.shape[0])
+
+
+def quantile_grid(column: FloatArray) -> FloatArray:
+    """Readings of one sensor at the latent grid points (non-decreasing).
+
+    Order statistics sit at probabilities ``(i - 0.5)/n``; below the first and above the last
+    the function goes on linearly to the extreme probabilities 0 and 1, extending the range by
+    the mean spacing of the outermost order statistics.
+
+    >>> grid = quantile_grid(np.array([0.0, 1.0, 2.0, 3.0]))
+    >>> float(grid[0]), float(grid[GRID_CELLS // 2]), float(grid[-1])
+    (-1.0, 1.5, 4.0)
+    """
+    values = np.sort(column)
+    n = len(values)
+    k = min(n, _TAIL_POINTS)
+    low_spacing = (values[k - 1] - values[0]) / max(k - 1, 1)
+    high_spacing = (values[-1] - values[n - k]) / max(k - 1, 1)
+    probabilities = np.concatenate([[0.0], (np.arange(n) + 0.5) / n, [1.0]])
+    points = np.concatenate([[values[0] - low_spacing], values, [values[-1] + high_spacing]])
+    grid: FloatArray = np.interp(_GRID_P, probabilities, points)
+    return grid
+
+
+def _average_ranks(column: FloatArray) -> FloatArray:
+    """Ranks 1..n, ties sharing their average rank."""
+    order = np.argsort(column, kind="stable")
+    sorted_values = column[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]]))
+    ends = np.concatenate([starts[1:], [len(column)]])
+    average = (starts + ends + 1) / 2.0  # mean of the 1-based ranks start+1 .. end
+    ranks = np.empty(len(column))
+    ranks[order] = np.repeat(average, ends - starts)
+    return ranks
+
+
+def spearman(values: FloatArray) -> FloatArray:
+    """Rank correlation matrix of the columns; a constant column correlates 0 with the others."""
+    ranks = np.column_stack([_average_ranks(values[:, j]) for j in range(values.shape[1])])
+    centred = ranks - ranks.mean(axis=0)
+    norms = np.sqrt((centred**2).sum(axis=0))
+    safe = np.where(norms > 0, norms, 1.0)
+    scaled = centred / safe
+    matrix: FloatArray = scaled.T @ scaled
+    matrix[:, norms == 0] = 0.0
+    matrix[norms == 0, :] = 0.0
+    np.fill_diagonal(matrix, 1.0)
+    return np.clip(matrix, -1.0, 1.0)
+
+
+def nearest_correlation(matrix: FloatArray) -> FloatArray:
+    """A positive-definite correlation matrix close to a symmetric ``matrix`` (eigenvalues
+    clipped from below, then the diagonal rescaled to 1)."""
+    symmetric = (matrix + matrix.T) / 2.0
+    eigenvalues, vectors = np.linalg.eigh(symmetric)
+    clipped = np.maximum(eigenvalues, _MIN_EIGENVALUE)
+    rebuilt = (vectors * clipped) @ vectors.T
+    scale = np.sqrt(np.diag(rebuilt))
+    result: FloatArray = rebuilt / np.outer(scale, scale)
+    np.fill_diagonal(result, 1.0)
+    return result
+
+
+def latent_correlation(values: FloatArray) -> FloatArray:
+    """The latent normal correlation whose Gaussian copula has the rows' rank correlations."""
+    if len(values) < 2:
+        return np.eye(values.shape[1])
+    latent = 2.0 * np.sin(math.pi / 6.0 * spearman(values))
+    return nearest_correlation(latent)
+
+
+def _shrunk(own: FloatArray, target: FloatArray, weight: float) -> FloatArray:
+    return nearest_correlation(weight * own + (1.0 - weight) * target)
+
+
+def _rounded(matrix: npt.NDArray[np.floating[Any]]) -> FloatArray:
+    return np.asarray(np.round(matrix, _DIGITS), dtype=np.float64)
+
+
+def fit_learned_model(
+    normal_values: FloatArray, failure_values: tuple[FloatArray, ...]
+) -> LearnedModel:
+    """Fit marginals, dependence and failure shapes (see the module docstring).
+
+    ``normal_values``: shape (rows, sensors), at least 2 rows; ``failure_values``: one array of
+    shape (rows_t, sensors) per failure type, at least 1 row each.
+    """
+    sensors = normal_values.shape[1]
+    normal_grid = np.stack([quantile_grid(normal_values[:, j]) for j in range(sensors)])
+    constant = np.ptp(normal_values, axis=0) == 0
+    correlation = latent_correlation(normal_values)
+    cholesky = _rounded(np.linalg.cholesky(correlation))
+    inverse = np.linalg.inv(cholesky)
+
+    shapes = []
+    for rows in failure_values:
+        n = len(rows)
+        if n >= MIN_TYPE_ROWS:
+            grid = np.stack([quantile_grid(rows[:, j]) for j in range(sensors)])
+            weight = n / (n + sensors)
+            own = _shrunk(latent_correlation(rows), correlation, weight)
+        else:
+            # Too few rows for a shape: the normal shape, moved to the rows' mean.
+            grid = normal_grid + (rows.mean(axis=0) - normal_values.mean(axis=0))[:, None]
+            weight = 0.0
+            own = correlation
+        mix = _rounded(np.tril(np.linalg.cholesky(own) @ inverse))
+        shapes.append(
+            FailureShape(
+                table=QuantileTable.from_grid(grid),
+                mix=mix,
+                own_weight=weight,
+                rows=n,
+            )
+        )
+    return LearnedModel(
+        normal=QuantileTable.from_grid(normal_grid),
+        correlation=correlation,
+        cholesky=cholesky,
+        failures=tuple(shapes),
+        constant=constant,
+    )
+
+
+# -- evaluation on the hot path (sensor-major arrays: shape (sensors, machines)) ---------------
+_INV_CELL = GRID_CELLS / (2.0 * GRID_LIMIT)
+_LAST = GRID_CELLS - 1e-9
+
+
+_ROW_BY_ROW_FROM = 3000
+"""Machines from which the row-by-row product beats the column-by-column one (measured)."""
+
+
+def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatArray:
+    """``matrix @ vectors`` for a lower-triangular ``matrix`` and sensor-major ``vectors``.
+
+    Written as multiply-adds instead of a BLAS call: only IEEE multiplications and additions,
+    in the same order (``k = 0, 1, ..., j`` for output row ``j``) whichever of the two loops
+    runs, so every CPU gives the same bits whatever the number of machines. Many machines: row
+    by row (each row of machines stays in cache); few: column by column (fewer numpy calls).
+    """
+    sensors, machines = vectors.shape
+    # rows must be contiguous (a column gather such as ``a[:, index]`` comes out F-ordered)
+    vectors = np.ascontiguousarray(vectors)
+    if machines < _ROW_BY_ROW_FROM:
+        out: FloatArray = matrix[:, :1] * vectors[0]
+        for k in range(1, sensors):
+            out[k:] += matrix[k:, k : k + 1] * vectors[k]
+        return out
+    out = np.empty((sensors, machines))
+    term = np.empty(machines)
+    for j in range(sensors):
+        row = out[j]
+        np.multiply(vectors[0], matrix[j, 0], out=row)
+        for k in range(1, j + 1):
+            np.multiply(vectors[k], matrix[j, k], out=term)
+            row += term
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GridPosition:
+    """Where latent values fall on the grid: flat cell index and fraction within the cell."""
+
+    cell: npt.NDArray[np.intp]
+    fraction: FloatArray
+
+    @classmethod
+    def of(cls, latent: FloatArray) -> GridPosition:
+        position = latent + GRID_LIMIT
+        position *= _INV_CELL
+        np.clip(position, 0.0, _LAST, out=position)
+        cell = position.astype(np.intp)
+        position -= cell
+        cell += (np.arange(latent.shape[0], dtype=np.intp) * GRID_CELLS)[:, None]
+        return cls(cell, position)
+
+    def read(self, table: QuantileTable) -> FloatArray:
+        out: FloatArray = table.step[self.cell]
+        out *= self.fraction
+        out += table.base[self.cell]
+        return out

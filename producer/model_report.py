@@ -1,0 +1,78 @@
+"""What the learned model holds, as text (the ``profile`` command's second half)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from domain.simulation_model import FailureModel
+from producer.learned_model import GRID_CELLS, LearnedModel, spearman
+from producer.reference_data import ReferenceProfile
+
+_TOP_PAIRS = 8
+_TOP_SHIFTS = 4
+
+
+def _skewness(column: np.ndarray) -> float:
+    centred = column - column.mean()
+    spread = float(np.sqrt(np.mean(centred**2)))
+    return float(np.mean(centred**3) / spread**3) if spread > 0 else 0.0
+
+
+def describe_learned(profile: ReferenceProfile, model: LearnedModel, failures: FailureModel) -> str:
+    normal = profile.normal_values
+    names = profile.sensor_names
+    lines = [
+        "learned model (SIMULATION_MODEL=learned): each sensor's distribution is its normal "
+        "rows' (quantiles below), dependence is their rank correlation",
+        "",
+        f"{'sensor':<12} {'p1':>11} {'p25':>11} {'median':>11} {'p75':>11} {'p99':>11} "
+        f"{'skew':>6} {'range of readings':>25}",
+    ]
+    low = model.normal.base.reshape(-1, GRID_CELLS)[:, 0]
+    high = model.normal.maximum
+    for j, name in enumerate(names):
+        q = np.percentile(normal[:, j], [1, 25, 50, 75, 99])
+        note = " (constant)" if model.constant[j] else ""
+        lines.append(
+            f"{name:<12} {q[0]:>11.4g} {q[1]:>11.4g} {q[2]:>11.4g} {q[3]:>11.4g} {q[4]:>11.4g} "
+            f"{_skewness(normal[:, j]):>6.2f} {f'[{low[j]:.4g}, {high[j]:.4g}]':>25}{note}"
+        )
+    ranks = spearman(normal)
+    upper = np.triu_indices(len(names), k=1)
+    order = np.argsort(-np.abs(ranks[upper]), kind="stable")[:_TOP_PAIRS]
+    lines += ["", "strongest dependencies (Spearman rank correlation of the normal rows):"]
+    for index in order:
+        a, b = upper[0][index], upper[1][index]
+        lines.append(f"  {names[a]} ~ {names[b]}: {ranks[a, b]:+.3f}")
+    if not profile.failures_enabled:
+        return "\n".join(lines)
+
+    lines += ["", "failure types (shifts of the median, in normal interquartile ranges):"]
+    iqr = np.subtract(*np.percentile(normal, [75, 25], axis=0))
+    safe = np.where(iqr > 0, iqr, np.where(profile.std > 0, profile.std, 1.0))
+    for t, shape in enumerate(model.failures):
+        rows = profile.failure_values[t]
+        shift = (np.median(rows, axis=0) - np.median(normal, axis=0)) / safe
+        top = np.argsort(-np.abs(shift), kind="stable")[:_TOP_SHIFTS]
+        shown = ", ".join(f"{names[j]} {shift[j]:+.1f}" for j in top)
+        if shape.rows < 3:
+            dependence = "too few rows for a shape: the normal shape moved to the rows' mean"
+        else:
+            dependence = (
+                f"dependence {shape.own_weight:.0%} its own, "
+                f"{1 - shape.own_weight:.0%} the normal rows' (shrunk: {shape.rows} rows for "
+                f"{len(names)} sensors)"
+            )
+        lines.append(f"  {profile.failure_types[t]!r} ({shape.rows} rows): {shown}")
+        lines.append(f"      {dependence}")
+    share = failures.failing_share()
+    lines += [
+        "",
+        f"expected share of failing readings: {share:.1%} (FAILURE_PROBABILITY="
+        f"{failures.probability:g}, episodes of {failures.min_cycles}-{failures.max_cycles} "
+        "cycles)",
+        f"  for 5% failing readings set FAILURE_PROBABILITY="
+        f"{failures.probability_for_share(0.05):.5f}; for 2%: "
+        f"{failures.probability_for_share(0.02):.5f}",
+    ]
+    return "\n".join(lines)

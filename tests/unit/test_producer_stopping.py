@@ -1,0 +1,80 @@
+"""The stop flag, signal handling and the liveness heartbeat, without a broker."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from producer.heartbeat import Heartbeat
+from producer.stopping import StopFlag
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_set_from_another_thread_wakes_every_waiter() -> None:
+    stop = StopFlag()
+    woke: list[bool] = []
+    waiters = [threading.Thread(target=lambda: woke.append(stop.wait(30))) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    stop.set()
+    for waiter in waiters:
+        waiter.join(10)
+    assert woke == [True, True, True]
+    assert stop.wait(30) is True  # stays set: later waits return at once
+
+
+def test_the_deadline_reads_as_set_and_ends_waits() -> None:
+    stop = StopFlag()
+    stop.set_deadline(time.monotonic() + 0.05)
+    assert stop.wait(30) is True  # returned at the deadline, not after 30 s
+    assert stop.is_set()
+    assert not stop.requested  # no signal: the duration ended
+    assert stop.set_at is None
+
+
+def test_sigterm_sets_the_flag_of_a_thread_blocked_in_wait_and_a_second_one_exits() -> None:
+    program = textwrap.dedent("""
+        import sys
+        from producer.stopping import StopFlag, install_signal_handlers
+        stop = StopFlag()
+        install_signal_handlers(stop, 1)
+        print("ready", flush=True)
+        assert stop.wait(60)
+        print("stopped by", stop.signal_name, flush=True)
+        sys.stdin.readline()  # wait for the second signal
+    """)
+    process = subprocess.Popen(
+        [sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGTERM)
+    assert process.stdout.readline() == "stopped by SIGTERM\n"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "second SIGTERM: exiting without waiting for delivery" in err
+
+
+def test_the_heartbeat_is_stale_only_after_its_allowance() -> None:
+    heartbeat = Heartbeat(stale_after=0.05)
+    assert heartbeat.alive()
+    time.sleep(0.1)  # the passing of time is the condition under test
+    assert not heartbeat.alive()
+    heartbeat.beat()
+    assert heartbeat.alive()
+
+
+def test_a_long_cycle_widens_the_allowance() -> None:
+    heartbeat = Heartbeat(stale_after=0.01)
+    heartbeat.cycle_took(10.0)  # a huge fleet: 10 s of honest work per cycle
+    time.sleep(0.05)
+    assert heartbeat.alive()
