@@ -42,18 +42,6 @@ RUN uv pip install --python "$VIRTUAL_ENV/bin/python" --no-deps .
 ############################ final stage: the interpreter, the venv and the reference data
 FROM python:3.11.14-slim-trixie
 
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=unknown
-
-LABEL org.opencontainers.image.title="sensorsim" \
-      org.opencontainers.image.description="Simulated industrial machines publishing labelled sensor readings to Apache Kafka, and the Kubernetes operator that runs them" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.11.14-slim-trixie"
-
 # A named account for uid/gid 10001 (some libraries look the user up); no home, no shell.
 RUN groupadd --system --gid 10001 sensorsim \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
@@ -70,6 +58,19 @@ COPY data/data_sensors.csv /app/data/data_sensors.csv
 
 WORKDIR /app
 USER 10001:10001
+
+# Labels last: a new revision or date changes only this metadata, every layer above is reused.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+
+LABEL org.opencontainers.image.title="sensorsim" \
+      org.opencontainers.image.description="Simulated industrial machines publishing labelled sensor readings to Apache Kafka, and the Kubernetes operator that runs them" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.11.14-slim-trixie"
 
 # 8080: producer /healthz, /readyz, /metrics (HTTP_PORT) and operator /healthz;
 # 9090: operator /metrics.

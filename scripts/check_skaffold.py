@@ -1,6 +1,7 @@
 """Check skaffold.yaml offline: skaffold's own JSON schema, and agreement with the repository.
 
-skaffold cannot be built or run here, so this is the check CI runs:
+skaffold cannot be installed here (not in Debian; the Go module proxy answers 403 for its
+module), so this is the check CI runs (tests/k8s/test_skaffold_deploy.py deploys its release):
 
 1. ``skaffold.yaml`` validates against skaffold's ``v4beta14`` JSON schema, kept outside the
    repository at ``../shared/schemas/skaffold-v4beta14.json`` (override with ``--schema`` or

@@ -76,7 +76,7 @@ def _image() -> None:
     reference = containers.build_image()
     for line in containers.image_report(reference):
         print(line)
-    print(f"image ready in {time.monotonic() - started:.1f}s; its base is a stand-in (README)")
+    print(f"image ready in {time.monotonic() - started:.1f}s (base: see README, Container image)")
     print(f"IMAGE={reference}")
 
 

@@ -1,8 +1,9 @@
 """A small kubelet for the test cluster: pods bound to its node run as podman containers.
 
 kwok keeps managing its own fake node (pods there are marked Running without running anything);
-``PodRunner`` registers a second node, ``podman-node-0`` (label ``sensorsim.io/node=podman``),
-keeps it Ready (node status and Lease heartbeats) and, for every pod the scheduler binds to it:
+``PodRunner`` registers a second node, ``podman-node-0`` (label ``sensorsim.io/node=podman``,
+tainted so that only pods with ``TOLERATION`` and that node selector land there), keeps it Ready
+(node status and Lease heartbeats) and, for every pod the scheduler binds to it:
 
 - resolves the container's environment as the kubelet does (literal values, downward-API
   fields, ``secretKeyRef``/``configMapKeyRef``, ``envFrom``, ``KUBERNETES_SERVICE_HOST/PORT``)
@@ -46,6 +47,10 @@ Manifest = dict[str, Any]
 
 NODE_NAME = "podman-node-0"
 NODE_LABEL = ("sensorsim.io/node", "podman")
+# Only pods that ask for this node run on it (nodeSelector + toleration): without the taint the
+# scheduler would spread any pod here, e.g. one whose broker address exists only in kwok's world.
+NODE_TAINT = {"key": "sensorsim.io/pod-runner", "value": "podman", "effect": "NoSchedule"}
+TOLERATION = {**NODE_TAINT, "operator": "Equal"}
 RUNNER_LABEL = "io.sensorsim.pod-runner"
 UID_LABEL = "io.sensorsim.pod-uid"
 POD_LABEL = "io.sensorsim.pod"  # namespace/name
@@ -121,9 +126,9 @@ class PodRunner:
 
         def schedulable() -> bool:
             node = self._json("get", "node", NODE_NAME)
-            return not node["spec"].get("taints")
+            return bool(node["spec"].get("taints") == [NODE_TAINT])
 
-        procs.wait_until(schedulable, timeout, f"node {NODE_NAME} without taints")
+        procs.wait_until(schedulable, timeout, f"node {NODE_NAME} without a not-ready taint")
 
     def stop(self) -> None:
         self._stop.set()
@@ -166,6 +171,7 @@ class PodRunner:
                     NODE_LABEL[0]: NODE_LABEL[1],
                 },
             },
+            "spec": {"taints": [NODE_TAINT]},
         }
 
     def _heartbeat(self) -> None:
@@ -262,11 +268,16 @@ class PodRunner:
             uid = pod["metadata"]["uid"]
             seen.add(uid)
             state = self.pods.setdefault(uid, PodState(uid))
-            if pod["metadata"].get("deletionTimestamp"):
-                self._terminate(pod, state, running.get(uid))
-                continue
-            self._advance(pod, state, running.get(uid))
-            self._report(pod, state)
+            try:
+                if pod["metadata"].get("deletionTimestamp"):
+                    self._terminate(pod, state, running.get(uid))
+                    continue
+                self._advance(pod, state, running.get(uid))
+                self._report(pod, state)
+            except kubernetes.client.ApiException as error:
+                # Deleted or changed since listed (404/409): the next pass sees its new state.
+                if error.status not in (404, 409):
+                    raise
         for uid in set(self.pods) - seen:  # deleted behind our back
             if uid in running:
                 containers.podman("rm", "--force", "--time=0", running[uid]["Id"], check=False)

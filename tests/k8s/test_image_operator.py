@@ -14,11 +14,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.infra import containers, procs
 from tests.infra.cluster import KubeCluster
+from tests.k8s.test_operator_e2e import crd  # noqa: F401 - the fixture: the CRD, established
 
 REPO = Path(__file__).resolve().parents[2]
-CRD_FILE = REPO / "charts" / "sensorsim" / "crds" / "sensorsimulations.sensorsim.io.yaml"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -41,11 +43,10 @@ def simulation(k8s_cluster: KubeCluster, namespace: str) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.usefixtures("crd")
 def test_operator_container_reconciles_on_the_real_control_plane_and_answers_healthz(
     sensorsim_image: str, k8s_cluster: KubeCluster, tmp_path: Path
 ) -> None:
-    k8s_cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    k8s_cluster.kubectl("wait", "--for=condition=Established", "crd/sensorsimulations.sensorsim.io")
     namespace = f"image-{uuid.uuid4().hex[:8]}"
     k8s_cluster.kubectl("create", "namespace", namespace)
     health_port, metrics_port = procs.free_port(), procs.free_port()

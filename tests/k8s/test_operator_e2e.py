@@ -1,5 +1,6 @@
 """The operator against a real control plane (kube-apiserver, controller-manager, scheduler,
-kwok): the "Done when" list of issue 4, and the data plane end to end against a real broker.
+kwok): the "Done when" list of issue 4. The data plane end to end, with the producer pods as
+real containers, is in test_pods_as_containers.py.
 
 The operator runs as a subprocess (``python -m sensorsim_operator``), exactly as in its pod,
 with the cluster's kubeconfig; each test gets its own namespace that enforces the Pod Security
@@ -8,11 +9,8 @@ with the cluster's kubeconfig; each test gets its own namespace that enforces th
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,11 +19,8 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import NewTopic
 
-from domain.machine_ids import machine_ids
-from domain.partitioning import shard_range, shard_table
+from domain.partitioning import shard_table
 from sensorsim_operator.memory import quantity
 from tests.infra import procs
 from tests.infra.cluster import KubeCluster
@@ -37,7 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "charts" / "sensorsim" / "crds" / "sensorsimulations.sensorsim.io.yaml"
 MINIMAL = REPO / "examples" / "minimal.yaml"
 COMPLETE = REPO / "examples" / "complete.yaml"
-DATA_FILE = REPO / "data" / "data_sensors.csv"
 GROUP_VERSION = "sensorsim.io/v1alpha1"
 HASH_ANNOTATION = "sensorsim.io/config-hash"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -850,134 +844,5 @@ def test_printer_columns_and_explain(api: Api, k8s_cluster: KubeCluster) -> None
     assert "minCycles" in explained
 
 
-# --- the data plane end to end --------------------------------------------------------------
-
-
-def resolve_env(pod: dict[str, Any], api: Api, overrides: dict[str, str]) -> dict[str, str]:
-    """A pod's producer environment as the kubelet would build it: literal values, downward-API
-    fields resolved from the pod object, Secret keys read from the Secret."""
-    [container] = [c for c in pod["spec"]["containers"] if c["name"] == "producer"]
-    env: dict[str, str] = {}
-    for entry in container["env"]:
-        if "value" in entry:
-            env[entry["name"]] = entry["value"]
-            continue
-        source = entry["valueFrom"]
-        if "fieldRef" in source:
-            path = source["fieldRef"]["fieldPath"]
-            prefix = "metadata.labels['"
-            assert path.startswith(prefix), path
-            env[entry["name"]] = pod["metadata"]["labels"][path[len(prefix) : -2]]
-        else:
-            ref = source["secretKeyRef"]
-            secret = api.get("secret", ref["name"])
-            assert secret is not None
-            env[entry["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
-    return env | overrides
-
-
-def ready_pods(api: Api, name: str) -> list[dict[str, Any]]:
-    pods = api.pods(name)
-    return [
-        p
-        for p in pods
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
-    ]
-
-
-def run_shard_and_collect(
-    env: dict[str, str], consumer: KafkaConsumer, partitions: list[TopicPartition]
-) -> list[str]:
-    """Run one local producer to completion; return the machine ids it published."""
-    start = consumer.end_offsets(partitions)
-    result = subprocess.run(
-        [sys.executable, "-m", "producer"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    end = consumer.end_offsets(partitions)
-    for partition in partitions:
-        consumer.seek(partition, start[partition])
-    seen: list[str] = []
-    deadline = time.monotonic() + 30
-    while any(consumer.position(p) < end[p] for p in partitions):
-        assert time.monotonic() < deadline, "records did not arrive"
-        for records in consumer.poll(timeout_ms=1000).values():
-            for record in records:
-                if record.offset < end[TopicPartition(record.topic, record.partition)]:
-                    seen.append(json.loads(record.value)["machine_id"])
-    return seen
-
-
-def check_every_machine_once(
-    api: Api, name: str, machines: int, kafka_bootstrap: str, topic: str
-) -> None:
-    pods = ready_pods(api, name)
-    shard_count = len(pods)
-    cycles = 2
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-    consumer.assign(partitions)
-    all_ids = machine_ids(name, range(machines))
-    owner: dict[str, int] = {}
-    try:
-        for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-            probe = resolve_env(pod, api, {})
-            shard = int(probe["SHARD_INDEX"])
-            assert pod["metadata"]["name"] == f"{name}-{shard}"
-            assert probe["SHARD_COUNT"] == str(shard_count)
-            size = shard_range(machines, shard_count, shard).size
-            env = resolve_env(
-                pod,
-                api,
-                {
-                    "SENSOR_DATA_FILE": str(DATA_FILE),
-                    "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                    "MAX_MESSAGES": str(size * cycles),
-                    "HTTP_PORT": "0",
-                    "PATH": os.environ["PATH"],
-                },
-            )
-            seen = run_shard_and_collect(env, consumer, partitions)
-            assert len(seen) == size * cycles
-            expected = {all_ids[r] for r in shard_range(machines, shard_count, shard).indices()}
-            assert set(seen) == expected, f"shard {shard}"
-            for machine in set(seen):
-                assert machine not in owner, f"{machine} from shards {owner[machine]} and {shard}"
-                owner[machine] = shard
-    finally:
-        consumer.close()
-    assert set(owner) == set(all_ids)
-
-
-def test_data_plane_every_machine_from_exactly_one_shard(api: Api, kafka_bootstrap: str) -> None:
-    topic = f"e2e-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    finally:
-        admin.close()
-    machines = 11
-    api.apply(
-        minimal_example(
-            "plant",
-            replicas=3,
-            machines=machines,
-            intervalMs=50,
-            seed=7,
-            kafka={"bootstrapServers": kafka_bootstrap, "topic": topic},
-        )
-    )
-    wait_ready(api, "plant")
-    wait_for(lambda: rolled_out(api, "plant"), "rollout")
-    check_every_machine_once(api, "plant", machines, kafka_bootstrap, topic)
-
-    api.kubectl("scale", "sensim/plant", "--replicas=5")
-    wait_ready(api, "plant")
-    wait_for(lambda: rolled_out(api, "plant"), "rollout to 5 shards")
-    check_every_machine_once(api, "plant", machines, kafka_bootstrap, topic)
+# The data plane end to end (the producer pods as real containers of the image, records from
+# every machine before and after a scale, crash loops): tests/k8s/test_pods_as_containers.py.

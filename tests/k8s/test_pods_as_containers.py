@@ -25,11 +25,11 @@ from domain.machine_ids import machine_ids
 from tests.infra import procs
 from tests.infra.cluster import KubeCluster
 from tests.infra.operator import OperatorProcess
-from tests.infra.pods import NODE_LABEL, PodRunner
+from tests.infra.pods import NODE_LABEL, TOLERATION, PodRunner
 from tests.k8s.test_operator_e2e import (
-    CRD_FILE,
     Api,
     condition,
+    crd,  # noqa: F401 - fixture: the CRD, established
     minimal_example,
     rolled_out,
     wait_for,
@@ -37,7 +37,9 @@ from tests.k8s.test_operator_e2e import (
 )
 
 PARTITIONS = 3
-ON_THE_RUNNER = {"podTemplate": {"nodeSelector": {NODE_LABEL[0]: NODE_LABEL[1]}}}
+ON_THE_RUNNER = {
+    "podTemplate": {"nodeSelector": {NODE_LABEL[0]: NODE_LABEL[1]}, "tolerations": [TOLERATION]}
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +53,12 @@ def runner(
 
 @pytest.fixture(scope="module")
 def operator(
-    k8s_cluster: KubeCluster, sensorsim_image: str, tmp_path_factory: pytest.TempPathFactory
+    k8s_cluster: KubeCluster,
+    sensorsim_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
-    k8s_cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-    k8s_cluster.kubectl("wait", "--for=condition=Established", "crd/sensorsimulations.sensorsim.io")
+    request.getfixturevalue("crd")
     with OperatorProcess(
         k8s_cluster.env,
         tmp_path_factory.mktemp("operator") / "operator.log",
