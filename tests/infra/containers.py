@@ -165,7 +165,8 @@ def standin_tarball(recipe: StandinRecipe) -> Path:
     if target.exists():
         return target
     started = time.monotonic()
-    partial = target.with_suffix(".partial")
+    # per process: two builds at once (two checkouts, one cache) must not share a partial file
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.partial")
     partial.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         "mmdebstrap",
@@ -183,7 +184,7 @@ def standin_tarball(recipe: StandinRecipe) -> Path:
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise tools.ToolError(f"mmdebstrap failed with code {result.returncode}")
-    partial.rename(target)
+    partial.replace(target)  # atomic; a concurrent build of the same recipe wrote the same
     log(f"stand-in rootfs {target} built in {time.monotonic() - started:.0f}s")
     return target
 
