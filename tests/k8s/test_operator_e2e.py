@@ -832,9 +832,15 @@ def test_a_failed_child_restore_is_retried_without_waiting_for_the_resync(
 def test_printer_columns_and_explain(api: Api, k8s_cluster: KubeCluster) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     wait_ready(api, "minimal")
-    header, row = api.kubectl("get", "sensim").strip().splitlines()
+    header, _ = api.kubectl("get", "sensim").strip().splitlines()
     assert header.split() == ["NAME", "REPLICAS", "READY", "MACHINES", "TOPIC", "AGE"]
-    assert row.split()[:5] == ["minimal", "3", "3", "12", "sensor-data"]
+
+    def columns() -> list[str] | None:
+        # READY is status.readyReplicas, which can trail the Ready condition by a status write
+        row = api.kubectl("get", "sensim", "--no-headers").split()[:5]
+        return row if row == ["minimal", "3", "3", "12", "sensor-data"] else None
+
+    wait_for(columns, "the printer columns of a ready simulation")
     header, row = api.kubectl("get", "sensim", "-o", "wide").strip().splitlines()
     assert header.split()[5:7] == ["MODEL", "STATUS"]
     assert row.split()[5:7] == ["learned", "AllShardsReady"]
