@@ -65,7 +65,7 @@ class Kube(Protocol):
         """Merge-patch the ``status`` subresource of the object at ``path``."""
 
     def scale(self, path: str, replicas: int) -> None:
-        """Set ``spec.replicas`` of the object at ``path`` through its ``scale`` subresource,
+        """Set ``spec.replicas`` of the object at ``path`` (a merge patch of that one field),
         leaving the rest of its spec (the pod template) as it is."""
 
     def list_simulations(self, namespaces: Sequence[str]) -> list[JsonObject]:
@@ -168,8 +168,10 @@ class ApiKube:
 
     def scale(self, path: str, replicas: int) -> None:
         result = self._request(
+            # The object itself, not its scale subresource: "patch" on it is the operator's
+            # grant already (charts/sensorsim/templates/operator/_rbac.tpl).
             "PATCH",
-            f"{path}/scale",
+            path,
             body={"spec": {"replicas": replicas}},
             content_type="application/merge-patch+json",
             query=(("fieldManager", names.FIELD_MANAGER),),
