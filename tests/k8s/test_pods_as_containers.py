@@ -299,11 +299,12 @@ def test_a_replica_change_hands_every_machine_over_without_overlap_or_gap(
     pods = Watch(api.cluster, api.namespace, "pods", "app.kubernetes.io/instance=handover")
     simulations = Watch(api.cluster, api.namespace, "sensim")
     took: dict[int, float] = {}
+    scaled: dict[int, float] = {}
     try:
         wait_for(lambda: len(pods.snapshot()) >= 2, "the watch to list the 2 running pods")
         wait_for(simulations.snapshot, "the watch to list the simulation")
         for shards in (5, 3):  # up, then down
-            scaled_at = time.time()
+            scaled[shards] = scaled_at = time.time()
             api.kubectl("scale", "sensim/handover", f"--replicas={shards}")
             wait_ready(api, "handover")
             wait_for(lambda: rolled_out(api, "handover"), f"rollout to {shards} shards")
@@ -335,9 +336,18 @@ def test_a_replica_change_hands_every_machine_over_without_overlap_or_gap(
         for stream in records.values()
     ]
     pauses = sorted(gap for pair in gaps for gap in pair)
+    stopped = {
+        new: max(
+            c.arrived
+            for c in pod_changes
+            if c.type == "DELETED" and pod_shards(c.object) == old and c.arrived > scaled[new]
+        )
+        - scaled[new]
+        for old, new in ((2, 5), (5, 3))
+    }
     print(
-        f"\nhandovers 2 -> 5 -> 3 shards: scale to all Ready {took[5]:.1f} s and "
-        f"{took[3]:.1f} s; per machine and handover, the gap between two records: "
-        f"median {statistics.median(pauses):.2f} s, max {pauses[-1]:.2f} s "
-        f"({len(pauses)} gaps)"
+        f"\nhandovers 2 -> 5 -> 3 shards: scale to the last old pod gone {stopped[5]:.1f} s and "
+        f"{stopped[3]:.1f} s, to all new pods Ready {took[5]:.1f} s and {took[3]:.1f} s; "
+        f"per machine and handover, the gap between two records: "
+        f"median {statistics.median(pauses):.2f} s, max {pauses[-1]:.2f} s ({len(pauses)} gaps)"
     )
