@@ -41,6 +41,9 @@ class SimulationRef:
     name: str
     uid: str
     generation: int
+    # metadata.creationTimestamp (RFC 3339, UTC with a 'Z'): set once by the API server and
+    # stable for the life of the object, so it serves as the simulation's epoch.
+    created: str | None = None
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> SimulationRef:
@@ -50,6 +53,7 @@ class SimulationRef:
             name=meta["name"],
             uid=meta["uid"],
             generation=int(meta.get("generation", 0)),
+            created=meta.get("creationTimestamp"),
         )
 
 
@@ -105,6 +109,9 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
     kafka, failures = spec.kafka, spec.failures
     values: dict[str, object | None] = {
         "SIMULATION_NAME": simulation.name,
+        # Cycle 0 is due when the resource was created, whichever pod starts first (and after
+        # a lost state topic the schedule is still the resource's): docs/continuity.md.
+        "SIMULATION_EPOCH": simulation.created,
         "NUM_MACHINES": spec.machines,
         "SHARD_COUNT": spec.replicas,
         "NUM_SENSORS": spec.sensors,

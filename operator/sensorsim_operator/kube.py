@@ -64,6 +64,10 @@ class Kube(Protocol):
     def patch_status(self, path: str, status: Mapping[str, Any]) -> JsonObject:
         """Merge-patch the ``status`` subresource of the object at ``path``."""
 
+    def scale(self, path: str, replicas: int) -> None:
+        """Set ``spec.replicas`` of the object at ``path`` (a merge patch of that one field),
+        leaving the rest of its spec (the pod template) as it is."""
+
     def list_simulations(self, namespaces: Sequence[str]) -> list[JsonObject]:
         """All SensorSimulations in ``namespaces`` (all namespaces when empty)."""
 
@@ -161,6 +165,19 @@ class ApiKube:
         if result is None:
             raise KubeError(404, f"cannot patch {path}/status: not found")
         return result
+
+    def scale(self, path: str, replicas: int) -> None:
+        result = self._request(
+            # The object itself, not its scale subresource: "patch" on it is the operator's
+            # grant already (charts/sensorsim/templates/operator/_rbac.tpl).
+            "PATCH",
+            path,
+            body={"spec": {"replicas": replicas}},
+            content_type="application/merge-patch+json",
+            query=(("fieldManager", names.FIELD_MANAGER),),
+        )
+        if result is None:
+            raise KubeError(404, f"cannot scale {path}: not found")
 
     def list_simulations(self, namespaces: Sequence[str]) -> list[JsonObject]:
         paths = (

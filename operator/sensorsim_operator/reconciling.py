@@ -27,6 +27,7 @@ from sensorsim_operator.children import (
     foreign_owner,
     same_object,
 )
+from sensorsim_operator.handover import Handover, pending_handover
 from sensorsim_operator.kube import Kube, KubeError, manifest_path
 from sensorsim_operator.pods import pod_problems
 from sensorsim_operator.statuses import (
@@ -157,41 +158,38 @@ class Reconciler:
                 for manifest in children.in_apply_order()
                 if same_object(manifest, child) and (child_deleted or not conforms(manifest, child))
             ]
-        failure = self._name_conflicts(to_apply, simulation, child, child_deleted)
-        stateful_set: dict[str, Any] | None = None
-        for manifest in to_apply if failure is None else ():
-            try:
-                applied = self._kube.apply(manifest)
-            except KubeError as error:
-                failure = Failure(
-                    "ReconcileFailed",
-                    f"applying {manifest['kind']} {manifest['metadata']['name']}: {error}",
-                )
-                break
-            if manifest is children.stateful_set:
-                stateful_set = applied
-        if stateful_set is None:
-            if (
-                child is not None
-                and not child_deleted
-                and same_object(children.stateful_set, child)
-            ):
-                stateful_set = dict(child)  # the event brought it: no need to read it
-            else:
-                stateful_set = self._kube.get(manifest_path(children.stateful_set))
+        current = {
+            manifest_path(manifest): self._current(manifest, child, child_deleted)
+            for manifest in to_apply
+        }
+        failure = self._name_conflicts(to_apply, current, simulation)
+        sts_path = manifest_path(children.stateful_set)
+        pods: list[dict[str, Any]] | None = None
+        handover: Handover | None = None
+        if failure is None and sts_path in current:
+            pods = self._pods(simulation)
+            handover = pending_handover(current[sts_path], children.stateful_set, len(pods))
+            if handover is not None:
+                # The new template waits until every old pod has stopped; the StatefulSet's
+                # and the pods' events re-run this reconcile as they go.
+                to_apply = [m for m in to_apply if m is not children.stateful_set]
+        applied, failure = self._apply_all(to_apply, failure)
+        if handover is not None and failure is None and handover.scale_down:
+            failure = self._scale_to_zero(sts_path)
+        stateful_set = (
+            current[sts_path]
+            if handover is not None
+            else applied.get(sts_path) or self._current(children.stateful_set, child, child_deleted)
+        )
         if stateful_set is not None and foreign_owner(stateful_set, simulation) is not None:
             stateful_set = None  # someone else's: its pods are not ours to report
-        problems = (
-            pod_problems(
-                self._kube.list_pods(simulation.namespace, names.selector_string(simulation.name))
-            )
-            if stateful_set is not None
-            else []
-        )
+        if stateful_set is None:
+            pods = []
         # observedGeneration promises "the children reflect this spec": only after applying it.
+        # A handover in progress has not applied the new StatefulSet yet either.
         generation = (
             simulation.generation
-            if failure is None
+            if failure is None and handover is None
             else (previous.observed_generation if previous else 0)
         )
         status = compute_status(
@@ -203,7 +201,8 @@ class Reconciler:
             previous=previous,
             now=self._clock(),
             failure=failure,
-            problems=problems,
+            problems=pod_problems(self._pods(simulation) if pods is None else pods),
+            handover=handover,
         )
         written = False
         if status != previous:
@@ -213,22 +212,53 @@ class Reconciler:
             raise ReconcileError(f"{failure.reason}: {failure.message}", retry=True)
         return Outcome(found=True, applied=len(to_apply), status_written=written)
 
+    def _pods(self, simulation: SimulationRef) -> list[dict[str, Any]]:
+        return self._kube.list_pods(simulation.namespace, names.selector_string(simulation.name))
+
+    def _apply_all(
+        self, manifests: Sequence[Manifest], failure: Failure | None
+    ) -> tuple[dict[str, dict[str, Any]], Failure | None]:
+        """Applies ``manifests`` in order unless ``failure``; the applied objects by path, and
+        the failure that stopped it (if any)."""
+        applied: dict[str, dict[str, Any]] = {}
+        for manifest in manifests if failure is None else ():
+            try:
+                applied[manifest_path(manifest)] = self._kube.apply(manifest)
+            except KubeError as error:
+                return applied, Failure(
+                    "ReconcileFailed",
+                    f"applying {manifest['kind']} {manifest['metadata']['name']}: {error}",
+                )
+        return applied, failure
+
+    def _scale_to_zero(self, path: str) -> Failure | None:
+        """Stops the old pods of a handover; their template stays, so no new pod starts."""
+        try:
+            self._kube.scale(path, 0)
+        except KubeError as error:
+            return Failure("ReconcileFailed", f"scaling the old producer pods to 0: {error}")
+        return None
+
+    def _current(
+        self, manifest: Manifest, child: Mapping[str, Any] | None, child_deleted: bool
+    ) -> dict[str, Any] | None:
+        """The object ``manifest`` describes as it is now: the event's when it brought it."""
+        if child is not None and same_object(manifest, child):
+            return None if child_deleted else dict(child)
+        return self._kube.get(manifest_path(manifest))
+
     def _name_conflicts(
         self,
         manifests: Sequence[Manifest],
+        current: Mapping[str, Mapping[str, Any] | None],
         simulation: SimulationRef,
-        child: Mapping[str, Any] | None,
-        child_deleted: bool,
     ) -> Failure | None:
         """Children whose names are taken by someone else's objects. Nothing is applied then:
         server-side apply with force would take the object over (and the garbage collector
         would later delete it with the simulation)."""
         taken: list[str] = []
         for manifest in manifests:
-            if child is not None and same_object(manifest, child):
-                existing: Mapping[str, Any] | None = None if child_deleted else child
-            else:
-                existing = self._kube.get(manifest_path(manifest))
+            existing = current[manifest_path(manifest)]
             why = None if existing is None else foreign_owner(existing, simulation)
             if why is not None:
                 meta = manifest["metadata"]

@@ -8,7 +8,7 @@ the operator then skips the write). The clock is a parameter, never read here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -25,6 +25,7 @@ from sensorsim_operator.api.v1alpha1 import (
     SimulationSpec,
     SimulationStatus,
 )
+from sensorsim_operator.handover import Handover
 from sensorsim_operator.pods import PodProblem
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,30 @@ def _stuck(
     return started is not None and now - _parse_time(started) > PROGRESS_DEADLINE
 
 
+_Make = Callable[[ConditionType, ConditionStatus, str, str], Condition]
+
+
+def _rolling_out(
+    make: _Make, rollout: RolloutState, counts: str, *, stuck: bool
+) -> tuple[Condition, Condition]:
+    """Ready and Progressing while the pods are being replaced or are not all Ready yet."""
+    waiting = "RollingOut" if not rollout.settled else "WaitingForPods"
+    detail = (
+        f"{rollout.updated}/{rollout.desired} pods updated, {counts}"
+        if waiting == "RollingOut"
+        else counts
+    )
+    ready = make("Ready", "False", waiting, detail)
+    if stuck:
+        return ready, make(
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            f"{detail} after {int(PROGRESS_DEADLINE.total_seconds())}s",
+        )
+    return ready, make("Progressing", "True", waiting, detail)
+
+
 def conditions(
     spec: SimulationSpec,
     rollout: RolloutState,
@@ -150,6 +175,7 @@ def conditions(
     failure: Failure | None = None,
     progressing_since: str | None = None,
     problems: Sequence[PodProblem] = (),
+    handover: Handover | None = None,
 ) -> list[Condition]:
     """Ready, Progressing and Degraded, in that order. Degraded says the most pressing problem:
     a reconcile failure, then pods that cannot run, then a rollout past its deadline."""
@@ -166,6 +192,9 @@ def conditions(
             progressing = make(
                 "Progressing", "True", "ScalingDown", f"{rollout.replicas} pods still stopping"
             )
+    elif handover is not None:
+        ready = make("Ready", "False", "Handover", handover.message)
+        progressing = make("Progressing", "True", "Handover", handover.message)
     elif not rollout.exists:
         ready = make("Ready", "False", "StatefulSetMissing", "the producer StatefulSet is absent")
         progressing = make("Progressing", "True", "Creating", "creating the producer StatefulSet")
@@ -173,22 +202,8 @@ def conditions(
         ready = make("Ready", "True", "AllShardsReady", f"{counts}, each owning its machines")
         progressing = make("Progressing", "False", "RolloutComplete", counts)
     else:
-        waiting = "RollingOut" if not rollout.settled else "WaitingForPods"
-        detail = (
-            f"{rollout.updated}/{rollout.desired} pods updated, {counts}"
-            if waiting == "RollingOut"
-            else counts
-        )
-        ready = make("Ready", "False", waiting, detail)
-        if _stuck(previous, progressing_since, generation, now):
-            progressing = make(
-                "Progressing",
-                "False",
-                "ProgressDeadlineExceeded",
-                f"{detail} after {int(PROGRESS_DEADLINE.total_seconds())}s",
-            )
-        else:
-            progressing = make("Progressing", "True", waiting, detail)
+        stuck = _stuck(previous, progressing_since, generation, now)
+        ready, progressing = _rolling_out(make, rollout, counts, stuck=stuck)
 
     if failure is not None:
         degraded = make("Degraded", "True", failure.reason, failure.message)
@@ -227,12 +242,14 @@ def compute_status(
     now: datetime,
     failure: Failure | None = None,
     problems: Sequence[PodProblem] = (),
+    handover: Handover | None = None,
 ) -> SimulationStatus:
     """The whole status.
 
     ``generation`` is the simulation's metadata.generation the children were built from;
     ``failure`` says why applying them failed or was refused (the simulation is then
-    Degraded); ``problems`` are the producer pods that cannot run.
+    Degraded); ``problems`` are the producer pods that cannot run; ``handover`` is the
+    replica change waiting for the old pods to stop (Progressing with reason Handover).
     """
     previous = previous or SimulationStatus()
     rollout = RolloutState.of(stateful_set, desired=0 if spec.suspend else spec.replicas)
@@ -245,6 +262,7 @@ def compute_status(
         failure=failure,
         progressing_since=previous.progressing_since,
         problems=problems,
+        handover=handover,
     )
     progressing = next(c for c in new_conditions if c.type == "Progressing")
     since = None

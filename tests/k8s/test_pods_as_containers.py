@@ -10,10 +10,14 @@ see real readiness, exits and restarts. The image's base is a stand-in (tests/in
 
 from __future__ import annotations
 
+import itertools
 import json
+import statistics
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from tests.infra import procs
 from tests.infra.cluster import KubeCluster
 from tests.infra.operator import OperatorProcess
 from tests.infra.pods import NODE_LABEL, TOLERATION, PodRunner
+from tests.infra.watching import Change, Watch
 from tests.k8s.test_operator_e2e import (
     Api,
     condition,
@@ -221,3 +226,132 @@ def test_a_crash_looping_pod_turns_the_simulation_degraded_naming_the_pod(
 
     found = wait_for(degraded, "the simulation to turn Degraded", timeout=120)
     assert "broken-0" in found["message"], found
+
+
+# --- handover on a replica change (issue 9) -------------------------------------------------
+
+
+def pod_shards(pod: dict[str, Any]) -> int:
+    env = pod["spec"]["containers"][0]["env"]
+    return int(next(e["value"] for e in env if e["name"] == "SHARD_COUNT"))
+
+
+def overlaps(changes: list[Change]) -> list[str]:
+    """Moments, in the API server's order, when a pod of the new shard count existed while a pod
+    of another shard count still existed (running or terminating)."""
+    alive: dict[str, tuple[str, int]] = {}
+    found = []
+    for change in changes:
+        meta = change.object["metadata"]
+        if change.type == "DELETED":
+            alive.pop(meta["uid"], None)
+            continue
+        alive[meta["uid"]] = (meta["name"], pod_shards(change.object))
+        if len({shards for _, shards in alive.values()}) > 1:
+            found.append(f"{change.type} {meta['name']}: {sorted(alive.values())}")
+    return found
+
+
+def records_until(
+    kafka_bootstrap: str, topic: str, machines: set[str], last_seq: int
+) -> dict[str, list[tuple[int, int]]]:
+    """Every machine's (seq header, record timestamp ms) from the topic's beginning, until every
+    machine of ``machines`` has published ``last_seq``."""
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: dict[str, list[tuple[int, int]]] = defaultdict(list)
+
+    def enough() -> bool:
+        for batch in consumer.poll(timeout_ms=500).values():
+            for record in batch:
+                body = json.loads(record.value)
+                seq = int(dict(record.headers)["seq"])
+                assert body["seq"] == seq, body  # the extended body carries it too
+                records[body["machine_id"]].append((seq, record.timestamp))
+        return set(records) == machines and all(
+            any(seq >= last_seq for seq, _ in r) for r in records.values()
+        )
+
+    try:
+        procs.wait_until(enough, 120, f"seq {last_seq} of each of {len(machines)} machines")
+    finally:
+        consumer.close()
+    return records
+
+
+def test_a_replica_change_hands_every_machine_over_without_overlap_or_gap(
+    api: Api, kafka_bootstrap: str, topic: str
+) -> None:
+    machines, interval_ms = 12, 200
+    ids = set(machine_ids("handover", range(machines)))
+    api.apply(
+        minimal_example(
+            "handover",
+            replicas=2,
+            machines=machines,
+            intervalMs=interval_ms,
+            seed=11,
+            messageFormat="extended",
+            kafka={"bootstrapServers": kafka_bootstrap, "topic": topic},
+            **ON_THE_RUNNER,
+        )
+    )
+    wait_ready(api, "handover")
+    epoch = datetime.fromisoformat(api.simulation("handover")["metadata"]["creationTimestamp"])
+    pods = Watch(api.cluster, api.namespace, "pods", "app.kubernetes.io/instance=handover")
+    simulations = Watch(api.cluster, api.namespace, "sensim")
+    took: dict[int, float] = {}
+    scaled: dict[int, float] = {}
+    try:
+        wait_for(lambda: len(pods.snapshot()) >= 2, "the watch to list the 2 running pods")
+        wait_for(simulations.snapshot, "the watch to list the simulation")
+        for shards in (5, 3):  # up, then down
+            scaled[shards] = scaled_at = time.time()
+            api.kubectl("scale", "sensim/handover", f"--replicas={shards}")
+            wait_ready(api, "handover")
+            wait_for(lambda: rolled_out(api, "handover"), f"rollout to {shards} shards")
+            took[shards] = time.time() - scaled_at
+    finally:
+        pod_changes, simulation_changes = pods.stop(), simulations.stop()
+
+    found = overlaps(pod_changes)
+    assert not found, found[:3]
+    assert {pod_shards(c.object) for c in pod_changes} == {2, 5, 3}
+    handovers = {
+        condition(c.object, "Progressing")["message"]
+        for c in simulation_changes
+        if condition(c.object, "Progressing").get("reason") == "Handover"
+    }
+    assert any("from 2 to 5 shards" in m for m in handovers), handovers
+    assert any("from 5 to 3 shards" in m for m in handovers), handovers
+
+    # Every machine's stream, from cycle 0 (the resource's creation) to past both handovers.
+    last_seq = int((time.time() - epoch.timestamp()) * 1000 / interval_ms) + 10
+    records = records_until(kafka_bootstrap, topic, ids, last_seq)
+    for machine, stream in records.items():
+        seqs = [seq for seq, _ in stream]
+        assert seqs == list(range(len(seqs))), (machine, seqs)
+    # What a handover costs (printed, not asserted): each machine's two longest waits between
+    # two records (one per handover).
+    gaps = [
+        sorted((b - a) / 1000 for (_, a), (_, b) in itertools.pairwise(stream))[-2:]
+        for stream in records.values()
+    ]
+    pauses = sorted(gap for pair in gaps for gap in pair)
+    stopped = {
+        new: max(
+            c.arrived
+            for c in pod_changes
+            if c.type == "DELETED" and pod_shards(c.object) == old and c.arrived > scaled[new]
+        )
+        - scaled[new]
+        for old, new in ((2, 5), (5, 3))
+    }
+    print(
+        f"\nhandovers 2 -> 5 -> 3 shards: scale to the last old pod gone {stopped[5]:.1f} s and "
+        f"{stopped[3]:.1f} s, to all new pods Ready {took[5]:.1f} s and {took[3]:.1f} s; "
+        f"per machine and handover, the gap between two records: "
+        f"median {statistics.median(pauses):.2f} s, max {pauses[-1]:.2f} s ({len(pauses)} gaps)"
+    )

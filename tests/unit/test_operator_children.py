@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +25,9 @@ from sensorsim_operator.children import (
 
 pytestmark = pytest.mark.unit
 
-SIMULATION = SimulationRef(namespace="plant", name="line-a", uid="uid-1", generation=4)
+SIMULATION = SimulationRef(
+    namespace="plant", name="line-a", uid="uid-1", generation=4, created="2026-11-29T08:00:00Z"
+)
 DEFAULTS = BuildDefaults(producer_image="sensorsim:test")
 BASE: dict[str, Any] = {"replicas": 3, "machines": 10, "kafka": {"bootstrapServers": "k:9092"}}
 
@@ -107,6 +110,33 @@ def test_every_setting_is_in_the_pod_env_and_the_config_map() -> None:
     assert settings["FAILURE_PROBABILITY"] == "0.2"
     assert settings["KAFKA_BOOTSTRAP_SERVERS"] == "k:9092"
     assert settings["HTTP_PORT"] == "8080"
+
+
+def test_the_epoch_is_the_resource_creation_time() -> None:
+    simulation = SimulationRef.from_object(
+        {
+            "metadata": {
+                "namespace": "plant",
+                "name": "line-a",
+                "uid": "uid-1",
+                "generation": 7,
+                "creationTimestamp": "2026-11-29T08:00:00Z",
+            }
+        }
+    )
+    assert simulation == SimulationRef(
+        namespace="plant", name="line-a", uid="uid-1", generation=7, created="2026-11-29T08:00:00Z"
+    )
+    children = build_children(simulation, spec_of(), DEFAULTS)
+    epoch = env_of(children)["SIMULATION_EPOCH"]["value"]
+    assert children.config_map["data"]["SIMULATION_EPOCH"] == epoch
+    # What the producer requires of it: ISO-8601 with a UTC offset.
+    assert datetime.fromisoformat(epoch) == datetime(2026, 11, 29, 8, tzinfo=UTC)
+
+
+def test_no_epoch_without_a_creation_time() -> None:
+    unsaved = SimulationRef(namespace="plant", name="line-a", uid="uid-1", generation=1)
+    assert "SIMULATION_EPOCH" not in producer_settings(unsaved, spec_of())
 
 
 def test_env_names_are_the_contract_names() -> None:
@@ -277,7 +307,9 @@ def test_suspend_scales_to_zero_without_touching_the_template() -> None:
 
 
 def test_the_simulation_generation_does_not_reach_the_pods() -> None:
-    later = SimulationRef(namespace="plant", name="line-a", uid="uid-1", generation=99)
+    later = SimulationRef(
+        namespace="plant", name="line-a", uid="uid-1", generation=99, created=SIMULATION.created
+    )
     assert build_children(later, spec_of(), DEFAULTS) == build()
 
 

@@ -44,6 +44,7 @@ class FakeKube:
         self.objects: dict[str, dict[str, Any]] = {}
         self.applies: list[str] = []
         self.status_patches = 0
+        self.scales: list[tuple[str, int]] = []
         self.fail_apply_of: str | None = None
         self._version = 0
 
@@ -74,6 +75,11 @@ class FakeKube:
         self.status_patches += 1
         self.objects[path]["status"] = copy.deepcopy(dict(status))
         return copy.deepcopy(self.objects[path])
+
+    def scale(self, path: str, replicas: int) -> None:
+        self.scales.append((path, replicas))
+        self.objects[path]["spec"]["replicas"] = replicas
+        self.objects[path]["metadata"]["resourceVersion"] = self._bump()
 
     def list_simulations(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         return [copy.deepcopy(o) for o in self.objects.values() if o["kind"] == "SensorSimulation"]
