@@ -774,17 +774,22 @@ class KafkaSink:
     def wait_delivered(self, timeout: float) -> bool:
         """Send what is buffered and wait, within ``timeout`` seconds and without closing the
         client, until every record sent so far is acknowledged (what continuity needs before a
-        checkpoint). True only if none is pending and none ever failed."""
+        checkpoint). The client is supervised meanwhile, as in the backpressure wait, so a
+        stuck client is replaced during the wait too. True only if none is pending and none
+        ever failed."""
         from kafka.errors import KafkaError  # noqa: PLC0415
 
         deadline = time.monotonic() + timeout
-        producer = self._producer
-        if producer is not None:
-            # a timeout, or a client being replaced: judged by the counters below
+        while self.stats.pending and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            producer = self._producer
+            if left <= 0 or producer is None:
+                break
+            # a timeout, or a client being replaced: judged by the counters
             with contextlib.suppress(KafkaError):
-                producer.flush(timeout=timeout)
-        while self.stats.pending and time.monotonic() < deadline and not self._stop.is_set():
-            self._stop.wait(0.005)
+                producer.flush(timeout=min(1.0, left))
+            self._heartbeat()
+            self._supervise()
         return self.stats.pending == 0 and self.stats.failed == 0
 
     def flush(self, timeout: float) -> bool:
