@@ -99,5 +99,5 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluste
 @pytest.fixture(scope="session")
 def sensorsim_image() -> str:
     """The project's image, built from the Dockerfile with podman (against the stand-in base;
-    layers are cached, so an unchanged tree rebuilds in seconds)."""
-    return containers.build_image()
+    layers are cached, so an unchanged tree rebuilds in seconds), by a tag naming this build."""
+    return containers.build_image().pinned

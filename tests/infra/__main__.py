@@ -73,11 +73,12 @@ def _cluster_down() -> None:
 
 def _image() -> None:
     started = time.monotonic()
-    reference = containers.build_image()
-    for line in containers.image_report(reference):
+    built = containers.build_image()
+    for line in containers.image_report(built.pinned):
         print(line)
+    print(f"also tagged {built.pinned} (this build exactly)")
     print(f"image ready in {time.monotonic() - started:.1f}s (base: see README, Container image)")
-    print(f"IMAGE={reference}")
+    print(f"IMAGE={built.tag}")
 
 
 COMMANDS = {

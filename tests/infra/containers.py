@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -230,29 +231,43 @@ def _revision() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def build_image(tag: str | None = None) -> str:
-    """Build the Dockerfile, unchanged, against the stand-in base; return the image reference."""
+@dataclass(frozen=True)
+class BuiltImage:
+    tag: str  # the version tag users load (localhost/sensorsim:<version>)
+    pinned: str  # a tag naming exactly this build (another checkout may move the version tag)
+
+
+def build_image() -> BuiltImage:
+    """Build the Dockerfile, unchanged, against the stand-in base."""
     ensure_packages()
     standin_base()
-    reference = tag or f"{IMAGE_REPOSITORY}:{project_version()}"
+    tag = f"{IMAGE_REPOSITORY}:{project_version()}"
     started = time.monotonic()
-    _streamed(
-        "build",
-        "--pull=never",
-        "--network=host",
-        *ULIMITS,
-        "--build-arg",
-        f"VERSION={project_version()}",
-        "--build-arg",
-        f"REVISION={_revision()}",
-        "--file",
-        str(DOCKERFILE),
-        "--tag",
-        reference,
-        str(tools.REPO_ROOT),
-    )
-    log(f"built {reference} in {time.monotonic() - started:.0f}s")
-    return reference
+    with tempfile.TemporaryDirectory() as scratch:
+        iidfile = Path(scratch) / "iid"
+        _streamed(
+            "build",
+            "--pull=never",
+            "--network=host",
+            *ULIMITS,
+            "--build-arg",
+            f"VERSION={project_version()}",
+            "--build-arg",
+            f"REVISION={_revision()}",
+            f"--iidfile={iidfile}",
+            "--file",
+            str(DOCKERFILE),
+            "--tag",
+            tag,
+            str(tools.REPO_ROOT),
+        )
+        image_id = iidfile.read_text().strip().removeprefix("sha256:")
+    # Tagged by id, not by looking the version tag up: builds from other checkouts on the same
+    # machine share podman's store and may have moved the version tag meanwhile.
+    pinned = f"{tag}-{image_id[:12]}"
+    podman("tag", image_id, pinned)
+    log(f"built {tag} ({pinned}) in {time.monotonic() - started:.0f}s")
+    return BuiltImage(tag, pinned)
 
 
 def image_report(reference: str) -> list[str]:
