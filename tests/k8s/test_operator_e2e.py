@@ -330,15 +330,20 @@ def test_scale_subresource_drives_shards_and_serves_an_hpa(
     assert [(s["start"], s["stop"]) for s in obj["status"]["shards"]] == [
         (r.start, r.stop) for r in shard_table(12, 5)
     ]
-    scale = json.loads(
-        k8s_cluster.kubectl(
-            "get",
-            "--raw",
-            f"/apis/{GROUP_VERSION}/namespaces/{api.namespace}/sensorsimulations/minimal/scale",
-        ).stdout
-    )
+
+    def scale_settled() -> dict[str, Any] | None:
+        # status.replicas is written by the reconcile after the rollout (0 during the handover)
+        scale: dict[str, Any] = json.loads(
+            k8s_cluster.kubectl(
+                "get",
+                "--raw",
+                f"/apis/{GROUP_VERSION}/namespaces/{api.namespace}/sensorsimulations/minimal/scale",
+            ).stdout
+        )
+        return scale if scale["status"].get("replicas") == 5 else None
+
+    scale = wait_for(scale_settled, "the scale subresource to report 5 replicas")
     assert scale["spec"]["replicas"] == 5
-    assert scale["status"]["replicas"] == 5
     selector = scale["status"]["selector"]
     assert len(api.items("pods", selector)) == 5
 
