@@ -179,9 +179,14 @@ def container_env(stateful_set: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def rolled_out(api: Api, name: str) -> dict[str, Any] | None:
-    """The StatefulSet once every pod runs its latest revision."""
+    """The StatefulSet once it has the simulation's replica count (not the 0 of a handover in
+    progress) and every pod runs its latest revision."""
     sts = api.get("statefulset", name)
-    if sts is None:
+    simulation = api.get("sensorsimulation", name)
+    if sts is None or simulation is None:
+        return None
+    spec = simulation.get("spec", {})
+    if sts["spec"]["replicas"] != (0 if spec.get("suspend") else spec.get("replicas")):
         return None
     status = sts.get("status", {})
     revision = status.get("updateRevision")
