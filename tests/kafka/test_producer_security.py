@@ -80,7 +80,7 @@ def test_a_wrong_password_over_tls_is_one_clear_line(secure_broker: KafkaBroker)
         secure_broker.bootstrap, unique_topic("secure-wrong"), KAFKA_SECURITY_PROTOCOL="SASL_SSL",
         KAFKA_SSL_CAFILE=str(secure_broker.ca_file), KAFKA_SASL_MECHANISM="SCRAM-SHA-256",
         KAFKA_SASL_USERNAME=USER, KAFKA_SASL_PASSWORD="not-the-password",
-        KAFKA_CONNECT_TIMEOUT_MS="10000",
+        KAFKA_CONNECT_TIMEOUT_MS="45000",  # a loaded machine can need more than 10 s
     )  # fmt: skip
     result = run_producer(env, "--max-messages", "4", timeout=120)
     assert result.returncode == 3, result.stderr
