@@ -10,7 +10,7 @@
 # final stage (uv and pip's caches stay in the build stage; the venv has no pip).
 #
 # The tests build this file unchanged with podman and run the image as the pods do (uid 10001,
-# read-only root, no capabilities); see tests/infra/containers.py.
+# read-only root, no capabilities); see testbed/containers.py.
 
 ############################ build stage: a venv with sensorsim and its dependencies
 FROM python:3.11.14-slim-trixie AS build

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# scripts/ and bench/ import the test infrastructure (tests.infra) from the checkout
+# scripts/ and bench/ import the test infrastructure (testbed) from the checkout
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv lock tools kafka-up kafka-down cluster-up cluster-down run test test-unit \
@@ -24,22 +24,22 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock
 venv: $(VENV)/.installed ## create .venv with sensorsim and its dev tools
 
 tools: venv ## build or reuse the pinned Kafka, Kubernetes, etcd, kwok and helm
-	$(PY) -m tests.infra tools
+	$(PY) -m testbed tools
 
 kafka-up: venv ## start a local Kafka broker in the background (last line: KAFKA_BOOTSTRAP_SERVERS=)
-	@$(PY) -m tests.infra kafka-up
+	@$(PY) -m testbed kafka-up
 
 kafka-down: venv ## stop the local broker and remove its data
-	@$(PY) -m tests.infra kafka-down
+	@$(PY) -m testbed kafka-down
 
 cluster-up: venv ## start a local control plane in the background (last line: KUBECONFIG=)
-	@$(PY) -m tests.infra cluster-up
+	@$(PY) -m testbed cluster-up
 
 cluster-down: venv ## stop the local control plane and remove its state
-	@$(PY) -m tests.infra cluster-down
+	@$(PY) -m testbed cluster-down
 
 image: venv ## build the Dockerfile with podman (stand-in base, see README); last line IMAGE=
-	@$(PY) -m tests.infra image
+	@$(PY) -m testbed image
 
 run: venv ## demo: start a broker, run a small fleet for a few seconds, summarise the topic, stop
 	$(PY) scripts/demo.py
@@ -79,6 +79,6 @@ lock: ## re-pin requirements.lock (image) and requirements-dev.lock (dev, CI) fr
 	uv pip compile -q pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-dev.lock
 
 clean: ## remove local state (not the tool cache)
-	-$(PY) -m tests.infra kafka-down
-	-$(PY) -m tests.infra cluster-down
+	-$(PY) -m testbed kafka-down
+	-$(PY) -m testbed cluster-down
 	rm -rf .infra .mypy_cache .ruff_cache .pytest_cache

@@ -30,11 +30,11 @@ import numpy as np
 
 from domain.machine_ids import machine_ids
 from producer.app import ProducerApp
-from producer.checkpoint_codec import encode_machines
-from producer.engine import SimulationEngine
-from producer.reference_data import load_profile
+from producer.continuity.codec import encode_machines
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
-from tests.infra.kafka import KafkaBroker
+from producer.simulation.engine import SimulationEngine
+from producer.simulation.reference_data import load_profile
+from testbed.kafka import KafkaBroker
 
 DEFAULT_INTERVAL_MS = ProducerSettings.model_fields["checkpoint_interval_ms"].default
 

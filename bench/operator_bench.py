@@ -43,9 +43,9 @@ from sensorsim_operator.children import (  # noqa: E402
     build_stateful_set,
 )
 from sensorsim_operator.kube import ApiKube  # noqa: E402
-from tests.infra import tools  # noqa: E402
-from tests.infra.cluster import KubeCluster  # noqa: E402
-from tests.infra.operator import OperatorProcess  # noqa: E402
+from testbed import tools  # noqa: E402
+from testbed.cluster import KubeCluster  # noqa: E402
+from testbed.operator import OperatorProcess  # noqa: E402
 
 CRD_FILE = REPO / "charts" / "sensorsim" / "crds" / "sensorsimulations.sensorsim.io.yaml"
 SELECTOR = "app.kubernetes.io/managed-by=sensorsim-operator"

@@ -40,10 +40,10 @@ from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.app import ProducerApp
-from producer.engine import SimulationEngine
-from producer.reference_data import ReferenceProfile, load_profile
 from producer.serialisation import BodyEncoder
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
+from producer.simulation.engine import SimulationEngine
+from producer.simulation.reference_data import ReferenceProfile, load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -393,12 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    # The test infrastructure (tests.infra) starts the broker; it lives in the checkout, which
+    # The test infrastructure (testbed) starts the broker; it lives in the checkout, which
     # `python bench/producer_bench.py` does not put on the path by itself.
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from tests.infra import tools  # noqa: PLC0415
-    from tests.infra.kafka import KafkaBroker  # noqa: PLC0415
+    from testbed import tools  # noqa: PLC0415
+    from testbed.kafka import KafkaBroker  # noqa: PLC0415
 
     with contextlib.ExitStack() as stack:
         bootstrap = args.bootstrap

@@ -1,0 +1,10 @@
+"""The data plane: simulate a shard of a fleet and publish its readings.
+
+Read top-down, the packages follow the data path: ``settings`` (what the user asked for) →
+``simulation`` (reference data, the learned and original models, the numpy engine) →
+``serialisation`` (a cycle's message bodies as bytes) → ``sinks`` / ``kafka`` (where the
+records go). Beside the path: ``continuity`` (the schedule and the checkpoints that make a
+machine's stream outlive a process), ``runtime`` (signals, heartbeat, HTTP probes, metrics,
+logging) and ``analysis`` (the ``profile`` and ``fidelity`` commands). ``app`` runs the cycle
+loop over parts it is given; ``cli`` parses the command line and builds them.
+"""

@@ -14,25 +14,25 @@ from domain.machine_ids import machine_ids
 from domain.messages import format_epoch
 from domain.partitioning import shard_range
 from domain.simulation_model import SimulationModel
-from producer.checkpoints import StateTopic
-from producer.continuity import Continuity
-from producer.engine import CycleResult, SimulationEngine
+from producer.continuity.checkpointing import Continuity
+from producer.continuity.state_topic import StateTopic
 from producer.errors import ConfigError, ExitCode, ProducerError, ReferenceDataError
-from producer.heartbeat import Heartbeat
-from producer.http_server import HealthServer
-from producer.kafka_sink import KafkaSink
-from producer.metrics import ProducerMetrics
-from producer.reference_data import check_learned_model_data, load_profile
-from producer.serialisation import EXACT_MAX_ABS, BodyEncoder
-from producer.settings import ProducerSettings
-from producer.sinks import OutgoingCycle, Sink
-from producer.stdout_sink import StdoutSink
-from producer.stopping import (
+from producer.kafka.sink import KafkaSink
+from producer.runtime.heartbeat import Heartbeat
+from producer.runtime.http_server import HealthServer
+from producer.runtime.metrics import ProducerMetrics
+from producer.runtime.stopping import (
     EXIT_MARGIN_SECONDS,
     GRACE_PERIOD_SECONDS,
     StopFlag,
     install_signal_handlers,
 )
+from producer.serialisation import EXACT_MAX_ABS, BodyEncoder
+from producer.settings import ProducerSettings
+from producer.simulation.engine import CycleResult, SimulationEngine
+from producer.simulation.reference_data import check_learned_model_data, load_profile
+from producer.sinks.protocol import OutgoingCycle, Sink
+from producer.sinks.stdout import StdoutSink
 
 log = logging.getLogger("producer")
 

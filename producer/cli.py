@@ -137,14 +137,14 @@ def _data_file(path: Path | None) -> Path:
 
 
 def _profile(argv: Sequence[str]) -> int:
-    from producer.learned_model import fit_learned_model  # noqa: PLC0415
-    from producer.model_report import describe_learned  # noqa: PLC0415
-    from producer.reference_data import (  # noqa: PLC0415
+    from producer.analysis.model_report import describe_learned  # noqa: PLC0415
+    from producer.settings import load_settings  # noqa: PLC0415
+    from producer.simulation.learned_model import fit_learned_model  # noqa: PLC0415
+    from producer.simulation.reference_data import (  # noqa: PLC0415
         check_learned_model_data,
         describe,
         load_profile,
     )
-    from producer.settings import load_settings  # noqa: PLC0415
 
     args = profile_parser().parse_args(argv)
     if args.num_sensors is not None and args.num_sensors < 1:
@@ -163,9 +163,9 @@ def _profile(argv: Sequence[str]) -> int:
 
 
 def _fidelity(argv: Sequence[str]) -> int:
-    from producer.fidelity import describe, evaluate, simulate_sample  # noqa: PLC0415
-    from producer.reference_data import check_learned_model_data, load_profile  # noqa: PLC0415
+    from producer.analysis.fidelity import describe, evaluate, simulate_sample  # noqa: PLC0415
     from producer.settings import load_settings  # noqa: PLC0415
+    from producer.simulation.reference_data import check_learned_model_data, load_profile  # noqa: PLC0415
 
     args = fidelity_parser().parse_args(argv)
     if args.num_sensors is not None and args.num_sensors < 1:
@@ -175,7 +175,7 @@ def _fidelity(argv: Sequence[str]) -> int:
     if args.cycles <= args.burn_in:
         raise _usage_error(f"--cycles ({args.cycles}) must be above --burn-in ({args.burn_in})")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        from producer.fidelity_plot import INSTALL_HINT  # noqa: PLC0415
+        from producer.analysis.fidelity_plot import INSTALL_HINT  # noqa: PLC0415
 
         raise _usage_error(f"--plot needs matplotlib, which is not installed: {INSTALL_HINT}")
     settings = load_settings()
@@ -201,7 +201,7 @@ def _fidelity(argv: Sequence[str]) -> int:
     report = evaluate(profile, sample)
     print(describe(report))
     if args.plot is not None:
-        from producer.fidelity_plot import plot  # noqa: PLC0415
+        from producer.analysis.fidelity_plot import plot  # noqa: PLC0415
 
         plot(args.plot, profile, sample, report)
         print(f"plot written to {args.plot}")
@@ -218,7 +218,7 @@ def _usage_error(message: str) -> _UsageError:
 
 def _run(argv: Sequence[str]) -> int:
     from producer.app import ProducerApp  # noqa: PLC0415
-    from producer.logging_setup import setup_logging  # noqa: PLC0415
+    from producer.runtime.logging_setup import setup_logging  # noqa: PLC0415
     from producer.settings import load_settings  # noqa: PLC0415
 
     args = run_parser().parse_args(argv)

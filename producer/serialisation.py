@@ -24,7 +24,7 @@ import orjson
 
 from domain.messages import MessageFormat
 from domain.simulation_model import DECIMALS, MICROS
-from producer.engine import CycleResult
+from producer.simulation.engine import CycleResult
 
 UInt8Array = npt.NDArray[np.uint8]
 BoolArray = npt.NDArray[np.bool_]

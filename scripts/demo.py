@@ -16,8 +16,8 @@ from pathlib import Path
 
 from kafka import KafkaConsumer
 
-from tests.infra import tools
-from tests.infra.kafka import KafkaBroker
+from testbed import tools
+from testbed.kafka import KafkaBroker
 
 TOPIC = "sensor-data"
 FLEET = {

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tests.infra.tools import REPO_ROOT, tool_path, versions
+from testbed.tools import REPO_ROOT, tool_path, versions
 
 CHART_DIR = REPO_ROOT / "charts" / "sensorsim"
 CI_VALUES_DIR = CHART_DIR / "ci"

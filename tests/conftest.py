@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import containers, tools
-from tests.infra.cluster import KubeCluster
-from tests.infra.kafka import KafkaBroker
+from testbed import containers, tools
+from testbed.cluster import KubeCluster
+from testbed.kafka import KafkaBroker
 
 _DIRECTORY_MARKERS = {"unit": pytest.mark.unit, "kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
 
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_report_header() -> str:
     return (
         f"image tests: the Dockerfile's base {containers.official_base()} is a STAND-IN built "
-        "from Debian packages unless the official image is present (tests/infra/containers.py)"
+        "from Debian packages unless the official image is present (testbed/containers.py)"
     )
 
 

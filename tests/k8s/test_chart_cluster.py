@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 import yaml
 
+from testbed.cluster import KubeCluster
+from testbed.operator import OperatorProcess
+from testbed.tools import REPO_ROOT
 from tests.chart_support import CHART_DIR, CRD_NAME
-from tests.infra.cluster import KubeCluster
-from tests.infra.operator import OperatorProcess
-from tests.infra.tools import REPO_ROOT
 
 WAIT = "180s"
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra import containers, procs
-from tests.infra.cluster import KubeCluster
+from testbed import containers, procs
+from testbed.cluster import KubeCluster
 from tests.k8s.test_operator_e2e import crd  # noqa: F401 - the fixture: the CRD, established
 
 REPO = Path(__file__).resolve().parents[2]

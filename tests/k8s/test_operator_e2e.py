@@ -22,9 +22,9 @@ import yaml
 
 from domain.partitioning import shard_table
 from sensorsim_operator.memory import quantity
-from tests.infra import procs
-from tests.infra.cluster import KubeCluster
-from tests.infra.operator import OperatorProcess
+from testbed import procs
+from testbed.cluster import KubeCluster
+from testbed.operator import OperatorProcess
 
 pytestmark = pytest.mark.k8s
 

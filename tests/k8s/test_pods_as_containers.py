@@ -2,10 +2,10 @@
 and the real broker.
 
 The pods are scheduled (``spec.podTemplate.nodeSelector``) onto the node of the pod runner
-(tests/infra/pods.py), which starts each pod's container with podman from the pod spec the
+(testbed/pods.py), which starts each pod's container with podman from the pod spec the
 operator wrote — image, env with the downward-API shard index, volumes, security context — and
 reports its real state back to the pod's status, so the StatefulSet controller and the operator
-see real readiness, exits and restarts. The image's base is a stand-in (tests/infra/containers.py).
+see real readiness, exits and restarts. The image's base is a stand-in (testbed/containers.py).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 from domain.machine_ids import machine_ids
-from tests.infra import procs
-from tests.infra.cluster import KubeCluster
-from tests.infra.operator import OperatorProcess
-from tests.infra.pods import NODE_LABEL, TOLERATION, PodRunner
-from tests.infra.watching import Change, Watch
+from testbed import procs
+from testbed.cluster import KubeCluster
+from testbed.operator import OperatorProcess
+from testbed.pods import NODE_LABEL, TOLERATION, PodRunner
+from testbed.watching import Change, Watch
 from tests.k8s.test_operator_e2e import (
     Api,
     condition,

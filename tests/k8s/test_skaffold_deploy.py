@@ -4,7 +4,7 @@ built here: the Go module proxy refuses its module): skaffold.yaml's release, va
 from its artifact (``make image``: podman, stand-in base), on the real control plane.
 
 The operator pod runs as a real container of that image through the pod runner
-(tests/infra/pods.py): the chart's command, security context, probes and a bound token of the
+(testbed/pods.py): the chart's command, security context, probes and a bound token of the
 chart's ServiceAccount, so the chart's RBAC is what the operator works with. The dev Kafka and
 the sample simulation's producer pods stay on kwok's fake node (the Kafka image cannot be
 pulled here).
@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.infra import containers, procs
-from tests.infra.cluster import KubeCluster
-from tests.infra.pods import NODE_LABEL, TOLERATION, PodRunner
+from testbed import containers, procs
+from testbed.cluster import KubeCluster
+from testbed.pods import NODE_LABEL, TOLERATION, PodRunner
 
 REPO = Path(__file__).resolve().parents[2]
 SKAFFOLD: dict[str, Any] = yaml.safe_load((REPO / "skaffold.yaml").read_text())

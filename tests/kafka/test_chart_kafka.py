@@ -20,9 +20,9 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from testbed import procs, tools
+from testbed.tools import REPO_ROOT
 from tests.chart_support import CHART_DIR, find, render
-from tests.infra import procs, tools
-from tests.infra.tools import REPO_ROOT
 
 CHECK_SCRIPT = (CHART_DIR / "files" / "check_records.py").read_text()
 

@@ -1,6 +1,6 @@
 """The built image's default command (the producer) as its pods run it: uid 10001, read-only
 root filesystem with a tmpfs /tmp, no capabilities, no privilege escalation, against the real
-broker on the host's network. Built against the stand-in base (see tests/infra/containers.py).
+broker on the host's network. Built against the stand-in base (see testbed/containers.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 from domain.machine_ids import machine_ids
-from tests.infra import containers, procs
+from testbed import containers, procs
 
 MACHINES = 20
 RECORDS = 1_000

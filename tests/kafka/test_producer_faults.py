@@ -19,8 +19,8 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from tests.infra.kafka import KafkaBroker
-from tests.infra.procs import free_port
+from testbed.kafka import KafkaBroker
+from testbed.procs import free_port
 from tests.producer_kafka_support import (
     Record,
     get_status,

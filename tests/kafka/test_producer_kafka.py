@@ -82,7 +82,7 @@ def test_records_land_where_the_default_partitioner_puts_their_key(kafka_bootstr
 
 
 def test_sigterm_mid_run_loses_nothing(kafka_bootstrap: str) -> None:
-    from tests.infra.procs import free_port  # noqa: PLC0415
+    from testbed.procs import free_port  # noqa: PLC0415
 
     machines = 10
     topic = unique_topic("sigterm")

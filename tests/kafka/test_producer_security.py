@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra import tools
-from tests.infra.kafka import KafkaBroker
+from testbed import tools
+from testbed.kafka import KafkaBroker
 from tests.producer_kafka_support import producer_env, read_topic, run_producer, unique_topic
 
 pytestmark = pytest.mark.kafka

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.infra import containers, tools
+from testbed import containers, tools
 
 PACKAGE_DIRS = {
     "domain": "domain",

@@ -1,4 +1,4 @@
-"""`make kafka-up`/`kafka-down` and `make cluster-up`/`cluster-down` (python -m tests.infra)
+"""`make kafka-up`/`kafka-down` and `make cluster-up`/`cluster-down` (python -m testbed)
 work as documented: the last line gives the address, the service answers, and down leaves no
 process and no state behind."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
-from tests.infra import procs, tools
+from testbed import procs, tools
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def infra(command: str, state: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SENSORSIM_STATE": str(state), "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "tests.infra", command],
+        [sys.executable, "-m", "testbed", command],
         cwd=REPO,
         env=env,
         capture_output=True,

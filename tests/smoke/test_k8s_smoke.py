@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.cluster import KubeCluster
+from testbed.cluster import KubeCluster
 
 pytestmark = pytest.mark.k8s
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testbed import containers
 from tests.chart_support import repo_path
-from tests.infra import containers
 
 DOCKERFILE = repo_path("Dockerfile")
 TEXT = DOCKERFILE.read_text()

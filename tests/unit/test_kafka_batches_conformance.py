@@ -1,4 +1,4 @@
-"""Batches built in bulk (``producer/kafka_batches.py``) are byte-identical to the batches
+"""Batches built in bulk (``producer/kafka/batches.py``) are byte-identical to the batches
 kafka-python's own builder makes of the same records, and read back the same.
 
 This is the conformance test of the kafka-python internals that module relies on: an upgrade
@@ -18,7 +18,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 from kafka.structs import TopicPartition
 
-from producer.kafka_batches import BatchWriter, fill, header_block, varint, zigzag_varint
+from producer.kafka.batches import BatchWriter, fill, header_block, varint, zigzag_varint
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""The kafka-python internals that ``producer/kafka_client.py`` uses still exist.
+"""The kafka-python internals that ``producer/kafka/client_internals.py`` uses still exist.
 
 kafka-python is pinned to a version range in pyproject.toml; an upgrade that renames or removes
 one of these fails here, loudly, instead of breaking shutdown or client replacement at run time.

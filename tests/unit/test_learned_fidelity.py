@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from domain.simulation_model import SimulationModel
-from producer.fidelity import ACCEPTANCE, FidelityReport, evaluate, simulate_sample
-from producer.reference_data import ReferenceProfile, load_profile
+from producer.analysis.fidelity import ACCEPTANCE, FidelityReport, evaluate, simulate_sample
+from producer.simulation.reference_data import ReferenceProfile, load_profile
 from tests.synthetic_reference import SPECS, write
 
 pytestmark = pytest.mark.unit

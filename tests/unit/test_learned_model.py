@@ -10,16 +10,20 @@ import pandas as pd
 import pytest
 
 from domain.simulation_model import FailureModel, SimulationModel
-from producer.engine import CycleResult, SimulationEngine
 from producer.errors import ReferenceDataError
-from producer.learned_model import (
+from producer.simulation.engine import CycleResult, SimulationEngine
+from producer.simulation.learned_model import (
     fit_learned_model,
     lower_triangular_product,
     nearest_correlation,
     quantile_grid,
     spearman,
 )
-from producer.reference_data import ReferenceProfile, check_learned_model_data, load_profile
+from producer.simulation.reference_data import (
+    ReferenceProfile,
+    check_learned_model_data,
+    load_profile,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -14,9 +14,9 @@ import pytest
 from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
 from domain.simulation_model import FailureModel, SimulationModel
-from producer.engine import SimulationEngine
-from producer.reference_data import load_profile
 from producer.serialisation import BodyEncoder
+from producer.simulation.engine import SimulationEngine
+from producer.simulation.reference_data import load_profile
 
 pytestmark = pytest.mark.unit
 

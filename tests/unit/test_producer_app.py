@@ -20,10 +20,10 @@ from domain.machine_ids import machine_ids
 from domain.messages import ExtendedSensorMessage
 from producer.app import ProducerApp
 from producer.errors import BrokerError, ConfigError, ExitCode
+from producer.runtime.stopping import EXIT_MARGIN_SECONDS, GRACE_PERIOD_SECONDS
 from producer.settings import ProducerSettings
-from producer.sinks import DeliveryStats, OutgoingCycle
-from producer.stdout_sink import StdoutSink
-from producer.stopping import EXIT_MARGIN_SECONDS, GRACE_PERIOD_SECONDS
+from producer.sinks.protocol import DeliveryStats, OutgoingCycle
+from producer.sinks.stdout import StdoutSink
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from domain.machine_ids import machine_ids
 from domain.simulation_model import FailureModel, SimulationModel
-from producer.checkpoint_codec import (
+from producer.continuity.checkpointing import Continuity, Schedule, plan_skips, row_runs
+from producer.continuity.codec import (
     CheckpointFormatError,
     decode_machine,
     encode_machines,
@@ -23,11 +24,10 @@ from producer.checkpoint_codec import (
     simulation_key,
     stack_states,
 )
-from producer.continuity import Continuity, Schedule, plan_skips, row_runs
-from producer.engine import CycleResult, SimulationEngine
 from producer.errors import ConfigError
-from producer.reference_data import load_profile
 from producer.settings import ProducerSettings, load_settings
+from producer.simulation.engine import CycleResult, SimulationEngine
+from producer.simulation.reference_data import load_profile
 
 pytestmark = pytest.mark.unit
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from domain.partitioning import shard_table
 from domain.simulation_model import FailureModel, SimulationModel
-from producer.engine import CycleResult, SimulationEngine
-from producer.randomness import CounterStream, normals, uniforms
-from producer.reference_data import ReferenceProfile, load_profile
+from producer.simulation.engine import CycleResult, SimulationEngine
+from producer.simulation.randomness import CounterStream, normals, uniforms
+from producer.simulation.reference_data import ReferenceProfile, load_profile
 
 pytestmark = pytest.mark.unit
 

@@ -17,15 +17,15 @@ from kafka.record.memory_records import MemoryRecords
 
 from domain.machine_ids import machine_ids
 from producer.errors import BrokerError, ConfigError
-from producer.kafka_sink import (
+from producer.kafka.sink import (
     KafkaSink,
     client_config,
     crc32c_implementation,
     machine_partitions,
 )
+from producer.runtime.stopping import StopFlag
 from producer.settings import ProducerSettings
-from producer.sinks import OutgoingCycle
-from producer.stopping import StopFlag
+from producer.sinks.protocol import OutgoingCycle
 
 pytestmark = pytest.mark.unit
 
@@ -348,7 +348,7 @@ def test_a_record_the_topic_refuses_stops_the_run_with_a_broker_error() -> None:
 
 
 def test_readiness_drops_when_nothing_is_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("producer.kafka_sink.READY_STALL_SECONDS", 0.01)
+    monkeypatch.setattr("producer.kafka.sink.READY_STALL_SECONDS", 0.01)
     sink, fake = started_sink()
     assert sink.delivering()
     fake.auto_ack = False

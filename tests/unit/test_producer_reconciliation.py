@@ -9,7 +9,7 @@ from kafka.admin._transactions import PartitionProducerState, ProducerState
 from kafka.errors import KafkaConnectionError
 from kafka.structs import TopicPartition
 
-from producer.reconciliation import records_written
+from producer.kafka.delivery_audit import records_written
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from producer.errors import ReferenceDataError
-from producer.reference_data import describe, load_profile, normalise_label
+from producer.simulation.reference_data import describe, load_profile, normalise_label
 from tests.producer_process import run_producer
 
 pytestmark = pytest.mark.unit

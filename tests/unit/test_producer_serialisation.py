@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from domain.messages import ExtendedSensorMessage, MessageFormat, SensorMessage
-from producer.engine import CycleResult
 from producer.serialisation import EXACT_MAX_ABS, BodyEncoder, int_digits_for
+from producer.simulation.engine import CycleResult
 
 pytestmark = pytest.mark.unit
 

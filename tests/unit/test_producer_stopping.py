@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from producer.heartbeat import Heartbeat
-from producer.stopping import StopFlag
+from producer.runtime.heartbeat import Heartbeat
+from producer.runtime.stopping import StopFlag
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +42,7 @@ def test_the_deadline_reads_as_set_and_ends_waits() -> None:
 def test_sigterm_sets_the_flag_of_a_thread_blocked_in_wait_and_a_second_one_exits() -> None:
     program = textwrap.dedent("""
         import sys
-        from producer.stopping import StopFlag, install_signal_handlers
+        from producer.runtime.stopping import StopFlag, install_signal_handlers
         stop = StopFlag()
         install_signal_handlers(stop, 1)
         print("ready", flush=True)

@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.infra import procs, tools
+from testbed import procs, tools
 
 
 class OperatorProcess:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from producer.analysis.fidelity import FidelityReport, StreamSample
 from producer.errors import ConfigError
-from producer.fidelity import FidelityReport, StreamSample
-from producer.reference_data import ReferenceProfile
+from producer.simulation.reference_data import ReferenceProfile
 
 INSTALL_HINT = "pip install 'sensorsim[plots]' (or: pip install matplotlib)"
 

@@ -1,11 +1,11 @@
 """Command line for people and `make`: install tools, start and stop the broker and cluster.
 
-python -m tests.infra tools          build/reuse the pinned tools, print their versions
-python -m tests.infra kafka-up       start a broker; last line KAFKA_BOOTSTRAP_SERVERS=...
-python -m tests.infra kafka-down     stop it and remove its data
-python -m tests.infra cluster-up     start a control plane; last line KUBECONFIG=...
-python -m tests.infra cluster-down   stop it and remove its state
-python -m tests.infra image          build the Dockerfile with podman; last line IMAGE=...
+python -m testbed tools          build/reuse the pinned tools, print their versions
+python -m testbed kafka-up       start a broker; last line KAFKA_BOOTSTRAP_SERVERS=...
+python -m testbed kafka-down     stop it and remove its data
+python -m testbed cluster-up     start a control plane; last line KUBECONFIG=...
+python -m testbed cluster-down   stop it and remove its state
+python -m testbed image          build the Dockerfile with podman; last line IMAGE=...
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.infra import cluster, containers, kafka, procs, tools
+from testbed import cluster, containers, kafka, procs, tools
 
 STATE_DIR = Path(os.environ.get("SENSORSIM_STATE", tools.REPO_ROOT / ".infra"))
 KAFKA_DIR = STATE_DIR / "kafka"
@@ -92,7 +92,7 @@ COMMANDS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.infra", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
     parser.add_argument("command", choices=sorted(COMMANDS))
     args = parser.parse_args()
     try:

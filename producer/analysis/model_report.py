@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from domain.simulation_model import FailureModel
-from producer.learned_model import GRID_CELLS, LearnedModel, spearman
-from producer.reference_data import ReferenceProfile
+from producer.simulation.learned_model import GRID_CELLS, LearnedModel, spearman
+from producer.simulation.reference_data import ReferenceProfile
 
 _TOP_PAIRS = 8
 _TOP_SHIFTS = 4

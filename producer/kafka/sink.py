@@ -37,14 +37,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from producer import kafka_client
 from producer.errors import BrokerError
-from producer.kafka_batches import BatchWriter, header_block
-from producer.reconciliation import records_written
+from producer.kafka import client_internals as kafka_client
+from producer.kafka.batches import BatchWriter, header_block
+from producer.kafka.delivery_audit import records_written
+from producer.kafka.topic_rules import TopicFacts, topic_problem
+from producer.runtime.stopping import StopFlag
 from producer.settings import ProducerSettings, SecurityProtocol
-from producer.sinks import DeliveryStats, OutgoingCycle
-from producer.stopping import StopFlag
-from producer.topic_checks import TopicFacts, topic_problem
+from producer.sinks.protocol import DeliveryStats, OutgoingCycle
 
 log = logging.getLogger(__name__)
 
@@ -540,7 +540,7 @@ class KafkaSink:
             self._unreconciled.append(generation)
         return lost
 
-    # -- reconciliation (see producer/reconciliation.py) -----------------------------------
+    # -- reconciliation (see producer/kafka/delivery_audit.py) -----------------------------------
     def _note_producer_id(self) -> None:
         pair = kafka_client.producer_id_and_epoch(self._producer)
         if pair is not None:

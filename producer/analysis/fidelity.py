@@ -23,9 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.simulation_model import DEFAULT_PERSISTENCE, FailureModel, SimulationModel
-from producer.engine import SimulationEngine
-from producer.learned_model import spearman
-from producer.reference_data import ReferenceProfile
+from producer.simulation.engine import SimulationEngine
+from producer.simulation.learned_model import spearman
+from producer.simulation.reference_data import ReferenceProfile
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

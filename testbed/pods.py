@@ -40,8 +40,8 @@ from typing import Any, cast
 
 import kubernetes
 
-from tests.infra import containers, procs
-from tests.infra.cluster import KubeCluster
+from testbed import containers, procs
+from testbed.cluster import KubeCluster
 
 Manifest = dict[str, Any]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import BinaryIO
 
-from producer.sinks import DeliveryStats, OutgoingCycle
+from producer.sinks.protocol import DeliveryStats, OutgoingCycle
 
 
 class StdoutSink:

@@ -3,9 +3,9 @@
 A step draws all of the cycle's random numbers for the shard at once
 (``randomness.CounterStream``), so a machine's readings depend only on (seed, simulation name,
 machine index, cycle) and never on which shard runs it. Failure episodes follow
-``producer.episodes`` for both models; the readings come from one of two sensor processes:
+``episodes`` for both models; the readings come from one of two sensor processes:
 
-``learned`` (``producer.learned_model``): a latent AR(1) vector per machine,
+``learned`` (``producer.simulation.learned_model``): a latent AR(1) vector per machine,
 ``z <- rho z + sqrt(1-rho^2) L eps``, read through each sensor's learned quantile function;
 a failing machine's latent state is seen through its type's dependence and quantile functions,
 blended by the episode's progress (in and out).
@@ -38,15 +38,21 @@ from domain.simulation_model import (
     FailureModel,
     SimulationModel,
 )
-from producer.episodes import EXTRA_WORDS, EpisodeStep, FailureEpisodes
-from producer.learned_model import (
+from producer.simulation.episodes import EXTRA_WORDS, EpisodeStep, FailureEpisodes
+from producer.simulation.learned_model import (
     GridPosition,
     LearnedModel,
     fit_learned_model,
     lower_triangular_product,
 )
-from producer.randomness import DOMAIN_INITIAL, CounterStream, normals, uniforms, words_per_machine
-from producer.reference_data import ReferenceProfile
+from producer.simulation.randomness import (
+    DOMAIN_INITIAL,
+    CounterStream,
+    normals,
+    uniforms,
+    words_per_machine,
+)
+from producer.simulation.reference_data import ReferenceProfile
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -161,7 +167,7 @@ def _sensor_major_normals(words: UInt64Array, sensors: int) -> FloatArray:
 
 
 class LearnedProcess:
-    """Latent AR(1) Gaussian copula with learned marginals (see ``producer.learned_model``).
+    """Latent AR(1) Gaussian copula with learned marginals (see ``learned_model``).
 
     The latent state is kept sensor-major, shape (sensors, machines), so every operation runs
     over contiguous rows of machines.
@@ -272,7 +278,7 @@ class SimulationEngine:
     def max_abs_reading(self) -> float:
         return self.process.max_abs_reading
 
-    # -- continuity: the per-machine state, for checkpoints (producer/continuity.py) ----------
+    # -- continuity: the per-machine state, for checkpoints (producer.continuity) --
     @property
     def state_names(self) -> tuple[str, ...]:
         """The names ``export_state`` returns: the sensor process's state, then the episodes'."""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from producer.checkpoint_codec import (
+from producer.continuity.codec import (
     CheckpointFormatError,
     MachineCheckpoint,
     SimulationRecord,
@@ -29,7 +29,7 @@ from producer.checkpoint_codec import (
     simulation_key,
 )
 from producer.errors import BrokerError
-from producer.kafka_sink import ADMIN_KEYS, client_config
+from producer.kafka.sink import ADMIN_KEYS, client_config
 from producer.settings import ProducerSettings
 
 log = logging.getLogger(__name__)

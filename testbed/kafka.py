@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from tests.infra import procs, tools
+from testbed import procs, tools
 
 CLUSTER_ID = "c2Vuc29yc2ltLXRlc3Qtaw"  # any 22-char base64 Kafka Uuid; fixed for tests
 

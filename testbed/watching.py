@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-from tests.infra import tools
-from tests.infra.cluster import KubeCluster
+from testbed import tools
+from testbed.cluster import KubeCluster
 
 
 @dataclass(frozen=True, slots=True)

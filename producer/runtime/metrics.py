@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from producer.sinks import DeliveryStats
+from producer.sinks.protocol import DeliveryStats
 
 _PREFIX = "sensorsim"
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.infra import tools
+from testbed import tools
 
 DOCKERFILE = tools.REPO_ROOT / "Dockerfile"
 IMAGE_REPOSITORY = "localhost/sensorsim"

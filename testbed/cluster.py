@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.infra import procs, tools
+from testbed import procs, tools
 
 ADMIN_TOKEN = "sensorsim-admin-token"
 NODE_NAME = "kwok-node-0"
@@ -317,7 +317,7 @@ class KubeCluster:
             [
                 str(tools.tool_path("kwok")),
                 f"--kubeconfig={self.kubeconfig}",
-                # Only its own fake node: tests/infra/pods.py runs the pods of another node
+                # Only its own fake node: testbed/pods.py runs the pods of another node
                 # as real containers and reports their status itself.
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",

@@ -32,18 +32,18 @@ import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter
 
 from domain.messages import format_timestamp
-from producer.checkpoint_codec import (
+from producer.continuity.codec import (
     MachineCheckpoint,
     SimulationRecord,
     encode_machines,
     stack_states,
 )
-from producer.checkpoints import StateSnapshot, StateTopic
-from producer.engine import CycleResult, SimulationEngine
+from producer.continuity.state_topic import StateSnapshot, StateTopic
 from producer.errors import ConfigError
-from producer.reference_data import ReferenceProfile
 from producer.settings import ProducerSettings
-from producer.sinks import Sink
+from producer.simulation.engine import CycleResult, SimulationEngine
+from producer.simulation.reference_data import ReferenceProfile
+from producer.sinks.protocol import Sink
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def simulation_config(
 
 
 class Stoppable(Protocol):
-    """What catch-up needs of the stop flag (``producer.stopping.StopFlag``, an Event)."""
+    """What catch-up needs of the stop flag (``producer.runtime.stopping.StopFlag``, an Event)."""
 
     def is_set(self) -> bool: ...
 
