@@ -37,11 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
 from sensorsim_operator.api.v1alpha1 import parse_spec  # noqa: E402
-from sensorsim_operator.children import (  # noqa: E402
-    BuildDefaults,
-    SimulationRef,
-    build_stateful_set,
-)
+from sensorsim_operator.children.identity import SimulationRef  # noqa: E402
+from sensorsim_operator.children.manifests import build_stateful_set  # noqa: E402
+from sensorsim_operator.children.pod_template import BuildDefaults  # noqa: E402
 from sensorsim_operator.kube import ApiKube  # noqa: E402
 from testbed import tools  # noqa: E402
 from testbed.cluster import KubeCluster  # noqa: E402

@@ -1,7 +1,7 @@
 """The message a machine publishes every cycle, as pydantic models.
 
-The default ("original") body is the compatibility contract with the downstream consumer of
-the system sensorsim grew out of (DESIGN §3)::
+The default ("original") body is the compatibility contract with the downstream consumers
+that read the original system's records (README.md shows the body)::
 
     {"machine_id": "3f2a9c1d",
      "timestamp": "2026-11-29T12:34:56.789+00:00",

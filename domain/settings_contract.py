@@ -5,11 +5,12 @@ meaning. Everything else is derived from this table:
 
 * ``producer/settings.py`` builds its pydantic-settings fields from it (``Setting.field``) and
   checks its patterns and rules with ``Setting.problem``;
-* the SensorSimulation CRD takes the same bounds, enums and rules (``Setting.spec_field`` gives
-  pydantic ``Field`` arguments for the spec, and each rule carries its CEL expression), so the
-  API server refuses what the producer would refuse;
+* the operator's SensorSimulation CRD takes the same bounds, enums and rules (each rule carries
+  its CEL expression; ``sensorsim_operator/api/contract_fields.py`` turns a setting into a spec
+  field), so the API server refuses what the producer would refuse;
 * the operator writes the pod environment under these names (``Setting.render``);
-* the README's variable table is generated from it (``markdown_table``) and checked by a test.
+* the README's variable table is generated from it (``table_rows``, written by
+  ``scripts/settings_table.py``) and checked by a test.
 
 Adding a setting is one entry here (plus its typed field in ``ProducerSettings``, which a test
 insists on). Rules are written as CEL and as a Python predicate side by side; tests put the
@@ -25,7 +26,6 @@ from enum import StrEnum
 from typing import Any, Final, Literal, get_args
 
 from pydantic import Field
-from pydantic.config import JsonDict, JsonValue
 
 from domain.messages import MessageFormat
 from domain.simulation_model import DEFAULT_PERSISTENCE, SimulationModel
@@ -62,9 +62,6 @@ MAX_INTERVAL_MS: Final = 86_400_000  # one day
 MAX_EPISODE_CYCLES: Final = 1_000_000
 MAX_PARTITIONS: Final = 100_000
 MAX_SEED: Final = 2**64 - 1
-MAX_SAFE_INTEGER: Final = 2**53 - 1
-"""The API server holds schema bounds and integers as float64/int64: larger seeds cannot be
-written in a SensorSimulation (the producer takes any 64-bit seed)."""
 BUNDLED_SENSOR_COLUMNS: Final = 20
 """'Sensor <n>' columns of the bundled data/data_sensors.csv (a test reads the file)."""
 
@@ -106,8 +103,6 @@ class Setting:
     pattern_message: str = ""
     choices: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
-    api_le: float | None = None
-    """A narrower upper bound where the Kubernetes API cannot hold the full range."""
     shown_default: str | None = None
     secret: bool = False
 
@@ -116,11 +111,12 @@ class Setting:
         """The Python field name (the variable in lower case)."""
         return self.env.lower()
 
-    def _bounds(self, *, api: bool) -> dict[str, Any]:
+    def bounds(self) -> dict[str, Any]:
+        """The bounds that are set, as pydantic ``Field`` arguments (``ge``, ``le``, ...)."""
         bounds = {
             "ge": self.ge,
             "gt": self.gt,
-            "le": self.api_le if api and self.api_le is not None else self.le,
+            "le": self.le,
             "lt": self.lt,
             "min_length": self.min_length,
             "max_length": self.max_length,
@@ -130,33 +126,7 @@ class Setting:
     def field(self) -> Any:
         """The pydantic ``Field`` of the producer's setting (patterns and rules are checked by
         :meth:`problem`, so their messages are the contract's own)."""
-        return Field(self.default, description=self.description, **self._bounds(api=False))
-
-    def spec_field(self, description: str, *, required: bool = False, **extra: Any) -> Any:
-        """The pydantic ``Field`` of the SensorSimulation spec field carrying this setting:
-        the same default (unless ``required``) and bounds (narrowed by ``api_le``), and the
-        pattern and rules as CEL ``x-kubernetes-validations`` with the contract's messages."""
-        validations: list[JsonValue] = list(self.cel_validations())
-        schema_extra: JsonDict | None = (
-            {"x-kubernetes-validations": validations} if validations else None
-        )
-        return Field(
-            ... if required else self.default,
-            description=description,
-            json_schema_extra=schema_extra,
-            **self._bounds(api=True),
-            **extra,
-        )
-
-    def cel_validations(self) -> list[JsonDict]:
-        """The pattern and rules as ``x-kubernetes-validations`` entries."""
-        found: list[JsonDict] = []
-        if self.pattern is not None:
-            found.append(
-                {"rule": f"self.matches(r'{self.pattern}')", "message": self.pattern_message}
-            )
-        found.extend({"rule": rule.cel, "message": rule.message} for rule in self.rules)
-        return found
+        return Field(self.default, description=self.description, **self.bounds())
 
     def validate(self, value: Any) -> Any:
         """``value`` if :meth:`problem` finds nothing, else ValueError (a pydantic validator)."""
@@ -282,7 +252,6 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Seed for reproducible output (unset = random).",
         ge=0,
         le=MAX_SEED,
-        api_le=MAX_SAFE_INTEGER,
     ),
     Setting(
         "SIMULATION_NAME",
@@ -456,10 +425,3 @@ class TableRow:
 def table_rows() -> list[TableRow]:
     """(variable, default as shown, meaning) of every setting, in contract order."""
     return [TableRow(s.env, s.shown(), s.description) for s in SETTINGS]
-
-
-def markdown_table() -> str:
-    """The README's variable table."""
-    lines = ["| variable | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{row.variable}` | {row.default} | {row.meaning} |" for row in table_rows()]
-    return "\n".join(lines)

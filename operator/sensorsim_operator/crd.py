@@ -1,6 +1,6 @@
 """Generate the SensorSimulation CustomResourceDefinition from the pydantic models.
 
-``sensorsim_operator/api/v1alpha1.py`` (the API types, with the producer settings' bounds from
+``sensorsim_operator/api/`` (the API types, with the producer settings' bounds from
 ``domain/settings_contract.py``) is the source; this module only translates pydantic's JSON
 Schema into a Kubernetes *structural* OpenAPI v3 schema (refs inlined, no ``title``, no
 ``anyOf`` with ``null``, defaults on nested objects so the API server fills them) and wraps it
@@ -223,7 +223,8 @@ def crd() -> JsonObject:
                             "description": "Kafka topic.",
                         },
                         {
-                            # -o wide only (priority 1): DESIGN §6 fixes the default columns.
+                            # -o wide only (priority 1): `kubectl get sensim` keeps the
+                            # columns docs/operator.md shows (name to topic, then age).
                             "name": "Model",
                             "type": "string",
                             "jsonPath": ".spec.model",

@@ -21,10 +21,11 @@ import kopf
 
 from sensorsim_operator import metrics, names
 from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
-from sensorsim_operator.children import BuildDefaults, controller_owner
+from sensorsim_operator.children.ownership import controller_owner
+from sensorsim_operator.children.pod_template import BuildDefaults
 from sensorsim_operator.kube import ApiKube, KubeError
-from sensorsim_operator.reconciling import ReconcileError, Reconciler
 from sensorsim_operator.settings import OperatorSettings
+from sensorsim_operator.simulation_reconciler import ReconcileError, Reconciler
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
 FIELD_MANAGER: Final = "sensorsim-operator"
 SIMULATION_API_VERSION: Final = f"{API_GROUP}/{API_VERSION}"
 
-# Standard labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/)
+# Kubernetes' recommended labels ("Recommended Labels" in the Kubernetes documentation)
 NAME_LABEL: Final = "app.kubernetes.io/name"
 INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"

@@ -16,7 +16,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from domain.partitioning import shard_table
-from sensorsim_operator import names, pods
+from sensorsim_operator import names, pod_problems
 from sensorsim_operator.api.v1alpha1 import (
     Condition,
     ConditionStatus,
@@ -26,7 +26,7 @@ from sensorsim_operator.api.v1alpha1 import (
     SimulationStatus,
 )
 from sensorsim_operator.handover import Handover
-from sensorsim_operator.pods import PodProblem
+from sensorsim_operator.pod_problems import PodProblem
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _progressing_since(
         return None
     if progressing.status != "True":
         return None
-    # Statuses written before status.progressingSince existed: the transition time.
+    # A status without progressingSince: the rollout began at the transition time.
     return since or progressing.last_transition_time
 
 
@@ -208,7 +208,7 @@ def conditions(
     if failure is not None:
         degraded = make("Degraded", "True", failure.reason, failure.message)
     elif problems:
-        degraded = make("Degraded", "True", *pods.summary(list(problems)))
+        degraded = make("Degraded", "True", *pod_problems.summary(list(problems)))
     elif progressing.reason == "ProgressDeadlineExceeded":
         degraded = make("Degraded", "True", "ProgressDeadlineExceeded", progressing.message)
     else:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from domain.partitioning import shard_table
-from sensorsim_operator.memory import quantity
+from sensorsim_operator.children.pod_resources import quantity
 from testbed import procs
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess

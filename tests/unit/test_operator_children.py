@@ -10,18 +10,15 @@ from typing import Any
 import pytest
 
 from domain import settings_contract as contract
-from sensorsim_operator import memory, names
+from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
-from sensorsim_operator.children import (
-    BuildDefaults,
-    Children,
-    SimulationRef,
-    build_children,
-    conforms,
-    controller_owner,
-    producer_settings,
-    same_object,
-)
+from sensorsim_operator.children import pod_resources
+from sensorsim_operator.children.conformance import conforms, same_object
+from sensorsim_operator.children.identity import SimulationRef
+from sensorsim_operator.children.manifests import Children, build_children
+from sensorsim_operator.children.ownership import controller_owner
+from sensorsim_operator.children.pod_template import BuildDefaults
+from sensorsim_operator.children.producer_env import producer_settings
 
 pytestmark = pytest.mark.unit
 
@@ -382,7 +379,7 @@ def test_memory_is_sized_from_the_machines_per_pod(
 def test_a_million_machines_on_one_pod_get_the_measured_need() -> None:
     # RSS measured at 1,000,000 machines: 2.71 GiB; the limit must cover it.
     limit = container(build(machines=1_000_000, replicas=1))["resources"]["limits"]["memory"]
-    assert memory.quantity(limit) >= Decimal("2.71") * 2**30
+    assert pod_resources.quantity(limit) >= Decimal("2.71") * 2**30
 
 
 @pytest.mark.parametrize(

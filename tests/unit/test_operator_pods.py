@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sensorsim_operator.pods import pod_problems, summary
+from sensorsim_operator.pod_problems import pod_problems, summary
 
 pytestmark = pytest.mark.unit
 

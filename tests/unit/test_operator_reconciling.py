@@ -11,11 +11,11 @@ import pytest
 
 from sensorsim_operator import names
 from sensorsim_operator.__main__ import kopf_arguments
-from sensorsim_operator.children import BuildDefaults
+from sensorsim_operator.children.pod_template import BuildDefaults
 from sensorsim_operator.crd import main as crd_main
 from sensorsim_operator.kube import KubeError, manifest_path, object_path
-from sensorsim_operator.reconciling import ReconcileError, Reconciler
 from sensorsim_operator.settings import OperatorSettings
+from sensorsim_operator.simulation_reconciler import ReconcileError, Reconciler
 
 pytestmark = pytest.mark.unit
 

@@ -17,8 +17,11 @@ from domain import settings_contract as contract
 from producer.errors import ConfigError
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings, load_settings
 from scripts import settings_table
+from sensorsim_operator.api.contract_fields import API_UPPER_BOUNDS, cel_validations
+from sensorsim_operator.api.kubernetes_types import MAX_SAFE_INTEGER
 from sensorsim_operator.api.v1alpha1 import parse_spec
-from sensorsim_operator.children import SimulationRef, producer_settings
+from sensorsim_operator.children.identity import SimulationRef
+from sensorsim_operator.children.producer_env import producer_settings
 from sensorsim_operator.crd import spec_schema
 
 pytestmark = pytest.mark.unit
@@ -105,14 +108,14 @@ def test_the_crd_takes_bounds_enums_and_rules_from_the_contract(env: str) -> Non
         assert node["minimum"] == setting.ge
     if setting.gt is not None:
         assert (node["minimum"], node["exclusiveMinimum"]) == (setting.gt, True)
-    upper = setting.api_le if setting.api_le is not None else setting.le
+    upper = API_UPPER_BOUNDS.get(env, setting.le)
     if upper is not None:
         assert node["maximum"] == upper
     if setting.lt is not None:
         assert (node["maximum"], node["exclusiveMaximum"]) == (setting.lt, True)
     if setting.choices:
         assert node["enum"] == list(setting.choices)
-    assert node.get("x-kubernetes-validations", []) == setting.cel_validations()
+    assert node.get("x-kubernetes-validations", []) == cel_validations(setting)
     if setting.max_length is not None:
         assert node["maxLength"] == setting.max_length
 
@@ -171,7 +174,7 @@ _SPECS = st.fixed_dictionaries(
         "machines": st.integers(8, 10_000),
         "sensors": st.integers(1, contract.BUNDLED_SENSOR_COLUMNS),
         "intervalMs": st.integers(0, contract.MAX_INTERVAL_MS),
-        "seed": st.integers(0, contract.MAX_SAFE_INTEGER),
+        "seed": st.integers(0, MAX_SAFE_INTEGER),
         "model": st.sampled_from(contract.setting("SIMULATION_MODEL").choices),
         "persistence": st.floats(0.0, 1.0, exclude_max=True),
         "messageFormat": st.sampled_from(contract.setting("MESSAGE_FORMAT").choices),

@@ -18,18 +18,14 @@ from pydantic import ValidationError
 
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
-from sensorsim_operator.children import (
-    BuildDefaults,
-    Manifest,
-    SimulationRef,
-    build_children,
-    conforms,
-    foreign_owner,
-    same_object,
-)
+from sensorsim_operator.children.conformance import conforms, same_object
+from sensorsim_operator.children.identity import Manifest, SimulationRef
+from sensorsim_operator.children.manifests import build_children
+from sensorsim_operator.children.ownership import foreign_owner
+from sensorsim_operator.children.pod_template import BuildDefaults
 from sensorsim_operator.handover import Handover, pending_handover
 from sensorsim_operator.kube import Kube, KubeError, manifest_path
-from sensorsim_operator.pods import pod_problems
+from sensorsim_operator.pod_problems import pod_problems
 from sensorsim_operator.statuses import (
     Failure,
     compute_status,

@@ -1,10 +1,9 @@
 """How much memory a producer pod needs for the machines it simulates.
 
-Measured with ``/usr/bin/time -v python -m producer --sink stdout`` (SIMULATION_INTERVAL_MS=0,
-three cycles, both models; docs/operator.md, "Memory"): maximum RSS 104 MiB at 1,000 machines,
-247 MiB at 50,000, 650 MiB at 200,000, 1.40 GiB at 500,000 and 2.71 GiB at 1,000,000, i.e.
-about 104 MiB plus 2.75 KiB per machine. The request is that need; the limit adds a quarter and
-64 MiB for what a busier cycle (Kafka batches, pending records) holds on top.
+A producer's resident memory is a fixed base plus a few kilobytes per machine of its shard
+(the measurements behind the two constants are in docs/operator.md, "Memory"). The request is
+that need for the largest shard; the limit adds a quarter and 64 MiB for what a busier cycle
+(Kafka batches, pending records) holds on top.
 """
 
 from __future__ import annotations

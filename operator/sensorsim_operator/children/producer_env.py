@@ -1,0 +1,105 @@
+"""The producer pods' environment: every producer setting the spec decides, by variable.
+
+Names and value formats are the settings contract's (``domain/settings_contract.py``): the
+producer reads exactly what is written here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from domain import settings_contract as contract
+from sensorsim_operator import names
+from sensorsim_operator.api.v1alpha1 import SimulationSpec
+from sensorsim_operator.children.identity import Manifest, SimulationRef
+
+REFERENCE_DATA_DIR: Final = "/etc/sensorsim/reference-data"
+KAFKA_CA_DIR: Final = "/etc/sensorsim/kafka-ca"
+KAFKA_CA_FILE: Final = "ca.crt"
+
+
+def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[str, str]:
+    """Every producer setting with a literal value, by environment variable; names and value
+    formats are the contract's (``domain.settings_contract``).
+
+    ``SHARD_INDEX`` is absent on purpose: each pod reads its own from the pod-index label.
+    Credentials are absent too: pods read them from the user's Secret (see
+    ``producer_env``).
+    """
+    kafka, failures = spec.kafka, spec.failures
+    values: dict[str, object | None] = {
+        "SIMULATION_NAME": simulation.name,
+        # Cycle 0 is due when the resource was created, whichever pod starts first (and after
+        # a lost state topic the schedule is still the resource's): docs/continuity.md.
+        "SIMULATION_EPOCH": simulation.created,
+        "NUM_MACHINES": spec.machines,
+        "SHARD_COUNT": spec.replicas,
+        "NUM_SENSORS": spec.sensors,
+        "SIMULATION_INTERVAL_MS": spec.interval_ms,
+        "SIMULATION_SEED": spec.seed,
+        "SIMULATION_MODEL": spec.model,
+        "SIMULATION_PERSISTENCE": spec.persistence,
+        "SENSOR_DATA_FILE": (
+            None
+            if spec.reference_data is None
+            else f"{REFERENCE_DATA_DIR}/{spec.reference_data.key}"
+        ),
+        "FAILURE_PROBABILITY": failures.probability,
+        "FAILURE_MIN_CYCLES": failures.min_cycles,
+        "FAILURE_MAX_CYCLES": failures.max_cycles,
+        "FAILURE_RAMP_CYCLES": failures.ramp_cycles,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KAFKA_TOPIC": kafka.topic,
+        "KAFKA_SECURITY_PROTOCOL": kafka.security_protocol,
+        "KAFKA_COMPRESSION_TYPE": kafka.compression,
+        "KAFKA_CREATE_TOPIC": kafka.create_topic,
+        "KAFKA_TOPIC_PARTITIONS": kafka.partitions,
+        "KAFKA_SASL_MECHANISM": None if kafka.sasl is None else kafka.sasl.mechanism,
+        "KAFKA_SSL_CAFILE": (
+            f"{KAFKA_CA_DIR}/{KAFKA_CA_FILE}"
+            if kafka.tls is not None and kafka.tls.ca_secret is not None
+            else None
+        ),
+        "MESSAGE_FORMAT": spec.message_format,
+        "HTTP_PORT": names.HTTP_PORT,
+        "LOG_LEVEL": spec.log_level,
+        "LOG_FORMAT": "json",
+    }
+    return {
+        env: contract.setting(env).render(value)
+        for env, value in values.items()
+        if value is not None
+    }
+
+
+def producer_env(simulation: SimulationRef, spec: SimulationSpec) -> list[Manifest]:
+    """The container's ``env``: the settings as literals, the shard index from the pod-index
+    label and the SASL credentials from the user's Secret."""
+    env: list[Manifest] = [
+        {"name": key, "value": value} for key, value in producer_settings(simulation, spec).items()
+    ]
+    env.append(
+        {
+            "name": contract.setting("SHARD_INDEX").env,
+            "valueFrom": {
+                "fieldRef": {
+                    "apiVersion": "v1",
+                    "fieldPath": f"metadata.labels['{names.POD_INDEX_LABEL}']",
+                }
+            },
+        }
+    )
+    if spec.kafka.sasl is not None:
+        secret = spec.kafka.sasl.credentials_secret
+        # Credentials stay in the user's Secret: the operator only references them.
+        for variable, key in (
+            (contract.setting("KAFKA_SASL_USERNAME").env, secret.username_key),
+            (contract.setting("KAFKA_SASL_PASSWORD").env, secret.password_key),
+        ):
+            env.append(
+                {
+                    "name": variable,
+                    "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}},
+                }
+            )
+    return env
