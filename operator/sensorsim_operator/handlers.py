@@ -21,6 +21,7 @@ import kopf
 
 from sensorsim_operator import metrics, names
 from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
+from sensorsim_operator.background_reconciles import Retries, resync_forever
 from sensorsim_operator.children.ownership import controller_owner
 from sensorsim_operator.children.pod_template import BuildDefaults
 from sensorsim_operator.kube import ApiKube, KubeError
@@ -33,11 +34,6 @@ CHILD_SELECTOR: Final = f"{names.MANAGED_BY_LABEL}={names.FIELD_MANAGER}"
 CHILD_RESOURCES: Final = (("apps", "v1", "statefulsets"), ("v1", "services"), ("v1", "configmaps"))
 RETRY_AFTER_API_ERROR: Final = 5.0
 RETRY_AFTER_APPLY_FAILURE: Final = 15.0
-# Child and pod events are not retried by kopf (on.event handlers never are): a failed
-# reconcile after one is retried here, after 1, 2, 4 ... seconds, at most a minute apart,
-# until it succeeds or the simulation is gone.
-RETRY_FIRST_DELAY: Final = 1.0
-RETRY_MAX_DELAY: Final = 60.0
 PRODUCER_POD_LABELS: Final = {
     names.NAME_LABEL: names.APP_NAME,
     names.COMPONENT_LABEL: names.PRODUCER_COMPONENT,
@@ -71,12 +67,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     config = OperatorSettings()
     kube = ApiKube.from_environment()
     memo.kube = kube
-    memo.reconciler = Reconciler(kube, BuildDefaults(producer_image=config.producer_image))
-    memo.retries = Retries(memo)
+    reconciler = Reconciler(kube, BuildDefaults(producer_image=config.producer_image))
+    memo.reconciler = reconciler
+    reconcile_later = functools.partial(_reconcile_in_background, memo)
+    memo.retries = Retries(reconcile_later)
     metrics.serve(config.operator_metrics_port)
     if config.operator_resync_seconds > 0:
         memo.resync = asyncio.create_task(
-            _resync_forever(memo, config.namespaces, config.operator_resync_seconds)
+            resync_forever(
+                reconcile_later,
+                reconciler.simulations,
+                config.namespaces,
+                config.operator_resync_seconds,
+            )
         )
     log.info(
         "sensorsim operator started",
@@ -130,6 +133,11 @@ def _reconcile(
         elif outcome.status_written:
             metrics.STATUS_WRITES.inc()
             logger.info(f"status updated (trigger: {trigger})")
+
+
+def _reconcile_in_background(memo: kopf.Memo, namespace: str, name: str, trigger: str) -> None:
+    """A reconcile no kopf handler asked for (a retry, the resync), logged by this module."""
+    _reconcile(memo, namespace, name, trigger, log)
 
 
 @kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id="reconcile")
@@ -200,80 +208,3 @@ def _reconcile_or_retry(
         logger.warning(f"reconcile after a {trigger} event failed, retrying: {error}")
         retries: Retries = memo.retries
         retries.schedule(namespace, name)
-
-
-class Retries:
-    """At most one pending retry per simulation, each with its own back-off."""
-
-    def __init__(self, memo: kopf.Memo) -> None:
-        self._memo = memo
-        self._loop = asyncio.get_running_loop()
-        self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
-
-    def schedule(self, namespace: str, name: str) -> None:
-        """Called from a handler's worker thread: hand over to the event loop."""
-        self._loop.call_soon_threadsafe(self._start, namespace, name)
-
-    def _start(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        if key not in self._pending:
-            self._pending[key] = self._loop.create_task(self._retry(namespace, name))
-
-    async def _retry(self, namespace: str, name: str) -> None:
-        delay = RETRY_FIRST_DELAY
-        try:
-            while True:
-                await asyncio.sleep(delay)
-                try:
-                    await self._loop.run_in_executor(
-                        None,
-                        functools.partial(_reconcile, self._memo, namespace, name, "retry", log),
-                    )
-                    return
-                except kopf.PermanentError as error:
-                    log.warning(f"retry of {namespace}/{name} stopped: {error}")
-                    return
-                except Exception as error:  # retried: a bug must not end the retries
-                    log.warning(f"retry of {namespace}/{name} failed ({error}); next in {delay}s")
-                delay = min(delay * 2, RETRY_MAX_DELAY)
-        finally:
-            self._pending.pop((namespace, name), None)
-
-    async def cancel_all(self) -> None:
-        tasks = list(self._pending.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def _resync_forever(memo: kopf.Memo, namespaces: list[str], period: float) -> None:
-    """Periodically reconcile everything: repairs drift no event reported and lets a stuck
-    rollout turn Degraded when its deadline passes even if nothing else happens."""
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(period)
-        await _resync_once(loop, memo, namespaces)
-
-
-async def _resync_once(
-    loop: asyncio.AbstractEventLoop, memo: kopf.Memo, namespaces: list[str]
-) -> None:
-    """One pass. Any exception is logged, per simulation, and never ends the loop: a bug met
-    by one simulation must not stop the repairs of all the others for the process's life."""
-    reconciler: Reconciler = memo.reconciler
-    try:
-        found = await loop.run_in_executor(None, reconciler.simulations, namespaces)
-    except Exception:
-        log.exception("resync: cannot list simulations")
-        return
-    for namespace, name in found:
-        try:
-            await loop.run_in_executor(
-                None, functools.partial(_reconcile, memo, namespace, name, "resync", log)
-            )
-        except (kopf.TemporaryError, kopf.PermanentError) as error:
-            log.warning(f"resync of {namespace}/{name} failed: {error}")
-        except Exception:
-            log.exception(f"resync of {namespace}/{name} failed")

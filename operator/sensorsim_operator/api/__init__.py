@@ -1,1 +1,9 @@
-"""The SensorSimulation API types, one module per version (like k6-operator's api/v1alpha1)."""
+"""The SensorSimulation API types (``sensorsim.io/v1alpha1``), the source of the CRD's schema.
+
+``v1alpha1.py`` holds the resource's identity, its top-level spec and its status; the spec's
+parts are beside it (``kafka_spec.py``, ``pod_spec.py``). ``kubernetes_types.py`` says what the
+API server accepts (names, keys, quantities) and ``contract_fields.py`` turns a producer setting
+of the settings contract into a spec field with the same bounds and rules.
+
+May import pydantic and ``domain``, never the rest of the operator.
+"""
