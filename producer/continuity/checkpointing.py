@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -38,12 +38,14 @@ from producer.continuity.codec import (
     encode_machines,
     stack_states,
 )
-from producer.continuity.state_topic import StateSnapshot, StateTopic
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings
 from producer.simulation.engine import CycleResult, SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile
 from producer.sinks.protocol import Sink
+
+if TYPE_CHECKING:  # the Kafka client is imported only when continuity runs against Kafka
+    from producer.continuity.state_topic import StateSnapshot, StateTopic
 
 log = logging.getLogger(__name__)
 
