@@ -597,6 +597,11 @@ class KafkaSink:
             return True
         return time.monotonic() - max(self.last_ack, self._idle_since) < READY_STALL_SECONDS
 
+    @property
+    def accepting(self) -> bool:
+        """Always: an unusable topic raises ``BrokerError`` instead."""
+        return True
+
     def _supervise(self) -> None:
         """Replace the client when it cannot make progress; stop on an unusable target."""
         if self._unusable is not None:

@@ -1,174 +1,52 @@
-"""Continuity: a machine's stream belongs to the simulation, not to the process (issue 9).
+"""The continuity coordinator: restores a shard's machines from the state topic, catches
+them up, checkpoints them (see docs/continuity.md).
 
-* The schedule: cycle ``c`` of the simulation is due at ``epoch + c * interval``; ``seq`` is
-  ``c`` and the timestamp is the due time, whichever process emits it. The epoch (and, when
-  SIMULATION_SEED is unset, the seed) is adopted from the state topic's first simulation record.
-* Checkpoints: every CHECKPOINT_INTERVAL_MS, at a cycle boundary, the producer waits until
-  every record sent so far is acknowledged and then writes each machine's state and the cycle
-  it emits next. A restart therefore resumes at or before the last acknowledged cycle: no gap;
-  what is emitted twice after a crash is byte-identical (same seq, timestamp, body, headers).
-* Catch-up: restored machines may be behind the schedule (downtime) and behind one another
-  (re-sharding from shards that stopped at different cycles). The lagging machines are stepped
-  alone (the others' state is set back after each step) until every machine of the shard is on
-  the same cycle; the cycles missed while no process ran are then emitted as fast as the sink
-  takes them, with their scheduled timestamps. At most CATCH_UP_MAX_CYCLES are re-emitted; a
-  machine further behind skips ahead, which is logged, counted and marked on its next record.
+Checkpoints: every CHECKPOINT_INTERVAL_MS, at a cycle boundary, the producer waits until every
+record sent so far is acknowledged and then writes each machine's state and the cycle it emits
+next. A restart therefore resumes at or before the last acknowledged cycle: no gap; what is
+emitted twice after a crash is byte-identical (same seq, timestamp, body, headers). The epoch
+(and, when SIMULATION_SEED is unset, the seed) is adopted from the state topic's first
+simulation record. The schedule, the catch-up and the configuration fingerprint have modules
+of their own beside this one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter
 
-from domain.messages import format_timestamp
+from producer.continuity.catch_up import Progress, SendRows, Stoppable, catch_up, plan_skips
 from producer.continuity.codec import (
     MachineCheckpoint,
     SimulationRecord,
     encode_machines,
     stack_states,
 )
+from producer.continuity.fingerprint import config_differences, simulation_config
+from producer.continuity.schedule import Schedule
 from producer.continuity.state_topic import StateSnapshot, StateTopic
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings
-from producer.simulation.engine import CycleResult, SimulationEngine
+from producer.simulation.engine import SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile
 from producer.sinks.protocol import Sink
 
 log = logging.getLogger(__name__)
 
-IntArray = npt.NDArray[np.int64]
-SendRows = Callable[[CycleResult, int, int, int], None]
-"""``send(result, first_row, stop_row, skipped)``: emit rows ``first_row..stop_row-1``."""
-
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHECKPOINT_FLUSH_SECONDS = 10.0
 """How long a periodic checkpoint waits for the records before it (then it is skipped)."""
-
-
-def simulation_config(
-    settings: ProducerSettings, profile: ReferenceProfile, seed: int
-) -> dict[str, Any]:
-    """The settings that shape each machine's stream: a checkpoint written under other values
-    cannot continue this simulation (NUM_MACHINES and the sharding are free to change)."""
-    data = hashlib.sha256(settings.sensor_data_file.read_bytes()).hexdigest()
-    return {
-        "simulation": settings.simulation_name,
-        "seed": str(seed),
-        "model": settings.simulation_model.value,
-        "persistence": settings.simulation_persistence,
-        "sensors": list(profile.sensor_names),
-        "data_sha256": data,
-        "failures": [
-            settings.failure_probability,
-            settings.failure_min_cycles,
-            settings.failure_max_cycles,
-            settings.failure_ramp_cycles,
-        ],
-        "interval_ms": settings.simulation_interval_ms,
-    }
-
-
-class Stoppable(Protocol):
-    """What catch-up needs of the stop flag (``producer.runtime.stopping.StopFlag``, an Event)."""
-
-    def is_set(self) -> bool: ...
-
-    def wait(self, timeout: float | None = None) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """When each cycle of the simulation is due (``interval_ms`` 0: as fast as possible).
-    Kept in integer milliseconds, so every process stamps a cycle with the same millisecond."""
-
-    epoch_ms: int
-    """POSIX milliseconds at which cycle 0 was due."""
-    interval_ms: int
-
-    @classmethod
-    def starting(cls, seconds: float, interval_ms: int) -> Schedule:
-        return cls(round(seconds * 1000), interval_ms)
-
-    @property
-    def interval(self) -> float:
-        return self.interval_ms / 1000
-
-    def due(self, cycle: int) -> float:
-        """POSIX seconds at which ``cycle`` is due."""
-        return (self.epoch_ms + cycle * self.interval_ms) / 1000
-
-    def timestamp(self, cycle: int) -> str:
-        """The body timestamp of ``cycle``: its due time, to the millisecond."""
-        return format_timestamp(
-            _UNIX_EPOCH + timedelta(milliseconds=self.epoch_ms + cycle * self.interval_ms)
-        )
-
-    def current_cycle(self, now: float) -> int | None:
-        """The latest cycle due at ``now`` (None without a schedule)."""
-        if self.interval_ms <= 0:
-            return None
-        return math.floor((now * 1000 - self.epoch_ms) / self.interval_ms)
-
-
-@dataclass
-class Progress:
-    """Per shard row: the cycle it emits next, cycles skipped before that record, and whether
-    the engine's state of the row is the state before ``next_cycle`` (so checkpointable)."""
-
-    next_cycle: IntArray
-    skipped: IntArray
-    clean: npt.NDArray[np.bool_] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.clean = np.ones(len(self.next_cycle), dtype=np.bool_)
-
-    @property
-    def aligned(self) -> bool:
-        return bool((self.next_cycle == self.next_cycle[0]).all()) and not self.skipped.any()
-
-
-def row_runs(rows: IntArray, skipped: IntArray) -> list[tuple[int, int, int]]:
-    """(first, stop, skipped) of each maximal run of consecutive ``rows`` (sorted) with the
-    same ``skipped`` value."""
-    if rows.size == 0:
-        return []
-    values = skipped[rows]
-    breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(values) != 0)) + 1
-    starts = np.concatenate(([0], breaks))
-    stops = np.concatenate((breaks, [rows.size]))
-    return [
-        (int(rows[a]), int(rows[b - 1]) + 1, int(values[a]))
-        for a, b in zip(starts.tolist(), stops.tolist(), strict=True)
-    ]
-
-
-def plan_skips(next_cycle: IntArray, current: int | None, bound: int) -> IntArray:
-    """Cycles each row skips so that at most ``bound`` missed cycles (due at or before
-    ``current``) are re-emitted; moves ``next_cycle`` forward in place."""
-    if current is None:
-        return np.zeros_like(next_cycle)
-    earliest = current + 1 - bound
-    skipped = np.maximum(earliest - next_cycle, 0)
-    next_cycle += skipped
-    return skipped
 
 
 class Continuity:
     """Restores a shard's machines from the state topic, catches them up, checkpoints them.
 
     Without a state topic (``store`` None: the stdout sink, or CHECKPOINT_INTERVAL_MS=0) it
-    only provides the schedule of a process that starts the simulation now, as before."""
+    only provides the schedule of a process that starts the simulation now (or at
+    SIMULATION_EPOCH) and writes no checkpoint."""
 
     def __init__(
         self,
@@ -182,8 +60,7 @@ class Continuity:
         self._profile = profile
         self._ids = machine_ids
         self.store = store
-        rows = len(machine_ids)
-        self.progress = Progress(np.zeros(rows, np.int64), np.zeros(rows, np.int64))
+        self.progress = Progress.fresh(len(machine_ids))
         self.schedule = Schedule.starting(time.time(), settings.simulation_interval_ms)
         self._fingerprint = ""
         self._checkpoints: dict[str, MachineCheckpoint] = {}
@@ -206,8 +83,8 @@ class Continuity:
         )  # fmt: skip
 
     @property
-    def enabled(self) -> bool:
-        return self.store is not None
+    def _topic(self) -> str:
+        return self.store.topic if self.store is not None else ""
 
     # -- start -------------------------------------------------------------------------------
     def open(self, seed: int | None, fallback_seed: int) -> int:
@@ -255,21 +132,16 @@ class Continuity:
     def _check(self, record: SimulationRecord, seed: int | None) -> None:
         """Refuse to continue a simulation whose records were written under another config."""
         settings = self._settings
-        topic = self.store.topic if self.store else ""
         remedy = (
             "revert the setting, or start a new simulation with another KAFKA_STATE_TOPIC (or "
-            f"delete the topic {topic!r})"
+            f"delete the topic {self._topic!r})"
         )
         mine = simulation_config(settings, self._profile, record.seed if seed is None else seed)
         if mine != record.config:
-            differences = [
-                f"{key}: {_short(record.config.get(key))} -> {_short(mine.get(key))}"
-                for key in sorted(set(mine) | set(record.config))
-                if mine.get(key) != record.config.get(key)
-            ]
+            differences = config_differences(record.config, mine)
             raise ConfigError(
-                f"state topic {topic!r} continues simulation {record.simulation!r} under another "
-                f"configuration ({'; '.join(differences)}): {remedy}"
+                f"state topic {self._topic!r} continues simulation {record.simulation!r} under "
+                f"another configuration ({'; '.join(differences)}): {remedy}"
             )
         if settings.simulation_epoch is not None:
             wanted = round(settings.simulation_epoch.timestamp() * 1000)
@@ -277,7 +149,7 @@ class Continuity:
                 raise ConfigError(
                     f"SIMULATION_EPOCH={settings.simulation_epoch.isoformat()} but simulation "
                     f"{record.simulation!r} began at epoch {record.epoch_ms} ms (state topic "
-                    f"{topic!r}): {remedy}"
+                    f"{self._topic!r}): {remedy}"
                 )
 
     def _matching(
@@ -287,10 +159,10 @@ class Continuity:
         for machine_id, checkpoint in snapshot.machines.items():
             if checkpoint.fingerprint != record.fingerprint or checkpoint.model != model:
                 raise ConfigError(
-                    f"state topic {self.store.topic if self.store else ''!r}: the checkpoint of "
-                    f"machine {machine_id} was written under configuration "
-                    f"{checkpoint.fingerprint} (model {checkpoint.model}), not this simulation's "
-                    f"{record.fingerprint} (model {model}); use another KAFKA_STATE_TOPIC"
+                    f"state topic {self._topic!r}: the checkpoint of machine {machine_id} was "
+                    f"written under configuration {checkpoint.fingerprint} (model "
+                    f"{checkpoint.model}), not this simulation's {record.fingerprint} (model "
+                    f"{model}); use another KAFKA_STATE_TOPIC"
                 )
         return snapshot.machines
 
@@ -301,24 +173,8 @@ class Continuity:
             self.schedule = Schedule.starting(
                 time.time() if epoch is None else epoch.timestamp(), self.schedule.interval_ms
             )
+        self._restore_states(engine)
         progress = self.progress
-        by_cycle: dict[int, list[int]] = {}
-        for row, machine_id in enumerate(self._ids):
-            checkpoint = self._checkpoints.get(machine_id)
-            if checkpoint is not None:
-                by_cycle.setdefault(checkpoint.cycle, []).append(row)
-                progress.next_cycle[row] = checkpoint.cycle
-        for rows in by_cycle.values():
-            index = np.array(rows, dtype=np.int64)
-            states = stack_states([self._checkpoints[self._ids[r]] for r in rows])
-            try:
-                engine.restore_state(index, states)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"state topic checkpoints do not fit this engine ({exc}); use another "
-                    "KAFKA_STATE_TOPIC"
-                ) from None
-        self._checkpoints = {}
         current = self.schedule.current_cycle(time.time())
         skipped = plan_skips(progress.next_cycle, current, self._settings.catch_up_max_cycles)
         progress.skipped[:] = skipped
@@ -343,27 +199,30 @@ class Continuity:
             )
         engine.cycle = int(progress.next_cycle.min())
 
+    def _restore_states(self, engine: SimulationEngine) -> None:
+        """Each checkpointed machine's state into ``engine``, its cycle into the progress."""
+        by_cycle: dict[int, list[int]] = {}
+        for row, machine_id in enumerate(self._ids):
+            checkpoint = self._checkpoints.get(machine_id)
+            if checkpoint is not None:
+                by_cycle.setdefault(checkpoint.cycle, []).append(row)
+                self.progress.next_cycle[row] = checkpoint.cycle
+        for rows in by_cycle.values():
+            index = np.array(rows, dtype=np.int64)
+            states = stack_states([self._checkpoints[self._ids[r]] for r in rows])
+            try:
+                engine.restore_state(index, states)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"state topic checkpoints do not fit this engine ({exc}); use another "
+                    "KAFKA_STATE_TOPIC"
+                ) from None
+        self._checkpoints = {}
+
     def catch_up(self, engine: SimulationEngine, send: SendRows, stop: Stoppable) -> None:
         """Step the machines that are behind (alone) until the shard is on one cycle and no
         skip is left to announce; then ``engine.cycle`` is the shard's next cycle."""
-        progress = self.progress
-        while not progress.aligned and not stop.is_set():
-            cycle = int(progress.next_cycle.min())
-            wait = self.schedule.due(cycle) - time.time()
-            if self.schedule.interval > 0 and wait > 0 and stop.wait(wait):
-                return
-            due = np.flatnonzero(progress.next_cycle == cycle)
-            ahead = np.flatnonzero(progress.next_cycle != cycle)
-            saved = engine.export_state(ahead) if ahead.size else None
-            engine.cycle = cycle
-            result = engine.step()
-            for first, stop_row, skipped in row_runs(due, progress.skipped):
-                send(result, first, stop_row, skipped)
-            if saved is not None:
-                engine.restore_state(ahead, saved)
-            progress.next_cycle[due] = cycle + 1
-            progress.skipped[due] = 0
-        engine.cycle = int(progress.next_cycle.min())
+        catch_up(self.progress, self.schedule, engine, send, stop)
 
     # -- running -----------------------------------------------------------------------------
     def completed(self, cycle: int, emitted: int) -> None:
@@ -434,8 +293,3 @@ class Continuity:
                 )
         finally:
             store.close()
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
