@@ -26,7 +26,7 @@ from producer.continuity.codec import (
     encode_machines,
     stack_states,
 )
-from producer.continuity.fingerprint import config_differences, simulation_config
+from producer.continuity.fingerprint import check_continuable, simulation_config
 from producer.continuity.schedule import Schedule
 from producer.continuity.state_topic import StateSnapshot, StateTopic
 from producer.errors import ConfigError
@@ -82,10 +82,6 @@ class Continuity:
             registry=registry,
         )  # fmt: skip
 
-    @property
-    def _topic(self) -> str:
-        return self.store.topic if self.store is not None else ""
-
     # -- start -------------------------------------------------------------------------------
     def open(self, seed: int | None, fallback_seed: int) -> int:
         """Read the state topic; adopt the simulation's epoch and seed (proposing them, with
@@ -101,10 +97,10 @@ class Continuity:
             store.propose(self._proposal(fallback_seed if seed is None else seed), uuid.uuid4().hex)
             snapshot = store.read(wanted)  # another shard's proposal may have landed first
         record = snapshot.simulations[0]
-        self._check(record, seed)
+        check_continuable(self._settings, self._profile, record, seed, store.topic)
         self.schedule = Schedule(record.epoch_ms, self.schedule.interval_ms)
         self._fingerprint = record.fingerprint
-        self._checkpoints = self._matching(snapshot, record)
+        self._checkpoints = self._matching(snapshot, record, store.topic)
         log.info(
             "simulation %r began at %s (seed %d); %d of %d machines have a checkpoint in %r",
             record.simulation,
@@ -129,37 +125,15 @@ class Continuity:
             config=simulation_config(settings, self._profile, seed),
         )
 
-    def _check(self, record: SimulationRecord, seed: int | None) -> None:
-        """Refuse to continue a simulation whose records were written under another config."""
-        settings = self._settings
-        remedy = (
-            "revert the setting, or start a new simulation with another KAFKA_STATE_TOPIC (or "
-            f"delete the topic {self._topic!r})"
-        )
-        mine = simulation_config(settings, self._profile, record.seed if seed is None else seed)
-        if mine != record.config:
-            differences = config_differences(record.config, mine)
-            raise ConfigError(
-                f"state topic {self._topic!r} continues simulation {record.simulation!r} under "
-                f"another configuration ({'; '.join(differences)}): {remedy}"
-            )
-        if settings.simulation_epoch is not None:
-            wanted = round(settings.simulation_epoch.timestamp() * 1000)
-            if wanted != record.epoch_ms:
-                raise ConfigError(
-                    f"SIMULATION_EPOCH={settings.simulation_epoch.isoformat()} but simulation "
-                    f"{record.simulation!r} began at epoch {record.epoch_ms} ms (state topic "
-                    f"{self._topic!r}): {remedy}"
-                )
-
     def _matching(
-        self, snapshot: StateSnapshot, record: SimulationRecord
+        self, snapshot: StateSnapshot, record: SimulationRecord, topic: str
     ) -> dict[str, MachineCheckpoint]:
+        """The machines' checkpoints, if every one was written under ``record``'s config."""
         model = self._settings.simulation_model.value
         for machine_id, checkpoint in snapshot.machines.items():
             if checkpoint.fingerprint != record.fingerprint or checkpoint.model != model:
                 raise ConfigError(
-                    f"state topic {self._topic!r}: the checkpoint of machine {machine_id} was "
+                    f"state topic {topic!r}: the checkpoint of machine {machine_id} was "
                     f"written under configuration {checkpoint.fingerprint} (model "
                     f"{checkpoint.model}), not this simulation's {record.fingerprint} (model "
                     f"{model}); use another KAFKA_STATE_TOPIC"

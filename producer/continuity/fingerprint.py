@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from producer.continuity.codec import SimulationRecord
+from producer.errors import ConfigError
 from producer.settings import ProducerSettings
 from producer.simulation.reference_data import ReferenceProfile
 
@@ -37,7 +39,37 @@ def simulation_config(
     }
 
 
-def config_differences(recorded: dict[str, Any], mine: dict[str, Any]) -> list[str]:
+def check_continuable(
+    settings: ProducerSettings,
+    profile: ReferenceProfile,
+    record: SimulationRecord,
+    seed: int | None,
+    topic: str,
+) -> None:
+    """Refuse to continue the simulation of ``record`` (read from the state topic ``topic``)
+    under other settings, or from another SIMULATION_EPOCH (``seed``: SIMULATION_SEED)."""
+    remedy = (
+        "revert the setting, or start a new simulation with another KAFKA_STATE_TOPIC (or "
+        f"delete the topic {topic!r})"
+    )
+    mine = simulation_config(settings, profile, record.seed if seed is None else seed)
+    if mine != record.config:
+        differences = _differences(record.config, mine)
+        raise ConfigError(
+            f"state topic {topic!r} continues simulation {record.simulation!r} under another "
+            f"configuration ({'; '.join(differences)}): {remedy}"
+        )
+    if settings.simulation_epoch is not None:
+        wanted = round(settings.simulation_epoch.timestamp() * 1000)
+        if wanted != record.epoch_ms:
+            raise ConfigError(
+                f"SIMULATION_EPOCH={settings.simulation_epoch.isoformat()} but simulation "
+                f"{record.simulation!r} began at epoch {record.epoch_ms} ms (state topic "
+                f"{topic!r}): {remedy}"
+            )
+
+
+def _differences(recorded: dict[str, Any], mine: dict[str, Any]) -> list[str]:
     """``key: recorded -> mine`` for every setting that differs (values shortened), by key."""
     return [
         f"{key}: {_short(recorded.get(key))} -> {_short(mine.get(key))}"
