@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from domain.machine_ids import machine_ids
-from producer.app import ProducerApp
+from producer.assembly import build_app
 from producer.continuity.codec import encode_machines
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
 from producer.simulation.engine import SimulationEngine
@@ -53,7 +53,7 @@ def run(bootstrap: str, records: int, machines: int, checkpoint_ms: int) -> tupl
         http_port=0,
         checkpoint_interval_ms=checkpoint_ms,
     )
-    app = ProducerApp(settings)
+    app = build_app(settings)
     started = time.perf_counter()
     summary = app.run()
     elapsed = time.perf_counter() - started

@@ -39,7 +39,7 @@ import numpy as np
 from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
 from domain.simulation_model import FailureModel, SimulationModel
-from producer.app import ProducerApp
+from producer.assembly import build_app
 from producer.serialisation import BodyEncoder
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
 from producer.simulation.engine import SimulationEngine
@@ -219,11 +219,11 @@ def run_sink(bootstrap: str, records: int, machines: int, codec: str = "none") -
         max_messages=records,
         http_port=0,
     )
-    app = ProducerApp(settings)
+    app = build_app(settings)
     app.sink.start()
-    sizes = [len(b) for b in app.encoder.encode(app.engine.step(), TIMESTAMP)]
-    app.engine = SimulationEngine(
-        app.profile, settings.failure_model, first_machine=0, count=machines, seed=1,
+    sizes = [len(b) for b in app.simulation.encoder.encode(app.simulation.engine.step(), TIMESTAMP)]
+    app.simulation.engine = SimulationEngine(
+        app.simulation.profile, settings.failure_model, first_machine=0, count=machines, seed=1,
         simulation_name="bench", model=settings.simulation_model,
     )  # fmt: skip
     app.sink.start = lambda: None  # type: ignore[method-assign]  # already connected

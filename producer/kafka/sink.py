@@ -147,6 +147,11 @@ class KafkaSink:
         """Readiness: started, and nothing has waited long without an acknowledgement."""
         return self.ready.is_set() and self._supervisor.delivering()
 
+    @property
+    def accepting(self) -> bool:
+        """Always: an unusable topic raises ``BrokerError`` instead."""
+        return True
+
     def send_cycle(self, cycle: OutgoingCycle) -> None:
         """Hand the cycle's records to the client as whole batches, partition by partition
         (each machine's records in cycle order on its partition)."""
