@@ -8,16 +8,16 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-class WaitTimeout(TimeoutError):
+class WaitTimeoutError(TimeoutError):
     """The condition did not hold before the timeout."""
 
 
-class ProcessExited(RuntimeError):
+class ProcessExitedError(RuntimeError):
     """The process whose readiness was awaited ended first."""
 
 
@@ -34,16 +34,15 @@ def wait_until(
     return that. An exception from ``condition`` counts as "not yet" (a refused connection, an
     object not created yet); the last one is named when the wait fails.
 
-    Fails with ``WaitTimeout`` after ``timeout`` seconds, or with ``ProcessExited`` as soon as
-    ``process`` has ended; both messages start with ``message`` and end with the tail of
-    ``log_file``."""
+    Fails with ``WaitTimeoutError`` after ``timeout`` seconds, or with ``ProcessExitedError``
+    as soon as ``process`` has ended; both messages start with ``message`` and end with the
+    tail of ``log_file``."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         if process is not None and process.poll() is not None:
-            raise ProcessExited(
-                f"{message}: the process exited with code {process.returncode}"
-                f"{log_tail(log_file)}"
+            raise ProcessExitedError(
+                f"{message}: the process exited with code {process.returncode}{log_tail(log_file)}"
             )
         try:
             last = condition()
@@ -51,9 +50,9 @@ def wait_until(
             last = error
         else:
             if last:
-                return cast(T, last)
+                return last
         if time.monotonic() >= deadline:
-            raise WaitTimeout(
+            raise WaitTimeoutError(
                 f"{message}: still not the case after {timeout:g} s (last: {last!r})"
                 f"{log_tail(log_file)}"
             )

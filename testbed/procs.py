@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from testbed.polling import WaitTimeout, wait_until
+from testbed.polling import WaitTimeoutError, wait_until
 
 
 def free_port() -> int:
@@ -66,7 +66,7 @@ def stop_pid(pid: int, grace_seconds: float = 15.0) -> None:
     for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
-        with contextlib.suppress(WaitTimeout):
+        with contextlib.suppress(WaitTimeoutError):
             wait_until(
                 lambda: not pid_alive(pid), timeout=wait, interval=0.1, message=f"pid {pid} ended"
             )
