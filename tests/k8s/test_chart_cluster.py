@@ -30,6 +30,8 @@ from testbed.polling import wait_until
 from testbed.tools import REPO_ROOT
 from tests.chart_support import CHART_DIR, CRD_NAME
 
+pytestmark = pytest.mark.tools  # helm installs the chart
+
 WAIT = "180s"
 
 

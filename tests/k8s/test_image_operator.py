@@ -21,6 +21,8 @@ from testbed.cluster import KubeCluster
 from testbed.polling import wait_until
 from tests.k8s.test_operator_e2e import crd  # noqa: F401 - the fixture: the CRD, established
 
+pytestmark = pytest.mark.container
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 

@@ -41,6 +41,8 @@ from tests.k8s.test_operator_e2e import (
     wait_ready,
 )
 
+pytestmark = pytest.mark.container
+
 PARTITIONS = 3
 ON_THE_RUNNER = {
     "podTemplate": {"nodeSelector": {NODE_LABEL[0]: NODE_LABEL[1]}, "tolerations": [TOLERATION]}

@@ -27,6 +27,8 @@ from testbed.cluster import KubeCluster
 from testbed.pods import NODE_LABEL, TOLERATION, PodRunner
 from testbed.polling import wait_until
 
+pytestmark = [pytest.mark.container, pytest.mark.tools]
+
 REPO = Path(__file__).resolve().parents[2]
 SKAFFOLD: dict[str, Any] = yaml.safe_load((REPO / "skaffold.yaml").read_text())
 

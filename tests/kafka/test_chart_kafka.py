@@ -169,6 +169,7 @@ def dev_broker(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         process.wait(timeout=30)
 
 
+@pytest.mark.tools
 def test_the_dev_kafka_configuration_runs_a_broker(
     dev_broker: tuple[str, subprocess.Popen[bytes]],
 ) -> None:

@@ -17,6 +17,8 @@ from domain.machine_ids import machine_ids
 from testbed import containers, procs
 from testbed.polling import wait_until
 
+pytestmark = pytest.mark.container
+
 MACHINES = 20
 RECORDS = 1_000
 

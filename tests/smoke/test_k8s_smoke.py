@@ -122,6 +122,7 @@ def test_restricted_namespace_rejects_privileged_pod(k8s_cluster: KubeCluster) -
     assert 'violates PodSecurity "restricted' in result.stderr
 
 
+@pytest.mark.tools
 def test_helm_installs_and_uninstalls_a_chart(k8s_cluster: KubeCluster) -> None:
     k8s_cluster.helm(
         "install", "tiny", str(CHART), "-n", "smoke-helm", "--create-namespace",

@@ -17,7 +17,7 @@ from producer.settings import env_table
 from tests.producer_process import run_producer
 from tests.synthetic_reference import SPECS, generate
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.subprocess  # runs python -m producer
 
 REPO = Path(__file__).resolve().parents[2]
 
