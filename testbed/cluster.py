@@ -332,8 +332,8 @@ class KubeCluster:
                 "--node-ip=10.0.0.1",
                 f"--server-address=127.0.0.1:{self.kwok_port}",
                 # Renew the node's Lease, as kwokctl does: the heartbeat-with-lease stage only
-                # refreshes node status every ~10 minutes, and without a lease the node
-                # controller marks the node NotReady after its 50 s grace period, every time.
+                # refreshes node status rarely, and without a lease the node controller marks
+                # the node NotReady once its grace period has passed.
                 "--node-lease-duration-seconds=40",
                 *(f"--config={stage}" for stage in tools.kwok_stage_files()),
             ],

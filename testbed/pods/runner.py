@@ -154,7 +154,7 @@ class PodRunner:
             "finishedAt": now(),
             "containerID": f"podman://{container['Id']}",
         }
-        state.container, state.running_since, state.ready = None, None, False
+        state.container_name, state.running_since, state.ready = None, None, False
         policy = pod["spec"].get("restartPolicy", "Always")
         if policy == "Never" or (policy == "OnFailure" and code == 0):
             state.finished = True
@@ -208,7 +208,7 @@ class PodRunner:
         if result.returncode != 0:
             self._wait_before_retry(state, "CreateContainerError", result.stderr.strip()[-300:])
             return
-        state.container, state.container_id = name, result.stdout.strip()
+        state.container_name, state.container_id = name, result.stdout.strip()
         state.running_since, state.waiting = now(), None
         state.ready, state.readiness_failures, state.next_probe = False, 0, 0.0
 

@@ -19,7 +19,7 @@ class PodState:
 
     uid: str
     started: str = field(default_factory=now)
-    container: str | None = None
+    container_name: str | None = None  # set while its container runs
     container_id: str | None = None
     ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
     restarts: int = 0
@@ -65,7 +65,7 @@ def pod_status(pod: Manifest, state: PodState) -> Manifest:
     """The pod's status from ``state``, for a JSON merge patch (lists are replaced whole, null
     clears the container state that no longer applies)."""
     [container] = pod["spec"]["containers"]
-    running = state.container is not None
+    running = state.container_name is not None
     if running:
         current: Manifest = {
             "running": {"startedAt": state.running_since},

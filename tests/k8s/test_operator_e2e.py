@@ -1,6 +1,7 @@
 """The operator against a real control plane (kube-apiserver, controller-manager, scheduler,
-kwok): the "Done when" list of issue 4. The data plane end to end, with the producer pods as
-real containers, is in test_pods_as_containers.py.
+kwok): what the operator does with a simulation's children, status, scale, suspension and
+failures. The data plane end to end, with the producer pods as real containers, is in
+test_pods_as_containers.py.
 
 The operator runs as a subprocess (``python -m sensorsim_operator``), exactly as in its pod,
 with the cluster's kubeconfig; each test gets its own namespace that enforces the Pod Security
@@ -651,7 +652,7 @@ def test_a_million_machines_on_one_pod_get_memory_for_them(api: Api) -> None:
         lambda: api.get("statefulset", "million"), timeout=TIMEOUT, message="the StatefulSet"
     )
     resources = sts["spec"]["template"]["spec"]["containers"][0]["resources"]
-    # Measured RSS at 1,000,000 machines: 2.71 GiB (docs/operator.md, "Memory").
+    # At least the memory docs/operator.md ("Memory") gives for 1,000,000 machines.
     assert quantity(resources["limits"]["memory"]) >= 2.71 * 2**30
     assert quantity(resources["requests"]["memory"]) >= 2.71 * 2**30
 

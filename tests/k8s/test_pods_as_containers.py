@@ -240,7 +240,7 @@ def test_a_crash_looping_pod_turns_the_simulation_degraded_naming_the_pod(
     assert "broken-0" in found["message"], found
 
 
-# --- handover on a replica change (issue 9) -------------------------------------------------
+# --- handover on a replica change -------------------------------------------------------------
 
 
 def pod_shards(pod: dict[str, Any]) -> int:
