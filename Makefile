@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# scripts/ and bench/ import the test infrastructure (testbed) from the checkout
+# scripts/ and bench/ import the test bed (testbed/) from the checkout
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv lock tools kafka-up kafka-down cluster-up cluster-down run test test-unit \

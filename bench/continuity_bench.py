@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from kafka import KafkaConsumer, TopicPartition
 
 from domain.machine_ids import machine_ids
 from producer.app import ProducerApp
@@ -131,8 +132,6 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 def handover(bootstrap: str, machines: int, interval_ms: int, seconds: float) -> list[float]:
     """Per machine, the longest gap (s) between consecutive records around a 2 -> 3 handover."""
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
-
     topic = f"bench-handover-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
