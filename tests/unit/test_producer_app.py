@@ -6,7 +6,6 @@ import io
 import itertools
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -25,6 +24,7 @@ from producer.runtime.stopping import EXIT_MARGIN_SECONDS, GRACE_PERIOD_SECONDS
 from producer.settings import ProducerSettings
 from producer.sinks.protocol import DeliveryStats, OutgoingCycle, Sink
 from producer.sinks.stdout import StdoutSink
+from testbed.polling import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -145,13 +145,6 @@ def get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def wait_for(condition: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def run_in_thread(app: ProducerApp) -> tuple[threading.Thread, dict[str, Any]]:
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", app.run()))
@@ -172,11 +165,13 @@ def test_http_endpoints_and_stop_event() -> None:
     sink = GatedSink()
     app = make_app(make_settings(http_port=port, simulation_interval_ms=20), sink)
     thread, result = run_in_thread(app)
-    wait_for(lambda: answers(port), "the HTTP server")
+    wait_until(lambda: answers(port), timeout=20.0, interval=0.01, message="the HTTP server")
     assert get(port, "/healthz")[0] == 200
     assert get(port, "/readyz")[0] == 503  # the sink has not started yet (gate closed)
     sink.gate.set()
-    wait_for(lambda: get(port, "/readyz")[0] == 200, "readiness")
+    wait_until(
+        lambda: get(port, "/readyz")[0] == 200, timeout=20.0, interval=0.01, message="readiness"
+    )
     assert sink.cycle_seen.wait(10)
     code, metrics = get(port, "/metrics")
     assert code == 200
@@ -208,10 +203,10 @@ def test_readiness_follows_delivery() -> None:
     app = make_app(make_settings(simulation_interval_ms=20), sink)
     thread, result = run_in_thread(app)
     assert sink.cycle_seen.wait(10)
-    wait_for(lambda: not app.ready(), "readiness to drop")
+    wait_until(lambda: not app.ready(), timeout=20.0, interval=0.01, message="readiness to drop")
     sink.deliver = True
     sink.stats.delivered = sink.stats.sent
-    wait_for(app.ready, "readiness to return")
+    wait_until(app.ready, timeout=20.0, interval=0.01, message="readiness to return")
     app.stop.set()
     thread.join(timeout=10)
     assert result["summary"].exit_code in (ExitCode.OK, ExitCode.UNDELIVERED)

@@ -8,8 +8,6 @@ accumulator) and the topic administration (``FakeTopicAdmin``)."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -36,6 +34,7 @@ from producer.kafka.topic_rules import TopicFacts
 from producer.runtime.stopping import StopFlag
 from producer.settings import ProducerSettings, load_settings
 from producer.sinks.protocol import OutgoingCycle
+from testbed.polling import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -282,13 +281,6 @@ def test_flush_timeout_counts_what_is_left_as_failed() -> None:
     sink.close()  # after flush: nothing left to do, and no error
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)
-
-
 def cycle_of(n: int, seq: int = 0) -> OutgoingCycle:
     return OutgoingCycle(seq=seq, bodies=[b"x"] * n, failing=[False] * n, failure_type=[0] * n)
 
@@ -310,12 +302,22 @@ def test_backpressure_blocks_instead_of_dropping() -> None:
     worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done), daemon=True)
     worker.start()
     # the first partition's records go out; then more than 2 are unacknowledged: it waits
-    wait_for(lambda: sink.stats.sent > 0, "the first partition's records")
+    wait_until(
+        lambda: sink.stats.sent > 0,
+        timeout=10.0,
+        interval=0.001,
+        message="the first partition's records",
+    )
     assert not done.wait(0.05)
     assert sink.stats.sent < 600
-    while not done.is_set():
+
+    def acknowledged_until_done() -> bool:
         fake.ack_all()
-        time.sleep(0.001)
+        return done.is_set()
+
+    wait_until(
+        acknowledged_until_done, timeout=10.0, interval=0.001, message="the whole cycle sent"
+    )
     worker.join()
     fake.ack_all()
     assert sink.stats.sent == sink.stats.delivered == 600
@@ -330,7 +332,12 @@ def test_a_stop_ends_the_backpressure_wait_and_hands_over_the_cycle() -> None:
     done = threading.Event()
     worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done), daemon=True)
     worker.start()
-    wait_for(lambda: sink.stats.sent > 0, "the first partition's records")
+    wait_until(
+        lambda: sink.stats.sent > 0,
+        timeout=10.0,
+        interval=0.001,
+        message="the first partition's records",
+    )
     stop.set()  # SIGTERM
     assert done.wait(5.0), "send_cycle kept waiting after the stop"
     worker.join()

@@ -14,8 +14,6 @@ import pytest
 from producer.runtime.heartbeat import Heartbeat
 from producer.runtime.stopping import StopFlag
 
-pytestmark = pytest.mark.unit
-
 
 def test_a_set_from_another_thread_wakes_every_waiter() -> None:
     stop = StopFlag()
@@ -39,6 +37,7 @@ def test_the_deadline_reads_as_set_and_ends_waits() -> None:
     assert stop.set_at is None
 
 
+@pytest.mark.subprocess
 def test_sigterm_sets_the_flag_of_a_thread_blocked_in_wait_and_a_second_one_exits() -> None:
     program = textwrap.dedent("""
         import sys
