@@ -67,6 +67,7 @@ class ProducerSettings(BaseSettings):
     shard_count: int = _C["SHARD_COUNT"].field()
     simulation_seed: int | None = _C["SIMULATION_SEED"].field()
     simulation_name: str = _C["SIMULATION_NAME"].field()
+    simulation_uid: str | None = _C["SIMULATION_UID"].field()
     simulation_model: SimulationModel = _C["SIMULATION_MODEL"].field()
     simulation_persistence: float = _C["SIMULATION_PERSISTENCE"].field()
     # Failure model
@@ -100,6 +101,7 @@ class ProducerSettings(BaseSettings):
     max_messages: int | None = _C["MAX_MESSAGES"].field()
     duration_seconds: float | None = _C["DURATION_SECONDS"].field()
     http_port: int = _C["HTTP_PORT"].field()
+    shutdown_grace_seconds: int = _C["SHUTDOWN_GRACE_SECONDS"].field()
     log_level: contract.LogLevel = _C["LOG_LEVEL"].field()
     log_format: contract.LogFormat = _C["LOG_FORMAT"].field()
 
