@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ import yaml
 
 from domain.partitioning import shard_table
 from sensorsim_operator.children.pod_resources import quantity
-from testbed import procs
+from testbed import procs, tools
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
 
@@ -34,6 +35,7 @@ MINIMAL = REPO / "examples" / "minimal.yaml"
 COMPLETE = REPO / "examples" / "complete.yaml"
 GROUP_VERSION = "sensorsim.io/v1alpha1"
 HASH_ANNOTATION = "sensorsim.io/config-hash"
+STREAM_HASH_ANNOTATION = "sensorsim.io/stream-hash"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 TIMEOUT = 180.0
 
@@ -396,20 +398,175 @@ def test_scale_subresource_drives_shards_and_serves_an_hpa(
     assert active["reason"] != "InvalidSelector", active
 
 
-def test_a_pod_affecting_change_rolls_the_pods(api: Api) -> None:
+class PodWatch:
+    """``kubectl get pods --watch`` of one simulation, from before a change to after it: every
+    pod that existed at any moment, in the API server's order."""
+
+    def __init__(self, cluster: KubeCluster, namespace: str, simulation: str) -> None:
+        self._process = subprocess.Popen(
+            [
+                str(tools.tool_path("kubectl")),
+                "-n",
+                namespace,
+                "get",
+                "pods",
+                "-l",
+                f"app.kubernetes.io/instance={simulation}",
+                "--watch",
+                "--output-watch-events",
+                "-o",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=cluster.env,
+        )
+
+        self._chunks: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self._chunks.append(line)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The complete watch events printed so far (type and pod)."""
+        decoder, at = json.JSONDecoder(), 0
+        events: list[dict[str, Any]] = []
+        text = "".join(self._chunks)
+        while True:
+            while at < len(text) and text[at].isspace():
+                at += 1
+            try:
+                event, at = decoder.raw_decode(text, at)
+            except ValueError:  # the end, or an event still being printed
+                return events
+            events.append(event)
+
+    def stop(self) -> list[dict[str, Any]]:
+        self._process.terminate()
+        self._process.wait(timeout=30)
+        self._reader.join(timeout=30)
+        return self.events()
+
+
+def stream_hashes_over_time(events: list[dict[str, Any]]) -> list[set[str]]:
+    """After each watch event, the stream hashes of the pods that existed then."""
+    alive: dict[str, str] = {}
+    moments = []
+    for event in events:
+        pod = event["object"]
+        name = pod["metadata"]["name"]
+        if event["type"] == "DELETED":
+            alive.pop(name, None)
+        else:
+            alive[name] = pod["metadata"].get("annotations", {}).get(STREAM_HASH_ANNOTATION, "")
+        moments.append(set(alive.values()))
+    return moments
+
+
+def test_a_change_that_keeps_the_stream_rolls_the_pods(api: Api) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     before = wait_ready(api, "minimal")
     sts_before = wait_for(lambda: rolled_out(api, "minimal"), "initial rollout")
-    api.patch_spec("minimal", {"failures": {"probability": 0.2}})
+    api.patch_spec("minimal", {"logLevel": "DEBUG"})
     after = wait_ready(api, "minimal")
     assert after["status"]["configHash"] != before["status"]["configHash"]
     assert after["status"]["observedGeneration"] == before["status"]["observedGeneration"] + 1
     sts_after = wait_for(lambda: rolled_out(api, "minimal"), "rollout of the new revision")
     assert sts_after["status"]["updateRevision"] != sts_before["status"]["updateRevision"]
-    assert container_env(sts_after)["FAILURE_PROBABILITY"]["value"] == "0.2"
+    assert container_env(sts_after)["LOG_LEVEL"]["value"] == "DEBUG"
+    template = sts_after["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        template[STREAM_HASH_ANNOTATION]
+        == (sts_before["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION])
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"machines": 9}, {"failures": {"probability": 0.2}}],
+    ids=["machines", "failure-probability"],
+)
+def test_a_stream_change_stops_every_old_pod_before_a_new_one_exists(
+    api: Api, k8s_cluster: KubeCluster, change: dict[str, Any]
+) -> None:
+    api.kubectl("apply", "-f", str(MINIMAL))
+    before = wait_ready(api, "minimal")
+    sts_before = wait_for(lambda: rolled_out(api, "minimal"), "initial rollout")
+    old_hash = sts_before["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION]
+    watch = PodWatch(k8s_cluster, api.namespace, "minimal")
+    wait_for(lambda: len(watch.events()) >= 3, "the watch to list the running pods")
+    api.patch_spec("minimal", change)
+    after = wait_ready(api, "minimal")
+    sts_after = wait_for(lambda: rolled_out(api, "minimal"), "the new pods")
+    events = watch.stop()
+
+    new_hash = sts_after["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION]
+    assert new_hash != old_hash
+    moments = stream_hashes_over_time(events)
+    assert {old_hash} in moments
+    assert {new_hash} in moments
+    assert all(len(hashes) <= 1 for hashes in moments), moments
+    assert after["status"]["observedGeneration"] == before["status"]["observedGeneration"] + 1
+    assert after["status"].get("handoverSince") is None
+    assert condition(after, "Degraded")["status"] == "False"
     settings = api.get("configmap", "minimal-settings")
     assert settings is not None
-    assert settings["data"]["FAILURE_PROBABILITY"] == "0.2"
+    env = container_env(sts_after)
+    for key, value in (
+        ("NUM_MACHINES", "9" if "machines" in change else "12"),
+        ("FAILURE_PROBABILITY", "0.2" if "failures" in change else "0.05"),
+    ):
+        assert env[key]["value"] == value
+        assert settings["data"][key] == value
+    assert env["SIMULATION_UID"]["value"] == after["metadata"]["uid"]
+    grace = sts_after["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert env["SHUTDOWN_GRACE_SECONDS"]["value"] == str(grace)
+
+
+def test_the_seed_cannot_change_nor_be_added_or_removed(api: Api) -> None:
+    api.apply(minimal_example("seeded", seed=5))
+    api.apply(minimal_example("unseeded"))
+    for name, patch in (
+        ("seeded", {"spec": {"seed": 6}}),
+        ("seeded", {"spec": {"seed": None}}),
+        ("unseeded", {"spec": {"seed": 6}}),
+    ):
+        result = api.cluster.kubectl(
+            "-n",
+            api.namespace,
+            "patch",
+            "sensim",
+            name,
+            "--type",
+            "merge",
+            "-p",
+            json.dumps(patch),
+            check=False,
+        )
+        assert result.returncode != 0, (name, patch, result.stdout)
+        assert "spec.seed is immutable" in result.stderr, result.stderr
+        assert "create a new SensorSimulation" in result.stderr, result.stderr
+    assert api.simulation("seeded")["spec"]["seed"] == 5
+    assert "seed" not in api.simulation("unseeded")["spec"]
+    # Other fields of a seeded simulation still change.
+    api.patch_spec("seeded", {"machines": 9})
+
+
+def test_the_longest_topic_admitted_leaves_room_for_its_state_topic(api: Api) -> None:
+    longest = 249 - len("-state")
+    for length, admitted in ((longest, True), (longest + 1, False)):
+        manifest = minimal_example(
+            "topic", kafka={"bootstrapServers": "k:9092", "topic": "t" * length}
+        )
+        result = api.dry_run(manifest)
+        assert (result.returncode == 0) == admitted, result.stderr
+        if not admitted:
+            assert "spec.kafka.topic" in result.stderr, result.stderr
 
 
 def test_labels_or_annotations_of_the_simulation_roll_nothing(
