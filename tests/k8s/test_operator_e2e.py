@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,9 +22,10 @@ import yaml
 
 from domain.partitioning import shard_table
 from sensorsim_operator.children.pod_resources import quantity
-from testbed import procs, tools
+from testbed import procs
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
+from testbed.watching import Change, Watch
 
 pytestmark = pytest.mark.k8s
 
@@ -398,69 +398,14 @@ def test_scale_subresource_drives_shards_and_serves_an_hpa(
     assert active["reason"] != "InvalidSelector", active
 
 
-class PodWatch:
-    """``kubectl get pods --watch`` of one simulation, from before a change to after it: every
-    pod that existed at any moment, in the API server's order."""
-
-    def __init__(self, cluster: KubeCluster, namespace: str, simulation: str) -> None:
-        self._process = subprocess.Popen(
-            [
-                str(tools.tool_path("kubectl")),
-                "-n",
-                namespace,
-                "get",
-                "pods",
-                "-l",
-                f"app.kubernetes.io/instance={simulation}",
-                "--watch",
-                "--output-watch-events",
-                "-o",
-                "json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=cluster.env,
-        )
-
-        self._chunks: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self._chunks.append(line)
-
-    def events(self) -> list[dict[str, Any]]:
-        """The complete watch events printed so far (type and pod)."""
-        decoder, at = json.JSONDecoder(), 0
-        events: list[dict[str, Any]] = []
-        text = "".join(self._chunks)
-        while True:
-            while at < len(text) and text[at].isspace():
-                at += 1
-            try:
-                event, at = decoder.raw_decode(text, at)
-            except ValueError:  # the end, or an event still being printed
-                return events
-            events.append(event)
-
-    def stop(self) -> list[dict[str, Any]]:
-        self._process.terminate()
-        self._process.wait(timeout=30)
-        self._reader.join(timeout=30)
-        return self.events()
-
-
-def stream_hashes_over_time(events: list[dict[str, Any]]) -> list[set[str]]:
+def stream_hashes_over_time(changes: list[Change]) -> list[set[str]]:
     """After each watch event, the stream hashes of the pods that existed then."""
     alive: dict[str, str] = {}
     moments = []
-    for event in events:
-        pod = event["object"]
+    for change in changes:
+        pod = change.object
         name = pod["metadata"]["name"]
-        if event["type"] == "DELETED":
+        if change.type == "DELETED":
             alive.pop(name, None)
         else:
             alive[name] = pod["metadata"].get("annotations", {}).get(STREAM_HASH_ANNOTATION, "")
@@ -498,16 +443,16 @@ def test_a_stream_change_stops_every_old_pod_before_a_new_one_exists(
     before = wait_ready(api, "minimal")
     sts_before = wait_for(lambda: rolled_out(api, "minimal"), "initial rollout")
     old_hash = sts_before["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION]
-    watch = PodWatch(k8s_cluster, api.namespace, "minimal")
-    wait_for(lambda: len(watch.events()) >= 3, "the watch to list the running pods")
+    watch = Watch(k8s_cluster, api.namespace, "pods", "app.kubernetes.io/instance=minimal")
+    wait_for(lambda: len(watch.snapshot()) >= 3, "the watch to list the running pods")
     api.patch_spec("minimal", change)
     after = wait_ready(api, "minimal")
     sts_after = wait_for(lambda: rolled_out(api, "minimal"), "the new pods")
-    events = watch.stop()
+    changes = watch.stop()
 
     new_hash = sts_after["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION]
     assert new_hash != old_hash
-    moments = stream_hashes_over_time(events)
+    moments = stream_hashes_over_time(changes)
     assert {old_hash} in moments
     assert {new_hash} in moments
     assert all(len(hashes) <= 1 for hashes in moments), moments
