@@ -69,6 +69,7 @@ class ProducerSettings(BaseSettings):
     shard_count: int = _SETTING["SHARD_COUNT"].field()
     simulation_seed: int | None = _SETTING["SIMULATION_SEED"].field()
     simulation_name: str = _SETTING["SIMULATION_NAME"].field()
+    simulation_uid: str | None = _SETTING["SIMULATION_UID"].field()
     simulation_model: SimulationModel = _SETTING["SIMULATION_MODEL"].field()
     simulation_persistence: float = _SETTING["SIMULATION_PERSISTENCE"].field()
     # Failure model
@@ -102,6 +103,7 @@ class ProducerSettings(BaseSettings):
     max_messages: int | None = _SETTING["MAX_MESSAGES"].field()
     duration_seconds: float | None = _SETTING["DURATION_SECONDS"].field()
     http_port: int = _SETTING["HTTP_PORT"].field()
+    shutdown_grace_seconds: int = _SETTING["SHUTDOWN_GRACE_SECONDS"].field()
     log_level: contract.LogLevel = _SETTING["LOG_LEVEL"].field()
     log_format: contract.LogFormat = _SETTING["LOG_FORMAT"].field()
 

@@ -64,9 +64,10 @@ class Kube(Protocol):
     def patch_status(self, path: str, status: Mapping[str, Any]) -> JsonObject:
         """Merge-patch the ``status`` subresource of the object at ``path``."""
 
-    def scale(self, path: str, replicas: int) -> None:
+    def scale(self, path: str, replicas: int, *, resource_version: str) -> None:
         """Set ``spec.replicas`` of the object at ``path`` (a merge patch of that one field),
-        leaving the rest of its spec (the pod template) as it is."""
+        leaving the rest of its spec (the pod template) as it is, provided the object still has
+        ``resource_version``: otherwise a :class:`KubeError` with status 409 (Conflict)."""
 
     def list_simulations(self, namespaces: Sequence[str]) -> list[JsonObject]:
         """All SensorSimulations in ``namespaces`` (all namespaces when empty)."""
@@ -166,13 +167,17 @@ class ApiKube:
             raise KubeError(404, f"cannot patch {path}/status: not found")
         return result
 
-    def scale(self, path: str, replicas: int) -> None:
+    def scale(self, path: str, replicas: int, *, resource_version: str) -> None:
         result = self._request(
             # The object itself, not its scale subresource: "patch" on it is the operator's
-            # grant already (charts/sensorsim/templates/operator/_rbac.tpl).
+            # grant already (charts/sensorsim/templates/operator/_rbac.tpl). A resourceVersion
+            # in a patch is a precondition: the API server refuses it (409) when it is stale.
             "PATCH",
             path,
-            body={"spec": {"replicas": replicas}},
+            body={
+                "metadata": {"resourceVersion": resource_version},
+                "spec": {"replicas": replicas},
+            },
             content_type="application/merge-patch+json",
             query=(("fieldManager", names.FIELD_MANAGER),),
         )

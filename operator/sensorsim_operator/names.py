@@ -27,6 +27,11 @@ POD_INDEX_LABEL: Final = "apps.kubernetes.io/pod-index"
 
 # On the pod template: a change of this value is what makes Kubernetes roll the pods.
 CONFIG_HASH_ANNOTATION: Final = f"{API_GROUP}/config-hash"
+# On the pod template, so on every pod: a digest of what shapes the machines' streams. Pods of
+# another value must all be gone before a pod of the new value starts (a handover).
+STREAM_HASH_ANNOTATION: Final = f"{API_GROUP}/stream-hash"
+# On the pod template: the digest of the reference-data ConfigMap's CSV the pods were built for.
+REFERENCE_DATA_HASH_ANNOTATION: Final = f"{API_GROUP}/reference-data-hash"
 # kopf's own bookkeeping on the simulation (instead of kopf.zalando.org/...).
 KOPF_ANNOTATION_PREFIX: Final = API_GROUP
 

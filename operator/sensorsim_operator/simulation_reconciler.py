@@ -8,6 +8,7 @@ one applies the newer spec: a stale event can never roll the pods back to an old
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,12 @@ from sensorsim_operator.children.identity import Manifest, SimulationRef
 from sensorsim_operator.children.manifests import build_children
 from sensorsim_operator.children.ownership import foreign_owner
 from sensorsim_operator.children.pod_template import BuildDefaults
+from sensorsim_operator.children.stream_hash import (
+    reference_data_digest,
+    template_reference_digest,
+)
 from sensorsim_operator.handover import Handover, pending_handover
-from sensorsim_operator.kube import Kube, KubeError, manifest_path
+from sensorsim_operator.kube import Kube, KubeError, manifest_path, object_path
 from sensorsim_operator.pod_problems import pod_problems
 from sensorsim_operator.statuses import (
     Failure,
@@ -34,6 +39,8 @@ from sensorsim_operator.statuses import (
     parse_status,
     status_body,
 )
+
+log = logging.getLogger(__name__)
 
 
 class ReconcileError(Exception):
@@ -58,7 +65,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _template_hash(stateful_set: dict[str, Any] | None) -> str:
+def _known_digest(stateful_set: Mapping[str, Any] | None) -> str | None:
+    """The reference-data digest the StatefulSet's template was built with, if any."""
+    if stateful_set is None:
+        return None
+    return template_reference_digest(stateful_set.get("spec", {}).get("template") or {})
+
+
+def _template_hash(stateful_set: Mapping[str, Any] | None) -> str:
     if stateful_set is None:
         return ""
     annotations = stateful_set["spec"]["template"].get("metadata", {}).get("annotations") or {}
@@ -144,8 +158,25 @@ class Reconciler:
     ) -> Outcome:
         simulation = SimulationRef.from_object(obj)
         previous = parse_status(obj.get("status"))
-        children = build_children(simulation, spec, self._defaults)
-        in_step = previous is not None and previous.observed_generation == simulation.generation
+        sts_path = object_path(
+            "apps/v1", "StatefulSet", simulation.namespace, names.statefulset_name(simulation.name)
+        )
+        # Read here, under the lock, never taken from an event's body: an event that waited
+        # in the thread pool may show a StatefulSet that has been replaced since.
+        existing = self._kube.get(sts_path)
+        # A handover in progress re-decides on every event, its pods' included.
+        in_step = (
+            previous is not None
+            and previous.observed_generation == simulation.generation
+            and previous.handover_since is None
+        )
+        # The reference data's digest only matters where the StatefulSet is compared.
+        digest = (
+            self._reference_digest(simulation, spec, existing)
+            if child is None or not in_step or child.get("kind") == "StatefulSet"
+            else _known_digest(existing)
+        )
+        children = build_children(simulation, spec, self._defaults, digest)
         if child is None or not in_step:
             to_apply = list(children.in_apply_order())
         else:
@@ -155,31 +186,30 @@ class Reconciler:
                 if same_object(manifest, child) and (child_deleted or not conforms(manifest, child))
             ]
         current = {
-            manifest_path(manifest): self._current(manifest, child, child_deleted)
+            manifest_path(manifest): (
+                existing
+                if manifest is children.stateful_set
+                else self._current(manifest, child, child_deleted)
+            )
             for manifest in to_apply
         }
         failure = self._name_conflicts(to_apply, current, simulation)
-        sts_path = manifest_path(children.stateful_set)
         pods: list[dict[str, Any]] | None = None
         handover: Handover | None = None
         if failure is None and sts_path in current:
             pods = self._pods(simulation)
-            handover = pending_handover(current[sts_path], children.stateful_set, len(pods))
+            handover = pending_handover(existing, children.stateful_set, pods)
             if handover is not None:
                 # The new template waits until every old pod has stopped; the StatefulSet's
                 # and the pods' events re-run this reconcile as they go.
                 to_apply = [m for m in to_apply if m is not children.stateful_set]
         applied, failure = self._apply_all(to_apply, failure)
-        if handover is not None and failure is None and handover.scale_down:
-            failure = self._scale_to_zero(sts_path)
-        stateful_set = (
-            current[sts_path]
-            if handover is not None
-            else applied.get(sts_path) or self._current(children.stateful_set, child, child_deleted)
-        )
+        if handover is not None and handover.scale_down and existing and failure is None:
+            failure = self._scale_to_zero(sts_path, existing)
+        stateful_set = existing if handover is not None else applied.get(sts_path, existing)
         if stateful_set is not None and foreign_owner(stateful_set, simulation) is not None:
             stateful_set = None  # someone else's: its pods are not ours to report
-        if stateful_set is None:
+        if stateful_set is None and handover is None:
             pods = []
         # observedGeneration promises "the children reflect this spec": only after applying it.
         # A handover in progress has not applied the new StatefulSet yet either.
@@ -208,6 +238,28 @@ class Reconciler:
             raise ReconcileError(f"{failure.reason}: {failure.message}", retry=True)
         return Outcome(found=True, applied=len(to_apply), status_written=written)
 
+    def _reference_digest(
+        self, simulation: SimulationRef, spec: SimulationSpec, existing: Mapping[str, Any] | None
+    ) -> str | None:
+        """The digest of the referenced CSV as the ConfigMap holds it now. When the ConfigMap
+        cannot be read (absent, or the operator may not read it), the digest the running
+        template was built with: content the operator cannot see is taken as unchanged, so a
+        ConfigMap deleted for a moment does not stop the pods that already read it."""
+        if spec.reference_data is None:
+            return None
+        config_map_path = object_path(
+            "v1", "ConfigMap", simulation.namespace, spec.reference_data.config_map_name
+        )
+        try:
+            config_map = self._kube.get(config_map_path)
+        except KubeError as error:
+            if error.status != 403:
+                raise
+            config_map = None
+        if config_map is None:
+            return _known_digest(existing)
+        return reference_data_digest(config_map, spec.reference_data.key)
+
     def _pods(self, simulation: SimulationRef) -> list[dict[str, Any]]:
         return self._kube.list_pods(simulation.namespace, names.selector_string(simulation.name))
 
@@ -227,11 +279,20 @@ class Reconciler:
                 )
         return applied, failure
 
-    def _scale_to_zero(self, path: str) -> Failure | None:
-        """Stops the old pods of a handover; their template stays, so no new pod starts."""
+    def _scale_to_zero(self, path: str, existing: Mapping[str, Any]) -> Failure | None:
+        """Stops the old pods of a handover; their template stays, so no new pod starts.
+
+        Only the StatefulSet the handover was decided on is scaled (its resourceVersion is the
+        precondition). If it changed since, the change has an event of its own, whose reconcile
+        decides again from the new state.
+        """
+        version = str(existing.get("metadata", {}).get("resourceVersion", ""))
         try:
-            self._kube.scale(path, 0)
+            self._kube.scale(path, 0, resource_version=version)
         except KubeError as error:
+            if error.status == 409:
+                log.info(f"{path} changed while deciding the handover: deciding again")
+                return None
             return Failure("ReconcileFailed", f"scaling the old producer pods to 0: {error}")
         return None
 

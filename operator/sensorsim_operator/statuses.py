@@ -176,9 +176,11 @@ def conditions(
     progressing_since: str | None = None,
     problems: Sequence[PodProblem] = (),
     handover: Handover | None = None,
+    handover_stuck: str | None = None,
 ) -> list[Condition]:
     """Ready, Progressing and Degraded, in that order. Degraded says the most pressing problem:
-    a reconcile failure, then pods that cannot run, then a rollout past its deadline."""
+    a reconcile failure, then a handover past its deadline (``handover_stuck`` says who holds
+    it), then pods that cannot run, then a rollout past its deadline."""
 
     def make(kind: ConditionType, status: ConditionStatus, reason: str, message: str) -> Condition:
         return _condition(previous, kind, status, reason, message, generation=generation, now=now)
@@ -207,6 +209,8 @@ def conditions(
 
     if failure is not None:
         degraded = make("Degraded", "True", failure.reason, failure.message)
+    elif handover_stuck is not None:
+        degraded = make("Degraded", "True", "HandoverStuck", handover_stuck)
     elif problems:
         degraded = make("Degraded", "True", *pod_problems.summary(list(problems)))
     elif progressing.reason == "ProgressDeadlineExceeded":
@@ -249,10 +253,18 @@ def compute_status(
     ``generation`` is the simulation's metadata.generation the children were built from;
     ``failure`` says why applying them failed or was refused (the simulation is then
     Degraded); ``problems`` are the producer pods that cannot run; ``handover`` is the
-    replica change waiting for the old pods to stop (Progressing with reason Handover).
+    stream change waiting for the old pods to stop (Progressing with reason Handover, and
+    Degraded with reason HandoverStuck past its deadline, counted from ``handoverSince``).
     """
     previous = previous or SimulationStatus()
     rollout = RolloutState.of(stateful_set, desired=0 if spec.suspend else spec.replicas)
+    handover_since = None
+    handover_stuck = None
+    if handover is not None:
+        handover_since = previous.handover_since or rfc3339(now)
+        waited = now - _parse_time(handover_since)
+        if waited > handover.deadline:
+            handover_stuck = handover.stuck_message(waited)
     new_conditions = conditions(
         spec,
         rollout,
@@ -263,6 +275,7 @@ def compute_status(
         progressing_since=previous.progressing_since,
         problems=problems,
         handover=handover,
+        handover_stuck=handover_stuck,
     )
     progressing = next(c for c in new_conditions if c.type == "Progressing")
     since = None
@@ -277,6 +290,7 @@ def compute_status(
         selector=names.selector_string(simulation),
         shards=shards(simulation, spec),
         config_hash=config_hash,
+        handover_since=handover_since,
         progressing_since=since,
         conditions=new_conditions,
     )

@@ -26,6 +26,7 @@ from sensorsim_operator.children.pod_resources import quantity
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
 from testbed.polling import WaitTimeoutError, log_tail, wait_until
+from testbed.watching import Change, Watch
 
 pytestmark = pytest.mark.k8s
 
@@ -35,6 +36,7 @@ MINIMAL = REPO / "examples" / "minimal.yaml"
 COMPLETE = REPO / "examples" / "complete.yaml"
 GROUP_VERSION = "sensorsim.io/v1alpha1"
 HASH_ANNOTATION = "sensorsim.io/config-hash"
+STREAM_HASH_ANNOTATION = "sensorsim.io/stream-hash"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 TIMEOUT = 180.0
 
@@ -396,13 +398,28 @@ def test_scale_subresource_drives_shards_and_serves_an_hpa(
     assert active["reason"] != "InvalidSelector", active
 
 
-def test_a_pod_affecting_change_rolls_the_pods(api: Api) -> None:
+def stream_hashes_over_time(changes: list[Change]) -> list[set[str]]:
+    """After each watch event, the stream hashes of the pods that existed then."""
+    alive: dict[str, str] = {}
+    moments = []
+    for change in changes:
+        pod = change.object
+        name = pod["metadata"]["name"]
+        if change.type == "DELETED":
+            alive.pop(name, None)
+        else:
+            alive[name] = pod["metadata"].get("annotations", {}).get(STREAM_HASH_ANNOTATION, "")
+        moments.append(set(alive.values()))
+    return moments
+
+
+def test_a_change_that_keeps_the_stream_rolls_the_pods(api: Api) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     before = wait_ready(api, "minimal")
     sts_before = wait_until(
-        lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="initial rollout"
+        lambda: rolled_out(api, timeout=TIMEOUT, message="minimal"), "initial rollout"
     )
-    api.patch_spec("minimal", {"failures": {"probability": 0.2}})
+    api.patch_spec("minimal", {"logLevel": "DEBUG"})
     after = wait_ready(api, "minimal")
     assert after["status"]["configHash"] != before["status"]["configHash"]
     assert after["status"]["observedGeneration"] == before["status"]["observedGeneration"] + 1
@@ -410,10 +427,103 @@ def test_a_pod_affecting_change_rolls_the_pods(api: Api) -> None:
         lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="rollout of the new revision"
     )
     assert sts_after["status"]["updateRevision"] != sts_before["status"]["updateRevision"]
-    assert container_env(sts_after)["FAILURE_PROBABILITY"]["value"] == "0.2"
+    assert container_env(sts_after)["LOG_LEVEL"]["value"] == "DEBUG"
+    template = sts_after["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        template[STREAM_HASH_ANNOTATION]
+        == (sts_before["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION])
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"machines": 9}, {"failures": {"probability": 0.2}}],
+    ids=["machines", "failure-probability"],
+)
+def test_a_stream_change_stops_every_old_pod_before_a_new_one_exists(
+    api: Api, k8s_cluster: KubeCluster, change: dict[str, Any]
+) -> None:
+    api.kubectl("apply", "-f", str(MINIMAL))
+    before = wait_ready(api, "minimal")
+    sts_before = wait_until(
+        lambda: rolled_out(api, timeout=TIMEOUT, message="minimal"), "initial rollout"
+    )
+    old_hash = sts_before["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION]
+    watch = Watch(k8s_cluster, api.namespace, "pods", "app.kubernetes.io/instance=minimal")
+    wait_until(
+        lambda: len(watch.snapshot()) >= 3,
+        timeout=TIMEOUT,
+        message="the watch to list the running pods",
+    )
+    api.patch_spec("minimal", change)
+    after = wait_ready(api, "minimal")
+    sts_after = wait_until(
+        lambda: rolled_out(api, timeout=TIMEOUT, message="minimal"), "the new pods"
+    )
+    changes = watch.stop()
+
+    new_hash = sts_after["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION]
+    assert new_hash != old_hash
+    moments = stream_hashes_over_time(changes)
+    assert {old_hash} in moments
+    assert {new_hash} in moments
+    assert all(len(hashes) <= 1 for hashes in moments), moments
+    assert after["status"]["observedGeneration"] == before["status"]["observedGeneration"] + 1
+    assert after["status"].get("handoverSince") is None
+    assert condition(after, "Degraded")["status"] == "False"
     settings = api.get("configmap", "minimal-settings")
     assert settings is not None
-    assert settings["data"]["FAILURE_PROBABILITY"] == "0.2"
+    env = container_env(sts_after)
+    for key, value in (
+        ("NUM_MACHINES", "9" if "machines" in change else "12"),
+        ("FAILURE_PROBABILITY", "0.2" if "failures" in change else "0.05"),
+    ):
+        assert env[key]["value"] == value
+        assert settings["data"][key] == value
+    assert env["SIMULATION_UID"]["value"] == after["metadata"]["uid"]
+    grace = sts_after["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert env["SHUTDOWN_GRACE_SECONDS"]["value"] == str(grace)
+
+
+def test_the_seed_cannot_change_nor_be_added_or_removed(api: Api) -> None:
+    api.apply(minimal_example("seeded", seed=5))
+    api.apply(minimal_example("unseeded"))
+    for name, patch in (
+        ("seeded", {"spec": {"seed": 6}}),
+        ("seeded", {"spec": {"seed": None}}),
+        ("unseeded", {"spec": {"seed": 6}}),
+    ):
+        result = api.cluster.kubectl(
+            "-n",
+            api.namespace,
+            "patch",
+            "sensim",
+            name,
+            "--type",
+            "merge",
+            "-p",
+            json.dumps(patch),
+            check=False,
+        )
+        assert result.returncode != 0, (name, patch, result.stdout)
+        assert "spec.seed is immutable" in result.stderr, result.stderr
+        assert "create a new SensorSimulation" in result.stderr, result.stderr
+    assert api.simulation("seeded")["spec"]["seed"] == 5
+    assert "seed" not in api.simulation("unseeded")["spec"]
+    # Other fields of a seeded simulation still change.
+    api.patch_spec("seeded", {"machines": 9})
+
+
+def test_the_longest_topic_admitted_leaves_room_for_its_state_topic(api: Api) -> None:
+    longest = 249 - len("-state")
+    for length, admitted in ((longest, True), (longest + 1, False)):
+        manifest = minimal_example(
+            "topic", kafka={"bootstrapServers": "k:9092", "topic": "t" * length}
+        )
+        result = api.dry_run(manifest)
+        assert (result.returncode == 0) == admitted, result.stderr
+        if not admitted:
+            assert "spec.kafka.topic" in result.stderr, result.stderr
 
 
 def test_labels_or_annotations_of_the_simulation_roll_nothing(

@@ -394,3 +394,47 @@ def test_a_million_machines_on_one_pod_get_the_measured_need() -> None:
 def test_explicit_memory_wins(given: dict[str, Any], expected: tuple[str, str]) -> None:
     resources = container(build(machines=1_000_000, replicas=1, resources=given))["resources"]
     assert (resources["requests"]["memory"], resources["limits"]["memory"]) == expected
+
+
+def test_the_pods_get_the_simulation_uid() -> None:
+    assert env_of(build())["SIMULATION_UID"]["value"] == SIMULATION.uid
+
+
+@pytest.mark.parametrize(
+    ("machines", "replicas", "grace"),
+    [(10, 3, 32), (10_000, 1, 32), (10_001, 1, 34), (100_000, 1, 50), (1_000_000, 1, 230)],
+)
+def test_the_grace_period_grows_with_the_machines_per_pod_and_the_producer_is_told(
+    machines: int, replicas: int, grace: int
+) -> None:
+    children = build(machines=machines, replicas=replicas)
+    pod = children.stateful_set["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == grace
+    assert env_of(children)["SHUTDOWN_GRACE_SECONDS"]["value"] == str(grace)
+
+
+def stream_hash_of(children: Children) -> str:
+    annotations = children.stateful_set["spec"]["template"]["metadata"]["annotations"]
+    return str(annotations[names.STREAM_HASH_ANNOTATION])
+
+
+def test_the_stream_hash_covers_the_stream_settings_only() -> None:
+    base = stream_hash_of(build())
+    assert stream_hash_of(build()) == base  # stable
+    assert stream_hash_of(build(failures={"probability": 0.5})) != base
+    assert stream_hash_of(build(logLevel="DEBUG", image="sensorsim:other")) == base
+    other = SimulationRef(namespace="plant", name="line-a", uid="uid-2", generation=4)
+    assert stream_hash_of(build_children(other, spec_of(), DEFAULTS)) != base
+
+
+def test_the_stream_hash_covers_the_reference_data_content_when_known() -> None:
+    spec = spec_of(referenceData={"configMapName": "csv"})
+    hashes = {
+        digest: stream_hash_of(build_children(SIMULATION, spec, DEFAULTS, digest))
+        for digest in (None, "a", "b")
+    }
+    assert len(set(hashes.values())) == 3
+    annotations = build_children(SIMULATION, spec, DEFAULTS, "a").stateful_set["spec"]["template"][
+        "metadata"
+    ]["annotations"]
+    assert annotations[names.REFERENCE_DATA_HASH_ANNOTATION] == "a"

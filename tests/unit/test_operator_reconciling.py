@@ -46,6 +46,7 @@ class FakeKube:
         self.status_patches = 0
         self.scales: list[tuple[str, int]] = []
         self.fail_apply_of: str | None = None
+        self.forbidden: set[str] = set()  # paths whose GET is refused (403)
         self._version = 0
 
     def _bump(self) -> str:
@@ -53,6 +54,8 @@ class FakeKube:
         return str(self._version)
 
     def get(self, path: str) -> dict[str, Any] | None:
+        if path in self.forbidden:
+            raise KubeError(403, f"{path}: forbidden")
         found = self.objects.get(path)
         return copy.deepcopy(found) if found is not None else None
 
@@ -76,10 +79,14 @@ class FakeKube:
         self.objects[path]["status"] = copy.deepcopy(dict(status))
         return copy.deepcopy(self.objects[path])
 
-    def scale(self, path: str, replicas: int) -> None:
+    def scale(self, path: str, replicas: int, *, resource_version: str) -> None:
+        """Scales only the object of ``resource_version`` (409 otherwise, as the API server)."""
+        current = self.objects[path]
+        if current["metadata"].get("resourceVersion") != resource_version:
+            raise KubeError(409, f"{path}: the object has been modified")
         self.scales.append((path, replicas))
-        self.objects[path]["spec"]["replicas"] = replicas
-        self.objects[path]["metadata"]["resourceVersion"] = self._bump()
+        current["spec"]["replicas"] = replicas
+        current["metadata"]["resourceVersion"] = self._bump()
 
     def list_simulations(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         return [copy.deepcopy(o) for o in self.objects.values() if o["kind"] == "SensorSimulation"]
@@ -182,7 +189,7 @@ def test_a_child_event_restores_a_deleted_or_edited_child(kube: FakeKube) -> Non
 def test_a_child_event_during_a_spec_change_reconciles_in_full(kube: FakeKube) -> None:
     operator = reconciler(kube)
     operator.reconcile("plant", "line-a")
-    kube.objects[PATH]["spec"]["machines"] = 6
+    kube.objects[PATH]["spec"]["logLevel"] = "DEBUG"
     kube.objects[PATH]["metadata"]["generation"] = 2
     applies = len(kube.applies)
     operator.reconcile("plant", "line-a", child=kube.get(STS_PATH))
@@ -194,7 +201,7 @@ def test_a_new_generation_is_observed_after_apply(kube: FakeKube) -> None:
     operator = reconciler(kube)
     operator.reconcile("plant", "line-a")
     before = kube.objects[PATH]["status"]["configHash"]
-    kube.objects[PATH] |= {"spec": simulation(failures={"probability": 0.5})["spec"]}
+    kube.objects[PATH] |= {"spec": simulation(logLevel="DEBUG")["spec"]}
     kube.objects[PATH]["metadata"]["generation"] = 2
     operator.reconcile("plant", "line-a")
     status = kube.objects[PATH]["status"]

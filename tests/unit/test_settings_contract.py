@@ -17,7 +17,11 @@ from domain import settings_contract as contract
 from producer.errors import ConfigError
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings, load_settings
 from scripts import settings_table
-from sensorsim_operator.api.contract_fields import API_UPPER_BOUNDS, cel_validations
+from sensorsim_operator.api.contract_fields import (
+    API_MAX_LENGTHS,
+    API_UPPER_BOUNDS,
+    cel_validations,
+)
 from sensorsim_operator.api.kubernetes_types import MAX_SAFE_INTEGER
 from sensorsim_operator.api.v1alpha1 import parse_spec
 from sensorsim_operator.children.identity import SimulationRef
@@ -116,8 +120,52 @@ def test_the_crd_takes_bounds_enums_and_rules_from_the_contract(env: str) -> Non
     if setting.choices:
         assert node["enum"] == list(setting.choices)
     assert node.get("x-kubernetes-validations", []) == cel_validations(setting)
-    if setting.max_length is not None:
-        assert node["maxLength"] == setting.max_length
+    max_length = API_MAX_LENGTHS.get(env, setting.max_length)
+    if max_length is not None:
+        assert node["maxLength"] == max_length
+
+
+def test_the_longest_topic_the_crd_admits_still_derives_a_legal_state_topic() -> None:
+    longest = _crd_property("kafka.topic")["maxLength"]
+    loaded = load_settings(kafka_topic="t" * longest)
+    assert len(loaded.state_topic) == contract.MAX_TOPIC_LENGTH
+    with pytest.raises(ConfigError, match="too long to derive the state topic"):
+        load_settings(kafka_topic="t" * (longest + 1))
+
+
+def test_the_settings_that_shape_the_stream_are_the_design_list() -> None:
+    design_list = {
+        # ownership
+        "NUM_MACHINES",
+        "SHARD_INDEX",
+        "SHARD_COUNT",
+        # identity
+        "SIMULATION_NAME",
+        "SIMULATION_UID",
+        "SIMULATION_SEED",
+        "SIMULATION_EPOCH",
+        # what each machine emits, and where
+        "SIMULATION_MODEL",
+        "SIMULATION_PERSISTENCE",
+        "SIMULATION_INTERVAL_MS",
+        "NUM_SENSORS",
+        "SENSOR_DATA_FILE",
+        "FAILURE_PROBABILITY",
+        "FAILURE_MIN_CYCLES",
+        "FAILURE_MAX_CYCLES",
+        "FAILURE_RAMP_CYCLES",
+        "KAFKA_TOPIC",
+        "KAFKA_STATE_TOPIC",
+    }
+    assert design_list == contract.STREAM_SETTINGS
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("0b1e4c4e-6f7a-4d2b-9a53-1c2d3e4f5a6b", False), ("", True), ("A1", True), ("a" * 65, True)],
+)
+def test_the_simulation_uid_takes_a_kubernetes_uid(value: str, problem: bool) -> None:
+    assert (contract.setting("SIMULATION_UID").problem(value) is not None) == problem
 
 
 def test_every_crd_setting_reaches_the_pods_under_its_contract_name() -> None:

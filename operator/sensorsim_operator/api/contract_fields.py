@@ -21,13 +21,21 @@ from sensorsim_operator.api.kubernetes_types import MAX_SAFE_INTEGER
 API_UPPER_BOUNDS: Final[Mapping[str, int]] = {"SIMULATION_SEED": MAX_SAFE_INTEGER}
 """Upper bounds narrower than the contract's, by variable: the producer takes any 64-bit seed,
 the API server only integers it can hold as a float64."""
+API_MAX_LENGTHS: Final[Mapping[str, int]] = {
+    "KAFKA_TOPIC": contract.MAX_TOPIC_LENGTH - len(contract.STATE_TOPIC_SUFFIX)
+}
+"""Maximum lengths shorter than the contract's, by variable: the producers derive the state
+topic's name from the data topic's (``<topic>-state``), and a simulation sets no other."""
 
 
 def api_bounds(setting: contract.Setting) -> dict[str, Any]:
-    """The setting's bounds as ``Field`` arguments, the upper one narrowed for the API."""
+    """The setting's bounds as ``Field`` arguments, the upper one (and the maximum length)
+    narrowed for the API."""
     bounds = setting.bounds()
     if setting.env in API_UPPER_BOUNDS:
         bounds["le"] = API_UPPER_BOUNDS[setting.env]
+    if setting.env in API_MAX_LENGTHS:
+        bounds["max_length"] = API_MAX_LENGTHS[setting.env]
     return bounds
 
 

@@ -136,6 +136,16 @@ class SimulationSpec(ApiModel):
                     "memory each): raise replicas",
                     ".machines",
                 ),
+                # A transition rule (it reads oldSelf), so the API server checks it on updates
+                # only; at the spec's level, so adding or removing a seed is refused too.
+                cel(
+                    "has(self.seed) == has(oldSelf.seed) && "
+                    "(!has(self.seed) || self.seed == oldSelf.seed)",
+                    "spec.seed is immutable: it is part of the simulation's identity (what every "
+                    "machine emits follows from it). To use another seed, create a new "
+                    "SensorSimulation",
+                    ".seed",
+                ),
                 cel(
                     f"has(self.referenceData) || self.sensors <= {BUNDLED_SENSOR_COLUMNS}",
                     f"sensors must be at most {BUNDLED_SENSOR_COLUMNS}, the sensor columns of the "
@@ -169,7 +179,9 @@ class SimulationSpec(ApiModel):
     )
     seed: int | None = contract_field(
         "SIMULATION_SEED",
-        "Seed for reproducible output, independent of replicas; unset = random each start.",
+        "Seed for reproducible output, independent of replicas; unset = drawn at random when "
+        "the simulation first starts and kept in its state topic. Immutable: set it when "
+        "creating the simulation.",
     )
     model: SimulationModel = contract_field(
         "SIMULATION_MODEL",
@@ -200,8 +212,9 @@ class SimulationSpec(ApiModel):
     reference_data: ReferenceDataSpec | None = Field(
         default=None,
         description=(
-            "Reference CSV in a ConfigMap; unset = the data set bundled in the image. "
-            "Changing the ConfigMap's content does not restart pods (see docs/operator.md)."
+            "Reference CSV in a ConfigMap; unset = the data set bundled in the image. A change "
+            "of the ConfigMap's content is handed over to new pods at the next reconcile (at "
+            "most the operator's resync period; see docs/operator.md)."
         ),
     )
     message_format: MessageFormat = contract_field(
@@ -318,6 +331,17 @@ class SimulationStatus(ApiModel):
         default="",
         max_length=64,
         description="Hash of everything that shapes the producer pods; a change rolls them.",
+    )
+    handover_since: str | None = Field(
+        default=None,
+        max_length=64,
+        json_schema_extra={"format": "date-time"},
+        description=(
+            "When the running handover began (RFC 3339): old pods of another stream "
+            "configuration are stopping before the new ones start. Unset when none runs; past "
+            "its deadline (twice the pods' grace period plus a minute) the simulation is "
+            "Degraded with reason HandoverStuck."
+        ),
     )
     progressing_since: str | None = Field(
         default=None,

@@ -60,10 +60,13 @@ def build_service(simulation: SimulationRef) -> Manifest:
 
 
 def build_stateful_set(
-    simulation: SimulationRef, spec: SimulationSpec, defaults: BuildDefaults
+    simulation: SimulationRef,
+    spec: SimulationSpec,
+    defaults: BuildDefaults,
+    reference_digest: str | None = None,
 ) -> tuple[Manifest, str]:
     """The producer pods: one per shard, ordinal = SHARD_INDEX. Returns it with its config hash."""
-    template, digest = pod_template(simulation, spec, defaults)
+    template, digest = pod_template(simulation, spec, defaults, reference_digest)
     stateful_set: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -85,10 +88,14 @@ def build_stateful_set(
 
 
 def build_children(
-    simulation: SimulationRef, spec: SimulationSpec, defaults: BuildDefaults
+    simulation: SimulationRef,
+    spec: SimulationSpec,
+    defaults: BuildDefaults,
+    reference_digest: str | None = None,
 ) -> Children:
-    """All three children of ``simulation`` for ``spec``, with the pod template's hash."""
-    stateful_set, digest = build_stateful_set(simulation, spec, defaults)
+    """All three children of ``simulation`` for ``spec``, with the pod template's hash.
+    ``reference_digest``: the referenced CSV's digest, when known (``stream_hash.py``)."""
+    stateful_set, digest = build_stateful_set(simulation, spec, defaults, reference_digest)
     return Children(
         config_map=build_config_map(simulation, spec),
         service=build_service(simulation),

@@ -12,13 +12,16 @@ from typing import Any, Final
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec
 from sensorsim_operator.children import pod_resources
+from sensorsim_operator.children.grace_period import termination_grace_seconds
 from sensorsim_operator.children.identity import Manifest, SimulationRef
 from sensorsim_operator.children.producer_env import (
     KAFKA_CA_DIR,
     KAFKA_CA_FILE,
     REFERENCE_DATA_DIR,
     producer_env,
+    producer_settings,
 )
+from sensorsim_operator.children.stream_hash import stream_hash
 
 TMP_DIR: Final = "/tmp"
 
@@ -131,7 +134,8 @@ def _pod_spec(simulation: SimulationRef, spec: SimulationSpec, defaults: BuildDe
             "fsGroup": names.RUN_AS_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "terminationGracePeriodSeconds": 30,
+        # Long enough for the final checkpoint of the largest shard (grace_period.py).
+        "terminationGracePeriodSeconds": termination_grace_seconds(spec.machines, spec.replicas),
         "containers": [_container(simulation, spec, defaults, mounts)],
         "volumes": volumes,
     }
@@ -158,15 +162,36 @@ def config_hash(pod_template: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def _annotations(
+    simulation: SimulationRef, spec: SimulationSpec, reference_digest: str | None
+) -> dict[str, str]:
+    """The user's pod annotations, then the stream hash (and the reference data's digest it
+    covers, when known) over them."""
+    annotations = dict(spec.pod_template.annotations)
+    if spec.reference_data is not None and reference_digest is not None:
+        annotations[names.REFERENCE_DATA_HASH_ANNOTATION] = reference_digest
+    annotations[names.STREAM_HASH_ANNOTATION] = stream_hash(
+        producer_settings(simulation, spec), spec.reference_data, reference_digest
+    )
+    return dict(sorted(annotations.items()))
+
+
 def pod_template(
-    simulation: SimulationRef, spec: SimulationSpec, defaults: BuildDefaults
+    simulation: SimulationRef,
+    spec: SimulationSpec,
+    defaults: BuildDefaults,
+    reference_digest: str | None = None,
 ) -> tuple[Manifest, str]:
-    """The pod template with its config-hash annotation, and the hash."""
+    """The pod template with its stream-hash and config-hash annotations, and the config hash.
+
+    ``reference_digest`` is the digest of the referenced CSV (``stream_hash.py``), None when
+    the operator could not read it.
+    """
     labels = {**spec.pod_template.labels, **names.selector_labels(simulation.name)}
     template: Manifest = {
         "metadata": {
             "labels": dict(sorted(labels.items())),
-            "annotations": dict(sorted(spec.pod_template.annotations.items())),
+            "annotations": _annotations(simulation, spec, reference_digest),
         },
         "spec": _pod_spec(simulation, spec, defaults),
     }

@@ -11,6 +11,7 @@ from typing import Final
 from domain import settings_contract as contract
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec
+from sensorsim_operator.children.grace_period import termination_grace_seconds
 from sensorsim_operator.children.identity import Manifest, SimulationRef
 
 REFERENCE_DATA_DIR: Final = "/etc/sensorsim/reference-data"
@@ -29,6 +30,8 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
     kafka, failures = spec.kafka, spec.failures
     values: dict[str, object | None] = {
         "SIMULATION_NAME": simulation.name,
+        # A simulation deleted and created again under the same name is another simulation.
+        "SIMULATION_UID": simulation.uid,
         # Cycle 0 is due when the resource was created, whichever pod starts first (and after
         # a lost state topic the schedule is still the resource's): docs/continuity.md.
         "SIMULATION_EPOCH": simulation.created,
@@ -64,6 +67,8 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
         "HTTP_PORT": names.HTTP_PORT,
         "LOG_LEVEL": spec.log_level,
         "LOG_FORMAT": "json",
+        # The pod's terminationGracePeriodSeconds: the producer's shutdown budget.
+        "SHUTDOWN_GRACE_SECONDS": termination_grace_seconds(spec.machines, spec.replicas),
     }
     return {
         env: contract.setting(env).render(value)
