@@ -230,7 +230,7 @@ class Elector:
             if attempt is Attempt.LEADING:
                 self.leading = True
                 LEADER.set(1)
-                log.info("leading: holding the Lease", extra={"identity": self.identity})
+                log.info(f"leading as {self.identity}", extra={"identity": self.identity})
                 return True
             if attempt is Attempt.HELD and self.holder != waiting_for:
                 waiting_for = self.holder
@@ -289,7 +289,7 @@ class Elector:
             released = self._candidate.release(self._wall())
             if released is not None:
                 self._store.replace(released, stored.resource_version, deadline - self._clock())
-                log.info("released the Lease", extra={"identity": self.identity})
+                log.info(f"{self.identity} released the Lease", extra={"identity": self.identity})
         except (LeaseConflictError, LeaseError) as error:
             log.warning(f"the Lease was not released (it expires on its own): {error}")
 
@@ -357,7 +357,8 @@ def run_elected(
     elector = elector or elector_for(settings)
     LEADER.set(0)
     log.info(
-        f"standing by for the Lease {settings.lease_namespace}/{settings.operator_lease_name}",
+        f"{elector.identity} competes for the Lease "
+        f"{settings.lease_namespace}/{settings.operator_lease_name}",
         extra={"identity": elector.identity},
     )
     with standby_health(settings.operator_health_port):
