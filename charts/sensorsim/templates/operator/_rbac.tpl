@@ -32,7 +32,7 @@ kubelet, so the operator never needs the values):
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
-# Events on a SensorSimulation when one of its conditions changes (kubectl describe sensim).
+# Warning events about a SensorSimulation (kubectl describe sensim).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
