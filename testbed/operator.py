@@ -14,7 +14,8 @@ from testbed.polling import wait_until
 
 
 class OperatorProcess:
-    """One operator process; ``start()`` waits for its /healthz, ``stop()`` sends SIGTERM.
+    """One operator process; ``start()`` waits for its /healthz (a standby answers too),
+    ``stop()`` sends SIGTERM, ``kill()`` SIGKILL.
 
     ``env`` is the base environment (a cluster's ``env``, or one with another KUBECONFIG);
     the ports are chosen here and ``settings`` add or override operator variables.
@@ -65,6 +66,12 @@ class OperatorProcess:
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL, as a lost node or an OOM kill would: no cleanup runs."""
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
 

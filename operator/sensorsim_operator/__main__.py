@@ -1,17 +1,22 @@
 """``python -m sensorsim_operator``: ``kopf run --standalone`` with settings from the environment.
 
-Standalone (no kopf peering): the operator runs as a single replica with a Recreate Deployment
-strategy, so there is never a second instance to coordinate with (docs/operator.md explains the
-choice). WATCH_NAMESPACES empty = all namespaces.
+Standalone: no kopf peering, which is not leader election (an operator pauses only for a peer of
+higher priority). One operator handles simulations at a time through a Lease instead
+(:mod:`sensorsim_operator.leader_election`): a process stands by until it holds the Lease, and
+only then starts kopf. WATCH_NAMESPACES empty = all namespaces.
 """
 
 from __future__ import annotations
 
+import kopf
 from kopf.cli import main as kopf_cli
 
+from sensorsim_operator import metrics
+from sensorsim_operator.leader_election import run_elected
 from sensorsim_operator.settings import OperatorSettings
 
 HANDLERS_MODULE = "sensorsim_operator.handlers"
+PROG_NAME = "sensorsim-operator"
 
 
 def kopf_arguments(settings: OperatorSettings) -> list[str]:
@@ -33,8 +38,27 @@ def kopf_arguments(settings: OperatorSettings) -> list[str]:
     return args
 
 
+def configure_logging(settings: OperatorSettings) -> None:
+    """kopf's log format and level, before kopf starts (a standby logs like the leader)."""
+    kopf.configure(
+        verbose=settings.operator_log_level == "DEBUG",
+        quiet=settings.operator_log_level == "WARNING",
+        log_format=kopf.LogFormat[settings.operator_log_format.upper()],
+    )
+
+
 def main() -> None:
-    kopf_cli.main(args=kopf_arguments(OperatorSettings()), prog_name="sensorsim-operator")
+    settings = OperatorSettings()
+
+    def run_kopf() -> None:
+        kopf_cli.main(args=kopf_arguments(settings), prog_name=PROG_NAME)
+
+    if not settings.operator_leader_election:
+        run_kopf()
+        return
+    configure_logging(settings)
+    metrics.serve(settings.operator_metrics_port)
+    run_elected(settings, run_kopf)
 
 
 if __name__ == "__main__":

@@ -148,12 +148,14 @@ def statefulset_ready(cluster: KubeCluster, namespace: str, name: str, replicas:
 def local_operator(
     cluster: KubeCluster,
     kubeconfig: Path,
+    release_namespace: str,
     watch_namespaces: str,
     log_file: Path,
     **settings: str,
 ) -> Iterator[OperatorProcess]:
     """`python -m sensorsim_operator` on this machine, authenticated as the chart's
-    ServiceAccount; stopped (SIGTERM) on exit, and its log checked for permission errors."""
+    ServiceAccount, with its Lease in the release namespace (as in its pod); stopped (SIGTERM)
+    on exit, and its log checked for permission errors."""
     env = {
         **cluster.env,
         "KUBECONFIG": str(kubeconfig),
@@ -163,6 +165,7 @@ def local_operator(
         env,
         log_file,
         WATCH_NAMESPACES=watch_namespaces,
+        OPERATOR_NAMESPACE=release_namespace,
         PRODUCER_IMAGE="sensorsim:test",
         **settings,
     ) as running:
@@ -204,7 +207,8 @@ def test_install_upgrade_uninstall(k8s_cluster: KubeCluster) -> None:
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
         deployment = rolled_out_operator(cluster)
         assert deployment["status"]["readyReplicas"] == 1
-        assert deployment["spec"]["strategy"]["type"] == "Recreate"
+        # A rolling update: the new pod stands by until the old one releases the Lease.
+        assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
 
         cluster.helm(
             "upgrade",
@@ -302,20 +306,30 @@ DENIED_EVERYWHERE = [
 ]
 
 
+def lease_checks(namespace: str) -> list[tuple[str, ...]]:
+    """What leader election does with the operator's Lease."""
+    return [
+        (verb, "leases.coordination.k8s.io", "-n", namespace)
+        for verb in ("get", "create", "update")
+    ]
+
+
 def test_cluster_wide_rbac_is_sufficient_and_minimal(
     k8s_cluster: KubeCluster, tmp_path: Path
 ) -> None:
     cluster = k8s_cluster
     create_namespace(cluster, "sensorsim-rbac")
     create_namespace(cluster, "rbac-sims")
-    install(cluster, "rbac", "sensorsim-rbac")
+    install(cluster, "rbac", "sensorsim-rbac", "--set", "watchAnyNamespace=true")
     try:
         kubeconfig = service_account_kubeconfig(
             cluster, "sensorsim-rbac", "rbac-sensorsim-operator", tmp_path
         )
-        for check in ALLOWED_CLUSTER_WIDE:
+        for check in [*ALLOWED_CLUSTER_WIDE, *lease_checks("sensorsim-rbac")]:
             assert can_i(cluster, kubeconfig, *check), f"cannot {' '.join(check)}"
-        for check in [*DENIED_EVERYWHERE, ("list", "namespaces")]:
+        not_allowed = [*DENIED_EVERYWHERE, *lease_checks("rbac-sims"), ("list", "namespaces")]
+        not_allowed.append(("delete", "leases.coordination.k8s.io", "-n", "sensorsim-rbac"))
+        for check in not_allowed:
             assert not can_i(cluster, kubeconfig, *check), f"can {' '.join(check)}"
         # The real API agrees: reading a Secret is refused.
         denied = cluster.kubectl(
@@ -333,7 +347,7 @@ def test_cluster_wide_rbac_is_sufficient_and_minimal(
             "-",
             input=simulation("rbac-demo", "kafka.invalid:9092"),
         )
-        with local_operator(cluster, kubeconfig, "", tmp_path / "operator.log"):
+        with local_operator(cluster, kubeconfig, "sensorsim-rbac", "", tmp_path / "operator.log"):
             wait_until(
                 lambda: statefulset_ready(cluster, "rbac-sims", "rbac-demo", 2),
                 timeout=120,
@@ -494,9 +508,12 @@ def test_namespaced_rbac_confines_the_operator(k8s_cluster: KubeCluster, tmp_pat
         cluster.kubectl(
             "apply", "-n", "team-b", "-f", "-", input=simulation("scoped-b", "kafka.invalid:9092")
         )
+        assert all(can_i(cluster, kubeconfig, *check) for check in lease_checks("sensorsim-ns"))
+        assert not any(can_i(cluster, kubeconfig, *check) for check in lease_checks("team-a"))
         with local_operator(
             cluster,
             kubeconfig,
+            "sensorsim-ns",
             "team-a",
             tmp_path / "operator.log",
             OPERATOR_RESYNC_SECONDS="1",
@@ -589,7 +606,9 @@ def test_pods_are_admitted_under_the_restricted_profile(
         kubeconfig = service_account_kubeconfig(
             cluster, namespace, "strict-sensorsim-operator", tmp_path
         )
-        with local_operator(cluster, kubeconfig, "", tmp_path / "operator.log"):
+        # The default RBAC: the release namespace only.
+        assert not can_i(cluster, kubeconfig, "list", "statefulsets.apps", "-n", "default")
+        with local_operator(cluster, kubeconfig, namespace, namespace, tmp_path / "operator.log"):
             wait_until(
                 lambda: statefulset_ready(cluster, namespace, "restricted-demo", 2),
                 timeout=120,

@@ -417,7 +417,7 @@ def test_a_change_that_keeps_the_stream_rolls_the_pods(api: Api) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     before = wait_ready(api, "minimal")
     sts_before = wait_until(
-        lambda: rolled_out(api, timeout=TIMEOUT, message="minimal"), "initial rollout"
+        lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="initial rollout"
     )
     api.patch_spec("minimal", {"logLevel": "DEBUG"})
     after = wait_ready(api, "minimal")
@@ -446,7 +446,7 @@ def test_a_stream_change_stops_every_old_pod_before_a_new_one_exists(
     api.kubectl("apply", "-f", str(MINIMAL))
     before = wait_ready(api, "minimal")
     sts_before = wait_until(
-        lambda: rolled_out(api, timeout=TIMEOUT, message="minimal"), "initial rollout"
+        lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="initial rollout"
     )
     old_hash = sts_before["spec"]["template"]["metadata"]["annotations"][STREAM_HASH_ANNOTATION]
     watch = Watch(k8s_cluster, api.namespace, "pods", "app.kubernetes.io/instance=minimal")
@@ -458,7 +458,7 @@ def test_a_stream_change_stops_every_old_pod_before_a_new_one_exists(
     api.patch_spec("minimal", change)
     after = wait_ready(api, "minimal")
     sts_after = wait_until(
-        lambda: rolled_out(api, timeout=TIMEOUT, message="minimal"), "the new pods"
+        lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="the new pods"
     )
     changes = watch.stop()
 

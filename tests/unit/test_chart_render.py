@@ -70,6 +70,7 @@ NAMESPACED_GRANTS = (
 )
 CRD_GRANTS = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
 NAMESPACE_GRANTS = {("", "namespaces", verb) for verb in ("list", "watch")}
+LEASE_GRANTS = {("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,10 @@ def test_defaults_install_the_operator_and_nothing_else(default_render: list[Man
         ("ClusterRole", "sensorsim-operator"),
         ("ClusterRoleBinding", "sensorsim-operator"),
         ("Deployment", "sensorsim-operator"),
+        ("Role", "sensorsim-leader-election"),
+        ("Role", "sensorsim-operator"),
+        ("RoleBinding", "sensorsim-leader-election"),
+        ("RoleBinding", "sensorsim-operator"),
         ("ServiceAccount", "sensorsim-operator"),
     ]
 
@@ -138,7 +143,11 @@ def test_operator_deployment(default_render: list[Manifest]) -> None:
     deployment = find(default_render, "Deployment", "sensorsim-operator")
     spec = deployment["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # Leader election keeps a rolling update to one active operator: the new pod stands by.
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "sensorsim-operator"
     assert pod["automountServiceAccountToken"] is True
@@ -146,8 +155,13 @@ def test_operator_deployment(default_render: list[Manifest]) -> None:
     assert container["command"] == ["python", "-m", "sensorsim_operator"]
     assert container["image"] == "sensorsim:0.1.0"
     assert env_of(container) == {
-        "WATCH_NAMESPACES": "",
+        "WATCH_NAMESPACES": "sensorsim",
         "PRODUCER_IMAGE": "sensorsim:0.1.0",
+        "OPERATOR_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        "OPERATOR_LEASE_NAME": "sensorsim-operator",
+        "OPERATOR_LEASE_DURATION_SECONDS": "15",
+        "OPERATOR_LEASE_RENEW_DEADLINE_SECONDS": "10",
+        "OPERATOR_LEASE_RETRY_PERIOD_SECONDS": "2",
         "OPERATOR_HEALTH_PORT": "8080",
         "OPERATOR_METRICS_PORT": "9090",
         "OPERATOR_LOG_LEVEL": "INFO",
@@ -178,14 +192,67 @@ def test_security_contexts_meet_the_restricted_profile(
     assert checked >= 6  # operator x3, Kafka x2, the test pod
 
 
-def test_default_rbac_is_cluster_wide_and_least_privilege(default_render: list[Manifest]) -> None:
-    role = find(default_render, "ClusterRole", "sensorsim-operator")
-    assert rules_of(role) == NAMESPACED_GRANTS | CRD_GRANTS
-    binding = find(default_render, "ClusterRoleBinding", "sensorsim-operator")
-    assert binding["roleRef"]["name"] == "sensorsim-operator"
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "sensorsim-operator", "namespace": "sensorsim"}
-    ]
+SERVICE_ACCOUNT = [
+    {"kind": "ServiceAccount", "name": "sensorsim-operator", "namespace": "sensorsim"}
+]
+
+
+def test_default_rbac_is_the_release_namespace_and_least_privilege(
+    default_render: list[Manifest],
+) -> None:
+    cluster_role = find(default_render, "ClusterRole", "sensorsim-operator")
+    assert rules_of(cluster_role) == CRD_GRANTS | NAMESPACE_GRANTS
+    role = find(default_render, "Role", "sensorsim-operator")
+    assert role["metadata"]["namespace"] == "sensorsim"
+    assert rules_of(role) == NAMESPACED_GRANTS
+    binding = find(default_render, "RoleBinding", "sensorsim-operator")
+    assert binding["metadata"]["namespace"] == "sensorsim"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "sensorsim-operator",
+    }
+    assert binding["subjects"] == SERVICE_ACCOUNT
+    cluster_binding = find(default_render, "ClusterRoleBinding", "sensorsim-operator")
+    assert cluster_binding["roleRef"]["name"] == "sensorsim-operator"
+    assert cluster_binding["subjects"] == SERVICE_ACCOUNT
+
+
+def test_leader_election_rbac_is_leases_in_the_release_namespace(
+    default_render: list[Manifest],
+) -> None:
+    role = find(default_render, "Role", "sensorsim-leader-election")
+    assert role["metadata"]["namespace"] == "sensorsim"
+    assert rules_of(role) == LEASE_GRANTS
+    binding = find(default_render, "RoleBinding", "sensorsim-leader-election")
+    assert binding["metadata"]["namespace"] == "sensorsim"
+    assert binding["roleRef"]["name"] == "sensorsim-leader-election"
+    assert binding["subjects"] == SERVICE_ACCOUNT
+
+
+def test_watch_any_namespace_is_cluster_wide() -> None:
+    docs = render("--set", "watchAnyNamespace=true")
+    cluster_role = find(docs, "ClusterRole", "sensorsim-operator")
+    assert rules_of(cluster_role) == NAMESPACED_GRANTS | CRD_GRANTS
+    assert [r["metadata"]["name"] for r in find_all(docs, "Role")] == ["sensorsim-leader-election"]
+    container = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(container)["WATCH_NAMESPACES"] == ""
+
+
+def test_a_standby_operator_and_lease_timing() -> None:
+    docs = render(
+        "--set",
+        "replicaCount=2",
+        "--set",
+        "leaderElection.leaseName=ops-lease",
+        "--set",
+        "leaderElection.leaseDurationSeconds=30",
+    )
+    deployment = find(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["OPERATOR_LEASE_NAME"] == "ops-lease"
+    assert env["OPERATOR_LEASE_DURATION_SECONDS"] == "30"
 
 
 def test_no_role_grants_secrets_or_wildcards(all_options_render: list[Manifest]) -> None:
@@ -201,11 +268,15 @@ def test_namespaced_mode_uses_roles_per_namespace(all_options_render: list[Manif
     docs = all_options_render
     cluster_role = find(docs, "ClusterRole", "sensorsim-all-operator")
     assert rules_of(cluster_role) == CRD_GRANTS | NAMESPACE_GRANTS
-    roles = find_all(docs, "Role")
+    roles = [r for r in find_all(docs, "Role") if r["metadata"]["name"] == "sensorsim-all-operator"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["sim-a", "sim-b"]
     for role in roles:
         assert rules_of(role) == NAMESPACED_GRANTS
-    bindings = find_all(docs, "RoleBinding")
+    bindings = [
+        b
+        for b in find_all(docs, "RoleBinding")
+        if b["metadata"]["name"] == "sensorsim-all-operator"
+    ]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["sim-a", "sim-b"]
     for binding in bindings:
         assert binding["roleRef"] == {

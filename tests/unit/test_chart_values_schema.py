@@ -65,6 +65,13 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("watchNamespaces", "team-a"),
     ("watchNamespaces", ["Team_A"]),
     ("watchNamespaces", ["a", "a"]),
+    ("watchAnyNamespace", "yes"),
+    ("replicaCount", -1),
+    ("replicaCount", "2"),
+    ("leaderElection.leaseName", "Not A Name"),
+    ("leaderElection.leaseDurationSeconds", 1),
+    ("leaderElection.retryPeriodSeconds", 0.5),
+    ("leaderElection.renewDeadline", 10),
     ("logLevel", "TRACE"),
     ("containerPorts.health", 0),
     ("containerPorts.metrics", 70000),
@@ -166,7 +173,30 @@ def test_helm_rejects_a_string_where_a_number_belongs() -> None:
                 "--set",
                 "watchNamespaces[0]=other",
             ],
-            "is not in watchNamespaces",
+            'namespace "default" is not watched by the operator (it watches other)',
+        ),
+        (
+            [
+                "--set",
+                "kafka.enabled=true",
+                "--set",
+                "simulations[0].name=demo",
+                "--set",
+                "simulations[0].namespace=elsewhere",
+            ],
+            'namespace "elsewhere" is not watched by the operator (it watches default)',
+        ),
+        (
+            ["--set", "watchAnyNamespace=true", "--set", "watchNamespaces[0]=other"],
+            "leave watchNamespaces empty",
+        ),
+        (
+            ["--set", "leaderElection.renewDeadlineSeconds=15"],
+            "must be less than leaderElection.leaseDurationSeconds",
+        ),
+        (
+            ["--set", "leaderElection.retryPeriodSeconds=9"],
+            "more than 1.2 times leaderElection.retryPeriodSeconds",
         ),
         (
             [
@@ -181,7 +211,16 @@ def test_helm_rejects_a_string_where_a_number_belongs() -> None:
         ),
         (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.enabled=true"),
     ],
-    ids=["no-bootstrap", "unwatched-namespace", "duplicate-name", "servicemonitor-no-metrics"],
+    ids=[
+        "no-bootstrap",
+        "unwatched-namespace",
+        "outside-the-release-namespace",
+        "any-and-listed-namespaces",
+        "renew-deadline-past-lease",
+        "retry-period-past-renew-deadline",
+        "duplicate-name",
+        "servicemonitor-no-metrics",
+    ],
 )
 def test_cross_field_rules_fail_the_render(flags: list[str], message: str) -> None:
     output = helm_fails("template", "x", str(CHART_DIR), *KV, *flags)

@@ -177,9 +177,17 @@ Usage: include "sensorsim.probe" (dict "probe" .Values.livenessProbe "handler" (
 {{- printf "%s-headless" (include "sensorsim.kafka.fullname" .) -}}
 {{- end -}}
 
-{{/* WATCH_NAMESPACES of the operator: comma-separated, empty for all namespaces. */}}
+{{/*
+WATCH_NAMESPACES of the operator: comma-separated; `watchNamespaces`, else the release namespace;
+empty (all namespaces) with `watchAnyNamespace`.
+*/}}
 {{- define "sensorsim.watchNamespaces" -}}
+{{- if .Values.watchAnyNamespace -}}
+{{- else if .Values.watchNamespaces -}}
 {{- join "," (uniq .Values.watchNamespaces) -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Namespace of a `simulations` item. Usage: include "sensorsim.simulationNamespace" (dict "sim" . "context" $) */}}
@@ -238,11 +246,27 @@ names the value and says what to fix.
 {{- if not (include "sensorsim.simulationBootstrap" (dict "sim" $sim "context" $)) -}}
 {{- fail (printf "simulations[%d] (%s): set spec.kafka.bootstrapServers, or kafka.enabled=true to use the dev Kafka" $i $sim.name) -}}
 {{- end -}}
-{{- if and $.Values.watchNamespaces (not (has $ns $.Values.watchNamespaces)) -}}
-{{- fail (printf "simulations[%d] (%s): namespace %q is not in watchNamespaces %v, so the operator would never see it; add it to watchNamespaces" $i $sim.name $ns $.Values.watchNamespaces) -}}
+{{- $watched := splitList "," (include "sensorsim.watchNamespaces" $) -}}
+{{- if and (not $.Values.watchAnyNamespace) (not (has $ns $watched)) -}}
+{{- fail (printf "simulations[%d] (%s): namespace %q is not watched by the operator (it watches %s), so it would never see it; add it to watchNamespaces" $i $sim.name $ns (join ", " $watched)) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.watchAnyNamespace .Values.watchNamespaces -}}
+{{- fail "watchAnyNamespace=true watches every namespace: leave watchNamespaces empty, or set watchAnyNamespace=false to watch only the listed ones" -}}
+{{- end -}}
+{{- $lease := .Values.leaderElection -}}
+{{- if ge (int $lease.renewDeadlineSeconds) (int $lease.leaseDurationSeconds) -}}
+{{- fail "leaderElection.renewDeadlineSeconds must be less than leaderElection.leaseDurationSeconds: a leader that cannot renew must stop before a standby may take over" -}}
+{{- end -}}
+{{- if le (mul 10 (int $lease.renewDeadlineSeconds)) (mul 12 (int $lease.retryPeriodSeconds)) -}}
+{{- fail "leaderElection.renewDeadlineSeconds must be more than 1.2 times leaderElection.retryPeriodSeconds: the leader needs more than one renewal attempt within its deadline" -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled=true needs metrics.enabled=true (the ServiceMonitor scrapes the metrics Service)" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Role (and RoleBinding) of the operator's leader election: `<fullname>-leader-election`. */}}
+{{- define "sensorsim.leaderElectionRoleName" -}}
+{{- printf "%s-leader-election" (include "sensorsim.fullname" .) -}}
 {{- end -}}

@@ -4,7 +4,7 @@ it cannot read Secrets: producer pods get Kafka credentials through secretKeyRef
 kubelet, so the operator never needs the values):
 */}}
 
-{{/* Rules in every namespace the operator watches. */}}
+{{/* Rules in every namespace the operator watches (a Role in each, or the ClusterRole with watchAnyNamespace). */}}
 {{- define "sensorsim.rbac.namespacedRules" -}}
 # SensorSimulation: watched; patched by kopf (its last-handled-configuration annotation).
 - apiGroups: ["sensorsim.io"]
@@ -49,7 +49,7 @@ notice when the SensorSimulation CRD appears, changes or goes away.
 {{- end -}}
 
 {{/*
-Cluster-scoped rules kopf needs only when it watches listed namespaces: it lists and watches
+Cluster-scoped rules kopf needs unless it watches every namespace: it lists and watches
 Namespace objects to match them against its namespace list (kopf's namespace observer; it skips
 this when it watches the whole cluster). This reveals namespace names, nothing inside them.
 */}}
@@ -57,4 +57,14 @@ this when it watches the whole cluster). This reveals namespace names, nothing i
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- end -}}
+
+{{/*
+Rules in the release namespace only: the operator pods compete for one Lease there (created by
+the first, then read and renewed with resourceVersion preconditions). No delete, no list.
+*/}}
+{{- define "sensorsim.rbac.leaderElectionRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
 {{- end -}}
