@@ -46,8 +46,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
     )
-    # Only problems become Kubernetes Events; routine reconciles stay in the logs.
-    settings.posting.level = logging.WARNING
+    # The reconciler posts an Event per condition transition (condition_events.py); kopf's own
+    # log-to-Event posting would repeat every retry's warning, so it is off.
+    settings.posting.enabled = False
     # Watch only our children, filtered by the API server rather than in this process.
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = CHILD_SELECTOR

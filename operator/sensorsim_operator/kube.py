@@ -10,6 +10,7 @@ resourceVersion) untouched.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
@@ -19,6 +20,8 @@ from kubernetes import client, config
 
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
+
+log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 
@@ -63,6 +66,11 @@ class Kube(Protocol):
 
     def patch_status(self, path: str, status: Mapping[str, Any]) -> JsonObject:
         """Merge-patch the ``status`` subresource of the object at ``path``."""
+
+    def post_event(self, event: Mapping[str, Any]) -> None:
+        """Create a core/v1 Event (best effort: an Event that cannot be posted is logged and
+        dropped; it never fails a reconcile)."""
+        ...
 
     def scale(self, path: str, replicas: int, *, resource_version: str) -> None:
         """Set ``spec.replicas`` of the object at ``path`` (a merge patch of that one field),
@@ -166,6 +174,13 @@ class ApiKube:
         if result is None:
             raise KubeError(404, f"cannot patch {path}/status: not found")
         return result
+
+    def post_event(self, event: Mapping[str, Any]) -> None:
+        namespace = event["metadata"]["namespace"]
+        try:
+            self._request("POST", f"/api/v1/namespaces/{namespace}/events", body=dict(event))
+        except KubeError as error:
+            log.warning("could not post the Event %r: %s", event.get("reason"), error)
 
     def scale(self, path: str, replicas: int, *, resource_version: str) -> None:
         result = self._request(

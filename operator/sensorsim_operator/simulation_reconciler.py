@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sensorsim_operator import names
-from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, SimulationStatus, parse_spec
 from sensorsim_operator.children.conformance import conforms, same_object
 from sensorsim_operator.children.identity import Manifest, SimulationRef
 from sensorsim_operator.children.manifests import build_children
@@ -28,6 +28,7 @@ from sensorsim_operator.children.stream_hash import (
     reference_data_digest,
     template_reference_digest,
 )
+from sensorsim_operator.condition_events import transition_events
 from sensorsim_operator.handover import Handover, pending_handover
 from sensorsim_operator.kube import Kube, KubeError, manifest_path, object_path
 from sensorsim_operator.pod_problems import pod_problems
@@ -146,7 +147,19 @@ class Reconciler:
             now=self._clock(),
         )
         if status != previous:
-            self._kube.patch_status(path, status_body(status))
+            self._write_status(path, obj, previous, status)
+
+    def _write_status(
+        self,
+        path: str,
+        obj: Mapping[str, Any],
+        previous: SimulationStatus | None,
+        status: SimulationStatus,
+    ) -> None:
+        """Patch the status, then post an Event for each condition whose status changed."""
+        self._kube.patch_status(path, status_body(status))
+        for event in transition_events(obj, previous, status, self._clock()):
+            self._kube.post_event(event)
 
     def _apply(
         self,
@@ -232,7 +245,7 @@ class Reconciler:
         )
         written = False
         if status != previous:
-            self._kube.patch_status(path, status_body(status))
+            self._write_status(path, obj, previous, status)
             written = True
         if failure is not None:
             raise ReconcileError(f"{failure.reason}: {failure.message}", retry=True)

@@ -45,6 +45,7 @@ class FakeKube:
         self.applies: list[str] = []
         self.status_patches = 0
         self.scales: list[tuple[str, int]] = []
+        self.events: list[dict[str, Any]] = []
         self.fail_apply_of: str | None = None
         self.forbidden: set[str] = set()  # paths whose GET is refused (403)
         self._version = 0
@@ -58,6 +59,9 @@ class FakeKube:
             raise KubeError(403, f"{path}: forbidden")
         found = self.objects.get(path)
         return copy.deepcopy(found) if found is not None else None
+
+    def post_event(self, event: Mapping[str, Any]) -> None:
+        self.events.append(dict(event))
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Merges the manifest into the object, as server-side apply does for the fields of
@@ -219,6 +223,25 @@ def test_apply_failure_is_reported_in_status_and_raised(kube: FakeKube) -> None:
     assert degraded["status"] == "True"
     assert degraded["reason"] == "ReconcileFailed"
     assert status["observedGeneration"] == 0  # this generation was never applied
+
+
+def test_events_are_posted_on_condition_transitions_only(kube: FakeKube) -> None:
+    kube.fail_apply_of = "StatefulSet"
+    with pytest.raises(ReconcileError):
+        reconciler(kube).reconcile("plant", "line-a")
+    assert [(e["reason"], e["type"]) for e in kube.events] == [("ReconcileFailed", "Warning")]
+    with pytest.raises(ReconcileError):
+        reconciler(kube).reconcile("plant", "line-a")  # the same failure again: no news
+    assert len(kube.events) == 1
+    kube.fail_apply_of = None
+    reconciler(kube).reconcile("plant", "line-a")
+    degraded = [e for e in kube.events[1:] if e["message"].startswith("Degraded is False")]
+    assert degraded, kube.events  # the recovery is a transition of its own
+    posted = len(kube.events)
+    reconciler(kube).reconcile("plant", "line-a")
+    assert len(kube.events) == posted
+    involved = {e["involvedObject"]["name"] for e in kube.events}
+    assert involved == {"line-a"}
 
 
 def test_deleted_simulation_is_left_to_the_garbage_collector(kube: FakeKube) -> None:
