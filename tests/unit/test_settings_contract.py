@@ -42,6 +42,12 @@ CRD_PATHS: dict[str, str] = {
     "SIMULATION_MODEL": "model",
     "SIMULATION_PERSISTENCE": "persistence",
     "FAILURE_PROBABILITY": "failures.probability",
+    "FAILURE_SHARE": "failures.share",
+    "SENSOR_COLUMNS": "referenceData.sensorColumns",
+    "LABEL_COLUMN": "referenceData.labelColumn",
+    "NORMAL_LABELS": "referenceData.normalLabels",
+    "TIME_COLUMN": "referenceData.timeColumn",
+    "GROUP_COLUMN": "referenceData.groupColumn",
     "FAILURE_MIN_CYCLES": "failures.minCycles",
     "FAILURE_MAX_CYCLES": "failures.maxCycles",
     "FAILURE_RAMP_CYCLES": "failures.rampCycles",
@@ -124,6 +130,15 @@ def test_every_crd_setting_reaches_the_pods_under_its_contract_name() -> None:
     spec = parse_spec(
         {
             "seed": 5,
+            "failures": {"probability": 0.01, "share": 0.05},
+            "referenceData": {
+                "configMapName": "data",
+                "sensorColumns": "a,b",
+                "labelColumn": "is_anomaly",
+                "normalLabels": "0",
+                "timeColumn": "timestamp",
+                "groupColumn": "recording",
+            },
             "kafka": {
                 "bootstrapServers": "k:9093",
                 "securityProtocol": "SASL_SSL",
