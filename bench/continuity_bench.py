@@ -71,8 +71,8 @@ def one_checkpoint(machines: int) -> tuple[float, int]:
     profile = load_profile(DEFAULT_DATA_FILE, 20)
     settings = ProducerSettings()
     engine = SimulationEngine(
-        profile, settings.failure_model, first_machine=0, count=machines, seed=1,
-        simulation_name="bench", model=settings.simulation_model,
+        profile, settings.failure_model(profile.labelled_share), first_machine=0,
+        count=machines, seed=1, simulation_name="bench", model=settings.simulation_model,
     )  # fmt: skip
     engine.step()
     ids = machine_ids("bench", range(machines))

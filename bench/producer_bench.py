@@ -224,9 +224,10 @@ def run_sink(bootstrap: str, records: int, machines: int, codec: str = "none") -
     app = build_app(settings)
     app.sink.start()
     sizes = [len(b) for b in app.simulation.encoder.encode(app.simulation.engine.step(), TIMESTAMP)]
+    profile = app.simulation.profile
     app.simulation.engine = SimulationEngine(
-        app.simulation.profile, settings.failure_model, first_machine=0, count=machines, seed=1,
-        simulation_name="bench", model=settings.simulation_model,
+        profile, settings.failure_model(profile.labelled_share), first_machine=0, count=machines,
+        seed=1, simulation_name="bench", model=settings.simulation_model,
     )  # fmt: skip
     app.sink.start = lambda: None  # type: ignore[method-assign]  # already connected
     started = time.perf_counter()

@@ -7,13 +7,18 @@ that read the original system's records (README.md shows the body)::
      "timestamp": "2026-11-29T12:34:56.789+00:00",
      "readings": {"readings": {"Sensor 1": 0.452113, ...}, "has_failure": false}}
 
-The extended format appends ``seq`` and ``failure`` (``null`` while healthy). The producer
+The extended format appends ``seq`` and ``failure`` (``null`` while healthy). Sensor keys: the
+extended format uses the reference table's column names (``bearing_temp``); the original format
+keeps its ``Sensor <n>`` keys, numbered in the order of the sensor columns, whatever the
+columns are called (``body_sensor_names``). The producer
 builds the bytes with a vectorised encoder; these models are the readable definition, validate
 bodies in tests, and serialise single messages (``to_json``) when speed does not matter.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -29,6 +34,25 @@ class MessageFormat(StrEnum):
 
     ORIGINAL = "original"
     EXTENDED = "extended"
+
+
+def body_sensor_names(names: Sequence[str], message_format: MessageFormat) -> tuple[str, ...]:
+    """The keys of the readings in a body: the column names in the extended format; in the
+    original format the names when they are all ``Sensor <n>``, else ``Sensor 1..N`` in column
+    order.
+
+    >>> body_sensor_names(["temp", "rpm"], MessageFormat.ORIGINAL)
+    ('Sensor 1', 'Sensor 2')
+    >>> body_sensor_names(["temp", "rpm"], MessageFormat.EXTENDED)
+    ('temp', 'rpm')
+    >>> body_sensor_names(["Sensor 3", "Sensor 7"], MessageFormat.ORIGINAL)
+    ('Sensor 3', 'Sensor 7')
+    """
+    if message_format is MessageFormat.EXTENDED or all(
+        re.fullmatch(r"Sensor\s+\d+", name) for name in names
+    ):
+        return tuple(names)
+    return tuple(f"Sensor {j + 1}" for j in range(len(names)))
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -28,7 +28,11 @@ from typing import Any, Final, Literal, get_args
 from pydantic import Field
 
 from domain.messages import MessageFormat
-from domain.simulation_model import DEFAULT_PERSISTENCE, SimulationModel
+from domain.simulation_model import (
+    DEFAULT_PERSISTENCE,
+    ORIGINAL_FAILURE_PROBABILITY,
+    SimulationModel,
+)
 
 # --- enums --------------------------------------------------------------------------------------
 
@@ -62,6 +66,8 @@ MAX_INTERVAL_MS: Final = 86_400_000  # one day
 MAX_EPISODE_CYCLES: Final = 1_000_000
 MAX_PARTITIONS: Final = 100_000
 MAX_SEED: Final = 2**64 - 1
+MAX_COLUMN_NAME: Final = 256
+MAX_COLUMN_LIST: Final = 65_536
 BUNDLED_SENSOR_COLUMNS: Final = 20
 """'Sensor <n>' columns of the bundled data/data_sensors.csv (a test reads the file)."""
 
@@ -258,6 +264,49 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         shown_default="data/data_sensors.csv (bundled)",
         shapes_stream=True,
     ),
+    # Reference table columns (docs/simulation.md, "Reference data")
+    Setting(
+        "SENSOR_COLUMNS",
+        None,
+        "Comma-separated sensor columns (default: the 'Sensor <n>' columns, else every numeric "
+        "column but the label, time and group columns).",
+        min_length=1,
+        max_length=MAX_COLUMN_LIST,
+        shapes_stream=True,
+    ),
+    Setting(
+        "LABEL_COLUMN",
+        "Label",
+        "Column naming each row's failure type (a normal value: a normal row).",
+        min_length=1,
+        max_length=MAX_COLUMN_NAME,
+        shapes_stream=True,
+    ),
+    Setting(
+        "NORMAL_LABELS",
+        "",
+        "Comma-separated label values that mean normal, e.g. 0 or NORMAL (a blank label is "
+        "always normal).",
+        max_length=MAX_COLUMN_LIST,
+        shown_default="blank",
+        shapes_stream=True,
+    ),
+    Setting(
+        "TIME_COLUMN",
+        None,
+        "Column of times (numbers or timestamps) ordering each group's rows as a time series.",
+        min_length=1,
+        max_length=MAX_COLUMN_NAME,
+        shapes_stream=True,
+    ),
+    Setting(
+        "GROUP_COLUMN",
+        None,
+        "Column of machine or recording ids; each group is its own series.",
+        min_length=1,
+        max_length=MAX_COLUMN_NAME,
+        shapes_stream=True,
+    ),
     # Fleet
     Setting(
         "NUM_MACHINES",
@@ -320,10 +369,21 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     # Failure model
     Setting(
         "FAILURE_PROBABILITY",
-        0.05,
-        "Chance per cycle that a healthy machine starts failing.",
+        None,
+        "Chance per cycle that a healthy machine starts failing; set, it wins over FAILURE_SHARE.",
         ge=0.0,
         le=1.0,
+        shapes_stream=True,
+        shown_default=f"{ORIGINAL_FAILURE_PROBABILITY} (original model), else from FAILURE_SHARE",
+    ),
+    Setting(
+        "FAILURE_SHARE",
+        None,
+        "Long-run share of failing readings (0..<1); the start chance follows from it and the "
+        "episode lengths.",
+        ge=0.0,
+        lt=1.0,
+        shown_default="the reference's labelled share (learned model)",
         shapes_stream=True,
     ),
     Setting(

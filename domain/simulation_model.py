@@ -17,7 +17,7 @@ engine, the docs and the tests share them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -33,6 +33,10 @@ class SimulationModel(StrEnum):
 DEFAULT_PERSISTENCE = 0.95
 """Per-cycle autocorrelation of the learned model's latent process (the original's 5 %
 mean reversion)."""
+
+ORIGINAL_FAILURE_PROBABILITY = 0.05
+"""The seed system's per-cycle start chance of a failure episode (the original model's default:
+with 30-60-cycle episodes, about 69 % of readings are failing)."""
 
 DRIFT_FACTOR = 0.1
 """Standard deviation of a sensor's random step, as a fraction of its learned std."""
@@ -74,7 +78,7 @@ class FailureModel:
     (0 = at once).
     """
 
-    probability: float = 0.05
+    probability: float = ORIGINAL_FAILURE_PROBABILITY
     min_cycles: int = 30
     max_cycles: int = 60
     ramp_cycles: int = 10
@@ -142,3 +146,11 @@ class FailureModel:
         if not 0.0 <= share < 1.0:
             raise ValueError(f"share must be in [0, 1), got {share}")
         return min(1.0, share / (self.mean_episode_cycles * (1.0 - share)))
+
+    def with_share(self, share: float) -> FailureModel:
+        """This model with the start ``probability`` that gives a long-run failing ``share``.
+
+        >>> round(FailureModel().with_share(0.0625).failing_share(), 6)
+        0.0625
+        """
+        return replace(self, probability=self.probability_for_share(share))

@@ -82,6 +82,7 @@ def load_reference(settings: ProducerSettings) -> ReferenceProfile:
         settings.sensor_data_file,
         settings.num_sensors,
         at_most="num_sensors" not in settings.model_fields_set,
+        columns=settings.reference_columns,
     )
     if not profile.failures_enabled:
         log.warning(

@@ -16,9 +16,14 @@ from producer.analysis.model_report import describe_learned
 from producer.assembly import build_app
 from producer.errors import ExitCode, ProducerError, ReferenceDataError
 from producer.runtime.logging_setup import setup_logging
-from producer.settings import DEFAULT_DATA_FILE, env_table, load_settings
+from producer.settings import ProducerSettings, env_table, load_settings
 from producer.simulation.learned_model import fit_learned_model
-from producer.simulation.reference_data import check_learned_model_data, describe, load_profile
+from producer.simulation.reference_data import (
+    ReferenceProfile,
+    check_learned_model_data,
+    describe,
+    load_profile,
+)
 
 PROG = "python -m producer"
 
@@ -94,7 +99,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--file",
         type=Path,
-        help="reference CSV (default: SENSOR_DATA_FILE, else the bundled data set)",
+        help="reference CSV or Parquet file (default: SENSOR_DATA_FILE, else the bundled data)",
     )
     parser.add_argument(
         "--num-sensors",
@@ -102,6 +107,33 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="use the first N sensor columns (default: all of them)",
     )
+    for option, variable, meaning in _COLUMN_OPTIONS:
+        parser.add_argument(option, metavar="TEXT", help=f"{meaning} ({variable})")
+
+
+_COLUMN_OPTIONS = (
+    ("--sensor-columns", "SENSOR_COLUMNS", "comma-separated sensor columns"),
+    ("--label-column", "LABEL_COLUMN", "column of the failure labels"),
+    ("--normal-labels", "NORMAL_LABELS", "comma-separated label values that mean normal"),
+    ("--time-column", "TIME_COLUMN", "column of times ordering the rows"),
+    ("--group-column", "GROUP_COLUMN", "column of machine or recording ids"),
+)
+
+
+def _data_settings(args: argparse.Namespace) -> ProducerSettings:
+    """The settings from the environment, the data options overriding their variables."""
+    return load_settings(
+        sensor_data_file=args.file,
+        sensor_columns=args.sensor_columns,
+        label_column=args.label_column,
+        normal_labels=args.normal_labels,
+        time_column=args.time_column,
+        group_column=args.group_column,
+    )
+
+
+def _read_profile(settings: ProducerSettings, num_sensors: int | None) -> ReferenceProfile:
+    return load_profile(settings.sensor_data_file, num_sensors, columns=settings.reference_columns)
 
 
 def fidelity_parser() -> argparse.ArgumentParser:
@@ -112,7 +144,8 @@ def fidelity_parser() -> argparse.ArgumentParser:
             "CSV: per-sensor KS distance, rank-correlation gap, failure signature gap, a "
             "classifier trained on the stream and tested on the reference, and the persistence "
             "of failing readings, each against its acceptance bound. The simulation settings "
-            "(SIMULATION_MODEL, SIMULATION_PERSISTENCE, FAILURE_*) come from the environment."
+            "(SIMULATION_MODEL, SIMULATION_PERSISTENCE, FAILURE_*) and the reference's columns "
+            "(SENSOR_COLUMNS, LABEL_COLUMN, ...) come from the environment or the options."
         ),
     )
     _add_data_options(parser)
@@ -136,15 +169,12 @@ def fidelity_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_file(path: Path | None) -> Path:
-    return path or Path(os.environ.get("SENSOR_DATA_FILE") or DEFAULT_DATA_FILE)
-
-
 def _profile(argv: Sequence[str]) -> int:
     args = profile_parser().parse_args(argv)
     if args.num_sensors is not None and args.num_sensors < 1:
         raise _usage_error("--num-sensors must be >= 1")
-    profile = load_profile(_data_file(args.file), args.num_sensors)
+    settings = _data_settings(args)
+    profile = _read_profile(settings, args.num_sensors)
     print(describe(profile))
     print()
     try:
@@ -153,7 +183,7 @@ def _profile(argv: Sequence[str]) -> int:
         print(f"learned model: not available: {exc.problem}")
         return ExitCode.OK
     learned = fit_learned_model(profile.normal_values, profile.failure_values)
-    print(describe_learned(profile, learned, load_settings().failure_model))
+    print(describe_learned(profile, learned, settings))
     return ExitCode.OK
 
 
@@ -167,8 +197,8 @@ def _fidelity(argv: Sequence[str]) -> int:
         raise _usage_error(f"--cycles ({args.cycles}) must be above --burn-in ({args.burn_in})")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         raise _usage_error(f"--plot needs matplotlib, which is not installed: {INSTALL_HINT}")
-    settings = load_settings()
-    profile = load_profile(_data_file(args.file), args.num_sensors)
+    settings = _data_settings(args)
+    profile = _read_profile(settings, args.num_sensors)
     if settings.simulation_model == "learned":
         check_learned_model_data(profile)
     print(
@@ -179,7 +209,7 @@ def _fidelity(argv: Sequence[str]) -> int:
     sample = fidelity.simulate_sample(
         profile,
         model=settings.simulation_model,
-        failures=settings.failure_model,
+        failures=settings.failure_model(profile.labelled_share),
         persistence=settings.simulation_persistence,
         machines=args.machines,
         cycles=args.cycles,

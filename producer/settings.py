@@ -8,6 +8,7 @@ variable and the rule.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain import settings_contract as contract
 from domain.messages import MessageFormat
+from domain.reference_columns import ReferenceColumns
 from domain.settings_contract import SaslMechanism, SecurityProtocol
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError
@@ -26,6 +28,9 @@ DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
 _SETTING = contract.BY_ENV
 """The contract of each setting by its environment variable name."""
 _MAX_TOPIC = 249
+MAX_REFERENCE_SHARE = 0.99
+"""A reference whose rows are (nearly) all labelled still leaves machines some healthy
+readings."""
 MIN_REQUEST_TIMEOUT_MS = 500
 """The shortest request timeout the derived one may be (KAFKA_DELIVERY_TIMEOUT_MS minus
 KAFKA_LINGER_MS, capped at Kafka's default 30 s)."""
@@ -63,6 +68,12 @@ class ProducerSettings(BaseSettings):
     sensor_data_file: Path = Field(
         DEFAULT_DATA_FILE, description=_SETTING["SENSOR_DATA_FILE"].description
     )
+    # Reference table columns
+    sensor_columns: str | None = _SETTING["SENSOR_COLUMNS"].field()
+    label_column: str = _SETTING["LABEL_COLUMN"].field()
+    normal_labels: str = _SETTING["NORMAL_LABELS"].field()
+    time_column: str | None = _SETTING["TIME_COLUMN"].field()
+    group_column: str | None = _SETTING["GROUP_COLUMN"].field()
     # Fleet
     num_machines: int = _SETTING["NUM_MACHINES"].field()
     shard_index: int = _SETTING["SHARD_INDEX"].field()
@@ -73,7 +84,8 @@ class ProducerSettings(BaseSettings):
     simulation_model: SimulationModel = _SETTING["SIMULATION_MODEL"].field()
     simulation_persistence: float = _SETTING["SIMULATION_PERSISTENCE"].field()
     # Failure model
-    failure_probability: float = _SETTING["FAILURE_PROBABILITY"].field()
+    failure_probability: float | None = _SETTING["FAILURE_PROBABILITY"].field()
+    failure_share: float | None = _SETTING["FAILURE_SHARE"].field()
     failure_min_cycles: int = _SETTING["FAILURE_MIN_CYCLES"].field()
     failure_max_cycles: int = _SETTING["FAILURE_MAX_CYCLES"].field()
     failure_ramp_cycles: int = _SETTING["FAILURE_RAMP_CYCLES"].field()
@@ -205,13 +217,34 @@ class ProducerSettings(BaseSettings):
             problems.append("SIMULATION_EPOCH must carry a UTC offset, e.g. 2026-12-01T00:00:00Z")
         return problems
 
-    @property
-    def failure_model(self) -> FailureModel:
-        return FailureModel(
-            probability=self.failure_probability,
+    def failure_model(self, reference_share: float) -> FailureModel:
+        """The failure model in force. Its start chance per cycle is FAILURE_PROBABILITY when
+        set (it wins); else the chance that gives FAILURE_SHARE with these episode lengths;
+        else, for the learned model, the chance that gives ``reference_share`` (the reference's
+        share of labelled rows), and for the original model the seed system's 0.05."""
+        lengths = FailureModel(
             min_cycles=self.failure_min_cycles,
             max_cycles=self.failure_max_cycles,
             ramp_cycles=self.failure_ramp_cycles,
+        )
+        if self.failure_probability is not None:
+            return replace(lengths, probability=self.failure_probability)
+        if self.failure_share is not None:
+            return lengths.with_share(self.failure_share)
+        if self.simulation_model is SimulationModel.LEARNED:
+            return lengths.with_share(min(reference_share, MAX_REFERENCE_SHARE))
+        return lengths
+
+    @property
+    def reference_columns(self) -> ReferenceColumns:
+        """Which columns of the reference table are sensors, label, time and group."""
+        return ReferenceColumns.parse(
+            sensors=self.sensor_columns,
+            label=self.label_column,
+            label_set="label_column" in self.model_fields_set,
+            normal_labels=self.normal_labels,
+            time=self.time_column,
+            group=self.group_column,
         )
 
     @property

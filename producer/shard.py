@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.machine_ids import machine_ids
+from domain.messages import body_sensor_names
 from domain.partitioning import MachineRange, shard_range
 from producer.errors import ConfigError, ReferenceDataError
 from producer.serialisation import EXACT_MAX_ABS, BodyEncoder
@@ -38,7 +39,7 @@ def make_engine(
 ) -> SimulationEngine:
     return SimulationEngine(
         profile,
-        settings.failure_model,
+        settings.failure_model(profile.labelled_share),
         first_machine=machines.start,
         count=machines.size,
         seed=seed,
@@ -71,7 +72,7 @@ def simulate_shard(
             f"{EXACT_MAX_ABS:.6f}",
         )
     encoder = BodyEncoder(
-        profile.sensor_names,
+        body_sensor_names(profile.sensor_names, settings.message_format),
         ids,
         profile.failure_types,
         settings.message_format,

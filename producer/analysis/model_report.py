@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from domain.simulation_model import FailureModel
+from domain.simulation_model import DECIMALS, SimulationModel
+from producer.settings import ProducerSettings
 from producer.simulation.learned_model import GRID_CELLS, LearnedModel, spearman
 from producer.simulation.reference_data import ReferenceProfile
 
@@ -18,7 +19,15 @@ def _skewness(column: np.ndarray) -> float:
     return float(np.mean(centred**3) / spread**3) if spread > 0 else 0.0
 
 
-def describe_learned(profile: ReferenceProfile, model: LearnedModel, failures: FailureModel) -> str:
+def _grid(decimals: int) -> str:
+    if decimals >= DECIMALS:
+        return ""
+    return " (integers)" if decimals == 0 else f" (on a {10.0**-decimals:.{decimals}f} grid)"
+
+
+def describe_learned(
+    profile: ReferenceProfile, model: LearnedModel, settings: ProducerSettings
+) -> str:
     normal = profile.normal_values
     names = profile.sensor_names
     lines = [
@@ -32,7 +41,7 @@ def describe_learned(profile: ReferenceProfile, model: LearnedModel, failures: F
     high = model.normal.maximum
     for j, name in enumerate(names):
         q = np.percentile(normal[:, j], [1, 25, 50, 75, 99])
-        note = " (constant)" if model.constant[j] else ""
+        note = (" (constant)" if model.constant[j] else "") + _grid(int(model.decimals[j]))
         lines.append(
             f"{name:<12} {q[0]:>11.4g} {q[1]:>11.4g} {q[2]:>11.4g} {q[3]:>11.4g} {q[4]:>11.4g} "
             f"{_skewness(normal[:, j]):>6.2f} {f'[{low[j]:.4g}, {high[j]:.4g}]':>25}{note}"
@@ -65,14 +74,21 @@ def describe_learned(profile: ReferenceProfile, model: LearnedModel, failures: F
             )
         lines.append(f"  {profile.failure_types[t]!r} ({shape.rows} rows): {shown}")
         lines.append(f"      {dependence}")
-    share = failures.failing_share()
+    failures = settings.failure_model(profile.labelled_share)
+    if settings.failure_probability is not None:
+        source = "FAILURE_PROBABILITY (it wins over FAILURE_SHARE)"
+    elif settings.failure_share is not None:
+        source = "FAILURE_SHARE"
+    elif settings.simulation_model is SimulationModel.LEARNED:
+        source = (
+            f"the reference's labelled share {profile.labelled_share:.2%} (FAILURE_SHARE unset)"
+        )
+    else:
+        source = "the original model's default FAILURE_PROBABILITY"
     lines += [
         "",
-        f"expected share of failing readings: {share:.1%} (FAILURE_PROBABILITY="
-        f"{failures.probability:g}, episodes of {failures.min_cycles}-{failures.max_cycles} "
-        "cycles)",
-        f"  for 5% failing readings set FAILURE_PROBABILITY="
-        f"{failures.probability_for_share(0.05):.5f}; for 2%: "
-        f"{failures.probability_for_share(0.02):.5f}",
+        f"expected share of failing readings: {failures.failing_share():.2%}, from {source}: "
+        f"start chance {failures.probability:.6f} per healthy cycle, episodes of "
+        f"{failures.min_cycles}-{failures.max_cycles} cycles",
     ]
     return "\n".join(lines)

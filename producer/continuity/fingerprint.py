@@ -22,7 +22,8 @@ def simulation_config(
     """The settings that shape each machine's stream: a checkpoint written under other values
     cannot continue this simulation (NUM_MACHINES and the sharding are free to change)."""
     data = hashlib.sha256(settings.sensor_data_file.read_bytes()).hexdigest()
-    return {
+    failures = settings.failure_model(profile.labelled_share)
+    config: dict[str, Any] = {
         "simulation": settings.simulation_name,
         "seed": str(seed),
         "model": settings.simulation_model.value,
@@ -30,13 +31,17 @@ def simulation_config(
         "sensors": list(profile.sensor_names),
         "data_sha256": data,
         "failures": [
-            settings.failure_probability,
-            settings.failure_min_cycles,
-            settings.failure_max_cycles,
-            settings.failure_ramp_cycles,
+            failures.probability,
+            failures.min_cycles,
+            failures.max_cycles,
+            failures.ramp_cycles,
         ],
         "interval_ms": settings.simulation_interval_ms,
     }
+    columns = profile.columns.settings_text()
+    if columns:  # absent with the defaults: simulations recorded before these settings continue
+        config["columns"] = columns
+    return config
 
 
 def check_continuable(

@@ -8,7 +8,8 @@ machine index, cycle) and never on which shard runs it. Failure episodes follow
 ``learned`` (``producer.simulation.learned_model``): a latent AR(1) vector per machine,
 ``z <- rho z + sqrt(1-rho^2) L eps``, read through each sensor's learned quantile function;
 a failing machine's latent state is seen through its type's dependence and quantile functions,
-blended by the episode's progress (in and out).
+blended by the episode's progress (in and out); a sensor whose reference readings are on a
+grid (integers, tenths, ...) is rounded to it.
 
 ``original`` (the documented behaviour of the seed system, vectorised):
 
@@ -31,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.simulation_model import (
+    DECIMALS,
     DEFAULT_PERSISTENCE,
     DRIFT_FACTOR,
     MEAN_REVERSION,
@@ -182,6 +184,8 @@ class LearnedProcess:
         self._sensors = sensors
         self._persistence = persistence
         self._innovation = math.sqrt(1.0 - persistence * persistence)
+        self._on_grid = np.flatnonzero(model.decimals < DECIMALS)
+        self._grid_scale = model.grid_scale[self._on_grid][:, None]
         # Start in the stationary law N(0, R): no burn-in needed.
         self._latent: FloatArray = lower_triangular_product(
             model.cholesky, _sensor_major_normals(initial, sensors)
@@ -190,7 +194,10 @@ class LearnedProcess:
     @property
     def max_abs_reading(self) -> float:
         tables = [self._model.normal, *(f.table for f in self._model.failures)]
-        return float(max(max(np.abs(t.minimum).max(), np.abs(t.maximum).max()) for t in tables))
+        extreme = max(max(np.abs(t.minimum).max(), np.abs(t.maximum).max()) for t in tables)
+        # rounding to a grid may move a reading half a grid step beyond the tables' range
+        half_step = 0.5 / float(self._grid_scale.min()) if self._on_grid.size else 0.0
+        return float(extreme) + half_step
 
     def export_state(self, rows: IntArray) -> FloatArray:
         return np.ascontiguousarray(self._latent[:, rows].T)
@@ -208,6 +215,12 @@ class LearnedProcess:
         out = GridPosition.of(latent).read(model.normal)
         if episodes.failing.any():
             self._blend_failures(out, episodes)
+        if self._on_grid.size:
+            on_grid = out[self._on_grid]
+            on_grid *= self._grid_scale
+            np.rint(on_grid, out=on_grid)
+            on_grid /= self._grid_scale
+            out[self._on_grid] = on_grid
         return np.ascontiguousarray(out.T)
 
     def _blend_failures(self, out: FloatArray, episodes: EpisodeStep) -> None:

@@ -21,6 +21,9 @@ type's dependence and marginals. With the episode's progress ``w`` the reading i
 ``(1-w) Q(z) + w Q_t(A_t z)``: both terms are persistent and ``w`` moves by ``1/ramp`` per
 cycle, so readings move continuously into a failure and back out of it.
 
+A sensor whose reference readings all lie on a grid of ``10**-k`` (integers, tenths, ...) is
+emitted on the same grid: the reading is rounded to it last (``grid_decimals``).
+
 Quantile functions are stored as tables over a fixed grid of the latent value, so mapping a
 latent value to a reading is two gathers, a multiply and an add (bit-identical on every CPU).
 """
@@ -35,6 +38,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from domain.simulation_model import DECIMALS
+
 FloatArray = npt.NDArray[np.float64]
 
 GRID_LIMIT = 5.0
@@ -48,6 +53,8 @@ _MIN_EIGENVALUE = 1e-6
 _DIGITS = 12
 """Fitted matrices are rounded to this many decimals: LAPACK and BLAS may differ in the last
 bits between CPUs, and the stream should not."""
+_GRID_TOLERANCE = 1e-12
+"""Relative distance from a grid point that still counts as on it (float64 parsing noise)."""
 _NORMAL = NormalDist()
 
 _GRID = np.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_CELLS + 1)
@@ -100,10 +107,38 @@ class LearnedModel:
     failures: tuple[FailureShape, ...]
     constant: npt.NDArray[np.bool_]
     """Sensors whose normal rows all have one value (they stay at it)."""
+    decimals: npt.NDArray[np.int64]
+    """Per sensor, the decimals of the reference's grid (``grid_decimals``): readings are
+    rounded to it, so an integer sensor stays integer (``DECIMALS``: no grid)."""
+
+    @property
+    def grid_scale(self) -> FloatArray:
+        """``10 ** decimals`` per sensor."""
+        scale: FloatArray = 10.0 ** self.decimals.astype(np.float64)
+        return scale
 
     @property
     def num_sensors(self) -> int:
         return int(self.correlation.shape[0])
+
+
+def grid_decimals(values: FloatArray) -> npt.NDArray[np.int64]:
+    """Per column, the fewest decimals ``k`` (0 .. DECIMALS-1) such that every value is a whole
+    number of ``10**-k``; ``DECIMALS`` when there is none (readings keep 6 decimals).
+
+    >>> grid_decimals(np.array([[1.0, 0.25, 0.1234567], [3.0, 1.5, 2.0]])).tolist()
+    [0, 2, 6]
+    """
+    found = np.full(values.shape[1], DECIMALS, dtype=np.int64)
+    for j in range(values.shape[1]):
+        column = values[:, j]
+        for k in range(DECIMALS):
+            scaled = column * 10.0**k
+            off = np.abs(scaled - np.rint(scaled))
+            if np.all(off <= _GRID_TOLERANCE * np.maximum(1.0, np.abs(scaled))):
+                found[j] = k
+                break
+    return found
 
 
 def quantile_grid(column: FloatArray) -> FloatArray:
@@ -192,6 +227,7 @@ def fit_learned_model(
     shape (rows_t, sensors) per failure type, at least 1 row each.
     """
     sensors = normal_values.shape[1]
+    decimals = grid_decimals(np.concatenate([normal_values, *failure_values]))
     normal_grid = np.stack([quantile_grid(normal_values[:, j]) for j in range(sensors)])
     constant = np.ptp(normal_values, axis=0) == 0
     correlation = latent_correlation(normal_values)
@@ -225,6 +261,7 @@ def fit_learned_model(
         cholesky=cholesky,
         failures=tuple(shapes),
         constant=constant,
+        decimals=decimals,
     )
 
 

@@ -1,32 +1,42 @@
-"""Learn the simulation's statistics from a reference CSV (pandas).
+"""Learn the simulation's statistics from a reference table (CSV or Parquet, pandas).
 
-Sensor columns are those named ``Sensor <n>`` (the first ``num_sensors`` of them, in column
-order); ``Label`` is blank for normal rows and names a failure type otherwise (``1.0`` is shown
-as ``"1"``). Normal statistics (mean, sample std, min, max) come from the unlabelled rows; each
-failure type's signature is the per-sensor mean and sample std of its rows.
+Which columns are sensors, label, time and group is ``reference_table``'s business (the
+settings ``SENSOR_COLUMNS``, ``LABEL_COLUMN``, ``NORMAL_LABELS``, ``TIME_COLUMN``,
+``GROUP_COLUMN``). A label is normal when blank or one of ``NORMAL_LABELS``; any other value
+names a failure type (``1.0`` is shown as ``"1"``). Normal statistics (mean, sample std, min,
+max) come from the normal rows; each failure type's signature is the per-sensor mean and sample
+std of its rows.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
+from domain.reference_columns import ReferenceColumns, normalise_label
 from domain.simulation_model import widened_bounds
 from producer.errors import ReferenceDataError
+from producer.simulation.reference_table import (
+    MAX_ABS_VALUE,
+    SENSOR_COLUMN,
+    TimeSeries,
+    read_reference_table,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
-SENSOR_COLUMN = re.compile(r"^Sensor\s+(\d+)$")
-_MANGLED_DUPLICATE = re.compile(r"^(Sensor\s+\d+)\.\d+$")
-LABEL_COLUMN = "Label"
-MAX_ABS_VALUE = 1e12
-"""Larger readings could not be rounded to 6 decimals exactly in 64-bit arithmetic."""
+__all__ = [
+    "MAX_ABS_VALUE",
+    "SENSOR_COLUMN",
+    "ReferenceProfile",
+    "check_learned_model_data",
+    "describe",
+    "load_profile",
+    "normalise_label",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +66,14 @@ class ReferenceProfile:
     """The unlabelled rows, shape (rows, sensors): what the learned model is fitted to."""
     failure_values: tuple[FloatArray, ...]
     """Each failure type's rows, shape (rows_t, sensors)."""
+    columns: ReferenceColumns = field(default_factory=ReferenceColumns)
+    """The roles the table's columns were read in."""
+    notes: tuple[str, ...] = ()
+    """What was recognised in the table and why (``reference_table``)."""
+    series: TimeSeries | None = None
+    """The rows' time order when the table has a time column (rows are in that order)."""
+    normal_mask: npt.NDArray[np.bool_] | None = None
+    """Which of the table's rows (in series order) are normal."""
 
     @property
     def num_sensors(self) -> int:
@@ -65,124 +83,33 @@ class ReferenceProfile:
     def failures_enabled(self) -> bool:
         return bool(self.failure_types)
 
-
-def normalise_label(value: str) -> str:
-    """Blank stays blank; a number that is a whole number loses its ``.0``.
-
-    >>> [normalise_label(v) for v in ["", " 1.0 ", "3", "bearing_wear", "2.5"]]
-    ['', '1', '3', 'bearing_wear', '2.5']
-    """
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    if math.isfinite(number) and number.is_integer():
-        return str(int(number))
-    return text
-
-
-def _read(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise ReferenceDataError(path, "file not found (set SENSOR_DATA_FILE to a readable CSV)")
-    if path.is_dir():
-        raise ReferenceDataError(path, "is a directory, not a CSV file")
-    try:
-        return pd.read_csv(path, dtype=str, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise ReferenceDataError(path, "file is empty (expected a header row and data)") from None
-    except pd.errors.ParserError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ReferenceDataError(path, f"not a well-formed CSV: {first}") from None
-    except UnicodeDecodeError:
-        raise ReferenceDataError(path, "not a text CSV file (cannot decode as UTF-8)") from None
-    except OSError as exc:
-        raise ReferenceDataError(path, f"cannot read: {exc.strerror or exc}") from None
-
-
-def _sensor_columns(
-    path: Path, frame: pd.DataFrame, num_sensors: int | None, *, at_most: bool
-) -> list[str]:
-    columns = [str(c) for c in frame.columns]
-    sensors = [c for c in columns if SENSOR_COLUMN.match(c.strip())]
-    names = [c.strip() for c in sensors]
-    # pandas renames a repeated header "Sensor 1" to "Sensor 1.1"; both would be one JSON key.
-    repeated = [c for c in columns if _MANGLED_DUPLICATE.match(c.strip())]
-    repeated += [n for i, n in enumerate(names) if n in names[:i]]
-    if repeated:
-        name = _MANGLED_DUPLICATE.sub(r"\1", repeated[0].strip())
-        raise ReferenceDataError(
-            path, f"column '{name}' appears more than once (sensor names must be unique)"
-        )
-    if not sensors:
-        shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
-        raise ReferenceDataError(
-            path, f"no sensor columns: expected columns named 'Sensor <n>', found: {shown}"
-        )
-    if num_sensors is not None:
-        if len(sensors) < num_sensors and not at_most:
-            raise ReferenceDataError(
-                path,
-                f"has {len(sensors)} sensor columns ({sensors[0]} .. {sensors[-1]}) "
-                f"but NUM_SENSORS={num_sensors}; lower NUM_SENSORS or use a wider file",
-            )
-        sensors = sensors[:num_sensors]
-    return sensors
-
-
-def _numeric(path: Path, frame: pd.DataFrame, columns: list[str]) -> FloatArray:
-    values = np.empty((len(frame), len(columns)), dtype=np.float64)
-    for j, column in enumerate(columns):
-        text = frame[column]
-        missing = text.isna() | (text.str.strip() == "")
-        if missing.any():
-            row = int(np.flatnonzero(missing.to_numpy())[0])
-            raise ReferenceDataError(
-                path,
-                f"missing value in column '{column}' at line {row + 2} (every sensor "
-                "value must be a number)",
-            )
-        numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(numbers) | (np.abs(numbers) > MAX_ABS_VALUE)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ReferenceDataError(
-                path,
-                f"non-numeric value {text.iloc[row]!r} in column '{column}' at line {row + 2} "
-                f"(expected a finite number of magnitude <= {MAX_ABS_VALUE:g})",
-            )
-        values[:, j] = numbers
-    return values
+    @property
+    def labelled_share(self) -> float:
+        """Share of the table's rows that are labelled with a failure type."""
+        failing = sum(self.failure_rows)
+        return failing / (failing + self.normal_rows)
 
 
 def load_profile(
-    path: Path | str, num_sensors: int | None = None, *, at_most: bool = False
+    path: Path | str,
+    num_sensors: int | None = None,
+    *,
+    at_most: bool = False,
+    columns: ReferenceColumns | None = None,
 ) -> ReferenceProfile:
-    """Read and analyse a reference CSV; ``num_sensors=None`` takes every sensor column;
-    ``at_most``: a file with fewer sensor columns than ``num_sensors`` is used whole instead of
-    being an error (NUM_SENSORS left at its default).
+    """Read and analyse a reference table (CSV or Parquet); ``num_sensors=None`` takes every
+    sensor column; ``at_most``: NUM_SENSORS was left at its default (a narrower file is used
+    whole, and only 'Sensor <n>' columns are capped by it); ``columns``: the roles of the
+    columns (default: the settings' defaults).
 
-    Raises ``ReferenceDataError`` naming the file and the problem.
+    Raises ``ReferenceDataError`` naming the file, the problem and the setting to use.
     """
     path = Path(path)
-    frame = _read(path)
-    columns = _sensor_columns(path, frame, num_sensors, at_most=at_most)
-    if len(frame) == 0:
-        raise ReferenceDataError(path, "has a header but no data rows")
-    values = _numeric(path, frame, columns)
-
-    if LABEL_COLUMN in frame.columns:
-        labels = [normalise_label(v) for v in frame[LABEL_COLUMN].fillna("").astype(str)]
-    else:
-        labels = [""] * len(frame)
-    label_array = np.array(labels, dtype=object)
-    normal = label_array == ""
+    roles = columns or ReferenceColumns()
+    table = read_reference_table(path, roles, num_sensors, at_most=at_most)
+    values, labels, normal = table.values, table.labels, table.normal
     if int(normal.sum()) < 2:
-        raise ReferenceDataError(
-            path,
-            f"needs at least 2 unlabelled (normal) rows to learn statistics, found "
-            f"{int(normal.sum())}",
-        )
+        raise ReferenceDataError(path, _too_few_normal(roles, labels, int(normal.sum())))
     normal_values = values[normal]
     minimum = normal_values.min(axis=0)
     maximum = normal_values.max(axis=0)
@@ -192,13 +119,14 @@ def load_profile(
         for lo, hi in zip(values.min(axis=0), values.max(axis=0), strict=True)
     ]
 
-    types = list(dict.fromkeys(label for label in labels if label))
-    sig_mean = np.zeros((len(types), len(columns)))
-    sig_std = np.zeros((len(types), len(columns)))
+    types = list(dict.fromkeys(str(label) for label in labels[~normal]))
+    sensors = len(table.sensor_names)
+    sig_mean = np.zeros((len(types), sensors))
+    sig_std = np.zeros((len(types), sensors))
     counts: list[int] = []
     type_rows: list[FloatArray] = []
     for t, name in enumerate(types):
-        rows = values[label_array == name]
+        rows = values[~normal & (labels == name)]
         counts.append(len(rows))
         type_rows.append(rows)
         sig_mean[t] = rows.mean(axis=0)
@@ -206,7 +134,7 @@ def load_profile(
 
     return ReferenceProfile(
         source=str(path),
-        sensor_names=tuple(c.strip() for c in columns),
+        sensor_names=table.sensor_names,
         mean=normal_values.mean(axis=0),
         std=normal_values.std(axis=0, ddof=1),
         minimum=minimum,
@@ -222,6 +150,25 @@ def load_profile(
         signature_std=sig_std,
         normal_values=normal_values,
         failure_values=tuple(type_rows),
+        columns=roles,
+        notes=table.notes,
+        series=table.series,
+        normal_mask=normal,
+    )
+
+
+def _too_few_normal(roles: ReferenceColumns, labels: npt.NDArray[np.object_], found: int) -> str:
+    """The refusal of a table with fewer than 2 normal rows, naming the settings to use."""
+    message = f"needs at least 2 normal rows to learn statistics, found {found}"
+    values, counts = np.unique(labels.astype(str), return_counts=True)
+    if len(values) == 0:
+        return message
+    order = np.argsort(-counts, kind="stable")[:5]
+    shown = ", ".join(f"{values[i]!r} ({counts[i]} rows)" for i in order)
+    return (
+        f"{message}: label column '{roles.label}' (LABEL_COLUMN) has {shown}; set NORMAL_LABELS "
+        "to the values that mean normal (e.g. NORMAL_LABELS=0), or LABEL_COLUMN to the label "
+        "column"
     )
 
 
@@ -247,8 +194,10 @@ def describe(profile: ReferenceProfile) -> str:
     """A human-readable report of what was learned (the ``profile`` command)."""
     lines = [
         f"reference data: {profile.source}",
+        *profile.notes,
         f"normal rows: {profile.normal_rows}; sensors: {profile.num_sensors}; "
-        f"failure types: {len(profile.failure_types)}",
+        f"failure types: {len(profile.failure_types)}; labelled share "
+        f"{profile.labelled_share:.2%}",
         "",
         "normal statistics (SIMULATION_MODEL=original walks around the mean, clipped to "
         "[lower, upper]):",

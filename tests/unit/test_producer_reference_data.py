@@ -90,7 +90,7 @@ def test_single_row_failure_type_has_zero_std(tmp_path: Path) -> None:
 BAD_FILES = {
     "empty": ("", "file is empty"),
     "header only": ("Sensor 1,Sensor 2,Label\n", "no data rows"),
-    "no sensor columns": ("a,b,Label\n1,2,\n3,4,\n", "no sensor columns"),
+    "no sensor columns": ("a,b,Label\nx,y,\nz,w,\n", "no sensor columns"),
     "non-numeric": ("Sensor 1,Sensor 2,Label\n1,2,\n1,abc,\n", "non-numeric value 'abc'"),
     "missing value": ("Sensor 1,Sensor 2,Label\n1,2,\n1,,\n", "missing value in column 'Sensor 2'"),
     "too narrow": ("Sensor 1,Label\n1,\n2,\n", "has 1 sensor columns"),
@@ -100,7 +100,7 @@ BAD_FILES = {
         "Sensor 1,Sensor 1 ,Label\n1,2,\n3,4,\n",
         "'Sensor 1' appears more",
     ),
-    "one normal row": ("Sensor 1,Sensor 2,Label\n1,2,\n1,3,x\n", "at least 2 unlabelled"),
+    "one normal row": ("Sensor 1,Sensor 2,Label\n1,2,\n1,3,x\n", "at least 2 normal rows"),
 }
 
 

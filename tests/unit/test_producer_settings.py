@@ -22,7 +22,7 @@ CONTRACT_VARIABLES = {
     "SHARD_COUNT": "1",
     "SIMULATION_SEED": "unset",
     "SIMULATION_NAME": "sensorsim",
-    "FAILURE_PROBABILITY": "0.05",
+    "FAILURE_PROBABILITY": "0.05 (original model), else from FAILURE_SHARE",
     "FAILURE_MIN_CYCLES": "30",
     "FAILURE_MAX_CYCLES": "60",
     "FAILURE_RAMP_CYCLES": "10",
@@ -65,7 +65,9 @@ def test_defaults() -> None:
     assert s.sensor_data_file == DEFAULT_DATA_FILE
     assert DEFAULT_DATA_FILE.is_file()
     assert s.message_format is MessageFormat.ORIGINAL
-    assert s.failure_model.probability == 0.05
+    # the learned model (the default) fails as often as the reference is labelled
+    assert s.failure_model(0.0625).failing_share() == pytest.approx(0.0625)
+    assert load_settings(simulation_model="original").failure_model(0.0625).probability == 0.05
     assert s.simulation_seed is None
 
 

@@ -55,7 +55,8 @@ def test_minimal_spec_gets_documented_defaults() -> None:
     assert spec.suspend is False
     assert spec.kafka.topic == "sensor-data"
     assert spec.kafka.security_protocol == "PLAINTEXT"
-    assert spec.failures.probability == 0.05
+    # unset: the producer derives it from failures.share or the reference's labelled share
+    assert spec.failures.probability is None
     assert (spec.failures.min_cycles, spec.failures.max_cycles) == (30, 60)
     assert spec.failures.ramp_cycles == 10
     assert spec.message_format == "original"

@@ -84,9 +84,16 @@ class FailureSpec(ApiModel):
         }
     )
 
-    probability: float = contract_field(
+    probability: float | None = contract_field(
         "FAILURE_PROBABILITY",
-        "Probability per cycle that a healthy machine starts a failure episode (0-1).",
+        "Probability per cycle that a healthy machine starts a failure episode (0-1). Set, it "
+        "wins over share; unset: from share, else 0.05 with the original model.",
+    )
+    share: float | None = contract_field(
+        "FAILURE_SHARE",
+        "Long-run share of failing readings (0 <= x < 1); the start probability follows from "
+        "it and the episode lengths. Unset: the reference data's share of labelled rows "
+        "(learned model).",
     )
     min_cycles: int = contract_field("FAILURE_MIN_CYCLES", "Shortest failure episode, in cycles.")
     max_cycles: int = contract_field(
@@ -105,14 +112,38 @@ class FailureSpec(ApiModel):
 
 
 class ReferenceDataSpec(ApiModel):
-    """A reference CSV in a ConfigMap, mounted read-only into the producer pods."""
+    """A reference table (CSV or Parquet) in a ConfigMap, mounted read-only into the producer
+    pods, and the roles of its columns."""
 
     config_map_name: ObjectName = Field(
         description="Name of a ConfigMap in the simulation's namespace holding the CSV."
     )
     key: DataKey = Field(
         default="data_sensors.csv",
-        description="Key of the ConfigMap holding the CSV ('Sensor <n>' columns and 'Label').",
+        description=(
+            "Key of the ConfigMap holding the table: a CSV in data, or a Parquet file in "
+            "binaryData."
+        ),
+    )
+    sensor_columns: str | None = contract_field(
+        "SENSOR_COLUMNS",
+        "Comma-separated sensor columns; unset: the 'Sensor <n>' columns if any, else every "
+        "numeric column but the label, time and group columns. Set, spec.sensors is ignored.",
+    )
+    label_column: str = contract_field(
+        "LABEL_COLUMN", "Column of the failure labels (a normal value: a normal row)."
+    )
+    normal_labels: str = contract_field(
+        "NORMAL_LABELS",
+        'Comma-separated label values that mean normal, e.g. "0" or NORMAL (a blank label '
+        "always does).",
+    )
+    time_column: str | None = contract_field(
+        "TIME_COLUMN",
+        "Column of times (numbers or timestamps): rows are a time series ordered by it.",
+    )
+    group_column: str | None = contract_field(
+        "GROUP_COLUMN", "Column of machine or recording ids: each group is its own series."
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from domain import settings_contract as contract
+from domain.reference_columns import DEFAULT_LABEL_COLUMN, split_list
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec
 from sensorsim_operator.children.grace_period import termination_grace_seconds
@@ -27,7 +28,8 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
     Credentials are absent too: pods read them from the user's Secret (see
     ``producer_env``).
     """
-    kafka, failures = spec.kafka, spec.failures
+    kafka, failures, data = spec.kafka, spec.failures, spec.reference_data
+    sensor_columns = None if data is None else data.sensor_columns
     values: dict[str, object | None] = {
         "SIMULATION_NAME": simulation.name,
         # A simulation deleted and created again under the same name is another simulation.
@@ -37,7 +39,10 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
         "SIMULATION_EPOCH": simulation.created,
         "NUM_MACHINES": spec.machines,
         "SHARD_COUNT": spec.replicas,
-        "NUM_SENSORS": spec.sensors,
+        # SENSOR_COLUMNS decides the sensors; NUM_SENSORS must then agree with it
+        "NUM_SENSORS": (
+            spec.sensors if sensor_columns is None else len(split_list(sensor_columns))
+        ),
         "SIMULATION_INTERVAL_MS": spec.interval_ms,
         "SIMULATION_SEED": spec.seed,
         "SIMULATION_MODEL": spec.model,
@@ -47,7 +52,16 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
             if spec.reference_data is None
             else f"{REFERENCE_DATA_DIR}/{spec.reference_data.key}"
         ),
+        "SENSOR_COLUMNS": sensor_columns,
+        # the default is not written: a table without a Label column is then all normal
+        "LABEL_COLUMN": (
+            None if data is None or data.label_column == DEFAULT_LABEL_COLUMN else data.label_column
+        ),
+        "NORMAL_LABELS": None if data is None or not data.normal_labels else data.normal_labels,
+        "TIME_COLUMN": None if data is None else data.time_column,
+        "GROUP_COLUMN": None if data is None else data.group_column,
         "FAILURE_PROBABILITY": failures.probability,
+        "FAILURE_SHARE": failures.share,
         "FAILURE_MIN_CYCLES": failures.min_cycles,
         "FAILURE_MAX_CYCLES": failures.max_cycles,
         "FAILURE_RAMP_CYCLES": failures.ramp_cycles,
