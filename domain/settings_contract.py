@@ -67,6 +67,13 @@ BUNDLED_SENSOR_COLUMNS: Final = 20
 
 # Kafka topic names: legal characters, and not the names Kafka refuses or keeps for itself.
 TOPIC_PATTERN: Final = r"^[A-Za-z0-9._-]+$"
+MAX_TOPIC_LENGTH: Final = 249
+STATE_TOPIC_SUFFIX: Final = "-state"
+"""The state topic's name is the data topic's with this suffix unless KAFKA_STATE_TOPIC is set,
+so a data topic derives a legal state topic only up to ``MAX_TOPIC_LENGTH`` minus its length."""
+SIMULATION_UID_PATTERN: Final = r"^[a-z0-9-]{1,64}$"
+DEFAULT_SHUTDOWN_GRACE_SECONDS: Final = 30
+MAX_SHUTDOWN_GRACE_SECONDS: Final = 3600
 # host:port with a port of 1-65535; hosts are names, IPv4 addresses or bracketed IPv6 addresses.
 HOST_PATTERN: Final = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?)"
 PORT_PATTERN: Final = (
@@ -105,6 +112,11 @@ class Setting:
     rules: tuple[Rule, ...] = ()
     shown_default: str | None = None
     secret: bool = False
+    shapes_stream: bool = False
+    """True when the setting changes what a machine emits or which process emits it (ownership,
+    identity, model, schedule, failures, data, topics). The producer records these values as a
+    segment of the simulation's configuration history; the operator hashes them to decide that
+    a change must stop every old pod before a new one starts (docs/operator.md)."""
 
     @property
     def name(self) -> str:
@@ -199,10 +211,11 @@ def _topic_setting(env: str, default: str | None, description: str) -> Setting:
         default,
         description,
         min_length=1,
-        max_length=249,
+        max_length=MAX_TOPIC_LENGTH,
         pattern=TOPIC_PATTERN,
-        pattern_message="must be 1-249 characters of A-Z a-z 0-9 . _ -",
+        pattern_message=f"must be 1-{MAX_TOPIC_LENGTH} characters of A-Z a-z 0-9 . _ -",
         rules=_TOPIC_RULES,
+        shapes_stream=True,
     )
 
 
@@ -228,6 +241,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Use the first N 'Sensor <n>' columns of the data (unset: all of a narrower file).",
         ge=1,
         le=MAX_SENSORS,
+        shapes_stream=True,
     ),
     Setting(
         "SIMULATION_INTERVAL_MS",
@@ -235,23 +249,42 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Cycle period in ms (0 = as fast as possible).",
         ge=0,
         le=MAX_INTERVAL_MS,
+        shapes_stream=True,
     ),
     Setting(
         "SENSOR_DATA_FILE",
         None,  # the producer fills in the bundled file's path
         "Reference CSV (default: the bundled data set).",
         shown_default="data/data_sensors.csv (bundled)",
+        shapes_stream=True,
     ),
     # Fleet
-    Setting("NUM_MACHINES", 1, "Machines in the simulation.", ge=1, le=MAX_SIMULATION_MACHINES),
-    Setting("SHARD_INDEX", 0, "This process's shard (0-based).", ge=0, lt=MAX_SHARDS),
-    Setting("SHARD_COUNT", 1, "Number of shards the machines are split into.", ge=1, le=MAX_SHARDS),
+    Setting(
+        "NUM_MACHINES",
+        1,
+        "Machines in the simulation.",
+        ge=1,
+        le=MAX_SIMULATION_MACHINES,
+        shapes_stream=True,
+    ),
+    Setting(
+        "SHARD_INDEX", 0, "This process's shard (0-based).", ge=0, lt=MAX_SHARDS, shapes_stream=True
+    ),
+    Setting(
+        "SHARD_COUNT",
+        1,
+        "Number of shards the machines are split into.",
+        ge=1,
+        le=MAX_SHARDS,
+        shapes_stream=True,
+    ),
     Setting(
         "SIMULATION_SEED",
         None,
         "Seed for reproducible output (unset = random).",
         ge=0,
         le=MAX_SEED,
+        shapes_stream=True,
     ),
     Setting(
         "SIMULATION_NAME",
@@ -259,12 +292,22 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Name keying machine ids and carried in a record header.",
         min_length=1,
         max_length=253,
+        shapes_stream=True,
+    ),
+    Setting(
+        "SIMULATION_UID",
+        None,
+        "The simulation's identity beside its name (the operator passes the resource's uid).",
+        pattern=SIMULATION_UID_PATTERN,
+        pattern_message="must be 1-64 characters of a-z 0-9 -",
+        shapes_stream=True,
     ),
     Setting(
         "SIMULATION_MODEL",
         SimulationModel.LEARNED,
         "learned (the reference's distributions and dependence) or original.",
         choices=_values(SimulationModel),
+        shapes_stream=True,
     ),
     Setting(
         "SIMULATION_PERSISTENCE",
@@ -272,6 +315,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Per-cycle autocorrelation of the learned model's readings (0..<1).",
         ge=0.0,
         lt=1.0,
+        shapes_stream=True,
     ),
     # Failure model
     Setting(
@@ -280,6 +324,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Chance per cycle that a healthy machine starts failing.",
         ge=0.0,
         le=1.0,
+        shapes_stream=True,
     ),
     Setting(
         "FAILURE_MIN_CYCLES",
@@ -287,6 +332,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Shortest failure episode (cycles).",
         ge=1,
         le=MAX_EPISODE_CYCLES,
+        shapes_stream=True,
     ),
     Setting(
         "FAILURE_MAX_CYCLES",
@@ -294,6 +340,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Longest failure episode (cycles).",
         ge=1,
         le=MAX_EPISODE_CYCLES,
+        shapes_stream=True,
     ),
     Setting(
         "FAILURE_RAMP_CYCLES",
@@ -301,6 +348,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Cycles over which a failure sets in linearly (0 = at once).",
         ge=0,
         le=MAX_EPISODE_CYCLES,
+        shapes_stream=True,
     ),
     # Kafka client
     Setting(
@@ -386,6 +434,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "SIMULATION_EPOCH",
         None,
         "When cycle 0 was due, ISO-8601 with offset (unset = kept in the state topic).",
+        shapes_stream=True,
     ),
     # Output and operations
     Setting(
@@ -403,11 +452,22 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ge=0,
         le=65535,
     ),
+    Setting(
+        "SHUTDOWN_GRACE_SECONDS",
+        DEFAULT_SHUTDOWN_GRACE_SECONDS,
+        "Seconds from SIGTERM to SIGKILL; shutdown (flush, final checkpoint) ends before.",
+        ge=1,
+        le=MAX_SHUTDOWN_GRACE_SECONDS,
+    ),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", choices=_text(LogLevel)),
     Setting("LOG_FORMAT", "text", "text or json lines.", choices=_text(LogFormat)),
 )
 
 BY_ENV: Final[Mapping[str, Setting]] = {setting.env: setting for setting in SETTINGS}
+
+
+STREAM_SETTINGS: Final[frozenset[str]] = frozenset(s.env for s in SETTINGS if s.shapes_stream)
+"""The variables whose values shape a machine's stream (``Setting.shapes_stream``)."""
 
 
 def setting(env: str) -> Setting:

@@ -69,6 +69,7 @@ class ProducerSettings(BaseSettings):
     shard_count: int = _SETTING["SHARD_COUNT"].field()
     simulation_seed: int | None = _SETTING["SIMULATION_SEED"].field()
     simulation_name: str = _SETTING["SIMULATION_NAME"].field()
+    simulation_uid: str | None = _SETTING["SIMULATION_UID"].field()
     simulation_model: SimulationModel = _SETTING["SIMULATION_MODEL"].field()
     simulation_persistence: float = _SETTING["SIMULATION_PERSISTENCE"].field()
     # Failure model
@@ -102,6 +103,7 @@ class ProducerSettings(BaseSettings):
     max_messages: int | None = _SETTING["MAX_MESSAGES"].field()
     duration_seconds: float | None = _SETTING["DURATION_SECONDS"].field()
     http_port: int = _SETTING["HTTP_PORT"].field()
+    shutdown_grace_seconds: int = _SETTING["SHUTDOWN_GRACE_SECONDS"].field()
     log_level: contract.LogLevel = _SETTING["LOG_LEVEL"].field()
     log_format: contract.LogFormat = _SETTING["LOG_FORMAT"].field()
 
@@ -125,6 +127,13 @@ class ProducerSettings(BaseSettings):
         if value is None:
             return value
         return str(_SETTING["KAFKA_TOPIC"].validate(value))
+
+    @field_validator("simulation_uid")
+    @classmethod
+    def _uid(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return str(_SETTING["SIMULATION_UID"].validate(value))
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -216,6 +225,14 @@ class ProducerSettings(BaseSettings):
     def state_topic(self) -> str:
         """KAFKA_STATE_TOPIC, or the name derived from KAFKA_TOPIC (one state per data topic)."""
         return self.kafka_state_topic or f"{self.kafka_topic}-state"
+
+    @property
+    def state_prefix(self) -> str:
+        """The key prefix of this simulation's records in the state topic: the name, and the
+        uid beside it when SIMULATION_UID is set (docs/continuity.md)."""
+        if self.simulation_uid is None:
+            return self.simulation_name
+        return f"{self.simulation_name}@{self.simulation_uid}"
 
     @property
     def bootstrap_list(self) -> list[str]:

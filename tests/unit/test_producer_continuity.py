@@ -26,6 +26,7 @@ from producer.continuity.codec import (
 )
 from producer.continuity.coordinator import Continuity
 from producer.continuity.schedule import Schedule
+from producer.continuity.segments import ShardSegments
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings, load_settings
 from producer.simulation.engine import CycleResult, SimulationEngine
@@ -197,11 +198,13 @@ def test_catch_up_steps_lagging_machines_alone_until_the_shard_is_aligned() -> N
     continuity.progress.next_cycle[:] = [5, 5, 5, 9, 9, 9, 9, 9]
     sent: list[tuple[int, int, int, int]] = []
 
-    def send(result: CycleResult, first: int, stop: int, skipped: int) -> None:
+    def send(result: CycleResult, first: int, stop: int, skipped: int, encoder: object) -> None:
+        assert encoder is None
         assert same(result, reference[result.cycle], slice(first, stop))
         sent.append((result.cycle, first, stop, skipped))
 
-    continuity.catch_up(replay, send, threading.Event())
+    continuity.segments = ShardSegments(continuity.history, replay, 8, None)
+    continuity.catch_up(send, threading.Event())
     assert sent == [(c, 0, 3, 0) for c in range(5, 9)]
     assert replay.cycle == 9
     for cycle in range(9, 14):
@@ -217,14 +220,15 @@ def test_a_skip_is_announced_once_on_the_next_record() -> None:
     continuity.progress.skipped[:] = [0, 0, 0, 0, 7, 7, 7, 7]
     sent: list[tuple[int, int, int, int]] = []
     e = engine()
-    continuity.catch_up(e, lambda r, a, b, s: sent.append((r.cycle, a, b, s)), threading.Event())
+    continuity.segments = ShardSegments(continuity.history, e, 8, None)
+    continuity.catch_up(lambda r, a, b, s, _: sent.append((r.cycle, a, b, s)), threading.Event())
     assert sent == [(7, 0, 4, 0), (7, 4, 8, 7)]
     assert e.cycle == 8
     assert not continuity.progress.skipped.any()
 
 
 def test_the_schedule_stamps_every_cycle_to_the_exact_millisecond() -> None:
-    schedule = Schedule(epoch_ms=1_764_561_948_451, interval_ms=50)
+    schedule = Schedule.uniform(epoch_ms=1_764_561_948_451, interval_ms=50)
     first = datetime.fromisoformat(schedule.timestamp(0))
     assert first == datetime(2025, 12, 1, 4, 5, 48, 451000, tzinfo=UTC)
     for cycle in range(0, 100_000, 7):
@@ -232,7 +236,7 @@ def test_the_schedule_stamps_every_cycle_to_the_exact_millisecond() -> None:
         assert stamp - first == timedelta(milliseconds=50 * cycle)
     assert schedule.current_cycle(1_764_561_948.451 + 0.049) == 0
     assert schedule.current_cycle(1_764_561_948.451 + 0.050) == 1
-    assert Schedule(0, 0).current_cycle(1e9) is None
+    assert Schedule.uniform(0, 0).current_cycle(1e9) is None
 
 
 @pytest.mark.parametrize(
