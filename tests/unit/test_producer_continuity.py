@@ -8,6 +8,7 @@ import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -282,8 +283,8 @@ CONFIG = {
 RECORD = SimulationRecord("cont", epoch_ms=1_000_000, seed=5, config=CONFIG)
 
 
-def segment(index: int, from_cycle: int, start_ms: int, **changes: object) -> SegmentRecord:
-    config = {**CONFIG, **changes}
+def segment(index: int, from_cycle: int, start_ms: int, **changes: Any) -> SegmentRecord:
+    config: dict[str, Any] = {**CONFIG, **changes}
     return SegmentRecord(index, from_cycle, start_ms, int(config["interval_ms"]), config)
 
 
@@ -382,8 +383,11 @@ def replay(history: History, checkpoint_cycle: int, until: int) -> dict[int, Cyc
     progress = Progress(np.full(8, checkpoint_cycle, np.int64), np.zeros(8, np.int64))
     emitted: dict[int, CycleResult] = {}
     schedule = Schedule.uniform(0, 0)
-    catch_up(progress, schedule, segments, lambda r, a, b, s, e: emitted.setdefault(r.cycle, r),
-             threading.Event())  # fmt: skip
+
+    def send(result: CycleResult, first: int, stop: int, skipped: int, _: object) -> None:
+        emitted.setdefault(result.cycle, result)
+
+    catch_up(progress, schedule, segments, send, threading.Event())
     while latest.cycle < until:
         result = latest.step()
         emitted[result.cycle] = result
