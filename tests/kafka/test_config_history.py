@@ -150,16 +150,16 @@ def test_every_change_is_a_segment_of_one_continuous_simulation(
     starts = {name: s["from_cycle"] for (_, _, name), s in zip(stages[1:], history, strict=True)}
     assert list(starts.values()) == sorted(starts.values())
 
-    machines = by_machine(read_topic(kafka_bootstrap, topic))
-    assert len(machines) == 16
-    for key, stream in machines.items():
+    streams = by_machine(read_topic(kafka_bootstrap, topic))
+    assert len(streams) == 16
+    for key, stream in streams.items():
         seqs = [seq(r) for r in stream]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"{key!r}: gap or duplicate"
         stamps = [stamp(r) for r in stream]
         assert stamps == sorted(stamps), f"{key!r}: timestamps go back"
         assert all("skipped_cycles" not in r.headers for r in stream)
 
-    ordered = sorted(machines.items())  # machine ids are not in index order: use the streams
+    ordered = sorted(streams.items())  # machine ids are not in index order: use the streams
     old = [s for _, s in ordered if seq(s[0]) == 0]
     new = [s for _, s in ordered if seq(s[0]) != 0]
     assert len(old) == 12
