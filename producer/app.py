@@ -15,12 +15,8 @@ from producer.runtime.heartbeat import Heartbeat
 from producer.runtime.http_server import HealthServer
 from producer.runtime.metrics import ProducerMetrics
 from producer.runtime.readiness import Readiness
-from producer.runtime.stopping import (
-    EXIT_MARGIN_SECONDS,
-    GRACE_PERIOD_SECONDS,
-    StopFlag,
-    install_signal_handlers,
-)
+from producer.runtime.stopping import EXIT_MARGIN_SECONDS, StopFlag, install_signal_handlers
+from producer.serialisation import BodyEncoder
 from producer.settings import ProducerSettings
 from producer.shard import ShardSimulation
 from producer.simulation.engine import CycleResult
@@ -107,7 +103,7 @@ class ProducerApp:
                 settings.message_format.value,
             )
             try:
-                self.continuity.catch_up(simulation.engine, self._send_rows, self.stop)
+                self.continuity.catch_up(self._send_rows, self.stop)
                 cycles = self._loop()
             except ProducerError as exc:  # e.g. the topic turned out unusable: stop cleanly
                 failure = exc
@@ -121,7 +117,7 @@ class ProducerApp:
             if self.stop.requested and self.stop.signal_name:
                 log.info("%s: stopped generating; flushing", self.stop.signal_name)
             flushed = self.sink.flush(self._flush_budget())
-            self.continuity.finish(simulation.engine, self.sink, flushed)
+            self.continuity.finish(self.sink, flushed)
             self.sink.close()
         finally:
             if self._http is not None:
@@ -168,14 +164,15 @@ class ProducerApp:
             raise
         if seed != self.simulation.seed:
             self.simulation.reseed(seed)
-        self.continuity.restore(self.simulation.engine)
+        self.continuity.restore(self.simulation.engine, self.simulation.variant)
 
     def _flush_budget(self) -> float:
-        """Seconds the shutdown flush may take: what is left of the grace period since the
-        signal (the cycle in progress used some), minus a margin to close and exit."""
+        """Seconds the shutdown flush may take: what is left of the grace period
+        (SHUTDOWN_GRACE_SECONDS) since the signal (the cycle in progress used some), minus a
+        margin to close and exit."""
         since = self.stop.set_at if self.stop.requested else None
         start = since if since is not None else time.monotonic()
-        deadline = start + GRACE_PERIOD_SECONDS - EXIT_MARGIN_SECONDS
+        deadline = start + self.settings.shutdown_grace_seconds - EXIT_MARGIN_SECONDS
         return max(1.0, deadline - time.monotonic())
 
     def _loop(self) -> int:
@@ -214,13 +211,13 @@ class ProducerApp:
 
             result = engine.step()
             count = engine.count if remaining is None else min(remaining, engine.count)
-            self._send_rows(result, 0, count, 0)
+            self._send_rows(result, 0, count, 0, None)
             self.continuity.completed(result.cycle, count)
             metrics.cycles.inc()
             took = time.monotonic() - now
             metrics.cycle_duration.observe(took)
             self.heartbeat.cycle_took(took)
-            self.continuity.maybe_checkpoint(engine, self.sink)
+            self.continuity.maybe_checkpoint(self.sink)
             cycle += 1
             iterations += 1
             self._cycles_done = iterations
@@ -242,13 +239,17 @@ class ProducerApp:
                 return True
             self.heartbeat.beat()
 
-    def _send_rows(self, result: CycleResult, first: int, stop: int, skipped: int) -> None:
-        """Encode and hand over rows ``first..stop-1`` of a cycle, stamped with its due time."""
-        if self.continuity.schedule.interval_ms > 0:
-            timestamp = self.continuity.schedule.timestamp(result.cycle)
+    def _send_rows(
+        self, result: CycleResult, first: int, stop: int, skipped: int, encoder: BodyEncoder | None
+    ) -> None:
+        """Encode and hand over rows ``first..stop-1`` of a cycle, stamped with its due time
+        (``encoder``: an earlier segment's, for a cycle caught up under it; None: the shard's)."""
+        schedule = self.continuity.schedule
+        if schedule.stamped(result.cycle):
+            timestamp = schedule.timestamp(result.cycle)
         else:
             timestamp = format_epoch(time.time())
-        bodies = self.simulation.encoder.encode(result, timestamp, stop)
+        bodies = (encoder or self.simulation.encoder).encode(result, timestamp, stop)
         rows = slice(first, stop)
         self.sink.send_cycle(
             OutgoingCycle(

@@ -140,6 +140,13 @@ class ProducerSettings(BaseSettings):
             return value
         return str(_SETTING["KAFKA_TOPIC"].validate(value))
 
+    @field_validator("simulation_uid")
+    @classmethod
+    def _uid(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return str(_SETTING["SIMULATION_UID"].validate(value))
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _servers(cls, value: str) -> str:
@@ -251,6 +258,14 @@ class ProducerSettings(BaseSettings):
     def state_topic(self) -> str:
         """KAFKA_STATE_TOPIC, or the name derived from KAFKA_TOPIC (one state per data topic)."""
         return self.kafka_state_topic or f"{self.kafka_topic}-state"
+
+    @property
+    def state_prefix(self) -> str:
+        """The key prefix of this simulation's records in the state topic: the name, and the
+        uid beside it when SIMULATION_UID is set (docs/continuity.md)."""
+        if self.simulation_uid is None:
+            return self.simulation_name
+        return f"{self.simulation_name}@{self.simulation_uid}"
 
     @property
     def bootstrap_list(self) -> list[str]:

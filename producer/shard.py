@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from domain.machine_ids import machine_ids
 from domain.messages import body_sensor_names
 from domain.partitioning import MachineRange, shard_range
+from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError, ReferenceDataError
 from producer.serialisation import EXACT_MAX_ABS, BodyEncoder
 from producer.settings import ProducerSettings
 from producer.simulation.engine import SimulationEngine
-from producer.simulation.reference_data import ReferenceProfile
+from producer.simulation.reference_data import ReferenceProfile, load_profile
 
 
 @dataclass
@@ -32,6 +33,37 @@ class ShardSimulation:
         topic when it differs from the one this process chose)."""
         self.seed = seed
         self.engine = make_engine(self.settings, self.profile, self.machines, seed)
+
+    def variant(
+        self, model: SimulationModel, persistence: float, failures: FailureModel, sensors: int
+    ) -> tuple[SimulationEngine, BodyEncoder]:
+        """An engine and encoder of this shard's machines under other stream settings (an
+        earlier segment of the configuration history), with this process's seed and reference
+        data file (the first ``sensors`` sensor columns of it); ``ReferenceDataError`` if the
+        file has fewer."""
+        profile = self.profile
+        if sensors != profile.num_sensors:
+            profile = load_profile(self.settings.sensor_data_file, sensors)
+        engine = SimulationEngine(
+            profile,
+            failures,
+            first_machine=self.machines.start,
+            count=self.machines.size,
+            seed=self.seed,
+            simulation_name=self.settings.simulation_name,
+            model=model,
+            persistence=persistence,
+            learned=self.engine.learned_model if profile is self.profile else None,
+        )
+        encoder = BodyEncoder(
+            profile.sensor_names,
+            self.machine_ids,
+            profile.failure_types,
+            self.settings.message_format,
+            max_abs_value=engine.max_abs_reading,
+            max_episode_cycles=failures.max_cycles,
+        )
+        return engine, encoder
 
 
 def make_engine(

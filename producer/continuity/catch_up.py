@@ -1,12 +1,13 @@
-"""Catch-up: bring a shard's restored machines onto one cycle (see docs/continuity.md,
-"Restore and catch-up").
+"""Catch-up: bring a shard's restored machines onto one cycle of the latest segment of the
+configuration history (see docs/continuity.md, "Restore and catch-up").
 
-Restored machines may be behind the schedule (downtime) and behind one another (re-sharding
-from shards that stopped at different cycles). The lagging machines are stepped alone (the
-others' state is set back after each step) until every machine of the shard is on the same
-cycle; the cycles missed while no process ran are emitted as fast as the sink takes them, with
-their scheduled timestamps. At most CATCH_UP_MAX_CYCLES are re-emitted; a machine further
-behind skips ahead, which is marked on its next record.
+Restored machines may be behind the schedule (downtime), behind one another (re-sharding
+from shards that stopped at different cycles) and behind a change of configuration. The
+lagging machines are stepped alone (the others' state is set back after each step), each cycle
+by the engine of the segment in force at it, until every machine of the shard is on the same
+cycle of the latest segment; the cycles missed while no process ran are emitted as fast as the
+sink takes them, with their scheduled timestamps. At most CATCH_UP_MAX_CYCLES are re-emitted;
+a machine further behind skips ahead, which is marked on its next record.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 from producer.continuity.schedule import Schedule
-from producer.simulation.engine import CycleResult, SimulationEngine
+from producer.continuity.segments import ShardSegments
+from producer.serialisation import BodyEncoder
+from producer.simulation.engine import CycleResult
 
 IntArray = npt.NDArray[np.int64]
-SendRows = Callable[[CycleResult, int, int, int], None]
-"""``send(result, first_row, stop_row, skipped)``: emit rows ``first_row..stop_row-1``."""
+SendRows = Callable[[CycleResult, int, int, int, BodyEncoder | None], None]
+"""``send(result, first_row, stop_row, skipped, encoder)``: emit rows ``first_row..stop_row-1``
+(with ``encoder``, the one of an earlier segment; None: the shard's own)."""
 
 
 class Stoppable(Protocol):
@@ -86,26 +90,45 @@ def plan_skips(next_cycle: IntArray, current: int | None, bound: int) -> IntArra
 def catch_up(
     progress: Progress,
     schedule: Schedule,
-    engine: SimulationEngine,
+    segments: ShardSegments,
     send: SendRows,
     stop: Stoppable,
 ) -> None:
-    """Step the machines that are behind (alone) until the shard is on one cycle and no skip
-    is left to announce; then ``engine.cycle`` is the shard's next cycle."""
-    while not progress.aligned and not stop.is_set():
+    """Step the machines that are behind (alone) until the shard is on one cycle of the latest
+    segment and no skip is left to announce; then every machine is in the latest segment's
+    engine and its ``cycle`` is the shard's next cycle."""
+    history = segments.history
+    latest = history.latest.index
+    while True:
         cycle = int(progress.next_cycle.min())
+        if progress.aligned and history.index_at(cycle) == latest:
+            break
+        if stop.is_set():  # machines stay in their segments (each checkpoints from there)
+            return
+        stamped = schedule.stamped(cycle)
         wait = schedule.due(cycle) - time.time()
-        if schedule.interval > 0 and wait > 0 and stop.wait(wait):
+        if stamped and wait > 0 and stop.wait(wait):
             return
         due = np.flatnonzero(progress.next_cycle == cycle)
+        index = history.index_at(cycle)
+        segments.enter(due, cycle)
+        engine = segments.engine(index)
+        if engine is None:  # a segment this process cannot rebuild: skip to the next one
+            following = history.segments[index + 1].from_cycle
+            progress.skipped[due] += following - cycle
+            progress.next_cycle[due] = following
+            continue
         ahead = np.flatnonzero(progress.next_cycle != cycle)
         saved = engine.export_state(ahead) if ahead.size else None
         engine.cycle = cycle
         result = engine.step()
+        encoder = segments.encoder(index)
         for first, stop_row, skipped in row_runs(due, progress.skipped):
-            send(result, first, stop_row, skipped)
+            send(result, first, stop_row, skipped, encoder)
         if saved is not None:
             engine.restore_state(ahead, saved)
         progress.next_cycle[due] = cycle + 1
         progress.skipped[due] = 0
-    engine.cycle = int(progress.next_cycle.min())
+    cycle = int(progress.next_cycle.min())
+    segments.enter(np.arange(len(progress.next_cycle)), cycle)
+    segments.latest.cycle = cycle

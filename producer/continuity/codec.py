@@ -1,16 +1,21 @@
-"""The records of the state topic, as bytes: one per machine, and the simulation's own record.
+"""The records of the state topic, as bytes: one per machine, the simulation's own record and
+the segments of its configuration history.
 
-Keys (UTF-8) carry the simulation name, so simulations that share a state topic never read
-each other's state, and compaction keeps the latest record of each key:
+Keys (UTF-8) start with the simulation's prefix (its name, or ``<name>@<uid>`` with
+SIMULATION_UID), so simulations that share a state topic never read each other's state, and
+compaction keeps the latest record of each key:
 
-* ``<simulation>/m/<machine id>``: the machine's checkpoint: the cycle it emits next, the
-  model, the configuration fingerprint it was written under, and its state as a mapping
-  name -> array (whatever the engine's ``export_state`` returns; for today's engine the walk
-  and the failure episode). Floats are written by orjson in their shortest exact form, so a
+* ``<prefix>/m/<machine id>``: the machine's checkpoint: the cycle it emits next, the model,
+  the segment of the configuration history it was written under (and that segment's
+  fingerprint), and its state as a mapping name -> array (whatever the engine's
+  ``export_state`` returns). Floats are written by orjson in their shortest exact form, so a
   restored state is bit-identical.
-* ``<simulation>/s/<proposal id>``: a proposal of the simulation's epoch and seed (and the
-  configuration it was made under). Every producer adopts the proposal at the lowest offset,
-  so shards that start at the same time agree (docs/continuity.md).
+* ``<prefix>/s/<proposal id>``: a proposal of the simulation's epoch and seed (and the
+  configuration it was made under: segment 0 of the history). Every producer adopts the
+  proposal at the lowest offset, so shards that start at the same time agree
+  (docs/continuity.md).
+* ``<prefix>/c/<index>/<proposal id>``: a proposal of segment ``index`` of the configuration
+  history: from which cycle on which configuration is in force. The lowest offset wins too.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import orjson
 
 MACHINE_FORMAT = "sensorsim-checkpoint/1"
 SIMULATION_FORMAT = "sensorsim-simulation/1"
+SEGMENT_FORMAT = "sensorsim-segment/1"
 _MACHINE = "m"
 _SIMULATION = "s"
+_SEGMENT = "c"
 
 StateArrays = dict[str, npt.NDArray[Any]]
 
@@ -56,26 +63,49 @@ class SimulationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentRecord:
+    """From cycle ``from_cycle`` on, ``config`` is in force; cycle ``from_cycle`` is due at
+    ``start_ms`` and the next ones every ``interval_ms`` (segment ``index`` of the history)."""
+
+    index: int
+    from_cycle: int
+    start_ms: int
+    interval_ms: int
+    config: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> str:
+        return config_fingerprint(self.config)
+
+
+@dataclass(frozen=True, slots=True)
 class MachineCheckpoint:
-    """One machine's state before it emits ``cycle``; ``state`` holds per-machine rows."""
+    """One machine's state before it emits ``cycle``, written under segment ``segment`` of
+    the configuration history; ``state`` holds per-machine rows."""
 
     machine_id: str
     cycle: int
     model: str
     fingerprint: str
     state: StateArrays
+    segment: int = 0
 
 
-def machine_key(simulation: str, machine_id: str) -> bytes:
-    return f"{simulation}/{_MACHINE}/{machine_id}".encode()
+def machine_key(prefix: str, machine_id: str) -> bytes:
+    return f"{prefix}/{_MACHINE}/{machine_id}".encode()
 
 
-def simulation_key(simulation: str, proposal: str) -> bytes:
-    return f"{simulation}/{_SIMULATION}/{proposal}".encode()
+def simulation_key(prefix: str, proposal: str) -> bytes:
+    return f"{prefix}/{_SIMULATION}/{proposal}".encode()
+
+
+def segment_key(prefix: str, index: int, proposal: str) -> bytes:
+    return f"{prefix}/{_SEGMENT}/{index}/{proposal}".encode()
 
 
 def parse_key(key: bytes | None) -> tuple[str, str, str] | None:
-    """(simulation, kind, name) of a state-topic key; kind is "m" or "s"; None if foreign."""
+    """(prefix, kind, name) of a state-topic key; kind is "m", "s" or "c" (whose name is
+    ``<index>/<proposal id>``); None if foreign."""
     if not key:
         return None
     try:
@@ -83,13 +113,50 @@ def parse_key(key: bytes | None) -> tuple[str, str, str] | None:
     except UnicodeDecodeError:
         return None
     parts = text.rsplit("/", 2)
-    if len(parts) != 3 or parts[1] not in (_MACHINE, _SIMULATION):
-        return None
-    return parts[0], parts[1], parts[2]
+    if len(parts) == 3 and parts[1] in (_MACHINE, _SIMULATION):
+        return parts[0], parts[1], parts[2]
+    parts = text.rsplit("/", 3)
+    if len(parts) == 4 and parts[1] == _SEGMENT and parts[2].isdecimal():
+        return parts[0], _SEGMENT, f"{parts[2]}/{parts[3]}"
+    return None
 
 
 def is_machine(kind: str) -> bool:
     return kind == _MACHINE
+
+
+def is_segment(kind: str) -> bool:
+    return kind == _SEGMENT
+
+
+def encode_segment(record: SegmentRecord) -> bytes:
+    return orjson.dumps(
+        {
+            "format": SEGMENT_FORMAT,
+            "index": record.index,
+            "from_cycle": record.from_cycle,
+            "start_ms": record.start_ms,
+            "interval_ms": record.interval_ms,
+            "config": record.config,
+        }
+    )
+
+
+def decode_segment(value: bytes) -> SegmentRecord:
+    data = _load(value, SEGMENT_FORMAT)
+    try:
+        record = SegmentRecord(
+            index=int(data["index"]),
+            from_cycle=int(data["from_cycle"]),
+            start_ms=int(data["start_ms"]),
+            interval_ms=int(data["interval_ms"]),
+            config=dict(data["config"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointFormatError(f"segment record lacks a valid field: {exc}") from None
+    if record.index < 1 or record.from_cycle < 0 or record.interval_ms < 0:
+        raise CheckpointFormatError(f"segment record out of range: {record}")
+    return record
 
 
 def encode_simulation(record: SimulationRecord) -> bytes:
@@ -118,15 +185,18 @@ def decode_simulation(value: bytes) -> SimulationRecord:
 
 
 def encode_machines(
-    simulation: str,
+    prefix: str,
     machine_ids: list[str],
     cycles: list[int],
     *,
     model: str,
     fingerprint: str,
     state: StateArrays,
+    segment: int = 0,
 ) -> list[tuple[bytes, bytes]]:
-    """(key, value) per machine; row ``i`` of every ``state`` array is ``machine_ids[i]``."""
+    """(key, value) per machine; row ``i`` of every ``state`` array is ``machine_ids[i]``,
+    written under ``segment`` of the configuration history, whose fingerprint is
+    ``fingerprint``."""
     names = sorted(state)
     dtypes = {name: state[name].dtype.str for name in names}
     columns = {name: state[name].tolist() for name in names}  # one C loop per array
@@ -139,10 +209,11 @@ def encode_machines(
                 "cycle": cycles[i],
                 "model": model,
                 "config": fingerprint,
+                "segment": segment,
                 "state": {name: [dtypes[name], columns[name][i]] for name in names},
             }
         )
-        records.append((machine_key(simulation, machine_id), value))
+        records.append((machine_key(prefix, machine_id), value))
     return records
 
 
@@ -153,15 +224,26 @@ def decode_machine(value: bytes) -> MachineCheckpoint:
         for name, (dtype, values) in dict(data["state"]).items():
             state[str(name)] = np.asarray(values, dtype=np.dtype(str(dtype)))
         cycle = int(data["cycle"])
-        if cycle < 0:
-            raise ValueError(f"negative cycle {cycle}")
+        segment = int(data.get("segment", 0))  # the previous release wrote segment 0 only
+        if cycle < 0 or segment < 0:
+            raise ValueError(f"negative cycle {cycle} or segment {segment}")
         return MachineCheckpoint(
             machine_id=str(data["machine_id"]),
             cycle=cycle,
             model=str(data["model"]),
             fingerprint=str(data["config"]),
             state=state,
+            segment=segment,
         )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointFormatError(f"machine checkpoint lacks a valid field: {exc}") from None
+
+
+def peek_cycle(value: bytes) -> int:
+    """The next cycle of a machine checkpoint (another shard's machine: its state unread)."""
+    data = _load(value, MACHINE_FORMAT)
+    try:
+        return int(data["cycle"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointFormatError(f"machine checkpoint lacks a valid field: {exc}") from None
 

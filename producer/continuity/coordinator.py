@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
+from producer.continuity.adoption import join
 from producer.continuity.catch_up import Progress, SendRows, Stoppable, catch_up, plan_skips
 from producer.continuity.codec import (
     MachineCheckpoint,
-    SimulationRecord,
+    SegmentRecord,
     encode_machines,
     stack_states,
 )
-from producer.continuity.fingerprint import check_continuable, simulation_config
+from producer.continuity.history import History
 from producer.continuity.schedule import Schedule
+from producer.continuity.segments import EngineFactory, ShardSegments
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings
 from producer.simulation.engine import SimulationEngine
@@ -65,7 +66,11 @@ class Continuity:
         self.store = store
         self.progress = Progress.fresh(len(machine_ids))
         self.schedule = Schedule.starting(time.time(), settings.simulation_interval_ms)
-        self._fingerprint = ""
+        self.history = History(
+            (SegmentRecord(0, 0, self.schedule.epoch_ms, settings.simulation_interval_ms, {}),)
+        )
+        """Without a state topic: one segment, the process's own settings."""
+        self.segments: ShardSegments
         self._checkpoints: dict[str, MachineCheckpoint] = {}
         self._last_checkpoint = time.monotonic()
         self._interval = settings.checkpoint_interval_ms / 1000
@@ -88,69 +93,68 @@ class Continuity:
     # -- start -------------------------------------------------------------------------------
     def open(self, seed: int | None, fallback_seed: int) -> int:
         """Read the state topic; adopt the simulation's epoch and seed (proposing them, with
-        ``fallback_seed`` when SIMULATION_SEED (``seed``) is unset, if the simulation is new).
+        ``fallback_seed`` when SIMULATION_SEED (``seed``) is unset, if the simulation is new)
+        and its configuration history (proposing a new segment if the settings changed).
         Returns the seed to simulate with."""
         if self.store is None:
             return fallback_seed if seed is None else seed
         store = self.store
         store.ensure()
-        wanted = set(self._ids)
-        snapshot = store.read(wanted)
-        if not snapshot.simulations:
-            store.propose(self._proposal(fallback_seed if seed is None else seed), uuid.uuid4().hex)
-            snapshot = store.read(wanted)  # another shard's proposal may have landed first
-        record = snapshot.simulations[0]
-        check_continuable(self._settings, self._profile, record, seed, store.topic)
-        self.schedule = Schedule(record.epoch_ms, self.schedule.interval_ms)
-        self._fingerprint = record.fingerprint
-        self._checkpoints = self._matching(snapshot, record, store.topic)
+        joined = join(
+            store,
+            self._settings,
+            self._profile,
+            set(self._ids),
+            seed=seed,
+            fallback_seed=fallback_seed,
+        )
+        record = joined.record
+        self.history = joined.history
+        self.schedule = joined.history.schedule()
+        self._checkpoints = self._matching(joined.snapshot, store.topic)
         log.info(
-            "simulation %r began at %s (seed %d); %d of %d machines have a checkpoint in %r",
+            "simulation %r began at %s (seed %d, %d configuration segments); %d of %d machines "
+            "have a checkpoint in %r",
             record.simulation,
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.epoch_ms / 1000)),
             record.seed,
+            len(self.history.segments),
             len(self._checkpoints),
             len(self._ids),
             store.topic,
         )
         return record.seed
 
-    def _proposal(self, seed: int) -> SimulationRecord:
-        settings = self._settings
-        if settings.simulation_epoch is not None:
-            epoch = settings.simulation_epoch.timestamp()
-        else:
-            epoch = time.time()
-        return SimulationRecord(
-            simulation=settings.simulation_name,
-            epoch_ms=round(epoch * 1000),
-            seed=seed,
-            config=simulation_config(settings, self._profile, seed),
-        )
-
-    def _matching(
-        self, snapshot: StateSnapshot, record: SimulationRecord, topic: str
-    ) -> dict[str, MachineCheckpoint]:
-        """The machines' checkpoints, if every one was written under ``record``'s config."""
-        model = self._settings.simulation_model.value
+    def _matching(self, snapshot: StateSnapshot, topic: str) -> dict[str, MachineCheckpoint]:
+        """The machines' checkpoints, if every one was written under a segment of the
+        history (its configuration's fingerprint and model)."""
+        segments = self.history.segments
         for machine_id, checkpoint in snapshot.machines.items():
-            if checkpoint.fingerprint != record.fingerprint or checkpoint.model != model:
+            segment = segments[checkpoint.segment] if checkpoint.segment < len(segments) else None
+            if (
+                segment is None
+                or checkpoint.fingerprint != segment.fingerprint
+                or checkpoint.model != segment.config.get("model")
+            ):
                 raise ConfigError(
-                    f"state topic {topic!r}: the checkpoint of machine {machine_id} was "
-                    f"written under configuration {checkpoint.fingerprint} (model "
-                    f"{checkpoint.model}), not this simulation's {record.fingerprint} (model "
-                    f"{model}); use another KAFKA_STATE_TOPIC"
+                    f"state topic {topic!r}: the checkpoint of machine {machine_id} was written "
+                    f"under configuration {checkpoint.fingerprint} (segment "
+                    f"{checkpoint.segment}, model {checkpoint.model}), which is not in this "
+                    "simulation's configuration history; use another KAFKA_STATE_TOPIC"
                 )
         return snapshot.machines
 
-    def restore(self, engine: SimulationEngine) -> None:
-        """Put each checkpointed machine's state into ``engine`` and plan the catch-up."""
+    def restore(self, engine: SimulationEngine, factory: EngineFactory | None = None) -> None:
+        """Put each checkpointed machine's state into the engine of the segment it was written
+        under (``engine`` is the latest segment's; ``factory`` builds the others), start the
+        machines without one, and plan the catch-up."""
         if self.store is None:  # no shared schedule: cycle 0 (or SIMULATION_EPOCH) is now
             epoch = self._settings.simulation_epoch
             self.schedule = Schedule.starting(
                 time.time() if epoch is None else epoch.timestamp(), self.schedule.interval_ms
             )
-        self._restore_states(engine)
+        self.segments = ShardSegments(self.history, engine, len(self._ids), factory)
+        self._restore_states(engine.first_machine)
         progress = self.progress
         current = self.schedule.current_cycle(time.time())
         skipped = plan_skips(progress.next_cycle, current, self._settings.catch_up_max_cycles)
@@ -176,30 +180,38 @@ class Continuity:
             )
         engine.cycle = int(progress.next_cycle.min())
 
-    def _restore_states(self, engine: SimulationEngine) -> None:
-        """Each checkpointed machine's state into ``engine``, its cycle into the progress."""
-        by_cycle: dict[int, list[int]] = {}
+    def _restore_states(self, first_machine: int) -> None:
+        """Each checkpointed machine's state into the engine of its segment, its cycle into
+        the progress; each other machine starts where the history first includes it."""
+        restored: dict[tuple[int, int], list[int]] = {}
+        started: dict[int, list[int]] = {}
         for row, machine_id in enumerate(self._ids):
             checkpoint = self._checkpoints.get(machine_id)
-            if checkpoint is not None:
-                by_cycle.setdefault(checkpoint.cycle, []).append(row)
-                self.progress.next_cycle[row] = checkpoint.cycle
-        for rows in by_cycle.values():
-            index = np.array(rows, dtype=np.int64)
+            if checkpoint is None:
+                cycle = self.history.first_cycle(first_machine + row)
+                started.setdefault(cycle, []).append(row)
+            else:
+                restored.setdefault((checkpoint.segment, checkpoint.cycle), []).append(row)
+                cycle = checkpoint.cycle
+            self.progress.next_cycle[row] = cycle
+        for (segment, _), rows in restored.items():
             states = stack_states([self._checkpoints[self._ids[r]] for r in rows])
             try:
-                engine.restore_state(index, states)
+                self.segments.place(np.array(rows, dtype=np.int64), segment, states)
             except ValueError as exc:
                 raise ConfigError(
                     f"state topic checkpoints do not fit this engine ({exc}); use another "
                     "KAFKA_STATE_TOPIC"
                 ) from None
+        for cycle, rows in started.items():
+            self.segments.start(np.array(rows, dtype=np.int64), cycle)
         self._checkpoints = {}
 
-    def catch_up(self, engine: SimulationEngine, send: SendRows, stop: Stoppable) -> None:
-        """Step the machines that are behind (alone) until the shard is on one cycle and no
-        skip is left to announce; then ``engine.cycle`` is the shard's next cycle."""
-        catch_up(self.progress, self.schedule, engine, send, stop)
+    def catch_up(self, send: SendRows, stop: Stoppable) -> None:
+        """Step the machines that are behind (alone, each cycle under the segment in force at
+        it) until the shard is on one cycle of the latest segment and no skip is left to
+        announce; then the shard's engine's ``cycle`` is its next cycle."""
+        catch_up(self.progress, self.schedule, self.segments, send, stop)
 
     # -- running -----------------------------------------------------------------------------
     def completed(self, cycle: int, emitted: int) -> None:
@@ -209,12 +221,12 @@ class Continuity:
         if emitted < len(progress.next_cycle):
             progress.clean[emitted:] = False
 
-    def maybe_checkpoint(self, engine: SimulationEngine, sink: Sink) -> None:
+    def maybe_checkpoint(self, sink: Sink) -> None:
         if self.store is None or time.monotonic() - self._last_checkpoint < self._interval:
             return
-        self.checkpoint(engine, sink, CHECKPOINT_FLUSH_SECONDS)
+        self.checkpoint(sink, CHECKPOINT_FLUSH_SECONDS)
 
-    def checkpoint(self, engine: SimulationEngine, sink: Sink, flush_seconds: float) -> bool:
+    def checkpoint(self, sink: Sink, flush_seconds: float) -> bool:
         """Write the state of every checkpointable row, once all records sent so far are
         acknowledged (else a crash could leave a checkpoint ahead of the data: a gap)."""
         store = self.store
@@ -235,25 +247,30 @@ class Continuity:
         rows = np.flatnonzero(progress.clean)
         if rows.size == 0:
             return False
-        records = encode_machines(
-            self._settings.simulation_name,
-            [self._ids[r] for r in rows.tolist()],
-            progress.next_cycle[rows].tolist(),
-            model=self._settings.simulation_model.value,
-            fingerprint=self._fingerprint,
-            state=engine.export_state(rows),
-        )
-        store.write(records)
+        segments = self.history.segments
+        for index, group, state in self.segments.groups(rows):
+            config = segments[index].config
+            store.write(
+                encode_machines(
+                    store.prefix,
+                    [self._ids[r] for r in group.tolist()],
+                    progress.next_cycle[group].tolist(),
+                    model=str(config.get("model")),
+                    fingerprint=segments[index].fingerprint,
+                    state=state,
+                    segment=index,
+                )
+            )
         self.checkpoints.inc()
         return True
 
-    def finish(self, engine: SimulationEngine, sink: Sink, flushed: bool) -> None:
+    def finish(self, sink: Sink, flushed: bool) -> None:
         """At shutdown: the final checkpoint (if everything was delivered), then close."""
         store = self.store
         if store is None:
             return
         try:
-            if flushed and self.checkpoint(engine, sink, 1.0):
+            if flushed and self.checkpoint(sink, 1.0):
                 if store.flush(5.0) and not store.failed:
                     log.info(
                         "checkpointed %d machines at cycle %d to %r",

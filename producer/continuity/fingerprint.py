@@ -1,8 +1,9 @@
-"""The configuration a simulation's records were written under (see docs/continuity.md,
-"Configuration fingerprint").
+"""The configuration a simulation's records are written under (see docs/continuity.md,
+"Configuration history").
 
-The settings that shape each machine's stream are recorded with the simulation; a producer
-whose settings differ cannot continue it. NUM_MACHINES and the sharding are free to change.
+The settings that shape each machine's stream are recorded with the simulation (segment 0) and
+with each later segment of its configuration history. Only the simulation's identity cannot
+change: its seed and its epoch (and its name and uid, which key its records).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from producer.simulation.reference_data import ReferenceProfile
 def simulation_config(
     settings: ProducerSettings, profile: ReferenceProfile, seed: int
 ) -> dict[str, Any]:
-    """The settings that shape each machine's stream: a checkpoint written under other values
-    cannot continue this simulation (NUM_MACHINES and the sharding are free to change)."""
+    """The settings that shape each machine's stream, as a segment records them (the sharding
+    is not among them: it moves machines between processes, not what they emit)."""
     data = hashlib.sha256(settings.sensor_data_file.read_bytes()).hexdigest()
     failures = settings.failure_model(profile.labelled_share)
     config: dict[str, Any] = {
@@ -30,6 +31,7 @@ def simulation_config(
         "persistence": settings.simulation_persistence,
         "sensors": list(profile.sensor_names),
         "data_sha256": data,
+        "failure_types": list(profile.failure_types),
         "failures": [
             failures.probability,
             failures.min_cycles,
@@ -37,6 +39,8 @@ def simulation_config(
             failures.ramp_cycles,
         ],
         "interval_ms": settings.simulation_interval_ms,
+        "machines": settings.num_machines,
+        "topic": settings.kafka_topic,
     }
     columns = profile.columns.settings_text()
     if columns:  # absent with the defaults: simulations recorded before these settings continue
@@ -44,25 +48,20 @@ def simulation_config(
     return config
 
 
-def check_continuable(
-    settings: ProducerSettings,
-    profile: ReferenceProfile,
-    record: SimulationRecord,
-    seed: int | None,
-    topic: str,
+def check_identity(
+    settings: ProducerSettings, record: SimulationRecord, seed: int | None, topic: str
 ) -> None:
     """Refuse to continue the simulation of ``record`` (read from the state topic ``topic``)
-    under other settings, or from another SIMULATION_EPOCH (``seed``: SIMULATION_SEED)."""
+    with another SIMULATION_SEED (``seed``) or SIMULATION_EPOCH: they are what the simulation
+    is, so another value is another simulation."""
     remedy = (
-        "revert the setting, or start a new simulation with another KAFKA_STATE_TOPIC (or "
-        f"delete the topic {topic!r})"
+        "they define the simulation: revert the setting, or start a new simulation (another "
+        "SIMULATION_NAME or SIMULATION_UID, or another KAFKA_STATE_TOPIC)"
     )
-    mine = simulation_config(settings, profile, record.seed if seed is None else seed)
-    if mine != record.config:
-        differences = _differences(record.config, mine)
+    if seed is not None and str(seed) != str(record.config.get("seed")):
         raise ConfigError(
-            f"state topic {topic!r} continues simulation {record.simulation!r} under another "
-            f"configuration ({'; '.join(differences)}): {remedy}"
+            f"SIMULATION_SEED={seed} but simulation {record.simulation!r} in state topic "
+            f"{topic!r} runs with seed {record.seed}: {remedy}"
         )
     if settings.simulation_epoch is not None:
         wanted = round(settings.simulation_epoch.timestamp() * 1000)
@@ -72,17 +71,3 @@ def check_continuable(
                 f"{record.simulation!r} began at epoch {record.epoch_ms} ms (state topic "
                 f"{topic!r}): {remedy}"
             )
-
-
-def _differences(recorded: dict[str, Any], mine: dict[str, Any]) -> list[str]:
-    """``key: recorded -> mine`` for every setting that differs (values shortened), by key."""
-    return [
-        f"{key}: {_short(recorded.get(key))} -> {_short(mine.get(key))}"
-        for key in sorted(set(mine) | set(recorded))
-        if mine.get(key) != recorded.get(key)
-    ]
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,12 +1,15 @@
-"""The fixed cycle schedule of a simulation (see docs/continuity.md, "The schedule").
+"""The cycle schedule of a simulation (see docs/continuity.md, "The schedule").
 
-Cycle ``c`` is due at ``epoch + c * interval``; its ``seq`` is ``c`` and its timestamp is the
-due time, whichever process emits it. The epoch is adopted from the state topic's simulation
-record, so every producer of the simulation stamps a cycle alike.
+The schedule is piecewise: each segment of the configuration history starts a piece at its
+``from_cycle``, due at ``start_ms``, with its own interval; cycle ``c`` of a piece is due at
+``start_ms + (c - from_cycle) * interval_ms``. A new piece starts where the previous one had
+put its first cycle, so each machine's timestamps stay monotone across an interval change.
+A cycle's ``seq`` is ``c`` and its timestamp is its due time, whichever process emits it.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,34 +20,70 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
-    """When each cycle of the simulation is due (``interval_ms`` 0: as fast as possible).
-    Kept in integer milliseconds, so every process stamps a cycle with the same millisecond."""
+class Piece:
+    """From ``from_cycle`` on: cycle ``from_cycle`` due at ``start_ms`` (POSIX milliseconds),
+    then one every ``interval_ms`` (0: as fast as possible, no due times)."""
 
-    epoch_ms: int
-    """POSIX milliseconds at which cycle 0 was due."""
+    from_cycle: int
+    start_ms: int
     interval_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When each cycle of the simulation is due. Kept in integer milliseconds, so every process
+    stamps a cycle with the same millisecond."""
+
+    pieces: tuple[Piece, ...]
+    """By ``from_cycle`` (non-decreasing); the first starts at cycle 0."""
+
+    @classmethod
+    def uniform(cls, epoch_ms: int, interval_ms: int) -> Schedule:
+        """Cycle ``c`` due at ``epoch_ms + c * interval_ms``."""
+        return cls((Piece(0, epoch_ms, interval_ms),))
 
     @classmethod
     def starting(cls, seconds: float, interval_ms: int) -> Schedule:
-        return cls(round(seconds * 1000), interval_ms)
+        return cls.uniform(round(seconds * 1000), interval_ms)
+
+    @property
+    def epoch_ms(self) -> int:
+        """POSIX milliseconds at which cycle 0 was due."""
+        return self.pieces[0].start_ms
+
+    @property
+    def interval_ms(self) -> int:
+        """The interval in force now (the last piece's)."""
+        return self.pieces[-1].interval_ms
 
     @property
     def interval(self) -> float:
         return self.interval_ms / 1000
 
+    def piece(self, cycle: int) -> Piece:
+        """The piece ``cycle`` belongs to (the last one starting at or before it)."""
+        starts = [p.from_cycle for p in self.pieces]
+        return self.pieces[max(0, bisect.bisect_right(starts, cycle) - 1)]
+
+    def due_ms(self, cycle: int) -> int:
+        piece = self.piece(cycle)
+        return piece.start_ms + (cycle - piece.from_cycle) * piece.interval_ms
+
     def due(self, cycle: int) -> float:
         """POSIX seconds at which ``cycle`` is due."""
-        return (self.epoch_ms + cycle * self.interval_ms) / 1000
+        return self.due_ms(cycle) / 1000
+
+    def stamped(self, cycle: int) -> bool:
+        """Whether ``cycle`` has a due time to stamp (its piece has an interval)."""
+        return self.piece(cycle).interval_ms > 0
 
     def timestamp(self, cycle: int) -> str:
         """The body timestamp of ``cycle``: its due time, to the millisecond."""
-        return format_timestamp(
-            _UNIX_EPOCH + timedelta(milliseconds=self.epoch_ms + cycle * self.interval_ms)
-        )
+        return format_timestamp(_UNIX_EPOCH + timedelta(milliseconds=self.due_ms(cycle)))
 
     def current_cycle(self, now: float) -> int | None:
-        """The latest cycle due at ``now`` (None without a schedule)."""
-        if self.interval_ms <= 0:
+        """The latest cycle due at ``now`` (None when the last piece has no interval)."""
+        last = self.pieces[-1]
+        if last.interval_ms <= 0:
             return None
-        return math.floor((now * 1000 - self.epoch_ms) / self.interval_ms)
+        return last.from_cycle + math.floor((now * 1000 - last.start_ms) / last.interval_ms)

@@ -23,12 +23,18 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from producer.continuity.codec import (
     CheckpointFormatError,
     MachineCheckpoint,
+    SegmentRecord,
     SimulationRecord,
     decode_machine,
+    decode_segment,
     decode_simulation,
+    encode_segment,
     encode_simulation,
     is_machine,
+    is_segment,
     parse_key,
+    peek_cycle,
+    segment_key,
     simulation_key,
 )
 from producer.errors import BrokerError
@@ -56,8 +62,13 @@ class StateSnapshot:
 
     simulations: list[SimulationRecord] = field(default_factory=list)
     """Proposals in offset order: the first is the simulation's."""
+    segments: list[SegmentRecord] = field(default_factory=list)
+    """Proposals of configuration segments, in offset order."""
     machines: dict[str, MachineCheckpoint] = field(default_factory=dict)
     """Latest checkpoint per machine id (of the machines asked for)."""
+    highest_cycle: int = 0
+    """The highest next cycle of any machine's latest checkpoint (of every machine)."""
+    _latest: dict[str, int] = field(default_factory=dict, repr=False)
 
 
 class StateTopic:
@@ -66,7 +77,7 @@ class StateTopic:
     def __init__(self, settings: ProducerSettings, topic: str) -> None:
         self._settings = settings
         self.topic = topic
-        self._simulation = settings.simulation_name
+        self.prefix = settings.state_prefix
         config = client_config(settings)
         self._producer_config = {
             **config,
@@ -134,8 +145,8 @@ class StateTopic:
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, machine_ids: set[str]) -> StateSnapshot:
-        """Every simulation record of this simulation and the latest checkpoint of each of
-        ``machine_ids``, reading the topic from its beginning to its current end."""
+        """Every simulation and segment record of this simulation and the latest checkpoint of
+        each of ``machine_ids``, reading the topic from its beginning to its current end."""
         consumer = self._call(
             lambda: KafkaConsumer(
                 **consumer_config(self._settings),
@@ -161,6 +172,7 @@ class StateTopic:
                         self._take(record.key, record.value, record.offset, machine_ids, snapshot)
         finally:
             consumer.close()
+        snapshot.highest_cycle = max(snapshot._latest.values(), default=0)
         return snapshot
 
     def _take(
@@ -177,12 +189,22 @@ class StateTopic:
                 f"state topic {self.topic!r} offset {offset}: key {key!r} is not a sensorsim "
                 "checkpoint key; is KAFKA_STATE_TOPIC another application's topic?"
             )
-        simulation, kind, name = parsed
-        if simulation != self._simulation or (is_machine(kind) and name not in machine_ids):
+        prefix, kind, name = parsed
+        if prefix != self.prefix:
             return
         try:
             if is_machine(kind):
-                snapshot.machines[name] = decode_machine(value)  # type: ignore[arg-type]
+                if value is None:  # a tombstone: the machine has no checkpoint
+                    snapshot.machines.pop(name, None)
+                    snapshot._latest.pop(name, None)
+                elif name in machine_ids:
+                    checkpoint = decode_machine(value)
+                    snapshot.machines[name] = checkpoint
+                    snapshot._latest[name] = checkpoint.cycle
+                else:
+                    snapshot._latest[name] = peek_cycle(value)
+            elif is_segment(kind):
+                snapshot.segments.append(decode_segment(value))  # type: ignore[arg-type]
             else:
                 snapshot.simulations.append(decode_simulation(value))  # type: ignore[arg-type]
         except CheckpointFormatError as exc:
@@ -199,17 +221,21 @@ class StateTopic:
 
     def propose(self, record: SimulationRecord, proposal: str) -> None:
         """Write a proposal of the simulation's epoch and seed and wait for it."""
+        self._send_now(simulation_key(self.prefix, proposal), encode_simulation(record),
+                       "the simulation record")  # fmt: skip
+
+    def propose_segment(self, record: SegmentRecord, proposal: str) -> None:
+        """Write a proposal of the next segment of the configuration history and wait for it."""
+        self._send_now(segment_key(self.prefix, record.index, proposal), encode_segment(record),
+                       f"segment {record.index} of the configuration history")  # fmt: skip
+
+    def _send_now(self, key: bytes, value: bytes, what: str) -> None:
         producer = self._ensure_producer()
-        key = simulation_key(record.simulation, proposal)
-        future = producer.send(
-            self.topic, key=key, value=encode_simulation(record), partition=STATE_PARTITION
-        )
+        future = producer.send(self.topic, key=key, value=value, partition=STATE_PARTITION)
         try:
             future.get(timeout=self._settings.kafka_connect_timeout_ms / 1000)
         except Exception as exc:
-            raise BrokerError(
-                f"state topic {self.topic!r}: cannot write the simulation record ({exc})"
-            ) from None
+            raise BrokerError(f"state topic {self.topic!r}: cannot write {what} ({exc})") from None
 
     def write(self, records: list[tuple[bytes, bytes]]) -> None:
         """Hand checkpoint records to the producer (acknowledged in the background)."""

@@ -25,11 +25,10 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 
-GRACE_PERIOD_SECONDS = 30.0
-"""Time between SIGTERM and SIGKILL: Kubernetes' default terminationGracePeriodSeconds, which
-the operator sets on producer pods. Shutdown (the cycle in progress, flush, close, summary) is
-budgeted to end ``EXIT_MARGIN_SECONDS`` before it."""
 EXIT_MARGIN_SECONDS = 4.0
+"""Shutdown (the cycle in progress, flush, final checkpoint, close, summary) is budgeted to end
+this long before SHUTDOWN_GRACE_SECONDS, the time between SIGTERM and SIGKILL (the operator
+sets it to the pod's terminationGracePeriodSeconds)."""
 
 
 class StopFlag:

@@ -103,6 +103,11 @@ class SensorProcess(Protocol):
         (machines, sensors), before rounding."""
         ...
 
+    def start(self, initial: UInt64Array) -> FloatArray:
+        """The starting state of machines drawn from ``initial`` words, shape (machines,
+        sensors) as ``export_state`` gives it."""
+        ...
+
     @property
     def max_abs_reading(self) -> float:
         """No reading is ever larger in magnitude."""
@@ -127,9 +132,15 @@ class OriginalWalk:
         self._sensors = sensors
         self._mean = profile.mean
         self._step_std = DRIFT_FACTOR * profile.std
-        # Start each machine somewhere plausible: within about one std of the mean.
-        walk = self._mean + profile.std * np.clip(normals(initial[:, :sensors]), -1.0, 1.0)
-        self._walk: FloatArray = np.clip(walk, profile.lower, profile.upper)
+        self._walk: FloatArray = self.start(initial)
+
+    def start(self, initial: UInt64Array) -> FloatArray:
+        """The starting state of machines drawn from ``initial`` words: somewhere plausible,
+        within about one std of the mean. Shape (machines, sensors)."""
+        profile = self._profile
+        walk = self._mean + profile.std * np.clip(normals(initial[:, : self._sensors]), -1.0, 1.0)
+        started: FloatArray = np.clip(walk, profile.lower, profile.upper)
+        return started
 
     @property
     def max_abs_reading(self) -> float:
@@ -190,6 +201,14 @@ class LearnedProcess:
         self._latent: FloatArray = lower_triangular_product(
             model.cholesky, _sensor_major_normals(initial, sensors)
         )
+
+    def start(self, initial: UInt64Array) -> FloatArray:
+        """The starting state of machines drawn from ``initial`` words (the stationary law),
+        shape (machines, sensors) as ``export_state`` gives it."""
+        latent = lower_triangular_product(
+            self._model.cholesky, _sensor_major_normals(initial, self._sensors)
+        )
+        return np.ascontiguousarray(latent.T)
 
     @property
     def max_abs_reading(self) -> float:
@@ -274,9 +293,13 @@ class SimulationEngine:
         )
         initial = self._stream.words(0, first_machine, count, domain=DOMAIN_INITIAL)
         self.process: SensorProcess
+        self.learned_model: LearnedModel | None = None
+        """The fitted learned model (None for the original one), for engines of the same
+        reference data to share."""
         if learned_model:
             fitted = learned or fit_learned_model(profile.normal_values, profile.failure_values)
             self.process = LearnedProcess(fitted, persistence, initial)
+            self.learned_model = fitted
         else:
             self.process = OriginalWalk(profile, initial)
         self.episodes = FailureEpisodes(
@@ -305,6 +328,13 @@ class SimulationEngine:
         }
         state.update(self.episodes.export_state(rows))
         return state
+
+    def fresh_state(self, rows: IntArray, cycle: int) -> npt.NDArray[np.float64]:
+        """A starting sensor state for shard rows ``rows`` drawn for ``cycle`` (cycle 0: the
+        state the engine starts with): a machine whose state no longer means anything (another
+        model or reference data) starts again from it."""
+        initial = self._stream.words(cycle, self.first_machine, self.count, domain=DOMAIN_INITIAL)
+        return self.process.start(np.ascontiguousarray(initial[rows]))
 
     def restore_state(self, rows: IntArray, state: dict[str, npt.NDArray[np.generic]]) -> None:
         """Overwrite the state of shard rows ``rows`` with ``state`` (as ``export_state``

@@ -20,7 +20,7 @@ from domain.messages import ExtendedSensorMessage
 from producer.app import ProducerApp
 from producer.assembly import assemble, build_app, load_shard
 from producer.errors import BrokerError, ConfigError, ExitCode
-from producer.runtime.stopping import EXIT_MARGIN_SECONDS, GRACE_PERIOD_SECONDS
+from producer.runtime.stopping import EXIT_MARGIN_SECONDS
 from producer.settings import ProducerSettings
 from producer.sinks.protocol import DeliveryStats, OutgoingCycle, Sink
 from producer.sinks.stdout import StdoutSink
@@ -222,16 +222,17 @@ def test_undelivered_records_give_a_non_zero_exit() -> None:
     assert (summary.sent, summary.delivered, summary.failed) == (6, 0, 6)
 
 
-def test_the_flush_fits_in_the_grace_period_counted_from_the_signal() -> None:
+@pytest.mark.parametrize("grace", [30, 90])
+def test_the_flush_fits_in_the_grace_period_counted_from_the_signal(grace: int) -> None:
     sink = GatedSink()
     sink.gate.set()
-    app = make_app(make_settings(simulation_interval_ms=20), sink)
+    app = make_app(make_settings(simulation_interval_ms=20, shutdown_grace_seconds=grace), sink)
     thread, _ = run_in_thread(app)
     assert sink.cycle_seen.wait(10)
     app.stop.set()
     thread.join(timeout=10)
     assert sink.flush_budget is not None
-    assert 1.0 <= sink.flush_budget <= GRACE_PERIOD_SECONDS - EXIT_MARGIN_SECONDS
+    assert grace - EXIT_MARGIN_SECONDS - 5 <= sink.flush_budget <= grace - EXIT_MARGIN_SECONDS
 
 
 class FailingSink(GatedSink):
