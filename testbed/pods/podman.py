@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,20 @@ POD_LABEL = "io.sensorsim.pod"  # namespace/name
 
 
 class PodmanContainers:
-    """The containers this runner started, found by their labels."""
+    """The containers this runner started, found by their labels.
+
+    Each runner labels its containers with an id of its own, so test sessions that run at the
+    same time on one host (several checkouts, a benchmark beside the tests) never list, stop or
+    remove each other's containers."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        self.runner_id = f"{NODE_NAME}-{uuid.uuid4().hex[:12]}"
 
     def by_pod_uid(self) -> dict[str, Manifest]:
         """``podman ps`` entries of this runner's containers (running or exited) by pod uid."""
         listing = containers.podman(
-            "ps", "--all", "--filter", f"label={RUNNER_LABEL}={NODE_NAME}", "--format", "json"
+            "ps", "--all", "--filter", f"label={RUNNER_LABEL}={self.runner_id}", "--format", "json"
         ).stdout
         return {entry["Labels"][UID_LABEL]: entry for entry in json.loads(listing or "[]")}
 
@@ -47,7 +53,7 @@ class PodmanContainers:
             "run",
             "--detach",
             f"--name={name}",
-            f"--label={RUNNER_LABEL}={NODE_NAME}",
+            f"--label={RUNNER_LABEL}={self.runner_id}",
             f"--label={UID_LABEL}={meta['uid']}",
             f"--label={POD_LABEL}={meta['namespace']}/{meta['name']}",
             "--network=host",
@@ -83,8 +89,9 @@ class PodmanContainers:
         containers.podman("rm", "--force", "--time=0", container_id, check=False)
 
     def remove_all(self) -> None:
+        mine = f"label={RUNNER_LABEL}={self.runner_id}"
         listing = containers.podman(
-            "ps", "--all", "--quiet", "--filter", f"label={RUNNER_LABEL}={NODE_NAME}", check=False
+            "ps", "--all", "--quiet", "--filter", mine, check=False
         ).stdout.split()
         if listing:
             containers.podman("rm", "--force", "--time=5", *listing, check=False, timeout=120)

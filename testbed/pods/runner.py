@@ -203,7 +203,11 @@ class PodRunner:
             self._wait_before_retry(state, "ErrImageNeverPull", message)
             return
         meta = pod["metadata"]
-        name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{state.restarts}"
+        # The pod's uid keeps the name unique across clusters that share this host's podman.
+        name = (
+            f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_"
+            f"{meta['uid'][:8]}_{state.restarts}"
+        )
         result = self.containers.run(pod, name, image, pod_args)
         if result.returncode != 0:
             self._wait_before_retry(state, "CreateContainerError", result.stderr.strip()[-300:])
