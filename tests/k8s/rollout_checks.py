@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -280,36 +280,45 @@ def restart_problems(changes: Sequence[Change]) -> list[str]:
     return list(problems.values())
 
 
-def overlap_problems(changes: Sequence[Change]) -> list[str]:
-    """Moments, in the API server's order, when two existing pods (running or terminating) owned
-    the same machine, or pods with different stream-shaping settings existed at once."""
-    alive: dict[str, tuple[str, range, tuple[str, ...]]] = {}
-    problems = []
+def alive_pods(changes: Sequence[Change]) -> Iterator[tuple[Change, list[Mapping[str, Any]]]]:
+    """Each change with the pods that existed (running or terminating) right after it."""
+    alive: dict[str, Mapping[str, Any]] = {}
     for change in changes:
-        meta = change.object["metadata"]
+        uid = change.object["metadata"]["uid"]
         if change.type == "DELETED":
-            alive.pop(meta["uid"], None)
-            continue
-        env = pod_env(change.object)
-        shaping = tuple(env.get(name, "") for name in STREAM_SHAPING)
-        alive[meta["uid"]] = (meta["name"], owned_machines(change.object), shaping)
+            alive.pop(uid, None)
+        else:
+            alive[uid] = change.object
+        yield change, list(alive.values())
+
+
+def double_owner_problems(changes: Sequence[Change]) -> list[str]:
+    """Moments, in the API server's order, when two existing pods (running or terminating)
+    owned the same machine."""
+    problems = []
+    for change, pods in alive_pods(changes):
         owners: dict[int, list[str]] = defaultdict(list)
-        for name, machines, _ in alive.values():
-            for machine in machines:
-                owners[machine].append(name)
+        for pod in pods:
+            for machine in owned_machines(pod):
+                owners[machine].append(pod["metadata"]["name"])
         doubled = {m: names for m, names in owners.items() if len(names) > 1}
         if doubled:
-            problems.append(f"{change.type} {meta['name']}: machines owned twice {doubled}")
-        settings = {s for _, _, s in alive.values()}
-        if len(settings) > 1:
-            differing = [
-                STREAM_SHAPING[i]
-                for i in range(len(STREAM_SHAPING))
-                if len({s[i] for s in settings}) > 1
-            ]
-            names = sorted(name for name, _, _ in alive.values())
+            name = change.object["metadata"]["name"]
+            problems.append(f"{change.type} {name}: machines owned twice {doubled}")
+    return problems
+
+
+def mixed_settings_problems(changes: Sequence[Change]) -> list[str]:
+    """Moments when pods with different stream-shaping settings existed at once (a change that
+    shapes the stream is stop-before-start)."""
+    problems = []
+    for change, pods in alive_pods(changes):
+        envs = [pod_env(pod) for pod in pods]
+        differing = [s for s in STREAM_SHAPING if len({env.get(s, "") for env in envs}) > 1]
+        if differing:
+            names = sorted(pod["metadata"]["name"] for pod in pods)
             problems.append(
-                f"{change.type} {meta['name']}: pods {names} exist at once with different "
-                f"{differing}"
+                f"{change.type} {change.object['metadata']['name']}: pods {names} exist at "
+                f"once with different {differing}"
             )
     return problems
