@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.partitioning import shard_range
@@ -150,6 +151,29 @@ class TopicRecorder:
         self._thread.join(timeout=10)
 
 
+# --- reference data ------------------------------------------------------------------------
+
+
+def reference_csv(offset: float) -> str:
+    """A small reference file: 4 sensors around ``10 + offset`` and two failure types."""
+    rng = np.random.default_rng(5)
+    lines = ["Sensor 1,Sensor 2,Sensor 3,Sensor 4,Label"]
+    for label, rows, shift in (("", 200, 0.0), ("bearing", 30, 3.0), ("overheat", 30, -3.0)):
+        values = rng.normal(10.0 + offset, 1.0, size=(rows, 4))
+        values[:, 0 if label == "bearing" else 1] += shift
+        lines += [",".join(f"{v:.4f}" for v in row) + f",{label}" for row in values]
+    return "\n".join(lines) + "\n"
+
+
+def reference_config_map(name: str, namespace: str, offset: float) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"data.csv": reference_csv(offset)},
+    }
+
+
 # --- checks on the records ------------------------------------------------------------------
 
 
@@ -239,6 +263,39 @@ def value_range(records: Mapping[str, Sequence[Reading]]) -> tuple[float, float]
     values = [v for stream in records.values() for r in stream for v in r.values]
     assert values, "no readings"
     return min(values), max(values)
+
+
+def split_by_age(
+    records: Mapping[str, Sequence[Reading]], older: Mapping[str, Sequence[Reading]]
+) -> tuple[dict[str, list[Reading]], dict[str, list[Reading]]]:
+    """Records of the same machine ids from two simulations of one name on one topic: those
+    beyond ``older`` (a snapshot taken before the younger existed) split by seq into the older
+    simulation's (at least half its last seq) and the younger's (below it)."""
+    old: dict[str, list[Reading]] = {}
+    young: dict[str, list[Reading]] = {}
+    for machine, stream in records.items():
+        known = len(older.get(machine, ()))
+        last = older[machine][-1].seq if known else 0
+        assert last >= 100, f"{machine}: the older simulation is too young to tell apart ({last})"
+        old[machine] = list(stream[:known]) + [r for r in stream[known:] if r.seq >= last // 2]
+        young[machine] = [r for r in stream[known:] if r.seq < last // 2]
+    return old, young
+
+
+def quiet_snapshot(recorder: TopicRecorder, quiet: float = 2.0) -> dict[str, list[Reading]]:
+    """The recorded records once no new one has arrived for ``quiet`` seconds."""
+
+    def count(records: Mapping[str, Sequence[Reading]]) -> int:
+        return sum(len(s) for s in records.values())
+
+    records = recorder.snapshot()
+    since = time.monotonic()
+    while time.monotonic() - since < quiet:
+        time.sleep(0.5)
+        now = recorder.snapshot()
+        if count(now) != count(records):
+            records, since = now, time.monotonic()
+    return records
 
 
 # --- checks on the pods -----------------------------------------------------------------------

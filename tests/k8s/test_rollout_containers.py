@@ -27,7 +27,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -45,10 +44,13 @@ from tests.k8s.rollout_checks import (
     failing_share,
     lag1_autocorrelation,
     mixed_settings_problems,
+    quiet_snapshot,
+    reference_config_map,
     restart_problems,
     schedule_problems,
     sequence_problems,
     spacings,
+    split_by_age,
     value_range,
 )
 from tests.k8s.test_operator_e2e import (
@@ -58,7 +60,6 @@ from tests.k8s.test_operator_e2e import (
     rolled_out,
     settled_ready,
     wait_for,
-    wait_ready,
 )
 from tests.k8s.test_pods_as_containers import (
     ON_THE_RUNNER,
@@ -73,26 +74,6 @@ MACHINES = 10
 INTERVAL_MS = 400
 EPISODE = {"minCycles": 2, "maxCycles": 4, "rampCycles": 0}
 SETTLE_TIMEOUT = 240.0
-
-
-def reference_csv(offset: float) -> str:
-    """A small reference file: 4 sensors around ``10 + offset`` and two failure types."""
-    rng = np.random.default_rng(5)
-    lines = ["Sensor 1,Sensor 2,Sensor 3,Sensor 4,Label"]
-    for label, rows, shift in (("", 200, 0.0), ("bearing", 30, 3.0), ("overheat", 30, -3.0)):
-        values = rng.normal(10.0 + offset, 1.0, size=(rows, 4))
-        values[:, 0 if label == "bearing" else 1] += shift
-        lines += [",".join(f"{v:.4f}" for v in row) + f",{label}" for row in values]
-    return "\n".join(lines) + "\n"
-
-
-def reference_config_map(namespace: str, offset: float) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": REFERENCE, "namespace": namespace},
-        "data": {"data.csv": reference_csv(offset)},
-    }
 
 
 def simulation(bootstrap: str, topic: str) -> dict[str, Any]:
@@ -209,12 +190,13 @@ class Fleet:
         if any(found.values()):
             raise AssertionError(pprint.pformat(found, width=110) + self.pod_logs())
 
-    def pod_logs(self) -> str:
-        """The last lines of every producer pod that ever existed (for a failure message)."""
+    def pod_logs(self, namespace: str | None = None) -> str:
+        """The last lines of every producer pod of the name that ever existed in ``namespace``
+        (default: the simulation's) for a failure message."""
         names = {c.object["metadata"]["name"] for c in self.pods.snapshot()}
         text = ""
         for name in sorted(names):
-            lines = self.runner.logs(self.api.namespace, name).splitlines()
+            lines = self.runner.logs(namespace or self.api.namespace, name).splitlines()
             text += f"\n--- {name}: {len(lines)} lines, the last:\n" + "\n".join(lines[-3:])
         return text
 
@@ -238,7 +220,7 @@ def fleet(
     running = Fleet(api, operator, runner, kafka_bootstrap, topic, recorder, pods)
     running.first_seq = dict.fromkeys(running.ids(), 0)
     try:
-        api.apply(reference_config_map(api.namespace, 0.0))
+        api.apply(reference_config_map(REFERENCE, api.namespace, 0.0))
         api.apply(simulation(kafka_bootstrap, topic))
         started = running.settle()
         running.records_after(started, cycles=3)
@@ -326,7 +308,7 @@ def test_persistence_change_changes_the_autocorrelation(fleet: Fleet) -> None:
 
 def test_reference_data_edited_and_rollout_restart_use_the_new_data(fleet: Fleet) -> None:
     edited = now_ms()
-    fleet.api.apply(reference_config_map(fleet.api.namespace, 1000.0))
+    fleet.api.apply(reference_config_map(REFERENCE, fleet.api.namespace, 1000.0))
     fleet.api.kubectl("rollout", "restart", f"statefulset/{NAME}")
     settled = fleet.settle()
     records = fleet.records_after(settled, cycles=10)
@@ -403,39 +385,6 @@ def test_operator_killed_mid_handover(fleet: Fleet) -> None:
 # --- identity: the same name again ------------------------------------------------------------
 
 
-def split_by_age(
-    records: Mapping[str, Sequence[Reading]], older: Mapping[str, Sequence[Reading]]
-) -> tuple[dict[str, list[Reading]], dict[str, list[Reading]]]:
-    """Records of the same machine ids from two simulations of one name on one topic: those
-    beyond ``older`` (a snapshot taken before the younger existed) split by seq into the older
-    simulation's (at least half its last seq) and the younger's (below it)."""
-    old: dict[str, list[Reading]] = {}
-    young: dict[str, list[Reading]] = {}
-    for machine, stream in records.items():
-        known = len(older.get(machine, ()))
-        last = older[machine][-1].seq if known else 0
-        assert last >= 100, f"{machine}: the older simulation is too young to tell apart ({last})"
-        old[machine] = list(stream[:known]) + [r for r in stream[known:] if r.seq >= last // 2]
-        young[machine] = [r for r in stream[known:] if r.seq < last // 2]
-    return old, young
-
-
-def quiet_snapshot(recorder: TopicRecorder, quiet: float = 2.0) -> dict[str, list[Reading]]:
-    """The recorded records once no new one has arrived for ``quiet`` seconds."""
-
-    def count(records: Mapping[str, Sequence[Reading]]) -> int:
-        return sum(len(s) for s in records.values())
-
-    records = recorder.snapshot()
-    since = time.monotonic()
-    while time.monotonic() - since < quiet:
-        time.sleep(0.5)
-        now = recorder.snapshot()
-        if count(now) != count(records):
-            records, since = now, time.monotonic()
-    return records
-
-
 def test_same_name_in_a_second_namespace_on_the_same_topic_starts_at_cycle_0(
     fleet: Fleet, k8s_cluster: KubeCluster
 ) -> None:
@@ -449,9 +398,15 @@ def test_same_name_in_a_second_namespace_on_the_same_topic_starts_at_cycle_0(
 
     try:
         before = wait_for(old_enough, "the first simulation to pass cycle 100", 120)
-        other.apply(reference_config_map(other.namespace, 0.0))
+        other.apply(reference_config_map(REFERENCE, other.namespace, 0.0))
         other.apply(simulation(fleet.bootstrap, fleet.topic))
-        wait_ready(other, NAME, SETTLE_TIMEOUT)
+
+        def twin_ready() -> dict[str, Any] | None:
+            problems = restart_problems(twin_pods.snapshot())
+            assert not problems, pprint.pformat(problems) + fleet.pod_logs(other.namespace)
+            return settled_ready(other, NAME)
+
+        wait_for(twin_ready, "the twin Ready", SETTLE_TIMEOUT)
 
         def twin_records() -> dict[str, list[Reading]] | None:
             _, young = split_by_age(fleet.recorder.snapshot(), before)
