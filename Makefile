@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# scripts/ and bench/ import the test infrastructure (testbed) from the checkout
+# scripts/ and bench/ import the test bed (testbed/) from the checkout
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv lock tools kafka-up kafka-down cluster-up cluster-down run test test-unit \
@@ -48,7 +48,7 @@ test: tools ## all checks and all tests (unit, real Kafka, real Kubernetes, the 
 	$(MAKE) --no-print-directory check
 	$(PY) -m pytest -p no:cacheprovider
 
-test-unit: venv ## unit tests only (no infrastructure)
+test-unit: venv ## tests that run in the test process alone (no other program, tool or infrastructure)
 	$(PY) -m pytest -m unit
 
 test-kafka: tools ## tests against a real Kafka broker

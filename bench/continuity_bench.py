@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -27,14 +28,16 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from kafka import KafkaConsumer, TopicPartition
 
 from domain.machine_ids import machine_ids
-from producer.app import ProducerApp
+from producer.assembly import build_app
 from producer.continuity.codec import encode_machines
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
 from producer.simulation.engine import SimulationEngine
 from producer.simulation.reference_data import load_profile
 from testbed.kafka import KafkaBroker
+from testbed.polling import ProcessExitedError, WaitTimeoutError, wait_until
 
 DEFAULT_INTERVAL_MS = ProducerSettings.model_fields["checkpoint_interval_ms"].default
 
@@ -53,7 +56,7 @@ def run(bootstrap: str, records: int, machines: int, checkpoint_ms: int) -> tupl
         http_port=0,
         checkpoint_interval_ms=checkpoint_ms,
     )
-    app = ProducerApp(settings)
+    app = build_app(settings)
     started = time.perf_counter()
     summary = app.run()
     elapsed = time.perf_counter() - started
@@ -97,15 +100,26 @@ def start_shards(env: dict[str, str], shards: int, logs: Path) -> list[subproces
                 stdout=subprocess.DEVNULL,
             )
         processes.append((process, log))
-    deadline = time.monotonic() + 300
-    for process, log in processes:
-        while b"simulating machines" not in log.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                for other, _ in processes:
-                    other.kill()
-                raise SystemExit(f"a producer did not start: {log.read_text()}")
-            time.sleep(0.1)
+    try:
+        for process, log in processes:
+            wait_until(
+                functools.partial(announced_start, log),
+                timeout=300,
+                interval=0.1,
+                message="a producer to start",
+                process=process,
+                log_file=log,
+            )
+    except (WaitTimeoutError, ProcessExitedError) as error:
+        for other, _ in processes:
+            other.kill()
+        raise SystemExit(str(error)) from None
     return [process for process, _ in processes]
+
+
+def announced_start(log: Path) -> bool:
+    """True once the producer logging to ``log`` has started its loop."""
+    return b"simulating machines" in log.read_bytes()
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -118,8 +132,6 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 def handover(bootstrap: str, machines: int, interval_ms: int, seconds: float) -> list[float]:
     """Per machine, the longest gap (s) between consecutive records around a 2 -> 3 handover."""
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
-
     topic = f"bench-handover-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,

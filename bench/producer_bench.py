@@ -34,12 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import kafka
 import numpy as np
+from kafka.producer.sender import Sender
 
 from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
 from domain.simulation_model import FailureModel, SimulationModel
-from producer.app import ProducerApp
+from producer.assembly import build_app
 from producer.serialisation import BodyEncoder
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
 from producer.simulation.engine import SimulationEngine
@@ -219,11 +221,11 @@ def run_sink(bootstrap: str, records: int, machines: int, codec: str = "none") -
         max_messages=records,
         http_port=0,
     )
-    app = ProducerApp(settings)
+    app = build_app(settings)
     app.sink.start()
-    sizes = [len(b) for b in app.encoder.encode(app.engine.step(), TIMESTAMP)]
-    app.engine = SimulationEngine(
-        app.profile, settings.failure_model, first_machine=0, count=machines, seed=1,
+    sizes = [len(b) for b in app.simulation.encoder.encode(app.simulation.engine.step(), TIMESTAMP)]
+    app.simulation.engine = SimulationEngine(
+        app.simulation.profile, settings.failure_model, first_machine=0, count=machines, seed=1,
         simulation_name="bench", model=settings.simulation_model,
     )  # fmt: skip
     app.sink.start = lambda: None  # type: ignore[method-assign]  # already connected
@@ -257,8 +259,6 @@ def median(values: list[float]) -> float:
 
 def profile_both_threads(bootstrap: str, records: int, machines: int) -> None:
     """cProfile of the caller (cycle loop, ``send``) and of kafka-python's I/O thread."""
-    from kafka.producer.sender import Sender  # noqa: PLC0415
-
     io_profiler = cProfile.Profile()
     original_run = Sender.run
 
@@ -365,8 +365,6 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    import kafka  # noqa: PLC0415
-
     return (
         f"{cpu}, {os.cpu_count()} CPUs visible, Python {platform.python_version()}, "
         f"numpy {np.__version__}, kafka-python {kafka.__version__}, {platform.system()} "
@@ -393,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    # The test infrastructure (testbed) starts the broker; it lives in the checkout, which
+    # The test bed starts the broker; it lives in the checkout, which
     # `python bench/producer_bench.py` does not put on the path by itself.
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))

@@ -5,6 +5,7 @@ Read top-down, the packages follow the data path: ``settings`` (what the user as
 ``serialisation`` (a cycle's message bodies as bytes) → ``sinks`` / ``kafka`` (where the
 records go). Beside the path: ``continuity`` (the schedule and the checkpoints that make a
 machine's stream outlive a process), ``runtime`` (signals, heartbeat, HTTP probes, metrics,
-logging) and ``analysis`` (the ``profile`` and ``fidelity`` commands). ``app`` runs the cycle
-loop over parts it is given; ``cli`` parses the command line and builds them.
+logging) and ``analysis`` (the ``profile`` and ``fidelity`` commands). ``shard`` is this
+process's part of the fleet (engine and encoder); ``app`` runs the cycle loop over the parts it
+is given; ``assembly`` builds them from settings; ``cli`` parses the command line.
 """

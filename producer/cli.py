@@ -10,14 +10,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from producer.analysis import fidelity
+from producer.analysis.fidelity_plot import INSTALL_HINT, plot
+from producer.analysis.model_report import describe_learned
+from producer.assembly import build_app
 from producer.errors import ExitCode, ProducerError, ReferenceDataError
+from producer.runtime.logging_setup import setup_logging
+from producer.settings import DEFAULT_DATA_FILE, env_table, load_settings
+from producer.simulation.learned_model import fit_learned_model
+from producer.simulation.reference_data import check_learned_model_data, describe, load_profile
 
 PROG = "python -m producer"
 
 
 def _env_epilog() -> str:
-    from producer.settings import env_table  # noqa: PLC0415
-
     rows = env_table()
     width = max(len(name) for name, _, _ in rows)
     lines = [
@@ -131,21 +137,10 @@ def fidelity_parser() -> argparse.ArgumentParser:
 
 
 def _data_file(path: Path | None) -> Path:
-    from producer.settings import DEFAULT_DATA_FILE  # noqa: PLC0415
-
     return path or Path(os.environ.get("SENSOR_DATA_FILE") or DEFAULT_DATA_FILE)
 
 
 def _profile(argv: Sequence[str]) -> int:
-    from producer.analysis.model_report import describe_learned  # noqa: PLC0415
-    from producer.settings import load_settings  # noqa: PLC0415
-    from producer.simulation.learned_model import fit_learned_model  # noqa: PLC0415
-    from producer.simulation.reference_data import (  # noqa: PLC0415
-        check_learned_model_data,
-        describe,
-        load_profile,
-    )
-
     args = profile_parser().parse_args(argv)
     if args.num_sensors is not None and args.num_sensors < 1:
         raise _usage_error("--num-sensors must be >= 1")
@@ -163,10 +158,6 @@ def _profile(argv: Sequence[str]) -> int:
 
 
 def _fidelity(argv: Sequence[str]) -> int:
-    from producer.analysis.fidelity import describe, evaluate, simulate_sample  # noqa: PLC0415
-    from producer.settings import load_settings  # noqa: PLC0415
-    from producer.simulation.reference_data import check_learned_model_data, load_profile  # noqa: PLC0415
-
     args = fidelity_parser().parse_args(argv)
     if args.num_sensors is not None and args.num_sensors < 1:
         raise _usage_error("--num-sensors must be >= 1")
@@ -175,8 +166,6 @@ def _fidelity(argv: Sequence[str]) -> int:
     if args.cycles <= args.burn_in:
         raise _usage_error(f"--cycles ({args.cycles}) must be above --burn-in ({args.burn_in})")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        from producer.analysis.fidelity_plot import INSTALL_HINT  # noqa: PLC0415
-
         raise _usage_error(f"--plot needs matplotlib, which is not installed: {INSTALL_HINT}")
     settings = load_settings()
     profile = load_profile(_data_file(args.file), args.num_sensors)
@@ -187,7 +176,7 @@ def _fidelity(argv: Sequence[str]) -> int:
         f"{args.machines} machines x {args.cycles} cycles (burn-in {args.burn_in}, "
         f"healthy readings thinned to 1 per {args.thin} cycles), seed {args.seed}"
     )
-    sample = simulate_sample(
+    sample = fidelity.simulate_sample(
         profile,
         model=settings.simulation_model,
         failures=settings.failure_model,
@@ -198,11 +187,9 @@ def _fidelity(argv: Sequence[str]) -> int:
         thin=args.thin,
         seed=args.seed,
     )
-    report = evaluate(profile, sample)
-    print(describe(report))
+    report = fidelity.evaluate(profile, sample)
+    print(fidelity.describe(report))
     if args.plot is not None:
-        from producer.analysis.fidelity_plot import plot  # noqa: PLC0415
-
         plot(args.plot, profile, sample, report)
         print(f"plot written to {args.plot}")
     return ExitCode.OK
@@ -217,14 +204,10 @@ def _usage_error(message: str) -> _UsageError:
 
 
 def _run(argv: Sequence[str]) -> int:
-    from producer.app import ProducerApp  # noqa: PLC0415
-    from producer.runtime.logging_setup import setup_logging  # noqa: PLC0415
-    from producer.settings import load_settings  # noqa: PLC0415
-
     args = run_parser().parse_args(argv)
     settings = load_settings(max_messages=args.max_messages, duration_seconds=args.duration)
     setup_logging(settings.log_level, settings.log_format)
-    app = ProducerApp(settings, args.sink)
+    app = build_app(settings, args.sink)
     app.install_signal_handlers()
     return app.run().exit_code
 

@@ -1,7 +1,8 @@
 """Producer configuration from the environment (pydantic-settings).
 
-Every variable of DESIGN §4 / docs/contracts.md, with the original names and defaults. Invalid
-values stop the process at start with one line per problem naming the variable and the rule.
+Every variable of docs/contracts.md ("Producer environment"), with the original names and
+defaults. Invalid values stop the process at start with one line per problem naming the
+variable and the rule.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from producer.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
-_C = contract.BY_ENV
+_SETTING = contract.BY_ENV
+"""The contract of each setting by its environment variable name."""
 _MAX_TOPIC = 249
 MIN_REQUEST_TIMEOUT_MS = 500
 """The shortest request timeout the derived one may be (KAFKA_DELIVERY_TIMEOUT_MS minus
@@ -53,55 +55,55 @@ class ProducerSettings(BaseSettings):
     )
 
     # Kafka (original names and defaults)
-    kafka_bootstrap_servers: str = _C["KAFKA_BOOTSTRAP_SERVERS"].field()
-    kafka_topic: str = _C["KAFKA_TOPIC"].field()
+    kafka_bootstrap_servers: str = _SETTING["KAFKA_BOOTSTRAP_SERVERS"].field()
+    kafka_topic: str = _SETTING["KAFKA_TOPIC"].field()
     # Simulation (original names and defaults)
-    num_sensors: int = _C["NUM_SENSORS"].field()
-    simulation_interval_ms: int = _C["SIMULATION_INTERVAL_MS"].field()
+    num_sensors: int = _SETTING["NUM_SENSORS"].field()
+    simulation_interval_ms: int = _SETTING["SIMULATION_INTERVAL_MS"].field()
     sensor_data_file: Path = Field(
-        DEFAULT_DATA_FILE, description=_C["SENSOR_DATA_FILE"].description
+        DEFAULT_DATA_FILE, description=_SETTING["SENSOR_DATA_FILE"].description
     )
     # Fleet
-    num_machines: int = _C["NUM_MACHINES"].field()
-    shard_index: int = _C["SHARD_INDEX"].field()
-    shard_count: int = _C["SHARD_COUNT"].field()
-    simulation_seed: int | None = _C["SIMULATION_SEED"].field()
-    simulation_name: str = _C["SIMULATION_NAME"].field()
-    simulation_model: SimulationModel = _C["SIMULATION_MODEL"].field()
-    simulation_persistence: float = _C["SIMULATION_PERSISTENCE"].field()
+    num_machines: int = _SETTING["NUM_MACHINES"].field()
+    shard_index: int = _SETTING["SHARD_INDEX"].field()
+    shard_count: int = _SETTING["SHARD_COUNT"].field()
+    simulation_seed: int | None = _SETTING["SIMULATION_SEED"].field()
+    simulation_name: str = _SETTING["SIMULATION_NAME"].field()
+    simulation_model: SimulationModel = _SETTING["SIMULATION_MODEL"].field()
+    simulation_persistence: float = _SETTING["SIMULATION_PERSISTENCE"].field()
     # Failure model
-    failure_probability: float = _C["FAILURE_PROBABILITY"].field()
-    failure_min_cycles: int = _C["FAILURE_MIN_CYCLES"].field()
-    failure_max_cycles: int = _C["FAILURE_MAX_CYCLES"].field()
-    failure_ramp_cycles: int = _C["FAILURE_RAMP_CYCLES"].field()
+    failure_probability: float = _SETTING["FAILURE_PROBABILITY"].field()
+    failure_min_cycles: int = _SETTING["FAILURE_MIN_CYCLES"].field()
+    failure_max_cycles: int = _SETTING["FAILURE_MAX_CYCLES"].field()
+    failure_ramp_cycles: int = _SETTING["FAILURE_RAMP_CYCLES"].field()
     # Kafka client
-    kafka_security_protocol: SecurityProtocol = _C["KAFKA_SECURITY_PROTOCOL"].field()
-    kafka_sasl_mechanism: SaslMechanism | None = _C["KAFKA_SASL_MECHANISM"].field()
-    kafka_sasl_username: str | None = _C["KAFKA_SASL_USERNAME"].field()
-    kafka_sasl_password: SecretStr | None = _C["KAFKA_SASL_PASSWORD"].field()
-    kafka_ssl_cafile: Path | None = _C["KAFKA_SSL_CAFILE"].field()
-    kafka_compression_type: contract.Compression = _C["KAFKA_COMPRESSION_TYPE"].field()
-    kafka_linger_ms: int = _C["KAFKA_LINGER_MS"].field()
-    kafka_batch_size: int = _C["KAFKA_BATCH_SIZE"].field()
-    kafka_acks: contract.Acks = _C["KAFKA_ACKS"].field()
-    kafka_create_topic: bool = _C["KAFKA_CREATE_TOPIC"].field()
-    kafka_allow_compacted_topic: bool = _C["KAFKA_ALLOW_COMPACTED_TOPIC"].field()
-    kafka_topic_partitions: int = _C["KAFKA_TOPIC_PARTITIONS"].field()
-    kafka_connect_timeout_ms: int = _C["KAFKA_CONNECT_TIMEOUT_MS"].field()
-    kafka_delivery_timeout_ms: int = _C["KAFKA_DELIVERY_TIMEOUT_MS"].field()
-    kafka_max_pending_records: int = _C["KAFKA_MAX_PENDING_RECORDS"].field()
+    kafka_security_protocol: SecurityProtocol = _SETTING["KAFKA_SECURITY_PROTOCOL"].field()
+    kafka_sasl_mechanism: SaslMechanism | None = _SETTING["KAFKA_SASL_MECHANISM"].field()
+    kafka_sasl_username: str | None = _SETTING["KAFKA_SASL_USERNAME"].field()
+    kafka_sasl_password: SecretStr | None = _SETTING["KAFKA_SASL_PASSWORD"].field()
+    kafka_ssl_cafile: Path | None = _SETTING["KAFKA_SSL_CAFILE"].field()
+    kafka_compression_type: contract.Compression = _SETTING["KAFKA_COMPRESSION_TYPE"].field()
+    kafka_linger_ms: int = _SETTING["KAFKA_LINGER_MS"].field()
+    kafka_batch_size: int = _SETTING["KAFKA_BATCH_SIZE"].field()
+    kafka_acks: contract.Acks = _SETTING["KAFKA_ACKS"].field()
+    kafka_create_topic: bool = _SETTING["KAFKA_CREATE_TOPIC"].field()
+    kafka_allow_compacted_topic: bool = _SETTING["KAFKA_ALLOW_COMPACTED_TOPIC"].field()
+    kafka_topic_partitions: int = _SETTING["KAFKA_TOPIC_PARTITIONS"].field()
+    kafka_connect_timeout_ms: int = _SETTING["KAFKA_CONNECT_TIMEOUT_MS"].field()
+    kafka_delivery_timeout_ms: int = _SETTING["KAFKA_DELIVERY_TIMEOUT_MS"].field()
+    kafka_max_pending_records: int = _SETTING["KAFKA_MAX_PENDING_RECORDS"].field()
     # Continuity (docs/continuity.md)
-    kafka_state_topic: str | None = _C["KAFKA_STATE_TOPIC"].field()
-    checkpoint_interval_ms: int = _C["CHECKPOINT_INTERVAL_MS"].field()
-    catch_up_max_cycles: int = _C["CATCH_UP_MAX_CYCLES"].field()
-    simulation_epoch: datetime | None = _C["SIMULATION_EPOCH"].field()
+    kafka_state_topic: str | None = _SETTING["KAFKA_STATE_TOPIC"].field()
+    checkpoint_interval_ms: int = _SETTING["CHECKPOINT_INTERVAL_MS"].field()
+    catch_up_max_cycles: int = _SETTING["CATCH_UP_MAX_CYCLES"].field()
+    simulation_epoch: datetime | None = _SETTING["SIMULATION_EPOCH"].field()
     # Output and operations
-    message_format: MessageFormat = _C["MESSAGE_FORMAT"].field()
-    max_messages: int | None = _C["MAX_MESSAGES"].field()
-    duration_seconds: float | None = _C["DURATION_SECONDS"].field()
-    http_port: int = _C["HTTP_PORT"].field()
-    log_level: contract.LogLevel = _C["LOG_LEVEL"].field()
-    log_format: contract.LogFormat = _C["LOG_FORMAT"].field()
+    message_format: MessageFormat = _SETTING["MESSAGE_FORMAT"].field()
+    max_messages: int | None = _SETTING["MAX_MESSAGES"].field()
+    duration_seconds: float | None = _SETTING["DURATION_SECONDS"].field()
+    http_port: int = _SETTING["HTTP_PORT"].field()
+    log_level: contract.LogLevel = _SETTING["LOG_LEVEL"].field()
+    log_format: contract.LogFormat = _SETTING["LOG_FORMAT"].field()
 
     @field_validator("log_level", "kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
@@ -122,7 +124,7 @@ class ProducerSettings(BaseSettings):
     def _topic(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        return str(_C["KAFKA_TOPIC"].validate(value))
+        return str(_SETTING["KAFKA_TOPIC"].validate(value))
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from testbed import cluster, containers, kafka, procs, tools
+from testbed.polling import WaitTimeoutError
 
 STATE_DIR = Path(os.environ.get("SENSORSIM_STATE", tools.REPO_ROOT / ".infra"))
 KAFKA_DIR = STATE_DIR / "kafka"
@@ -97,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         COMMANDS[args.command]()
-    except (tools.ToolError, RuntimeError) as error:
+    except (tools.ToolError, RuntimeError, WaitTimeoutError) as error:
         sys.exit(f"{args.command} failed: {error}")
 
 

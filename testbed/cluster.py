@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testbed import procs, tools
+from testbed.polling import wait_until
 
 ADMIN_TOKEN = "sensorsim-admin-token"
 NODE_NAME = "kwok-node-0"
@@ -235,12 +236,12 @@ class KubeCluster:
                 "--quota-backend-bytes=4294967296",
             ],
         )
-        procs.wait_until(
+        wait_until(
             lambda: b'"health":"true"' in urllib.request.urlopen(f"{client}/health").read(),
-            timeout,
-            "etcd",
-            self.log("etcd"),
-            process,
+            timeout=timeout,
+            message="etcd",
+            process=process,
+            log_file=self.log("etcd"),
         )
 
     def _start_apiserver(self, timeout: float) -> None:
@@ -281,7 +282,13 @@ class KubeCluster:
             with urllib.request.urlopen(request, context=context, timeout=5) as response:
                 return bool(response.status == 200)
 
-        procs.wait_until(ready, timeout, "kube-apiserver", self.log("kube-apiserver"), process)
+        wait_until(
+            ready,
+            timeout=timeout,
+            message="kube-apiserver",
+            process=process,
+            log_file=self.log("kube-apiserver"),
+        )
 
     def _start_controllers(self) -> None:
         pki = self.workdir / "pki"
@@ -325,19 +332,19 @@ class KubeCluster:
                 "--node-ip=10.0.0.1",
                 f"--server-address=127.0.0.1:{self.kwok_port}",
                 # Renew the node's Lease, as kwokctl does: the heartbeat-with-lease stage only
-                # refreshes node status every ~10 minutes, and without a lease the node
-                # controller marks the node NotReady after its 50 s grace period, every time.
+                # refreshes node status rarely, and without a lease the node controller marks
+                # the node NotReady once its grace period has passed.
                 "--node-lease-duration-seconds=40",
                 *(f"--config={stage}" for stage in tools.kwok_stage_files()),
             ],
         )
 
     def _wait_for_working_cluster(self, timeout: float) -> None:
-        procs.wait_until(
+        wait_until(
             lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
-            timeout,
-            "kube-controller-manager (default ServiceAccount)",
-            self.log("kube-controller-manager"),
+            timeout=timeout,
+            message="kube-controller-manager (default ServiceAccount)",
+            log_file=self.log("kube-controller-manager"),
         )
         self.kubectl("apply", "-f", "-", input=json.dumps(_FAKE_NODE))
         self.kubectl(

@@ -16,6 +16,7 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 
 from testbed import procs, tools
+from testbed.polling import wait_until
 
 CLUSTER_ID = "c2Vuc29yc2ltLXRlc3Qtaw"  # any 22-char base64 Kafka Uuid; fixed for tests
 
@@ -225,12 +226,12 @@ org.apache.kafka.common.security.scram.ScramLoginModule required;
         cmd = self._java("kafka.Kafka", properties, jvm_opts=_JVM_OPTS)
         self.process = procs.start_detached(cmd, self.workdir / "stdout.log")
         self.pid_file.write_text(str(self.process.pid))
-        procs.wait_until(
+        wait_until(
             self._answers_metadata,
-            timeout,
-            f"Kafka broker on {self.bootstrap}",
-            self.log_file,
-            self.process,
+            timeout=timeout,
+            message=f"Kafka broker on {self.bootstrap}",
+            process=self.process,
+            log_file=self.log_file,
         )
 
     def _answers_metadata(self) -> bool:

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from testbed import procs, tools
+from testbed.polling import wait_until
 
 
 class OperatorProcess:
@@ -44,8 +45,12 @@ class OperatorProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        procs.wait_until(
-            self._healthy, timeout, "the operator's /healthz", self.log_file, self.process
+        wait_until(
+            self._healthy,
+            timeout=timeout,
+            message="the operator's /healthz",
+            process=self.process,
+            log_file=self.log_file,
         )
 
     def _healthy(self) -> bool:

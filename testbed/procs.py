@@ -1,4 +1,4 @@
-"""Background processes for the test infrastructure: start detached, wait, stop for sure."""
+"""Background processes for the test bed: free ports, start detached, stop for sure."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+
+from testbed.polling import WaitTimeoutError, wait_until
 
 
 def free_port() -> int:
@@ -65,40 +66,11 @@ def stop_pid(pid: int, grace_seconds: float = 15.0) -> None:
     for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return
-            time.sleep(0.1)
-
-
-def wait_until(
-    check: Callable[[], bool],
-    timeout: float,
-    what: str,
-    log_file: Path | None = None,
-    process: subprocess.Popen[bytes] | None = None,
-) -> None:
-    """Poll ``check`` until it is true; fail with the log's tail when the process died or the
-    time ran out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"{what}: process exited with code {process.returncode}\n{tail(log_file)}"
+        with contextlib.suppress(WaitTimeoutError):
+            wait_until(
+                lambda: not pid_alive(pid), timeout=wait, interval=0.1, message=f"pid {pid} ended"
             )
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.25)
-    raise RuntimeError(f"{what}: not ready after {timeout:.0f}s\n{tail(log_file)}")
-
-
-def tail(log_file: Path | None, lines: int = 40) -> str:
-    if log_file is None or not log_file.exists():
-        return ""
-    text = log_file.read_text(errors="replace").splitlines()[-lines:]
-    return f"--- last lines of {log_file} ---\n" + "\n".join(text)
+            return
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

@@ -1,4 +1,5 @@
-"""Session fixtures that start the real infrastructure on free ports and always stop it.
+"""Session fixtures that start the real infrastructure on free ports and always stop it, and
+the markers that say what each test needs.
 
 Tests under tests/kafka get a real Apache Kafka broker, tests under tests/k8s a real control
 plane. When infrastructure cannot start, the fixture raises: those tests fail with the reason,
@@ -18,16 +19,22 @@ from testbed import containers, tools
 from testbed.cluster import KubeCluster
 from testbed.kafka import KafkaBroker
 
-_DIRECTORY_MARKERS = {"unit": pytest.mark.unit, "kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
+_DIRECTORY_MARKERS = {"kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
+# What a test may need beyond the test process (pyproject.toml describes each marker).
+_NEEDS = ("subprocess", "tools", "container", "kafka", "k8s")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test carries the marker of its folder, so `-m unit` etc. select by need."""
+    """Tests under tests/kafka and tests/k8s carry their folder's marker; a test under
+    tests/unit is `unit` unless it is marked with something it needs (a subprocess, helm,
+    podman), so `-m unit` selects exactly the tests that run in the test process alone."""
     for item in items:
         folder = Path(str(item.fspath)).parent.name
         marker = _DIRECTORY_MARKERS.get(folder)
         if marker is not None:
             item.add_marker(marker)
+        if folder == "unit" and not any(item.get_closest_marker(n) for n in _NEEDS):
+            item.add_marker(pytest.mark.unit)
 
 
 def pytest_report_header() -> str:

@@ -149,6 +149,16 @@ def sequences(records: list[Record]) -> dict[bytes, list[int]]:
     return seqs
 
 
+def records_sent(port: int) -> float:
+    """The producer's count of records handed to the Kafka client (0 while it does not answer)."""
+    return metric(port, "sensorsim_records_sent_total") or 0.0
+
+
+def records_delivered(port: int) -> float:
+    """The producer's count of records the broker acknowledged (0 while it does not answer)."""
+    return metric(port, "sensorsim_records_delivered_total") or 0.0
+
+
 def get_status(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
@@ -168,12 +178,3 @@ def metric(port: int, name: str) -> float | None:
         return None
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else None
-
-
-def wait_for(condition: Any, what: str, timeout: float) -> None:
-    """Poll ``condition`` until true; fail the test with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.2)

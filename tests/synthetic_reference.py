@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -43,8 +44,6 @@ def _latent(rng: np.random.Generator, rows: int, sensors: int, strength: float) 
 
 
 def _shape(kind: str, z: FloatArray, rng: np.random.Generator, scale: float) -> FloatArray:
-    from statistics import NormalDist  # noqa: PLC0415
-
     u = np.clip(np.vectorize(NormalDist().cdf)(z), 1e-9, 1 - 1e-9)
     if kind == "skewed":
         out = scale * np.exp(0.8 * z) + 20.0

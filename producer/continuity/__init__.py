@@ -1,6 +1,8 @@
-"""A machine's stream belongs to the simulation, not to a process: the fixed cycle schedule,
-periodic checkpoints of every machine's state, the compacted state topic that holds them, and
-the byte codec of its records. Restores the engine on start and catches up missed cycles.
+"""A machine's stream belongs to the simulation, not to a process (docs/continuity.md):
+``schedule`` (when each cycle is due), ``catch_up`` (bringing restored machines onto one
+cycle), ``fingerprint`` (the configuration a simulation was written under), ``codec`` and
+``state_topic`` (the records of the compacted state topic), and ``coordinator`` (restores the
+engine on start, catches up missed cycles and checkpoints every machine's state).
 
 Imports the simulation (to snapshot and restore engine state) and ``producer.kafka`` (for the
 shared client and topic configuration); never the runtime or the CLI.

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError
+
 from producer.continuity.codec import (
     CheckpointFormatError,
     MachineCheckpoint,
@@ -29,7 +32,8 @@ from producer.continuity.codec import (
     simulation_key,
 )
 from producer.errors import BrokerError
-from producer.kafka.sink import ADMIN_KEYS, client_config
+from producer.kafka.client_config import client_config, consumer_config
+from producer.kafka.topics import TopicAdmin
 from producer.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,6 @@ STATE_TOPIC_CONFIG = {
     "min.cleanable.dirty.ratio": "0.1",
 }
 _STATE_LINGER_MS = 50
-_CONNECTION_KEYS = (*ADMIN_KEYS, "reconnect_backoff_max_ms")
 
 
 @dataclass
@@ -65,7 +68,6 @@ class StateTopic:
         self.topic = topic
         self._simulation = settings.simulation_name
         config = client_config(settings)
-        self._connection = {k: config[k] for k in _CONNECTION_KEYS if k in config}
         self._producer_config = {
             **config,
             "client_id": f"{config['client_id']}-state",
@@ -88,37 +90,18 @@ class StateTopic:
     # -- topic -------------------------------------------------------------------------------
     def ensure(self) -> None:
         """Create the topic (compacted) if missing; refuse one that is not compacted."""
-        from kafka import KafkaAdminClient  # noqa: PLC0415
-        from kafka.admin import ConfigResource, ConfigResourceType  # noqa: PLC0415
-        from kafka.errors import KafkaError, TopicAlreadyExistsError  # noqa: PLC0415
-
-        admin = self._call(lambda: KafkaAdminClient(**self._admin_config()))
+        admin = self._call(lambda: TopicAdmin.connect(self._settings))
         try:
-            try:
-                admin.create_topics(
-                    {self.topic: {"num_partitions": 1, "configs": STATE_TOPIC_CONFIG}},
-                    wait_for_metadata=True,
-                )
-                log.info("created state topic %r (cleanup.policy=compact)", self.topic)
-                return
-            except TopicAlreadyExistsError:
-                pass
-            resource = ConfigResource(ConfigResourceType.TOPIC, self.topic, ["cleanup.policy"])
-            # A topic another shard has just created may not be described yet (no value).
-            deadline = time.monotonic() + self._settings.kafka_connect_timeout_ms / 1000
-            policy = None
-            while policy is None and time.monotonic() < deadline:
-                described = admin.describe_configs([resource], config_filter="all")
-                policy = _config_value(described, self.topic, "cleanup.policy")
-                if policy is None:
-                    time.sleep(0.2)
+            with admin:
+                if admin.create(self.topic, partitions=1, configs=STATE_TOPIC_CONFIG):
+                    log.info("created state topic %r (cleanup.policy=compact)", self.topic)
+                    return
+                policy = self._cleanup_policy(admin)
         except KafkaError as exc:
             raise BrokerError(
                 f"state topic {self.topic!r}: cannot create or describe it ({type(exc).__name__}: "
                 f"{exc}); check the broker's ACLs or set KAFKA_STATE_TOPIC"
             ) from None
-        finally:
-            admin.close()
         if policy != "compact":
             raise BrokerError(
                 f"state topic {self.topic!r} has cleanup.policy={policy or 'unreadable'}, not "
@@ -129,12 +112,18 @@ class StateTopic:
             )
         log.info("state topic %r exists (cleanup.policy=compact)", self.topic)
 
-    def _admin_config(self) -> dict[str, Any]:
-        return {k: v for k, v in self._connection.items() if k in ADMIN_KEYS}
+    def _cleanup_policy(self, admin: TopicAdmin) -> str | None:
+        """The existing topic's cleanup.policy; a topic another shard has just created may not
+        be described yet (no value), so ask again until KAFKA_CONNECT_TIMEOUT_MS."""
+        deadline = time.monotonic() + self._settings.kafka_connect_timeout_ms / 1000
+        policy = None
+        while policy is None and time.monotonic() < deadline:
+            policy = admin.config_values(self.topic, ["cleanup.policy"]).get("cleanup.policy")
+            if policy is None:
+                time.sleep(0.2)
+        return policy
 
     def _call(self, make: Callable[[], Any]) -> Any:
-        from kafka.errors import KafkaError  # noqa: PLC0415
-
         try:
             return make()
         except KafkaError as exc:
@@ -147,11 +136,9 @@ class StateTopic:
     def read(self, machine_ids: set[str]) -> StateSnapshot:
         """Every simulation record of this simulation and the latest checkpoint of each of
         ``machine_ids``, reading the topic from its beginning to its current end."""
-        from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
-
         consumer = self._call(
             lambda: KafkaConsumer(
-                **self._connection,
+                **consumer_config(self._settings),
                 enable_auto_commit=False,
                 group_id=None,
                 max_partition_fetch_bytes=8 * 1024 * 1024,
@@ -207,8 +194,6 @@ class StateTopic:
     # -- writing -----------------------------------------------------------------------------
     def _ensure_producer(self) -> Any:
         if self._producer is None:
-            from kafka import KafkaProducer  # noqa: PLC0415
-
             self._producer = self._call(lambda: KafkaProducer(**self._producer_config))
         return self._producer
 
@@ -246,8 +231,6 @@ class StateTopic:
             log.error("checkpoint write failed: %s", self.last_error)
 
     def flush(self, timeout: float) -> bool:
-        from kafka.errors import KafkaTimeoutError  # noqa: PLC0415
-
         try:
             if self._producer is not None:
                 self._producer.flush(timeout=timeout)
@@ -259,10 +242,3 @@ class StateTopic:
         if self._producer is not None:
             self._producer.close(timeout=5)
             self._producer = None
-
-
-def _config_value(described: Any, topic: str, name: str) -> str | None:
-    """The value of ``name`` in kafka-python's describe_configs answer for ``topic``."""
-    entry = described.get("topic", {}).get(topic, {}).get(name, {})
-    value = entry.get("value") if isinstance(entry, dict) else entry
-    return None if value is None else str(value)

@@ -1,7 +1,7 @@
-"""A cycle's records handed to kafka-python as whole record batches (issue 12).
+"""A cycle's records handed to kafka-python as whole record batches.
 
-``KafkaProducer.send()`` costs ~16 us per record in Python: argument checks, a size estimate,
-the accumulator's lock, a v2 record encoded byte by byte, a future and two callbacks per record.
+``KafkaProducer.send()`` does much per record in Python: argument checks, a size estimate, the
+accumulator's lock, a v2 record encoded byte by byte, a future and two callbacks per record.
 This module builds the same v2 record batches for a whole partition's share of a cycle at once
 and puts them in kafka-python's own accumulator, where its sender takes over exactly as for
 batches built by ``send()``: idempotence (producer id, epoch and sequence are stamped when the
@@ -25,8 +25,14 @@ under tests/kafka that every record reaches a real broker intact.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from kafka.errors import IllegalStateError
+from kafka.producer.producer_batch import ProducerBatch
+from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka.record.memory_records import MemoryRecordsBuilder
+from kafka.structs import TopicPartition
 
 _HEADER_SIZE = 61
 """Bytes of a v2 record batch header (DefaultRecordBatchBuilder.HEADER_STRUCT.size)."""
@@ -69,8 +75,6 @@ class BatchWriter:
     """Writes pre-keyed records into one producer's accumulator, one batch per ``batch_size``."""
 
     def __init__(self, producer: Any, topic: str, keys: Sequence[bytes]) -> None:
-        from kafka.structs import TopicPartition  # noqa: PLC0415
-
         accumulator = producer._accumulator
         config = accumulator.config
         if config["message_version"] < 2:
@@ -80,7 +84,6 @@ class BatchWriter:
         self._compression = config["compression_attrs"]
         self._batch_size = config["batch_size"]
         self._topic = topic
-        self._tp = TopicPartition
         self._key_parts = [varint(len(k)) + k for k in keys]
 
     def write(
@@ -95,12 +98,9 @@ class BatchWriter:
     ) -> int:
         """Append the records of ``machines`` (indices into ``bodies``/``headers``/keys) to
         ``partition``, in order; returns how many were appended (all of them)."""
-        from kafka.producer.producer_batch import ProducerBatch  # noqa: PLC0415
-        from kafka.record.memory_records import MemoryRecordsBuilder  # noqa: PLC0415
-
         if timestamp_ms is None:
             timestamp_ms = int(time.time() * 1000)
-        tp = self._tp(self._topic, partition)
+        tp = TopicPartition(self._topic, partition)
         key_parts, limit, v = self._key_parts, self._batch_size, _VARINTS
         batches = []
         parts: list[bytes] = []
@@ -129,8 +129,6 @@ class BatchWriter:
         try:
             with accumulator._tp_lock(tp):
                 if accumulator._closed:
-                    from kafka.errors import IllegalStateError  # noqa: PLC0415
-
                     raise IllegalStateError("RecordAccumulator is closed")
                 queue = accumulator._batches[tp]
                 for data, records in batches:
@@ -147,6 +145,17 @@ class BatchWriter:
     def wakeup(self) -> None:
         """Let the sender thread look at the new batches now (not at its next poll)."""
         self._sender.wakeup()
+
+
+def largest_batch_bytes(
+    max_body: int, simulation: bytes, failure_types: Iterable[bytes], max_seq_digits: int = 20
+) -> int:
+    """Bytes of a record batch that holds the largest record of the simulation alone."""
+    longest_type = max(failure_types, key=len, default=b"")
+    headers = [("seq", b"9" * max_seq_digits), ("simulation", simulation)]
+    if longest_type:
+        headers.append(("failure_type", longest_type))
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(b"k" * 8, b"x" * max_body, headers))
 
 
 def fill(builder: Any, data: bytes, records: int, timestamp_ms: int) -> None:

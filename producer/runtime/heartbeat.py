@@ -10,6 +10,7 @@ blocked where it should not be; the kubelet's liveness probe then restarts the c
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 STALE_AFTER_SECONDS = 60.0
 """Longer than any bounded wait of the loop (each is at most ~1 s between beats) with a wide
@@ -19,21 +20,28 @@ margin for a loaded node; the operator's liveness probe adds 3 x 10 s on top."""
 class Heartbeat:
     """Written by the cycle loop, read by the HTTP thread (plain floats: no lock needed)."""
 
-    def __init__(self, stale_after: float = STALE_AFTER_SECONDS) -> None:
+    def __init__(
+        self,
+        stale_after: float = STALE_AFTER_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock``: monotonic seconds (a test passes a clock it moves by hand)."""
         self._stale_after = stale_after
-        self._last = time.monotonic()
+        self._clock = clock
+        self._last = clock()
         self._longest_cycle = 0.0
 
     def beat(self) -> None:
-        self._last = time.monotonic()
+        self._last = self._clock()
 
     def cycle_took(self, seconds: float) -> None:
         """Report one cycle's duration (decays, so one slow cycle is forgotten)."""
         self._longest_cycle = max(seconds, self._longest_cycle * 0.99)
-        self._last = time.monotonic()
+        self._last = self._clock()
 
     def age(self) -> float:
-        return time.monotonic() - self._last
+        return self._clock() - self._last
 
     def alive(self) -> bool:
         return self.age() < max(self._stale_after, 3 * self._longest_cycle)

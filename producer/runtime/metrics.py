@@ -39,7 +39,8 @@ class _DeliveryCollector(Collector):
 
 
 class ProducerMetrics:
-    """The metrics of DESIGN §4/issue 3: records, errors, failures, lag, cycle time, machines."""
+    """The producer's Prometheus metrics (listed in README.md): records, errors, failures, lag,
+    cycle time, machines."""
 
     def __init__(self, failure_types: Sequence[str], stats: Callable[[], DeliveryStats]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

@@ -3,7 +3,7 @@
 Every cycle each machine owns a fixed block of ``words_per_machine`` 64-bit words of a Philox
 stream keyed by (seed, simulation name) and counted by (cycle, machine index). A shard that
 simulates machines ``start..stop`` jumps straight to its blocks, so its draws are exactly those
-the same machines get in a one-shard run (DESIGN §5), with no per-machine generator objects.
+the same machines get in a one-shard run, with no per-machine generator objects.
 
 Normal variates come from the words by a piecewise-linear inverse CDF with 4096 cells (two
 gathers, a multiply and an add per variate): only IEEE basic arithmetic on the hot path, so the

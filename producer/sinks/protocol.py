@@ -49,6 +49,11 @@ class Sink(Protocol):
     def delivering(self) -> bool:
         """Readiness: records are being delivered (or nothing waits for delivery)."""
 
+    @property
+    def accepting(self) -> bool:
+        """False once the destination takes no more records (the reader of standard output
+        went away): the cycle loop then ends the run."""
+
     def wait_delivered(self, timeout: float) -> bool:
         """Wait, within ``timeout`` and without closing, until everything sent so far is
         acknowledged. True only if nothing is pending and nothing ever failed."""

@@ -14,26 +14,30 @@ class StdoutSink:
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream if stream is not None else sys.stdout.buffer
         self.stats = DeliveryStats()
-        self.closed_pipe = False
+        self._closed_pipe = False
 
     def start(self) -> None:
         return None
 
     def send_cycle(self, cycle: OutgoingCycle) -> None:
-        if self.closed_pipe or not cycle.bodies:
+        if self._closed_pipe or not cycle.bodies:
             return
         try:
             self._stream.write(b"\n".join(cycle.bodies) + b"\n")
             self._stream.flush()
         except BrokenPipeError:
-            self.closed_pipe = True
+            self._closed_pipe = True
             return
         count = len(cycle.bodies)
         self.stats.sent += count
         self.stats.delivered += count
 
     def delivering(self) -> bool:
-        return not self.closed_pipe
+        return not self._closed_pipe
+
+    @property
+    def accepting(self) -> bool:
+        return not self._closed_pipe
 
     def wait_delivered(self, timeout: float) -> bool:
         return True

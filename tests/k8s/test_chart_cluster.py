@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +26,11 @@ import yaml
 
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
+from testbed.polling import wait_until
 from testbed.tools import REPO_ROOT
 from tests.chart_support import CHART_DIR, CRD_NAME
+
+pytestmark = pytest.mark.tools  # helm installs the chart
 
 WAIT = "180s"
 
@@ -132,17 +134,6 @@ def simulation(name: str, bootstrap: str, replicas: int = 2, machines: int = 6) 
             },
         }
     )
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def statefulset_ready(cluster: KubeCluster, namespace: str, name: str, replicas: int) -> bool:
@@ -343,28 +334,31 @@ def test_cluster_wide_rbac_is_sufficient_and_minimal(
             input=simulation("rbac-demo", "kafka.invalid:9092"),
         )
         with local_operator(cluster, kubeconfig, "", tmp_path / "operator.log"):
-            wait_for(
+            wait_until(
                 lambda: statefulset_ready(cluster, "rbac-sims", "rbac-demo", 2),
-                120,
-                "the producer StatefulSet to be Ready",
+                timeout=120,
+                interval=1,
+                message="the producer StatefulSet to be Ready",
             )
-            wait_for(
+            wait_until(
                 lambda: (
                     kubectl_json(cluster, "-n", "rbac-sims", "get", "sensorsimulation", "rbac-demo")
                     .get("status", {})
                     .get("readyReplicas")
                     == 2
                 ),
-                120,
-                "status.readyReplicas of the simulation",
+                timeout=120,
+                interval=1,
+                message="status.readyReplicas of the simulation",
             )
             cluster.kubectl(
                 "-n", "rbac-sims", "scale", "sensorsimulation", "rbac-demo", "--replicas=3"
             )
-            wait_for(
+            wait_until(
                 lambda: statefulset_ready(cluster, "rbac-sims", "rbac-demo", 3),
-                120,
-                "the StatefulSet to scale to 3",
+                timeout=120,
+                interval=1,
+                message="the StatefulSet to scale to 3",
             )
             cluster.kubectl(
                 "-n", "rbac-sims", "delete", "sensorsimulation", "rbac-demo", "--timeout=120s"
@@ -383,7 +377,7 @@ def test_the_finalizers_rule_is_needed_for_owned_children(
     namespace = "rbac-finalizers"
     create_namespace(cluster, namespace)
     cluster.kubectl("apply", "--server-side", "-f", str(CHART_DIR / "crds" / f"{CRD_NAME}.yaml"))
-    wait_for(
+    wait_until(
         lambda: (
             "True"
             in cluster.kubectl(
@@ -393,8 +387,9 @@ def test_the_finalizers_rule_is_needed_for_owned_children(
                 'jsonpath={.status.conditions[?(@.type=="Established")].status}',
             ).stdout
         ),
-        60,
-        "the CRD to be established",
+        timeout=60,
+        interval=1,
+        message="the CRD to be established",
     )
     cluster.kubectl(
         "apply", "-n", namespace, "-f", "-", input=simulation("owner", "kafka.invalid:9092")
@@ -506,19 +501,21 @@ def test_namespaced_rbac_confines_the_operator(k8s_cluster: KubeCluster, tmp_pat
             tmp_path / "operator.log",
             OPERATOR_RESYNC_SECONDS="1",
         ) as running:
-            wait_for(
+            wait_until(
                 lambda: statefulset_ready(cluster, "team-a", "scoped-a", 2),
-                120,
-                "the producer StatefulSet in the watched namespace",
+                timeout=120,
+                interval=1,
+                message="the producer StatefulSet in the watched namespace",
             )
             # A resync pass reconciles every simulation the operator can see; once two have
             # finished, anything it would do in team-b it would have done.
-            wait_for(
+            wait_until(
                 lambda: (
                     running.metric("sensorsim_operator_reconciles_total", trigger="resync") >= 2
                 ),
-                60,
-                "two resync passes",
+                timeout=60,
+                interval=1,
+                message="two resync passes",
             )
             unmanaged = cluster.kubectl(
                 "get", "statefulset", "scoped-b", "-n", "team-b", check=False
@@ -593,10 +590,11 @@ def test_pods_are_admitted_under_the_restricted_profile(
             cluster, namespace, "strict-sensorsim-operator", tmp_path
         )
         with local_operator(cluster, kubeconfig, "", tmp_path / "operator.log"):
-            wait_for(
+            wait_until(
                 lambda: statefulset_ready(cluster, namespace, "restricted-demo", 2),
-                120,
-                "the producer pods in the restricted namespace",
+                timeout=120,
+                interval=1,
+                message="the producer pods in the restricted namespace",
             )
             events = cluster.kubectl(
                 "get",

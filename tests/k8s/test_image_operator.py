@@ -18,7 +18,10 @@ import pytest
 
 from testbed import containers, procs
 from testbed.cluster import KubeCluster
+from testbed.polling import wait_until
 from tests.k8s.test_operator_e2e import crd  # noqa: F401 - the fixture: the CRD, established
+
+pytestmark = pytest.mark.container
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -73,7 +76,9 @@ def test_operator_container_reconciles_on_the_real_control_plane_and_answers_hea
     )
     try:
         healthz = f"http://127.0.0.1:{health_port}/healthz"
-        procs.wait_until(lambda: procs.http_ok(healthz), 120, "the operator container's /healthz")
+        wait_until(
+            lambda: procs.http_ok(healthz), timeout=120, message="the operator container's /healthz"
+        )
         manifest = {
             "apiVersion": "sensorsim.io/v1alpha1",
             "kind": "SensorSimulation",
@@ -86,7 +91,7 @@ def test_operator_container_reconciles_on_the_real_control_plane_and_answers_hea
             status = simulation(k8s_cluster, namespace).get("status", {})
             return bool(status.get("observedGeneration") == 1 and status.get("configHash"))
 
-        procs.wait_until(reconciled, 120, "the operator container to reconcile")
+        wait_until(reconciled, timeout=120, message="the operator container to reconcile")
         sts = json.loads(
             k8s_cluster.kubectl(
                 "-n", namespace, "get", "statefulset", "minimal", "-o", "json"

@@ -1,6 +1,7 @@
 """The operator against a real control plane (kube-apiserver, controller-manager, scheduler,
-kwok): the "Done when" list of issue 4. The data plane end to end, with the producer pods as
-real containers, is in test_pods_as_containers.py.
+kwok): what the operator does with a simulation's children, status, scale, suspension and
+failures. The data plane end to end, with the producer pods as real containers, is in
+test_pods_as_containers.py.
 
 The operator runs as a subprocess (``python -m sensorsim_operator``), exactly as in its pod,
 with the cluster's kubeconfig; each test gets its own namespace that enforces the Pod Security
@@ -13,7 +14,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,9 +23,9 @@ import yaml
 
 from domain.partitioning import shard_table
 from sensorsim_operator.children.pod_resources import quantity
-from testbed import procs
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
+from testbed.polling import WaitTimeoutError, log_tail, wait_until
 
 pytestmark = pytest.mark.k8s
 
@@ -41,18 +42,6 @@ T = TypeVar("T")
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 class Api:
@@ -132,8 +121,10 @@ def settled_ready(api: Api, name: str) -> dict[str, Any] | None:
 
 def wait_ready(api: Api, name: str, timeout: float = TIMEOUT) -> dict[str, Any]:
     try:
-        return wait_for(lambda: settled_ready(api, name), f"{name} Ready", timeout)
-    except AssertionError as error:
+        return wait_until(
+            lambda: settled_ready(api, name), timeout=timeout, message=f"{name} Ready"
+        )
+    except WaitTimeoutError as error:
         obj = api.get("sensim", name) or {}
         detail = f"spec: {obj.get('spec')}\nstatus: {obj.get('status')}"
         raise AssertionError(f"{error}\n{detail}") from None
@@ -163,14 +154,17 @@ def settled_versions(api: Api, name: str, quiet: float = 3.0) -> dict[str, str]:
     """The children's resourceVersions once none has changed for ``quiet`` seconds."""
     versions = children_versions(api, name)
     since = time.monotonic()
-    deadline = since + TIMEOUT
-    while time.monotonic() - since < quiet:
-        assert time.monotonic() < deadline, "children never settled"
-        time.sleep(0.5)
+
+    def unchanged_for_quiet_period() -> dict[str, str] | None:
+        nonlocal versions, since
         now = children_versions(api, name)
         if now != versions:
             versions, since = now, time.monotonic()
-    return versions
+        return versions if time.monotonic() - since >= quiet else None
+
+    return wait_until(
+        unchanged_for_quiet_period, timeout=TIMEOUT, interval=0.5, message="children to settle"
+    )
 
 
 def container_env(stateful_set: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -220,7 +214,7 @@ def crd(k8s_cluster: KubeCluster) -> None:
         )
         return found.stdout.strip() == "True"
 
-    wait_for(established, "the CRD to be established")
+    wait_until(established, timeout=TIMEOUT, message="the CRD to be established")
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +273,7 @@ def api(k8s_cluster: KubeCluster, operator: OperatorProcess) -> Iterator[Api]:
     )
     yield Api(k8s_cluster, namespace)
     if operator.process is not None and operator.process.poll() is not None:
-        print(procs.tail(operator.log_file, 80))
+        print(log_tail(operator.log_file, 80))
     k8s_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
@@ -329,7 +323,9 @@ def test_scale_subresource_drives_shards_and_serves_an_hpa(
     wait_ready(api, "minimal")
     api.kubectl("scale", "sensim/minimal", "--replicas=5")
     obj = wait_ready(api, "minimal")
-    sts = wait_for(lambda: rolled_out(api, "minimal"), "rollout to 5 shards")
+    sts = wait_until(
+        lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="rollout to 5 shards"
+    )
     assert sts["spec"]["replicas"] == 5
     assert container_env(sts)["SHARD_COUNT"]["value"] == "5"
     assert [(s["start"], s["stop"]) for s in obj["status"]["shards"]] == [
@@ -347,7 +343,9 @@ def test_scale_subresource_drives_shards_and_serves_an_hpa(
         )
         return scale if scale["status"].get("replicas") == 5 else None
 
-    scale = wait_for(scale_settled, "the scale subresource to report 5 replicas")
+    scale = wait_until(
+        scale_settled, timeout=TIMEOUT, message="the scale subresource to report 5 replicas"
+    )
     assert scale["spec"]["replicas"] == 5
     selector = scale["status"]["selector"]
     assert len(api.items("pods", selector)) == 5
@@ -389,7 +387,9 @@ def test_scale_subresource_drives_shards_and_serves_an_hpa(
             return hpa
         return None
 
-    hpa = wait_for(hpa_read_the_scale, "the HPA to read the /scale subresource", timeout=90)
+    hpa = wait_until(
+        hpa_read_the_scale, timeout=90, message="the HPA to read the /scale subresource"
+    )
     assert hpa["status"]["currentReplicas"] == 5
     # No metrics server here: the HPA got past the selector and failed only on metrics.
     active = next(c for c in hpa["status"]["conditions"] if c["type"] == "ScalingActive")
@@ -399,12 +399,16 @@ def test_scale_subresource_drives_shards_and_serves_an_hpa(
 def test_a_pod_affecting_change_rolls_the_pods(api: Api) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     before = wait_ready(api, "minimal")
-    sts_before = wait_for(lambda: rolled_out(api, "minimal"), "initial rollout")
+    sts_before = wait_until(
+        lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="initial rollout"
+    )
     api.patch_spec("minimal", {"failures": {"probability": 0.2}})
     after = wait_ready(api, "minimal")
     assert after["status"]["configHash"] != before["status"]["configHash"]
     assert after["status"]["observedGeneration"] == before["status"]["observedGeneration"] + 1
-    sts_after = wait_for(lambda: rolled_out(api, "minimal"), "rollout of the new revision")
+    sts_after = wait_until(
+        lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="rollout of the new revision"
+    )
     assert sts_after["status"]["updateRevision"] != sts_before["status"]["updateRevision"]
     assert container_env(sts_after)["FAILURE_PROBABILITY"]["value"] == "0.2"
     settings = api.get("configmap", "minimal-settings")
@@ -417,7 +421,7 @@ def test_labels_or_annotations_of_the_simulation_roll_nothing(
 ) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     wait_ready(api, "minimal")
-    sts = wait_for(lambda: rolled_out(api, "minimal"), "initial rollout")
+    sts = wait_until(lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="initial rollout")
     versions = children_versions(api, "minimal")
     pods = {p["metadata"]["uid"] for p in api.pods("minimal")}
     updates = operator.metric("sensorsim_operator_reconciles_total", trigger="update")
@@ -433,7 +437,7 @@ def test_labels_or_annotations_of_the_simulation_roll_nothing(
 
     # The reconcile counter moves when a reconcile has finished: whatever it would have
     # applied has been applied by then.
-    wait_for(handled, "the operator to handle the metadata changes")
+    wait_until(handled, timeout=TIMEOUT, message="the operator to handle the metadata changes")
     assert children_versions(api, "minimal") == versions
     assert {p["metadata"]["uid"] for p in api.pods("minimal")} == pods
     again = api.get("statefulset", "minimal")
@@ -491,7 +495,7 @@ def test_operator_restart_creates_no_duplicate_and_changes_nothing(
 ) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     wait_ready(api, "minimal")
-    wait_for(lambda: rolled_out(api, "minimal"), "initial rollout")
+    wait_until(lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="initial rollout")
     # The StatefulSet controller and kwok keep updating the StatefulSet's status for a moment
     # after the pods are Ready; compare from a quiet state.
     versions = settled_versions(api, "minimal")
@@ -501,13 +505,15 @@ def test_operator_restart_creates_no_duplicate_and_changes_nothing(
 
     operator.stop()
     operator.start()
-    wait_for(
+    wait_until(
         lambda: operator.metric("sensorsim_operator_reconciles_total", trigger="resume") >= 1,
-        "the restarted operator to resume the simulations",
+        timeout=TIMEOUT,
+        message="the restarted operator to resume the simulations",
     )
-    wait_for(
+    wait_until(
         lambda: operator.metric("sensorsim_operator_reconciles_total", trigger="child") >= 3,
-        "the restarted operator to see the children",
+        timeout=TIMEOUT,
+        message="the restarted operator to see the children",
     )
     # Both counters count finished reconciles: any apply they made is visible now.
     after = api.get("statefulset", "minimal")
@@ -539,7 +545,7 @@ def test_deleting_the_simulation_removes_its_children(api: Api) -> None:
             )
         ) and not api.pods("minimal")
 
-    wait_for(all_gone, "the garbage collector to remove the children")
+    wait_until(all_gone, timeout=TIMEOUT, message="the garbage collector to remove the children")
 
 
 def test_a_deleted_child_is_restored(api: Api) -> None:
@@ -553,13 +559,15 @@ def test_a_deleted_child_is_restored(api: Api) -> None:
         found = api.get("service", "minimal")
         return found is not None and found["metadata"]["uid"] != service["metadata"]["uid"]
 
-    wait_for(recreated, "the Service to be recreated")
+    wait_until(recreated, timeout=TIMEOUT, message="the Service to be recreated")
 
 
 def test_suspend_and_resume(api: Api) -> None:
     api.kubectl("apply", "-f", str(MINIMAL))
     running = wait_ready(api, "minimal")
-    revision = wait_for(lambda: rolled_out(api, "minimal"), "rollout")["status"]["updateRevision"]
+    revision = wait_until(lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="rollout")[
+        "status"
+    ]["updateRevision"]
 
     api.patch_spec("minimal", {"suspend": True})
 
@@ -578,7 +586,7 @@ def test_suspend_and_resume(api: Api) -> None:
             return obj
         return None
 
-    stopped = wait_for(suspended, "suspension")
+    stopped = wait_until(suspended, timeout=TIMEOUT, message="suspension")
     assert condition(stopped, "Ready")["status"] == "False"
     assert stopped["status"]["shards"] == []
     assert condition(stopped, "Progressing")["reason"] == "Suspended"
@@ -586,7 +594,7 @@ def test_suspend_and_resume(api: Api) -> None:
     api.patch_spec("minimal", {"suspend": False})
     resumed = wait_ready(api, "minimal")
     assert resumed["status"]["configHash"] == running["status"]["configHash"]
-    sts = wait_for(lambda: rolled_out(api, "minimal"), "pods back")
+    sts = wait_until(lambda: rolled_out(api, "minimal"), timeout=TIMEOUT, message="pods back")
     assert sts["status"]["updateRevision"] == revision  # same pods, no new revision
     assert len(resumed["status"]["shards"]) == 3
 
@@ -640,9 +648,11 @@ def test_messages_say_what_to_fix(api: Api) -> None:
 
 def test_a_million_machines_on_one_pod_get_memory_for_them(api: Api) -> None:
     api.apply(minimal_example("million", machines=1_000_000, replicas=1))
-    sts = wait_for(lambda: api.get("statefulset", "million"), "the StatefulSet")
+    sts = wait_until(
+        lambda: api.get("statefulset", "million"), timeout=TIMEOUT, message="the StatefulSet"
+    )
     resources = sts["spec"]["template"]["spec"]["containers"][0]["resources"]
-    # Measured RSS at 1,000,000 machines: 2.71 GiB (docs/operator.md, "Memory").
+    # At least the memory docs/operator.md ("Memory") gives for 1,000,000 machines.
     assert quantity(resources["limits"]["memory"]) >= 2.71 * 2**30
     assert quantity(resources["requests"]["memory"]) >= 2.71 * 2**30
 
@@ -677,7 +687,7 @@ def test_someone_elses_object_is_never_adopted(
         degraded = condition(api.simulation("owned"), "Degraded")
         return degraded if degraded.get("reason") == "ChildNameConflict" else None
 
-    degraded = wait_for(conflict, "Degraded/ChildNameConflict")
+    degraded = wait_until(conflict, timeout=TIMEOUT, message="Degraded/ChildNameConflict")
     assert degraded["status"] == "True"
     assert f"{api.namespace}/{child}" in degraded["message"]
     assert "never adopts" in degraded["message"]
@@ -730,7 +740,7 @@ def test_a_crash_looping_pod_makes_the_simulation_degraded_naming_it(api: Api) -
         found = condition(api.simulation("crashy"), "Degraded")
         return found if found.get("reason") == "CrashLoopBackOff" else None
 
-    found = wait_for(degraded, "Degraded/CrashLoopBackOff")
+    found = wait_until(degraded, timeout=TIMEOUT, message="Degraded/CrashLoopBackOff")
     assert found["status"] == "True"
     assert "crashy-1: CrashLoopBackOff" in found["message"]
     assert "crashy-0" not in found["message"]
@@ -809,7 +819,7 @@ def test_a_failed_child_restore_is_retried_without_waiting_for_the_resync(
             )
             return "injected failure" in probe.stderr
 
-        wait_for(denied, "the policy to be in force")
+        wait_until(denied, timeout=TIMEOUT, message="the policy to be in force")
         retried_before = operator.metric(
             "sensorsim_operator_reconciles_total", trigger="retry", result="ok"
         )
@@ -819,7 +829,7 @@ def test_a_failed_child_restore_is_retried_without_waiting_for_the_resync(
             found = condition(api.simulation("retry"), "Degraded")
             return found if "injected failure" in found.get("message", "") else None
 
-        wait_for(failed, "the restore to fail and be reported")
+        wait_until(failed, timeout=TIMEOUT, message="the restore to fail and be reported")
     finally:
         k8s_cluster.kubectl(
             "delete", "validatingadmissionpolicybinding", policy[1]["metadata"]["name"], check=False
@@ -827,15 +837,20 @@ def test_a_failed_child_restore_is_retried_without_waiting_for_the_resync(
         k8s_cluster.kubectl(
             "delete", "validatingadmissionpolicy", policy[0]["metadata"]["name"], check=False
         )
-    restored = wait_for(lambda: api.get("configmap", "retry-settings"), "the ConfigMap restored")
+    restored = wait_until(
+        lambda: api.get("configmap", "retry-settings"),
+        timeout=TIMEOUT,
+        message="the ConfigMap restored",
+    )
     assert restored["data"]["NUM_MACHINES"] == "12"
     assert (
         operator.metric("sensorsim_operator_reconciles_total", trigger="retry", result="ok")
         > retried_before
     )
-    wait_for(
+    wait_until(
         lambda: condition(api.simulation("retry"), "Degraded").get("status") == "False",
-        "Degraded to clear",
+        timeout=TIMEOUT,
+        message="Degraded to clear",
     )
 
 
@@ -850,7 +865,7 @@ def test_printer_columns_and_explain(api: Api, k8s_cluster: KubeCluster) -> None
         row = api.kubectl("get", "sensim", "--no-headers").split()[:5]
         return row if row == ["minimal", "3", "3", "12", "sensor-data"] else None
 
-    wait_for(columns, "the printer columns of a ready simulation")
+    wait_until(columns, timeout=TIMEOUT, message="the printer columns of a ready simulation")
     header, row = api.kubectl("get", "sensim", "-o", "wide").strip().splitlines()
     assert header.split()[5:7] == ["MODEL", "STATUS"]
     assert row.split()[5:7] == ["learned", "AllShardsReady"]

@@ -26,20 +26,22 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 from domain.machine_ids import machine_ids
-from testbed import procs
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
 from testbed.pods import NODE_LABEL, TOLERATION, PodRunner
+from testbed.polling import wait_until
 from testbed.watching import Change, Watch
 from tests.k8s.test_operator_e2e import (
+    TIMEOUT,
     Api,
     condition,
     crd,  # noqa: F401 - fixture: the CRD, established
     minimal_example,
     rolled_out,
-    wait_for,
     wait_ready,
 )
+
+pytestmark = pytest.mark.container
 
 PARTITIONS = 3
 ON_THE_RUNNER = {
@@ -120,7 +122,9 @@ def sequences_from_now(
         return set(seqs) == machines and all(len(s) >= cycles for s in seqs.values())
 
     try:
-        procs.wait_until(enough, 120, f"{cycles} records of each of {len(machines)} machines")
+        wait_until(
+            enough, timeout=120, message=f"{cycles} records of each of {len(machines)} machines"
+        )
     finally:
         consumer.close()
     return seqs
@@ -153,7 +157,7 @@ def test_every_machine_reaches_the_broker_from_container_pods_before_and_after_a
         )
     )
     wait_ready(api, "plant")
-    wait_for(lambda: rolled_out(api, "plant"), "rollout")
+    wait_until(lambda: rolled_out(api, "plant"), timeout=TIMEOUT, message="rollout")
     states = container_states(api, "plant")
     assert len(states) == 3
     assert all(s["containerID"].startswith("podman://") and s["ready"] for s in states), states
@@ -161,7 +165,7 @@ def test_every_machine_reaches_the_broker_from_container_pods_before_and_after_a
 
     api.kubectl("scale", "sensim/plant", "--replicas=5")
     wait_ready(api, "plant")
-    wait_for(lambda: rolled_out(api, "plant"), "rollout to 5 shards")
+    wait_until(lambda: rolled_out(api, "plant"), timeout=TIMEOUT, message="rollout to 5 shards")
     states = container_states(api, "plant")
     assert len(states) == 5
     assert all(s["ready"] and s["restartCount"] == 0 for s in states), states
@@ -201,7 +205,11 @@ def test_a_container_that_exits_non_zero_crash_loops_in_the_pod_status(
     api: Api, runner: PodRunner, tmp_path: Path
 ) -> None:
     start_crashing_simulation(api, tmp_path)
-    status = wait_for(lambda: crash_looping(api, "broken-0"), "broken-0 in CrashLoopBackOff")
+    status = wait_until(
+        lambda: crash_looping(api, "broken-0"),
+        timeout=TIMEOUT,
+        message="broken-0 in CrashLoopBackOff",
+    )
     terminated = status["lastState"]["terminated"]
     assert terminated["exitCode"] != 0
     assert terminated["reason"] == "Error"
@@ -218,17 +226,21 @@ def test_a_crash_looping_pod_turns_the_simulation_degraded_naming_the_pod(
     api: Api, tmp_path: Path
 ) -> None:
     start_crashing_simulation(api, tmp_path)
-    wait_for(lambda: crash_looping(api, "broken-0"), "broken-0 in CrashLoopBackOff")
+    wait_until(
+        lambda: crash_looping(api, "broken-0"),
+        timeout=TIMEOUT,
+        message="broken-0 in CrashLoopBackOff",
+    )
 
     def degraded() -> dict[str, Any] | None:
         found = condition(api.simulation("broken"), "Degraded")
         return found if found.get("status") == "True" else None
 
-    found = wait_for(degraded, "the simulation to turn Degraded", timeout=120)
+    found = wait_until(degraded, timeout=120, message="the simulation to turn Degraded")
     assert "broken-0" in found["message"], found
 
 
-# --- handover on a replica change (issue 9) -------------------------------------------------
+# --- handover on a replica change -------------------------------------------------------------
 
 
 def pod_shards(pod: dict[str, Any]) -> int:
@@ -275,7 +287,9 @@ def records_until(
         )
 
     try:
-        procs.wait_until(enough, 120, f"seq {last_seq} of each of {len(machines)} machines")
+        wait_until(
+            enough, timeout=120, message=f"seq {last_seq} of each of {len(machines)} machines"
+        )
     finally:
         consumer.close()
     return records
@@ -305,13 +319,23 @@ def test_a_replica_change_hands_every_machine_over_without_overlap_or_gap(
     took: dict[int, float] = {}
     scaled: dict[int, float] = {}
     try:
-        wait_for(lambda: len(pods.snapshot()) >= 2, "the watch to list the 2 running pods")
-        wait_for(simulations.snapshot, "the watch to list the simulation")
+        wait_until(
+            lambda: len(pods.snapshot()) >= 2,
+            timeout=TIMEOUT,
+            message="the watch to list the 2 running pods",
+        )
+        wait_until(
+            simulations.snapshot, timeout=TIMEOUT, message="the watch to list the simulation"
+        )
         for shards in (5, 3):  # up, then down
             scaled[shards] = scaled_at = time.time()
             api.kubectl("scale", "sensim/handover", f"--replicas={shards}")
             wait_ready(api, "handover")
-            wait_for(lambda: rolled_out(api, "handover"), f"rollout to {shards} shards")
+            wait_until(
+                lambda: rolled_out(api, "handover"),
+                timeout=TIMEOUT,
+                message=f"rollout to {shards} shards",
+            )
             took[shards] = time.time() - scaled_at
     finally:
         pod_changes, simulation_changes = pods.stop(), simulations.stop()

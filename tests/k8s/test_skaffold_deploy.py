@@ -22,9 +22,12 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed import containers, procs
+from testbed import containers
 from testbed.cluster import KubeCluster
 from testbed.pods import NODE_LABEL, TOLERATION, PodRunner
+from testbed.polling import wait_until
+
+pytestmark = [pytest.mark.container, pytest.mark.tools]
 
 REPO = Path(__file__).resolve().parents[2]
 SKAFFOLD: dict[str, Any] = yaml.safe_load((REPO / "skaffold.yaml").read_text())
@@ -92,7 +95,9 @@ def test_the_skaffold_release_runs_the_operator_container_on_the_real_control_pl
                     return found
             return None
 
-        procs.wait_until(lambda: operator_pod() is not None, 180, "the operator pod Ready")
+        wait_until(
+            lambda: operator_pod() is not None, timeout=180, message="the operator pod Ready"
+        )
         pod = operator_pod()
         assert pod is not None
         assert pod["spec"]["nodeName"] == "podman-node-0"
@@ -108,7 +113,7 @@ def test_the_skaffold_release_runs_the_operator_container_on_the_real_control_pl
             return bool(conditions.get("Ready", {}).get("status") == "True")
 
         try:
-            procs.wait_until(demo_ready, 180, "the sample simulation Ready")
+            wait_until(demo_ready, timeout=180, message="the sample simulation Ready")
         except RuntimeError as error:
             status = k8s_cluster.kubectl(
                 "-n", namespace, "get", "sensim,statefulset,pods", "-o", "wide", check=False

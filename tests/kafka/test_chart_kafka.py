@@ -21,6 +21,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from testbed import procs, tools
+from testbed.polling import wait_until
 from testbed.tools import REPO_ROOT
 from tests.chart_support import CHART_DIR, find, render
 
@@ -155,13 +156,20 @@ def dev_broker(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             admin.close()
 
     try:
-        procs.wait_until(answers, 120, f"the dev Kafka on {bootstrap}", log_file, process)
+        wait_until(
+            answers,
+            timeout=120,
+            message=f"the dev Kafka on {bootstrap}",
+            process=process,
+            log_file=log_file,
+        )
         yield bootstrap, process
     finally:
         procs.stop_pid(process.pid)
         process.wait(timeout=30)
 
 
+@pytest.mark.tools
 def test_the_dev_kafka_configuration_runs_a_broker(
     dev_broker: tuple[str, subprocess.Popen[bytes]],
 ) -> None:

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from testbed.polling import wait_until
 from tests.producer_kafka_support import (
     REPO,
     Record,
@@ -49,10 +49,11 @@ def topic_size(bootstrap: str, topic: str) -> int:
 def wait_for_growth(bootstrap: str, topic: str, records: int, timeout: float = 90) -> None:
     """Return once ``records`` more records than now are in ``topic``."""
     target = topic_size(bootstrap, topic) + records
-    deadline = time.monotonic() + timeout
-    while topic_size(bootstrap, topic) < target:
-        assert time.monotonic() < deadline, f"{topic} did not grow by {records} records"
-        time.sleep(0.2)
+    wait_until(
+        lambda: topic_size(bootstrap, topic) >= target,
+        timeout=timeout,
+        message=f"{topic} to grow by {records} records",
+    )
 
 
 def shard_envs(env: dict[str, str], shards: int) -> list[dict[str, str]]:

@@ -15,6 +15,9 @@ from kafka.admin import NewTopic
 
 from domain.machine_ids import machine_ids
 from testbed import containers, procs
+from testbed.polling import wait_until
+
+pytestmark = pytest.mark.container
 
 MACHINES = 20
 RECORDS = 1_000
@@ -74,9 +77,13 @@ def test_producer_container_publishes_as_restricted_pod_and_stops_cleanly_on_sig
     )
     try:
         readyz = f"http://127.0.0.1:{http_port}/readyz"
-        procs.wait_until(lambda: procs.http_ok(readyz), 120, "the producer container's /readyz")
-        procs.wait_until(
-            lambda: published(consumer, topic) >= RECORDS, 120, f"{RECORDS} records in {topic}"
+        wait_until(
+            lambda: procs.http_ok(readyz), timeout=120, message="the producer container's /readyz"
+        )
+        wait_until(
+            lambda: published(consumer, topic) >= RECORDS,
+            timeout=120,
+            message=f"{RECORDS} records in {topic}",
         )
         # The constraints hold inside the running container.
         assert containers.podman("exec", name, "id", "-u").stdout.strip() == "10001"

@@ -20,6 +20,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from testbed.kafka import KafkaBroker
+from testbed.polling import wait_until
 from testbed.procs import free_port
 from tests.producer_kafka_support import (
     Record,
@@ -27,12 +28,13 @@ from tests.producer_kafka_support import (
     metric,
     producer_env,
     read_topic,
+    records_delivered,
+    records_sent,
     run_producer,
     sequences,
     start_producer,
     summary,
     unique_topic,
-    wait_for,
 )
 
 pytestmark = pytest.mark.kafka
@@ -66,10 +68,6 @@ def finish(process: subprocess.Popen[str], timeout: float) -> str:
     return exited(process, timeout)
 
 
-def delivered(port: int) -> float:
-    return metric(port, "sensorsim_records_delivered_total") or 0.0
-
-
 def assert_no_duplicates_in_order(records: list[Record]) -> None:
     for key, seqs in sequences(records).items():
         assert seqs == sorted(set(seqs)), f"machine {key!r}: duplicates or out of order"
@@ -89,14 +87,24 @@ def test_a_broker_hung_beyond_the_delivery_timeout_is_recovered_from(
     )  # fmt: skip
     process = start_producer(env)
     try:
-        wait_for(lambda: delivered(port) >= 10 * machines, "first deliveries", 30)
+        wait_until(
+            lambda: records_delivered(port) >= 10 * machines, timeout=30, message="first deliveries"
+        )
         with frozen(kafka_broker):
-            wait_for(lambda: get_status(port, "/readyz") == 503, "readiness to drop", 30)
+            wait_until(
+                lambda: get_status(port, "/readyz") == 503, timeout=30, message="readiness to drop"
+            )
             assert get_status(port, "/healthz") == 200  # the loop itself is fine
             time.sleep(35 - 10)  # the fault lasts 35 s in all (readiness took up to 10 s)
-        resumed_at = delivered(port)
-        wait_for(lambda: delivered(port) >= resumed_at + 10 * machines, "delivery to resume", 60)
-        wait_for(lambda: get_status(port, "/readyz") == 200, "readiness to return", 30)
+        resumed_at = records_delivered(port)
+        wait_until(
+            lambda: records_delivered(port) >= resumed_at + 10 * machines,
+            timeout=60,
+            message="delivery to resume",
+        )
+        wait_until(
+            lambda: get_status(port, "/readyz") == 200, timeout=30, message="readiness to return"
+        )
         thawed_cycles = metric(port, "sensorsim_cycles_total") or 0.0
     finally:
         err = finish(process, GRACE_PERIOD)
@@ -127,11 +135,18 @@ def test_sigterm_while_the_broker_hangs_exits_within_the_grace_period(
         HTTP_PORT=str(port),
     )  # fmt: skip
     process = start_producer(env)
-    wait_for(lambda: delivered(port) > 0, "first deliveries", 30)
+    wait_until(lambda: records_delivered(port) > 0, timeout=30, message="first deliveries")
     with frozen(kafka_broker):
-        time.sleep(2)
+        # Records the hung broker cannot acknowledge are pending when the signal comes.
+        wait_until(
+            lambda: records_sent(port) - records_delivered(port) >= 100,
+            timeout=30,
+            message="records pending at the hung broker",
+        )
         process.send_signal(signal.SIGTERM)
-        wait_for(lambda: get_status(port, "/readyz") in (503, 0), "readiness to drop", 10)
+        wait_until(
+            lambda: get_status(port, "/readyz") in (503, 0), timeout=10, message="readiness to drop"
+        )
         err = exited(process, GRACE_PERIOD)
     assert process.returncode == 1, err  # records were left undelivered
     assert "Traceback" not in err, err
@@ -169,11 +184,13 @@ def test_a_broker_hung_for_ten_seconds_loses_and_duplicates_nothing(
                        SIMULATION_INTERVAL_MS="50", HTTP_PORT=str(port := free_port()))  # fmt: skip
     process = start_producer(env)
     try:
-        wait_for(lambda: delivered(port) > 0, "first deliveries", 30)
+        wait_until(lambda: records_delivered(port) > 0, timeout=30, message="first deliveries")
         with frozen(kafka_broker):
-            time.sleep(10)
-        after = delivered(port)
-        wait_for(lambda: delivered(port) > after, "delivery to resume", 60)
+            time.sleep(10)  # the fault under test: the broker hangs for ten seconds
+        after = records_delivered(port)
+        wait_until(
+            lambda: records_delivered(port) > after, timeout=60, message="delivery to resume"
+        )
     finally:
         err = finish(process, GRACE_PERIOD)
     assert process.returncode == 0, err
@@ -207,8 +224,11 @@ def test_an_internal_topic_is_refused(kafka_bootstrap: str, admin: KafkaAdminCli
     joined = unique_topic("group")
     admin.create_topics([NewTopic(joined, 1, 1)])
     consumer = KafkaConsumer(joined, bootstrap_servers=kafka_bootstrap, group_id="faults-test")
-    wait_for(lambda: consumer.poll(500) is not None and bool(consumer.assignment()),
-             "the consumer to join its group", 60)  # fmt: skip
+    wait_until(
+        lambda: consumer.poll(500) is not None and bool(consumer.assignment()),
+        timeout=60,
+        message="the consumer to join its group",
+    )
     consumer.close()
     env = producer_env(kafka_bootstrap, "__consumer_offsets", KAFKA_CREATE_TOPIC="false")
     result = run_producer(env, "--max-messages", "5", timeout=60)

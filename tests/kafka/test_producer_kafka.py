@@ -16,12 +16,15 @@ from typing import Protocol
 import pytest
 
 from domain.machine_ids import machine_ids
+from testbed.polling import wait_until
+from testbed.procs import free_port
 from tests.producer_kafka_support import (
     Broker,
     get_status,
     original_consumer_parse,
     producer_env,
     read_topic,
+    records_delivered,
     run_producer,
     sequences,
     start_producer,
@@ -82,8 +85,6 @@ def test_records_land_where_the_default_partitioner_puts_their_key(kafka_bootstr
 
 
 def test_sigterm_mid_run_loses_nothing(kafka_bootstrap: str) -> None:
-    from testbed.procs import free_port  # noqa: PLC0415
-
     machines = 10
     topic = unique_topic("sigterm")
     port = free_port()
@@ -92,12 +93,11 @@ def test_sigterm_mid_run_loses_nothing(kafka_bootstrap: str) -> None:
         HTTP_PORT=str(port),
     )  # fmt: skip
     process = start_producer(env)
-    deadline = time.monotonic() + 30
-    while get_status(port, "/readyz") != 200 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert get_status(port, "/readyz") == 200
+    wait_until(lambda: get_status(port, "/readyz") == 200, timeout=30, message="readiness")
     assert get_status(port, "/healthz") == 200
-    time.sleep(2)
+    wait_until(
+        lambda: records_delivered(port) > 10 * machines, timeout=60, message="ten cycles delivered"
+    )
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
@@ -113,26 +113,32 @@ def test_sigterm_mid_run_loses_nothing(kafka_bootstrap: str) -> None:
 
 
 def test_broker_outage_of_ten_seconds_loses_and_duplicates_nothing(kafka_broker: Broker) -> None:
-    machines = 20
+    machines, port = 20, free_port()
     topic = unique_topic("outage")
     env = producer_env(
-        kafka_broker.bootstrap, topic, NUM_MACHINES=str(machines), SIMULATION_INTERVAL_MS="50"
-    )
+        kafka_broker.bootstrap, topic, NUM_MACHINES=str(machines), SIMULATION_INTERVAL_MS="50",
+        HTTP_PORT=str(port),
+    )  # fmt: skip
     process = start_producer(env)
+    started = time.monotonic()
     try:
-        time.sleep(3)
+        wait_until(lambda: records_delivered(port) > 0, timeout=30, message="first deliveries")
         kafka_broker.stop()
-        time.sleep(10)
+        time.sleep(10)  # the fault under test: the broker is down for ten seconds
     finally:
         kafka_broker.start()
-    time.sleep(5)
+    after_outage = records_delivered(port)
+    wait_until(
+        lambda: records_delivered(port) > after_outage, timeout=60, message="delivery to resume"
+    )
+    elapsed = time.monotonic() - started
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     cycles, sent, delivered, failed = summary(err)
     assert failed == 0
     assert sent == delivered == cycles * machines
-    assert cycles > 300  # the loop kept its schedule through the outage (~18 s at 50 ms)
+    assert cycles > 0.8 * elapsed / 0.050  # the loop kept its 50 ms schedule through the outage
 
     records = read_topic(kafka_broker.bootstrap, topic)
     assert len(records) == sent

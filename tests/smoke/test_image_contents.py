@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from testbed import containers, tools
+
+pytestmark = pytest.mark.container
 
 PACKAGE_DIRS = {
     "domain": "domain",

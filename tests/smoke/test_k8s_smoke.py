@@ -4,12 +4,12 @@ kwok node, Pod Security admission, and helm all work against it."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from testbed.cluster import KubeCluster
+from testbed.polling import wait_until
 
 pytestmark = pytest.mark.k8s
 
@@ -62,15 +62,6 @@ spec:
 CHART = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-chart"
 
 
-def _wait_for(check: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def test_crd_established_and_custom_object_round_trip(k8s_cluster: KubeCluster) -> None:
     k8s_cluster.kubectl("apply", "-f", "-", input=CRD)
     k8s_cluster.kubectl(
@@ -118,7 +109,7 @@ def test_deployment_pods_ready_on_kwok_node_and_garbage_collected(
         out = k8s_cluster.kubectl("get", "replicasets,pods", "-n", "smoke-gc", "-o", "name")
         return out.stdout.strip() == ""
 
-    _wait_for(nothing_left, timeout=90)
+    wait_until(nothing_left, timeout=90, message="the garbage collector to remove the pods")
 
 
 def test_restricted_namespace_rejects_privileged_pod(k8s_cluster: KubeCluster) -> None:
@@ -131,6 +122,7 @@ def test_restricted_namespace_rejects_privileged_pod(k8s_cluster: KubeCluster) -
     assert 'violates PodSecurity "restricted' in result.stderr
 
 
+@pytest.mark.tools
 def test_helm_installs_and_uninstalls_a_chart(k8s_cluster: KubeCluster) -> None:
     k8s_cluster.helm(
         "install", "tiny", str(CHART), "-n", "smoke-helm", "--create-namespace",

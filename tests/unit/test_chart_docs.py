@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scripts import check_chart_readme
 from tests.chart_support import CHART_DIR, repo_path
 
@@ -16,6 +18,7 @@ def test_chart_readme_is_complete_and_current() -> None:
     assert check_chart_readme.check(CHART_DIR) == []
 
 
+@pytest.mark.subprocess
 def test_the_check_runs_as_a_script() -> None:
     result = subprocess.run(
         [sys.executable, str(repo_path("scripts", "check_chart_readme.py"))],

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from testbed import containers
 from tests.chart_support import repo_path
 
@@ -71,6 +73,7 @@ def hadolint() -> Path:
     return Path(sys.executable).parent / "hadolint"
 
 
+@pytest.mark.subprocess
 def test_hadolint_passes() -> None:
     result = subprocess.run(
         [str(hadolint()), "--no-color", str(DOCKERFILE)],

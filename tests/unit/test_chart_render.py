@@ -30,6 +30,8 @@ from tests.chart_support import (
     restricted_violations,
 )
 
+pytestmark = pytest.mark.tools  # helm renders the chart
+
 STANDARD_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",

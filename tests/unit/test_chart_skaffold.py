@@ -31,6 +31,7 @@ def test_skaffold_yaml_is_valid_and_consistent() -> None:
     assert check_skaffold.check() == []
 
 
+@pytest.mark.subprocess
 def test_the_check_runs_as_a_script() -> None:
     result = subprocess.run(
         [sys.executable, str(repo_path("scripts", "check_skaffold.py"))],

@@ -120,6 +120,7 @@ def test_bad_values_are_rejected(key: str, value: Any) -> None:
     assert errors(with_value(key, value)), f"{key}={value!r} was accepted"
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize(
     ("flag", "expected"),
     [
@@ -140,6 +141,7 @@ def test_helm_rejects_bad_values(flag: str, expected: str) -> None:
         assert expected in output, output
 
 
+@pytest.mark.tools
 def test_helm_rejects_a_string_where_a_number_belongs() -> None:
     output = helm_fails(
         "template", "x", str(CHART_DIR), *KV, "--set-string", "kafka.numPartitions=6"
@@ -147,6 +149,7 @@ def test_helm_rejects_a_string_where_a_number_belongs() -> None:
     assert "numPartitions" in output
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -185,6 +188,7 @@ def test_cross_field_rules_fail_the_render(flags: list[str], message: str) -> No
     assert message in output
 
 
+@pytest.mark.tools
 def test_good_values_pass_helm() -> None:
     helm(
         "template",

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kafka.errors import KafkaTimeoutError
 from kafka.producer.record_accumulator import RecordAccumulator
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
+from kafka.record.util import encode_varint
 from kafka.structs import TopicPartition
 
 from producer.kafka.batches import BatchWriter, fill, header_block, varint, zigzag_varint
@@ -27,8 +29,6 @@ HEADERS = [("seq", b"41"), ("simulation", b"plant")]
 
 
 def test_varints_match_kafka_python() -> None:
-    from kafka.record.util import encode_varint  # noqa: PLC0415
-
     for n in [*range(300), 8191, 8192, 16383, 16384, 10**6, 2**31 - 1]:
         out = bytearray()
         encode_varint(n, out.append)
@@ -126,8 +126,6 @@ def test_compressed_bulk_batches_read_back_identically(codec: int) -> None:
 
 
 def test_a_failed_batch_reports_its_records_and_the_error() -> None:
-    from kafka.errors import KafkaTimeoutError  # noqa: PLC0415
-
     producer = Producer(65536)
     results: list[tuple[int, Any]] = []
     writer = BatchWriter(producer, "t", [b"k0", b"k1"])

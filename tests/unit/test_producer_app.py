@@ -6,7 +6,6 @@ import io
 import itertools
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -19,11 +18,13 @@ import pytest
 from domain.machine_ids import machine_ids
 from domain.messages import ExtendedSensorMessage
 from producer.app import ProducerApp
+from producer.assembly import assemble, build_app, load_shard
 from producer.errors import BrokerError, ConfigError, ExitCode
 from producer.runtime.stopping import EXIT_MARGIN_SECONDS, GRACE_PERIOD_SECONDS
 from producer.settings import ProducerSettings
-from producer.sinks.protocol import DeliveryStats, OutgoingCycle
+from producer.sinks.protocol import DeliveryStats, OutgoingCycle, Sink
 from producer.sinks.stdout import StdoutSink
+from testbed.polling import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -38,9 +39,14 @@ def make_settings(**overrides: Any) -> ProducerSettings:
     return ProducerSettings(**{**base, **overrides})
 
 
+def make_app(settings: ProducerSettings, sink: Sink) -> ProducerApp:
+    """The producer over ``sink``, with no state topic (the schedule starts now)."""
+    return assemble(settings, load_shard(settings), sink, None)
+
+
 def run_stdout(**overrides: Any) -> tuple[list[dict[str, Any]], ExitCode]:
     out = io.BytesIO()
-    app = ProducerApp(make_settings(**overrides), sink=StdoutSink(out))
+    app = make_app(make_settings(**overrides), StdoutSink(out))
     summary = app.run()
     return [orjson.loads(line) for line in out.getvalue().splitlines()], summary.exit_code
 
@@ -98,6 +104,7 @@ class GatedSink:
         self.flush_budget: float | None = None
         self.closed = False
         self.deliver = True
+        self.accepting = True
 
     def start(self) -> None:
         self.gate.wait(10)
@@ -138,13 +145,6 @@ def get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def wait_for(condition: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def run_in_thread(app: ProducerApp) -> tuple[threading.Thread, dict[str, Any]]:
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", app.run()))
@@ -163,13 +163,15 @@ def answers(port: int) -> bool:
 def test_http_endpoints_and_stop_event() -> None:
     port = free_port()
     sink = GatedSink()
-    app = ProducerApp(make_settings(http_port=port, simulation_interval_ms=20), sink=sink)
+    app = make_app(make_settings(http_port=port, simulation_interval_ms=20), sink)
     thread, result = run_in_thread(app)
-    wait_for(lambda: answers(port), "the HTTP server")
+    wait_until(lambda: answers(port), timeout=20.0, interval=0.01, message="the HTTP server")
     assert get(port, "/healthz")[0] == 200
     assert get(port, "/readyz")[0] == 503  # the sink has not started yet (gate closed)
     sink.gate.set()
-    wait_for(lambda: get(port, "/readyz")[0] == 200, "readiness")
+    wait_until(
+        lambda: get(port, "/readyz")[0] == 200, timeout=20.0, interval=0.01, message="readiness"
+    )
     assert sink.cycle_seen.wait(10)
     code, metrics = get(port, "/metrics")
     assert code == 200
@@ -198,13 +200,13 @@ def test_readiness_follows_delivery() -> None:
     sink = GatedSink()
     sink.gate.set()
     sink.deliver = False  # the broker acknowledges nothing
-    app = ProducerApp(make_settings(simulation_interval_ms=20), sink=sink)
+    app = make_app(make_settings(simulation_interval_ms=20), sink)
     thread, result = run_in_thread(app)
     assert sink.cycle_seen.wait(10)
-    wait_for(lambda: not app.ready(), "readiness to drop")
+    wait_until(lambda: not app.ready(), timeout=20.0, interval=0.01, message="readiness to drop")
     sink.deliver = True
     sink.stats.delivered = sink.stats.sent
-    wait_for(app.ready, "readiness to return")
+    wait_until(app.ready, timeout=20.0, interval=0.01, message="readiness to return")
     app.stop.set()
     thread.join(timeout=10)
     assert result["summary"].exit_code in (ExitCode.OK, ExitCode.UNDELIVERED)
@@ -214,7 +216,7 @@ def test_undelivered_records_give_a_non_zero_exit() -> None:
     sink = GatedSink()
     sink.gate.set()
     sink.deliver = False
-    app = ProducerApp(make_settings(max_messages=6), sink=sink)
+    app = make_app(make_settings(max_messages=6), sink)
     summary = app.run()
     assert summary.exit_code is ExitCode.UNDELIVERED
     assert (summary.sent, summary.delivered, summary.failed) == (6, 0, 6)
@@ -223,7 +225,7 @@ def test_undelivered_records_give_a_non_zero_exit() -> None:
 def test_the_flush_fits_in_the_grace_period_counted_from_the_signal() -> None:
     sink = GatedSink()
     sink.gate.set()
-    app = ProducerApp(make_settings(simulation_interval_ms=20), sink=sink)
+    app = make_app(make_settings(simulation_interval_ms=20), sink)
     thread, _ = run_in_thread(app)
     assert sink.cycle_seen.wait(10)
     app.stop.set()
@@ -246,7 +248,7 @@ class FailingSink(GatedSink):
 
 def test_an_unusable_target_mid_run_flushes_and_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
     sink = FailingSink(BrokerError("topic 't' refused records: MessageSizeTooLargeError"))
-    summary = ProducerApp(make_settings(), sink=sink).run()
+    summary = make_app(make_settings(), sink).run()
     assert summary.exit_code is ExitCode.BROKER
     assert summary.sent == summary.delivered == 6
     assert sink.flush_budget is not None
@@ -257,7 +259,7 @@ def test_an_unusable_target_mid_run_flushes_and_exits_3(capsys: pytest.CaptureFi
 
 def test_an_unexpected_error_in_the_loop_still_flushes_and_exits_4() -> None:
     sink = FailingSink(ZeroDivisionError("a bug"))
-    summary = ProducerApp(make_settings(), sink=sink).run()
+    summary = make_app(make_settings(), sink).run()
     assert summary.exit_code is ExitCode.INTERNAL
     assert summary.cycles == 2
     assert sink.flush_budget is not None
@@ -267,7 +269,7 @@ def test_an_unexpected_error_in_the_loop_still_flushes_and_exits_4() -> None:
 def test_duration_is_honoured() -> None:
     sink = GatedSink()
     sink.gate.set()
-    app = ProducerApp(make_settings(simulation_interval_ms=10_000, duration_seconds=0.3), sink=sink)
+    app = make_app(make_settings(simulation_interval_ms=10_000, duration_seconds=0.3), sink)
     summary = app.run()  # with a 10 s interval, only the duration can end it early
     assert summary.exit_code is ExitCode.OK
     assert summary.cycles == 1
@@ -277,6 +279,40 @@ def test_a_shard_too_large_for_memory_is_a_config_error(monkeypatch: pytest.Monk
     def no_memory(*args: Any, **kwargs: Any) -> None:
         raise MemoryError
 
-    monkeypatch.setattr("producer.app.SimulationEngine", no_memory)
+    monkeypatch.setattr("producer.shard.SimulationEngine", no_memory)
     with pytest.raises(ConfigError, match=r"NUM_MACHINES=10 with SHARD_COUNT=2: .* 5 machines"):
-        ProducerApp(make_settings(num_machines=10, shard_count=2), sink=StdoutSink(io.BytesIO()))
+        make_app(make_settings(num_machines=10, shard_count=2), StdoutSink(io.BytesIO()))
+
+
+class PipeClosingStream(io.BytesIO):
+    """Standard output whose reader goes away (``| head``) after ``lines`` lines."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def write(self, data: Any) -> int:
+        if self.getvalue().count(b"\n") >= self.lines:
+            raise BrokenPipeError
+        return super().write(data)
+
+
+def test_a_sink_that_takes_no_more_ends_the_run_quietly() -> None:
+    stream = PipeClosingStream(lines=2 * 3)
+    summary = make_app(make_settings(), StdoutSink(stream)).run()
+    assert summary.exit_code is ExitCode.OK
+    assert summary.cycles == 3  # two written, the third met the closed pipe
+    assert summary.sent == summary.delivered == 6
+
+
+def test_the_stdout_sink_runs_without_a_state_topic() -> None:
+    app = build_app(make_settings(), "stdout")
+    assert isinstance(app.sink, StdoutSink)
+    assert app.continuity.store is None
+
+
+def test_kafka_continues_the_simulation_in_the_state_topic_unless_checkpoints_are_off() -> None:
+    settings = make_settings(kafka_topic="readings")
+    assert build_app(settings, "kafka").continuity.store is not None
+    off = make_settings(kafka_topic="readings", checkpoint_interval_ms=0)
+    assert build_app(off, "kafka").continuity.store is None

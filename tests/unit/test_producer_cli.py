@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from producer.settings import env_table
 from tests.producer_process import run_producer
 from tests.synthetic_reference import SPECS, generate
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.subprocess  # runs python -m producer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -150,13 +149,14 @@ def test_sigterm_stops_after_a_whole_cycle_with_exit_0() -> None:
         stderr=subprocess.PIPE,
     )
     assert process.stderr is not None
+    assert process.stdout is not None
     while b"simulating machines" not in process.stderr.readline():  # running
         assert process.poll() is None
-    time.sleep(0.5)
+    first_cycle = [process.stdout.readline() for _ in range(3)]  # a whole cycle is written
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
-    lines = out.splitlines()
+    lines = [line.rstrip(b"\n") for line in first_cycle] + out.splitlines()
     assert len(lines) >= 3
     assert len(lines) % 3 == 0  # whole cycles only
     assert b"stopped after" in err

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from domain.machine_ids import machine_ids
 from domain.simulation_model import FailureModel, SimulationModel
-from producer.continuity.checkpointing import Continuity, Schedule, plan_skips, row_runs
+from producer.continuity.catch_up import plan_skips, row_runs
 from producer.continuity.codec import (
     CheckpointFormatError,
     decode_machine,
@@ -24,6 +24,8 @@ from producer.continuity.codec import (
     simulation_key,
     stack_states,
 )
+from producer.continuity.coordinator import Continuity
+from producer.continuity.schedule import Schedule
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings, load_settings
 from producer.simulation.engine import CycleResult, SimulationEngine

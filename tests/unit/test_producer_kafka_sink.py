@@ -1,31 +1,40 @@
 """The Kafka sink against kafka-python's accumulator without a broker: configuration, keys,
-headers, counting, backpressure, client replacement."""
+headers, topic checks, counting, backpressure, client replacement.
+
+The sink runs its own program throughout; only its two doors to the broker are fakes, given
+through its constructor: the client (``FakeProducer``, around kafka-python's real record
+accumulator) and the topic administration (``FakeTopicAdmin``)."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
-from kafka.errors import KafkaTimeoutError
+from kafka.codec import has_zstd
+from kafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumberError,
+)
 from kafka.partitioner.default import DefaultPartitioner
 from kafka.producer.record_accumulator import RecordAccumulator
 from kafka.record.memory_records import MemoryRecords
+from kafka.structs import TopicPartition
 
 from domain.machine_ids import machine_ids
 from producer.errors import BrokerError, ConfigError
-from producer.kafka.sink import (
-    KafkaSink,
-    client_config,
-    crc32c_implementation,
-    machine_partitions,
-)
+from producer.kafka.client_config import client_config
+from producer.kafka.connection import crc32c_implementation
+from producer.kafka.sending import machine_partitions
+from producer.kafka.sink import KafkaSink
+from producer.kafka.supervision import READY_STALL_SECONDS, STALL_MARGIN_SECONDS
+from producer.kafka.topic_rules import TopicFacts
 from producer.runtime.stopping import StopFlag
-from producer.settings import ProducerSettings
+from producer.settings import ProducerSettings, load_settings
 from producer.sinks.protocol import OutgoingCycle
+from testbed.polling import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -134,13 +143,72 @@ class FakeProducer:
         ]  # fmt: skip
 
 
+PLAIN_TOPIC = TopicFacts("t", internal=False, cleanup_policy="delete", max_message_bytes=1_048_588)
+
+
+class FakeTopicAdmin:
+    """The cluster's administration as the sink sees it: the topics it knows (any other
+    is a plain ``cleanup.policy=delete`` one) and the ones it was asked to create."""
+
+    topics: ClassVar[dict[str, TopicFacts]] = {}
+    created: ClassVar[list[tuple[str, int]]] = []
+
+    def create(self, topic: str, *, partitions: int, configs: Any = None) -> bool:
+        FakeTopicAdmin.created.append((topic, partitions))
+        if topic in FakeTopicAdmin.topics:
+            return False
+        FakeTopicAdmin.topics[topic] = PLAIN_TOPIC
+        return True
+
+    def facts(self, topic: str) -> TopicFacts:
+        return FakeTopicAdmin.topics.get(topic, PLAIN_TOPIC)
+
+    def describe_producers(self, partitions: list[TopicPartition]) -> Any:
+        return {}
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture(autouse=True)
+def _no_topics_yet() -> None:
+    FakeTopicAdmin.topics = {}
+    FakeTopicAdmin.created = []
+
+
+class FakeClock:
+    """A monotonic clock the test moves on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def settings(**overrides: Any) -> ProducerSettings:
     return ProducerSettings(**{"kafka_topic": "t", "simulation_name": "plant", **overrides})
 
 
-def started_sink(**overrides: Any) -> tuple[KafkaSink, FakeProducer]:
-    sink = KafkaSink(settings(**overrides), ["aaaaaaaa", "bbbbbbbb", "cccccccc"], ("wear", "heat"),
-                     client_factory=FakeProducer)  # fmt: skip
+def new_sink(
+    sink_settings: ProducerSettings,
+    machines: list[str],
+    failure_types: tuple[str, ...] = (),
+    **parts: Any,
+) -> KafkaSink:
+    """A sink whose client and topic administration are the fakes unless ``parts`` say."""
+    parts = {"client_factory": FakeProducer, "open_admin": FakeTopicAdmin, **parts}
+    return KafkaSink(sink_settings, machines, failure_types, **parts)
+
+
+def started_sink(
+    clock: FakeClock | None = None, **overrides: Any
+) -> tuple[KafkaSink, FakeProducer]:
+    sink = new_sink(settings(**overrides), ["aaaaaaaa", "bbbbbbbb", "cccccccc"], ("wear", "heat"),
+                    clock=clock or FakeClock())  # fmt: skip
     sink.start()
     return sink, FakeProducer.instances[-1]
 
@@ -213,13 +281,6 @@ def test_flush_timeout_counts_what_is_left_as_failed() -> None:
     sink.close()  # after flush: nothing left to do, and no error
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)
-
-
 def cycle_of(n: int, seq: int = 0) -> OutgoingCycle:
     return OutgoingCycle(seq=seq, bodies=[b"x"] * n, failing=[False] * n, failure_type=[0] * n)
 
@@ -233,7 +294,7 @@ MANY = [f"{i:08x}" for i in range(600)]
 
 
 def test_backpressure_blocks_instead_of_dropping() -> None:
-    sink = KafkaSink(settings(kafka_max_pending_records=2), MANY, (), client_factory=FakeProducer)
+    sink = new_sink(settings(kafka_max_pending_records=2), MANY)
     sink.start()
     fake = FakeProducer.instances[-1]
     fake.auto_ack = False
@@ -241,12 +302,22 @@ def test_backpressure_blocks_instead_of_dropping() -> None:
     worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done), daemon=True)
     worker.start()
     # the first partition's records go out; then more than 2 are unacknowledged: it waits
-    wait_for(lambda: sink.stats.sent > 0, "the first partition's records")
+    wait_until(
+        lambda: sink.stats.sent > 0,
+        timeout=10.0,
+        interval=0.001,
+        message="the first partition's records",
+    )
     assert not done.wait(0.05)
     assert sink.stats.sent < 600
-    while not done.is_set():
+
+    def acknowledged_until_done() -> bool:
         fake.ack_all()
-        time.sleep(0.001)
+        return done.is_set()
+
+    wait_until(
+        acknowledged_until_done, timeout=10.0, interval=0.001, message="the whole cycle sent"
+    )
     worker.join()
     fake.ack_all()
     assert sink.stats.sent == sink.stats.delivered == 600
@@ -254,15 +325,19 @@ def test_backpressure_blocks_instead_of_dropping() -> None:
 
 def test_a_stop_ends_the_backpressure_wait_and_hands_over_the_cycle() -> None:
     stop = StopFlag()
-    sink = KafkaSink(settings(kafka_max_pending_records=2), MANY, (),
-                     client_factory=FakeProducer, stop=stop)  # fmt: skip
+    sink = new_sink(settings(kafka_max_pending_records=2), MANY, stop=stop)
     sink.start()
     fake = FakeProducer.instances[-1]
     fake.auto_ack = False
     done = threading.Event()
     worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done), daemon=True)
     worker.start()
-    wait_for(lambda: sink.stats.sent > 0, "the first partition's records")
+    wait_until(
+        lambda: sink.stats.sent > 0,
+        timeout=10.0,
+        interval=0.001,
+        message="the first partition's records",
+    )
     stop.set()  # SIGTERM
     assert done.wait(5.0), "send_cycle kept waiting after the stop"
     worker.join()
@@ -287,7 +362,7 @@ def test_missing_metadata_fails_the_records_after_the_delivery_timeout() -> None
 
 def test_missing_metadata_does_not_hold_a_stop() -> None:
     stop = StopFlag()
-    sink = KafkaSink(settings(), ["aaaaaaaa"], (), client_factory=FakeProducer, stop=stop)
+    sink = new_sink(settings(), ["aaaaaaaa"], stop=stop)
     sink.start()
     FakeProducer.instances[-1].partitions_for = no_metadata  # type: ignore[method-assign]
     stop.set()
@@ -296,32 +371,32 @@ def test_missing_metadata_does_not_hold_a_stop() -> None:
 
 
 def test_a_stalled_client_is_replaced_and_the_counts_stay_exact() -> None:
-    sink, old = started_sink()
+    clock = FakeClock()
+    sink, old = started_sink(clock)
     old.auto_ack = False  # a hung broker: nothing is ever acknowledged
     sink.send_cycle(cycle_of(3))
     old.drain()
     delivered_before = old.unresolved[0].record_count
     old.unresolved.pop(0).complete(0, -1)  # one batch made it before the hang
-    sink._stall_limit = 0.01  # (the delivery timeout + margin, shortened for the test)
-    time.sleep(0.05)  # let the stall limit pass (time itself is the condition here)
     sink.send_cycle(cycle_of(3, seq=1))
+    assert sink.replacements == 0  # waiting is no reason by itself
+    clock.advance(120 + STALL_MARGIN_SECONDS + 1)  # the delivery timeout and the margin
+    sink.send_cycle(cycle_of(3, seq=2))
     assert sink.replacements == 1
     new = FakeProducer.instances[-1]
     assert new is not old
     assert old.closed
     assert new.config["api_version"] == (4, 0)  # no second bootstrap
     assert len(new.sent) == 3
-    lost = 3 - delivered_before
+    lost = 6 - delivered_before
     stats = sink.stats
     # the new client's fake acknowledges at once (auto_ack)
-    assert (stats.sent, stats.delivered, stats.failed) == (6, delivered_before + 3, lost)
+    assert (stats.sent, stats.delivered, stats.failed) == (9, delivered_before + 3, lost)
     assert sink.flush(1.0) is False  # records were lost in the hang
-    assert (sink.stats.delivered, sink.stats.failed, sink.stats.pending) == (6 - lost, lost, 0)
+    assert (sink.stats.delivered, sink.stats.failed, sink.stats.pending) == (9 - lost, lost, 0)
 
 
 def test_a_fatal_idempotence_error_replaces_the_client_at_the_next_cycle() -> None:
-    from kafka.errors import OutOfOrderSequenceNumberError  # noqa: PLC0415
-
     sink, old = started_sink()
     old.auto_ack = False
     sink.send_cycle(cycle_of(3))
@@ -335,8 +410,6 @@ def test_a_fatal_idempotence_error_replaces_the_client_at_the_next_cycle() -> No
 
 
 def test_a_record_the_topic_refuses_stops_the_run_with_a_broker_error() -> None:
-    from kafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
-
     sink, fake = started_sink()
     fake.auto_ack = False
     sink.send_cycle(cycle_of(1))
@@ -347,13 +420,15 @@ def test_a_record_the_topic_refuses_stops_the_run_with_a_broker_error() -> None:
     assert info.value.exit_code == 3
 
 
-def test_readiness_drops_when_nothing_is_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("producer.kafka.sink.READY_STALL_SECONDS", 0.01)
-    sink, fake = started_sink()
+def test_readiness_drops_when_nothing_is_acknowledged() -> None:
+    clock = FakeClock()
+    sink, fake = started_sink(clock)
     assert sink.delivering()
     fake.auto_ack = False
     sink.send_cycle(cycle_of(3))
-    wait_for(lambda: not sink.delivering(), "readiness to drop")
+    assert sink.delivering()
+    clock.advance(READY_STALL_SECONDS)
+    assert not sink.delivering()
     fake.ack_all()
     assert sink.delivering()
 
@@ -363,8 +438,8 @@ def unreachable(**config: Any) -> FakeProducer:
 
 
 def test_unreachable_broker_is_a_clear_broker_error() -> None:
-    sink = KafkaSink(settings(kafka_bootstrap_servers="h:1"), ["aaaaaaaa"], (),
-                     client_factory=unreachable)  # fmt: skip
+    sink = new_sink(settings(kafka_bootstrap_servers="h:1"), ["aaaaaaaa"],
+                    client_factory=unreachable)  # fmt: skip
     with pytest.raises(BrokerError) as info:
         sink.start()
     message = str(info.value)
@@ -374,15 +449,43 @@ def test_unreachable_broker_is_a_clear_broker_error() -> None:
 
 
 def test_missing_codec_is_reported() -> None:
-    sink = KafkaSink(settings(kafka_compression_type="zstd"), ["aaaaaaaa"], (),
-                     client_factory=FakeProducer)  # fmt: skip
-    from kafka.codec import has_zstd  # noqa: PLC0415
-
+    sink = new_sink(settings(kafka_compression_type="zstd"), ["aaaaaaaa"])
     if has_zstd():
         sink.start()
     else:
         with pytest.raises(BrokerError, match="zstandard"):
             sink.start()
+
+
+def test_the_topic_is_created_when_asked() -> None:
+    started_sink(kafka_create_topic=True, kafka_topic_partitions=6)
+    assert FakeTopicAdmin.created == [("t", 6)]
+    started_sink()
+    assert FakeTopicAdmin.created == [("t", 6)]
+
+
+@pytest.mark.parametrize(
+    ("facts", "problem"),
+    [
+        (TopicFacts("t", True), "internal Kafka topic"),
+        (TopicFacts("t", False, "compact"), "cleanup.policy=compact"),
+        (TopicFacts("t", False, "delete", 100), "max.message.bytes=100"),
+    ],
+)
+def test_a_topic_unfit_for_the_stream_is_refused_at_start(facts: TopicFacts, problem: str) -> None:
+    FakeTopicAdmin.topics["t"] = facts
+    sink = new_sink(settings(), ["aaaaaaaa"], max_body_bytes=500)
+    with pytest.raises(BrokerError, match=problem) as info:
+        sink.start()
+    assert info.value.exit_code == 3
+    assert not sink.ready.is_set()
+    assert FakeProducer.instances[-1].closed  # the client it had made is released
+
+
+def test_a_compacted_topic_is_accepted_when_allowed() -> None:
+    FakeTopicAdmin.topics["t"] = TopicFacts("t", False, "compact")
+    sink, _ = started_sink(kafka_allow_compacted_topic=True)
+    assert sink.ready.is_set()
 
 
 # -- throughput measures: CRC-32C and cached partitions ---------------------------------------
@@ -459,8 +562,6 @@ def test_a_partial_last_cycle_sends_only_the_first_machines() -> None:
 def test_every_accepted_timeout_gives_a_client_config_kafka_python_accepts(
     delivery_ms: int, linger_ms: int
 ) -> None:
-    from kafka.producer.record_accumulator import RecordAccumulator  # noqa: PLC0415
-
     config = client_config(
         settings(kafka_delivery_timeout_ms=delivery_ms, kafka_linger_ms=linger_ms)
     )
@@ -469,8 +570,6 @@ def test_every_accepted_timeout_gives_a_client_config_kafka_python_accepts(
 
 
 def test_a_delivery_timeout_shorter_than_linger_is_a_config_error() -> None:
-    from producer.settings import load_settings  # noqa: PLC0415
-
     with pytest.raises(ConfigError) as info:
         load_settings(kafka_delivery_timeout_ms=2000, kafka_linger_ms=1800)
     message = str(info.value)

@@ -14,8 +14,6 @@ from producer.errors import ReferenceDataError
 from producer.simulation.reference_data import describe, load_profile, normalise_label
 from tests.producer_process import run_producer
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "data" / "data_sensors.csv"
 
@@ -32,6 +30,7 @@ def test_bundled_data_set() -> None:
     assert len({int(np.argmax(row)) for row in shift}) == len(profile.failure_types)
 
 
+@pytest.mark.subprocess
 def test_bundled_data_set_is_reproducible_by_its_script() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "data" / "generate.py"), "--check"],
@@ -126,6 +125,7 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
         load_profile(tmp_path, 2)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "case", ["missing", "empty", "no sensor columns", "non-numeric", "missing value", "too narrow"]
 )
@@ -147,6 +147,7 @@ def test_process_reports_bad_data_in_one_line_without_traceback(tmp_path: Path, 
     assert result.stdout == ""
 
 
+@pytest.mark.subprocess
 def test_file_without_labels_runs_with_failures_disabled(tmp_path: Path) -> None:
     path = tmp_path / "normal.csv"
     rows = "\n".join(f"{i % 7},{(i * 3) % 5}," for i in range(50))

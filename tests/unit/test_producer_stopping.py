@@ -14,8 +14,6 @@ import pytest
 from producer.runtime.heartbeat import Heartbeat
 from producer.runtime.stopping import StopFlag
 
-pytestmark = pytest.mark.unit
-
 
 def test_a_set_from_another_thread_wakes_every_waiter() -> None:
     stop = StopFlag()
@@ -39,6 +37,7 @@ def test_the_deadline_reads_as_set_and_ends_waits() -> None:
     assert stop.set_at is None
 
 
+@pytest.mark.subprocess
 def test_sigterm_sets_the_flag_of_a_thread_blocked_in_wait_and_a_second_one_exits() -> None:
     program = textwrap.dedent("""
         import sys
@@ -64,17 +63,33 @@ def test_sigterm_sets_the_flag_of_a_thread_blocked_in_wait_and_a_second_one_exit
     assert "second SIGTERM: exiting without waiting for delivery" in err
 
 
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_the_heartbeat_is_stale_only_after_its_allowance() -> None:
-    heartbeat = Heartbeat(stale_after=0.05)
+    clock = FakeClock()
+    heartbeat = Heartbeat(stale_after=60.0, clock=clock)
     assert heartbeat.alive()
-    time.sleep(0.1)  # the passing of time is the condition under test
+    clock.now += 59.9
+    assert heartbeat.alive()
+    clock.now += 0.2
     assert not heartbeat.alive()
     heartbeat.beat()
     assert heartbeat.alive()
 
 
 def test_a_long_cycle_widens_the_allowance() -> None:
-    heartbeat = Heartbeat(stale_after=0.01)
-    heartbeat.cycle_took(10.0)  # a huge fleet: 10 s of honest work per cycle
-    time.sleep(0.05)
-    assert heartbeat.alive()
+    clock = FakeClock()
+    heartbeat = Heartbeat(stale_after=60.0, clock=clock)
+    heartbeat.cycle_took(30.0)  # a huge fleet: 30 s of honest work per cycle
+    clock.now += 80.0
+    assert heartbeat.alive()  # within 3 x 30 s
+    clock.now += 20.0
+    assert not heartbeat.alive()

@@ -1,0 +1,272 @@
+"""The continuity coordinator: restores a shard's machines from the state topic, catches
+them up, checkpoints them (see docs/continuity.md).
+
+Checkpoints: every CHECKPOINT_INTERVAL_MS, at a cycle boundary, the producer waits until every
+record sent so far is acknowledged and then writes each machine's state and the cycle it emits
+next. A restart therefore resumes at or before the last acknowledged cycle: no gap; what is
+emitted twice after a crash is byte-identical (same seq, timestamp, body, headers). The epoch
+(and, when SIMULATION_SEED is unset, the seed) is adopted from the state topic's first
+simulation record. The schedule, the catch-up and the configuration fingerprint have modules
+of their own beside this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter
+
+from producer.continuity.catch_up import Progress, SendRows, Stoppable, catch_up, plan_skips
+from producer.continuity.codec import (
+    MachineCheckpoint,
+    SimulationRecord,
+    encode_machines,
+    stack_states,
+)
+from producer.continuity.fingerprint import check_continuable, simulation_config
+from producer.continuity.schedule import Schedule
+from producer.errors import ConfigError
+from producer.settings import ProducerSettings
+from producer.simulation.engine import SimulationEngine
+from producer.simulation.reference_data import ReferenceProfile
+from producer.sinks.protocol import Sink
+
+if TYPE_CHECKING:  # the Kafka client is imported only when continuity runs against Kafka
+    from producer.continuity.state_topic import StateSnapshot, StateTopic
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FLUSH_SECONDS = 10.0
+"""How long a periodic checkpoint waits for the records before it (then it is skipped)."""
+
+
+class Continuity:
+    """Restores a shard's machines from the state topic, catches them up, checkpoints them.
+
+    Without a state topic (``store`` None: the stdout sink, or CHECKPOINT_INTERVAL_MS=0) it
+    only provides the schedule of a process that starts the simulation now (or at
+    SIMULATION_EPOCH) and writes no checkpoint."""
+
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        profile: ReferenceProfile,
+        machine_ids: list[str],
+        store: StateTopic | None,
+        registry: CollectorRegistry,
+    ) -> None:
+        self._settings = settings
+        self._profile = profile
+        self._ids = machine_ids
+        self.store = store
+        self.progress = Progress.fresh(len(machine_ids))
+        self.schedule = Schedule.starting(time.time(), settings.simulation_interval_ms)
+        self._fingerprint = ""
+        self._checkpoints: dict[str, MachineCheckpoint] = {}
+        self._last_checkpoint = time.monotonic()
+        self._interval = settings.checkpoint_interval_ms / 1000
+        self._warned_unflushed = False
+        self.skipped_cycles = Counter(
+            "sensorsim_skipped_cycles",
+            "Missed cycles not re-emitted because they exceeded CATCH_UP_MAX_CYCLES.",
+            registry=registry,
+        )
+        self.caught_up_cycles = Counter(
+            "sensorsim_caught_up_cycles",
+            "Machine-cycles that were already due when this producer started (re-emitted late).",
+            registry=registry,
+        )
+        self.checkpoints = Counter(
+            "sensorsim_checkpoints", "Checkpoints written (all machines of the shard).",
+            registry=registry,
+        )  # fmt: skip
+
+    # -- start -------------------------------------------------------------------------------
+    def open(self, seed: int | None, fallback_seed: int) -> int:
+        """Read the state topic; adopt the simulation's epoch and seed (proposing them, with
+        ``fallback_seed`` when SIMULATION_SEED (``seed``) is unset, if the simulation is new).
+        Returns the seed to simulate with."""
+        if self.store is None:
+            return fallback_seed if seed is None else seed
+        store = self.store
+        store.ensure()
+        wanted = set(self._ids)
+        snapshot = store.read(wanted)
+        if not snapshot.simulations:
+            store.propose(self._proposal(fallback_seed if seed is None else seed), uuid.uuid4().hex)
+            snapshot = store.read(wanted)  # another shard's proposal may have landed first
+        record = snapshot.simulations[0]
+        check_continuable(self._settings, self._profile, record, seed, store.topic)
+        self.schedule = Schedule(record.epoch_ms, self.schedule.interval_ms)
+        self._fingerprint = record.fingerprint
+        self._checkpoints = self._matching(snapshot, record, store.topic)
+        log.info(
+            "simulation %r began at %s (seed %d); %d of %d machines have a checkpoint in %r",
+            record.simulation,
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.epoch_ms / 1000)),
+            record.seed,
+            len(self._checkpoints),
+            len(self._ids),
+            store.topic,
+        )
+        return record.seed
+
+    def _proposal(self, seed: int) -> SimulationRecord:
+        settings = self._settings
+        if settings.simulation_epoch is not None:
+            epoch = settings.simulation_epoch.timestamp()
+        else:
+            epoch = time.time()
+        return SimulationRecord(
+            simulation=settings.simulation_name,
+            epoch_ms=round(epoch * 1000),
+            seed=seed,
+            config=simulation_config(settings, self._profile, seed),
+        )
+
+    def _matching(
+        self, snapshot: StateSnapshot, record: SimulationRecord, topic: str
+    ) -> dict[str, MachineCheckpoint]:
+        """The machines' checkpoints, if every one was written under ``record``'s config."""
+        model = self._settings.simulation_model.value
+        for machine_id, checkpoint in snapshot.machines.items():
+            if checkpoint.fingerprint != record.fingerprint or checkpoint.model != model:
+                raise ConfigError(
+                    f"state topic {topic!r}: the checkpoint of machine {machine_id} was "
+                    f"written under configuration {checkpoint.fingerprint} (model "
+                    f"{checkpoint.model}), not this simulation's {record.fingerprint} (model "
+                    f"{model}); use another KAFKA_STATE_TOPIC"
+                )
+        return snapshot.machines
+
+    def restore(self, engine: SimulationEngine) -> None:
+        """Put each checkpointed machine's state into ``engine`` and plan the catch-up."""
+        if self.store is None:  # no shared schedule: cycle 0 (or SIMULATION_EPOCH) is now
+            epoch = self._settings.simulation_epoch
+            self.schedule = Schedule.starting(
+                time.time() if epoch is None else epoch.timestamp(), self.schedule.interval_ms
+            )
+        self._restore_states(engine)
+        progress = self.progress
+        current = self.schedule.current_cycle(time.time())
+        skipped = plan_skips(progress.next_cycle, current, self._settings.catch_up_max_cycles)
+        progress.skipped[:] = skipped
+        if skipped.any():
+            total = int(skipped.sum())
+            self.skipped_cycles.inc(total)
+            log.warning(
+                "%d machines are more than CATCH_UP_MAX_CYCLES=%d cycles behind schedule: "
+                "skipping %d machine-cycles; each one's next record carries header skipped_cycles",
+                int((skipped > 0).sum()),
+                self._settings.catch_up_max_cycles,
+                total,
+            )
+        if current is not None:
+            self.caught_up_cycles.inc(int(np.maximum(current + 1 - progress.next_cycle, 0).sum()))
+        if self.store is not None:
+            log.info(
+                "machines resume at cycles %d..%d; the schedule is at cycle %s",
+                int(progress.next_cycle.min()),
+                int(progress.next_cycle.max()),
+                "-" if current is None else current,
+            )
+        engine.cycle = int(progress.next_cycle.min())
+
+    def _restore_states(self, engine: SimulationEngine) -> None:
+        """Each checkpointed machine's state into ``engine``, its cycle into the progress."""
+        by_cycle: dict[int, list[int]] = {}
+        for row, machine_id in enumerate(self._ids):
+            checkpoint = self._checkpoints.get(machine_id)
+            if checkpoint is not None:
+                by_cycle.setdefault(checkpoint.cycle, []).append(row)
+                self.progress.next_cycle[row] = checkpoint.cycle
+        for rows in by_cycle.values():
+            index = np.array(rows, dtype=np.int64)
+            states = stack_states([self._checkpoints[self._ids[r]] for r in rows])
+            try:
+                engine.restore_state(index, states)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"state topic checkpoints do not fit this engine ({exc}); use another "
+                    "KAFKA_STATE_TOPIC"
+                ) from None
+        self._checkpoints = {}
+
+    def catch_up(self, engine: SimulationEngine, send: SendRows, stop: Stoppable) -> None:
+        """Step the machines that are behind (alone) until the shard is on one cycle and no
+        skip is left to announce; then ``engine.cycle`` is the shard's next cycle."""
+        catch_up(self.progress, self.schedule, engine, send, stop)
+
+    # -- running -----------------------------------------------------------------------------
+    def completed(self, cycle: int, emitted: int) -> None:
+        """Rows ``0..emitted-1`` emitted ``cycle``; the rest were stepped but not emitted."""
+        progress = self.progress
+        progress.next_cycle[:emitted] = cycle + 1
+        if emitted < len(progress.next_cycle):
+            progress.clean[emitted:] = False
+
+    def maybe_checkpoint(self, engine: SimulationEngine, sink: Sink) -> None:
+        if self.store is None or time.monotonic() - self._last_checkpoint < self._interval:
+            return
+        self.checkpoint(engine, sink, CHECKPOINT_FLUSH_SECONDS)
+
+    def checkpoint(self, engine: SimulationEngine, sink: Sink, flush_seconds: float) -> bool:
+        """Write the state of every checkpointable row, once all records sent so far are
+        acknowledged (else a crash could leave a checkpoint ahead of the data: a gap)."""
+        store = self.store
+        if store is None:
+            return False
+        self._last_checkpoint = time.monotonic()
+        if not sink.wait_delivered(flush_seconds):
+            if not self._warned_unflushed:
+                log.warning(
+                    "checkpoint skipped: records are unacknowledged or failed (%d pending, %d "
+                    "failed); a restart resumes from the previous checkpoint",
+                    sink.stats.pending,
+                    sink.stats.failed,
+                )
+                self._warned_unflushed = True
+            return False
+        progress = self.progress
+        rows = np.flatnonzero(progress.clean)
+        if rows.size == 0:
+            return False
+        records = encode_machines(
+            self._settings.simulation_name,
+            [self._ids[r] for r in rows.tolist()],
+            progress.next_cycle[rows].tolist(),
+            model=self._settings.simulation_model.value,
+            fingerprint=self._fingerprint,
+            state=engine.export_state(rows),
+        )
+        store.write(records)
+        self.checkpoints.inc()
+        return True
+
+    def finish(self, engine: SimulationEngine, sink: Sink, flushed: bool) -> None:
+        """At shutdown: the final checkpoint (if everything was delivered), then close."""
+        store = self.store
+        if store is None:
+            return
+        try:
+            if flushed and self.checkpoint(engine, sink, 1.0):
+                if store.flush(5.0) and not store.failed:
+                    log.info(
+                        "checkpointed %d machines at cycle %d to %r",
+                        int(self.progress.clean.sum()),
+                        int(self.progress.next_cycle.max()),
+                        store.topic,
+                    )
+                else:
+                    log.error("final checkpoint not acknowledged: %s", store.last_error)
+            elif not flushed:
+                log.warning(
+                    "no final checkpoint: not every record was acknowledged; a restart resumes "
+                    "from the previous checkpoint (repeating, not losing, cycles)"
+                )
+        finally:
+            store.close()
