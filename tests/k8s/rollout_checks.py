@@ -1,10 +1,10 @@
 """What a rollout must never do to a running simulation, checked from the outside: from every
 record on the topic (read from its beginning by a background consumer) and from every change of
-the producer pods (a watch, in the API server's order).
+the producer pods (a watch, in the API server's order). Also the reference data the rollout
+test edits, and how to tell apart the records of two simulations of one name on one topic.
 
 Each check returns the problems it found (empty = none), so a test can assert on it and print
-what went wrong.
-"""
+what went wrong."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.partitioning import shard_range
-from testbed.watching import Change
+from testbed.polling import wait_until
+from testbed.watching import Change, Watch
 
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 # The producer settings that decide what a machine emits (DESIGN-17, "which settings shape the
@@ -124,27 +125,31 @@ class TopicRecorder:
         machines: Iterable[str],
         due_ms: float,
         timeout: float = 180,
-        check: Callable[[], None] = lambda: None,
+        broken: Callable[[], object] = lambda: None,
     ) -> dict[str, list[Reading]]:
-        """The records once each of ``machines`` has one of a cycle due at ``due_ms`` or later;
-        ``check`` is called while waiting (to fail at once when the wait is hopeless)."""
+        """The records once each of ``machines`` has one of a cycle due at ``due_ms`` or later.
+        Fails at once when ``broken()`` returns something (what it returns is the message)."""
         wanted = set(machines)
-        deadline = time.monotonic() + timeout
-        while True:
-            check()
+
+        def outcome() -> tuple[str, Any] | None:
+            problem = broken()
+            if problem:
+                return "broken", problem
             records = self.snapshot()
-            behind = sorted(
-                m for m in wanted if not any(r.due_ms >= due_ms for r in records.get(m, ()))
-            )
-            if not behind:
-                return records
-            if time.monotonic() > deadline:
-                last = {m: records[m][-1] if records.get(m) else None for m in behind[:3]}
-                raise AssertionError(
-                    f"timed out after {timeout}s waiting for records due at {due_ms:.0f} of "
-                    f"{len(behind)} machines: {behind[:5]} (their last: {last})"
-                )
-            time.sleep(0.5)
+            if all(any(r.due_ms >= due_ms for r in records.get(m, ())) for m in wanted):
+                return "ok", records
+            return None
+
+        found, value = wait_until(
+            outcome,
+            timeout=timeout,
+            message=f"records due at {due_ms:.0f} of {sorted(wanted)}",
+            interval=0.5,
+        )
+        if found == "broken":
+            raise AssertionError(value)
+        records: dict[str, list[Reading]] = value
+        return records
 
     def stop(self) -> None:
         self._stop.set()
@@ -379,3 +384,32 @@ def mixed_settings_problems(changes: Sequence[Change]) -> list[str]:
                 f"once with different {differing}"
             )
     return problems
+
+
+def layout(pod: Mapping[str, Any]) -> str:
+    """A producer pod's ``SHARD_COUNT``."""
+    return pod_env(pod).get("SHARD_COUNT", "")
+
+
+def mid_handover(pods: Watch, old_shards: int, since: float) -> None:
+    """Wait for the watch to show a pod of the old layout (``old_shards``) being deleted after
+    ``since`` (time.time()): the handover has begun and the old pods are stopping."""
+
+    def stopping() -> bool:
+        return any(
+            c.arrived > since
+            and "deletionTimestamp" in c.object["metadata"]
+            and layout(c.object) == str(old_shards)
+            for c in pods.snapshot()
+        )
+
+    wait_until(stopping, timeout=60, message=f"a pod of the {old_shards}-shard layout to stop")
+
+
+def old_pods_gone_after(changes: Sequence[Change], moment: float, old_shards: int) -> list[str]:
+    """Pods of the old layout whose deletion the watch saw after ``moment`` (time.time())."""
+    return [
+        c.object["metadata"]["name"]
+        for c in changes
+        if c.type == "DELETED" and c.arrived > moment and layout(c.object) == str(old_shards)
+    ]

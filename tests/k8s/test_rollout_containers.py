@@ -35,7 +35,8 @@ from domain.machine_ids import machine_ids
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
 from testbed.pods import PodRunner
-from testbed.watching import Change, Watch
+from testbed.polling import WaitTimeoutError, wait_until
+from testbed.watching import Watch
 from tests.k8s.rollout_checks import (
     Reading,
     TopicRecorder,
@@ -43,7 +44,9 @@ from tests.k8s.rollout_checks import (
     double_owner_problems,
     failing_share,
     lag1_autocorrelation,
+    mid_handover,
     mixed_settings_problems,
+    old_pods_gone_after,
     quiet_snapshot,
     reference_config_map,
     restart_problems,
@@ -59,7 +62,6 @@ from tests.k8s.test_operator_e2e import (
     minimal_example,
     rolled_out,
     settled_ready,
-    wait_for,
 )
 from tests.k8s.test_pods_as_containers import (
     ON_THE_RUNNER,
@@ -67,6 +69,8 @@ from tests.k8s.test_pods_as_containers import (
     operator,  # noqa: F401 - fixture: the operator process
     runner,  # noqa: F401 - fixture: the podman pod runner
 )
+
+pytestmark = pytest.mark.container
 
 NAME = "rollout"
 REFERENCE = "reference"
@@ -136,25 +140,31 @@ class Fleet:
         StatefulSet's latest revision; the time (ms) it was. Fails at once when a producer
         restarted or a machine had two owners meanwhile."""
 
-        def settled() -> bool:
-            self.fail_on_broken_pods()
-            return bool(settled_ready(self.api, NAME) and rolled_out(self.api, NAME))
+        def outcome() -> str | None:
+            broken = self.broken()
+            if broken:
+                return broken
+            ready = settled_ready(self.api, NAME) and rolled_out(self.api, NAME)
+            return "settled" if ready else None
 
         try:
-            wait_for(settled, "Ready and rolled out", SETTLE_TIMEOUT)
-        except AssertionError as error:
+            found = wait_until(outcome, timeout=SETTLE_TIMEOUT, message="Ready and rolled out")
+        except WaitTimeoutError as error:
+            found = str(error)
+        if found != "settled":
             status = (self.api.get("sensim", NAME) or {}).get("status")
-            raise AssertionError(f"{error}\nstatus: {pprint.pformat(status)}") from None
+            raise AssertionError(f"{found}\nstatus: {pprint.pformat(status)}")
         return now_ms()
 
-    def fail_on_broken_pods(self) -> None:
+    def broken(self) -> str | None:
+        """What shows the simulation cannot come right any more: a producer that restarted,
+        a machine owned by two pods (with the pods' last log lines)."""
         changes = self.pods.snapshot()
         found = {
             "restarts": restart_problems(changes),
             "owned twice": double_owner_problems(changes),
         }
-        if any(found.values()):
-            raise AssertionError(pprint.pformat(found, width=110) + self.pod_logs())
+        return pprint.pformat(found, width=110) + self.pod_logs() if any(found.values()) else None
 
     def change(self, spec: Mapping[str, Any]) -> tuple[float, float]:
         """Patch the spec and wait until it is rolled out: (patched, settled) in ms."""
@@ -168,7 +178,7 @@ class Fleet:
         """Every record once each current machine has one due ``cycles`` cycles after
         ``since_ms``."""
         return self.recorder.wait_until_due(
-            self.ids(), since_ms + cycles * self.interval_ms, check=self.fail_on_broken_pods
+            self.ids(), since_ms + cycles * self.interval_ms, broken=self.broken
         )
 
     def problems(self, records: Mapping[str, Sequence[Reading]] | None = None) -> dict[str, Any]:
@@ -230,36 +240,6 @@ def fleet(
         pods.stop()
         recorder.stop()
         k8s_cluster.kubectl("delete", "namespace", api.namespace, "--wait=false", check=False)
-
-
-def layout(change: Change) -> str:
-    """The ``SHARD_COUNT`` of a watched pod."""
-    env = change.object["spec"]["containers"][0]["env"]
-    return str(next(e.get("value") for e in env if e["name"] == "SHARD_COUNT"))
-
-
-def mid_handover(fleet: Fleet, old_shards: int, since: float) -> None:
-    """Wait for the watch to show a pod of the old layout (``old_shards``) being deleted after
-    ``since`` (time.time()): the handover has begun and the old pods are stopping."""
-
-    def stopping() -> bool:
-        return any(
-            c.arrived > since
-            and "deletionTimestamp" in c.object["metadata"]
-            and layout(c) == str(old_shards)
-            for c in fleet.pods.snapshot()
-        )
-
-    wait_for(stopping, f"a pod of the {old_shards}-shard layout to stop", 60)
-
-
-def old_pods_gone_after(fleet: Fleet, moment: float, old_shards: int) -> list[str]:
-    """Pods of the old layout whose deletion the watch saw after ``moment`` (time.time())."""
-    return [
-        c.object["metadata"]["name"]
-        for c in fleet.pods.snapshot()
-        if c.type == "DELETED" and c.arrived > moment and layout(c) == str(old_shards)
-    ]
 
 
 # --- the steps, in order ---------------------------------------------------------------------
@@ -356,11 +336,13 @@ def test_statefulset_deleted_mid_handover(fleet: Fleet) -> None:
     current = int(fleet.api.simulation(NAME)["spec"]["replicas"])
     patched = time.time()
     fleet.api.patch_spec(NAME, {"replicas": current + 1})
-    mid_handover(fleet, current, patched)
+    mid_handover(fleet.pods, current, patched)
     deleted = time.time()
     fleet.api.kubectl("delete", "statefulset", NAME, "--wait=false")
     settled = fleet.settle()
-    assert old_pods_gone_after(fleet, deleted, current), "the handover was over before the delete"
+    assert old_pods_gone_after(fleet.pods.snapshot(), deleted, current), (
+        "the handover was over before the delete"
+    )
     records = fleet.records_after(settled, cycles=10)
     fleet.assert_invariants(records)
 
@@ -369,7 +351,7 @@ def test_operator_killed_mid_handover(fleet: Fleet) -> None:
     current = int(fleet.api.simulation(NAME)["spec"]["replicas"])
     patched = time.time()
     fleet.api.patch_spec(NAME, {"replicas": current - 1})
-    mid_handover(fleet, current, patched)
+    mid_handover(fleet.pods, current, patched)
     process = fleet.operator.process
     assert process is not None
     killed = time.time()
@@ -377,7 +359,9 @@ def test_operator_killed_mid_handover(fleet: Fleet) -> None:
     process.wait(timeout=10)
     fleet.operator.start()
     settled = fleet.settle()
-    assert old_pods_gone_after(fleet, killed, current), "the handover was over before the kill"
+    assert old_pods_gone_after(fleet.pods.snapshot(), killed, current), (
+        "the handover was over before the kill"
+    )
     records = fleet.records_after(settled, cycles=10)
     fleet.assert_invariants(records)
 
@@ -397,22 +381,24 @@ def test_same_name_in_a_second_namespace_on_the_same_topic_starts_at_cycle_0(
         return records if all(records[m][-1].seq >= 100 for m in twin_ids) else None
 
     try:
-        before = wait_for(old_enough, "the first simulation to pass cycle 100", 120)
+        before = wait_until(
+            old_enough, timeout=120, message="the first simulation to pass cycle 100"
+        )
         other.apply(reference_config_map(REFERENCE, other.namespace, 0.0))
         other.apply(simulation(fleet.bootstrap, fleet.topic))
 
-        def twin_ready() -> dict[str, Any] | None:
+        def twin_ready() -> list[str] | None:
             problems = restart_problems(twin_pods.snapshot())
-            assert not problems, pprint.pformat(problems) + fleet.pod_logs(other.namespace)
-            return settled_ready(other, NAME)
+            return problems or (["ready"] if settled_ready(other, NAME) else None)
 
-        wait_for(twin_ready, "the twin Ready", SETTLE_TIMEOUT)
+        found = wait_until(twin_ready, timeout=SETTLE_TIMEOUT, message="the twin Ready")
+        assert found == ["ready"], pprint.pformat(found) + fleet.pod_logs(other.namespace)
 
         def twin_records() -> dict[str, list[Reading]] | None:
             _, young = split_by_age(fleet.recorder.snapshot(), before)
             return young if all(len(young.get(m, ())) >= 10 for m in twin_ids) else None
 
-        wait_for(twin_records, "10 records of each machine of the twin", 120)
+        wait_until(twin_records, timeout=120, message="10 records of each machine of the twin")
         old, young = split_by_age(fleet.records_after(now_ms(), cycles=2), before)
         twin_problems = {
             "restarts": restart_problems(twin_pods.snapshot()),
@@ -434,7 +420,9 @@ def test_a_re_created_simulation_starts_at_cycle_0(fleet: Fleet, k8s_cluster: Ku
         listing = k8s_cluster.kubectl("get", "pods", "-A", "-l", selector, "-o", "json").stdout
         return not json.loads(listing)["items"]
 
-    wait_for(no_producer, "every producer pod of the name to be gone", SETTLE_TIMEOUT)
+    wait_until(
+        no_producer, timeout=SETTLE_TIMEOUT, message="every producer pod of the name to be gone"
+    )
     before = quiet_snapshot(fleet.recorder)
     recreated = time.time()
     fleet.api.apply(simulation(fleet.bootstrap, fleet.topic))
