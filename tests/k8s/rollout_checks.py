@@ -28,6 +28,7 @@ from testbed.polling import wait_until
 from testbed.watching import Change, Watch
 
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+STREAM_HASH = "sensorsim.io/stream-hash"
 # The producer settings that decide what a machine emits (DESIGN-17, "which settings shape the
 # stream"): pods that differ in any of them must never run at the same time.
 STREAM_SHAPING = (
@@ -375,8 +376,15 @@ def mixed_settings_problems(changes: Sequence[Change]) -> list[str]:
     shapes the stream is stop-before-start)."""
     problems = []
     for change, pods in alive_pods(changes):
-        envs = [pod_env(pod) for pod in pods]
-        differing = [s for s in STREAM_SHAPING if len({env.get(s, "") for env in envs}) > 1]
+        # The operator's mark of the same (sensorsim.io/stream-hash) counts as one more setting.
+        envs = [
+            pod_env(pod)
+            | {STREAM_HASH: pod["metadata"].get("annotations", {}).get(STREAM_HASH, "")}
+            for pod in pods
+        ]
+        differing = [
+            s for s in (*STREAM_SHAPING, STREAM_HASH) if len({env.get(s, "") for env in envs}) > 1
+        ]
         if differing:
             names = sorted(pod["metadata"]["name"] for pod in pods)
             problems.append(
