@@ -52,8 +52,8 @@ class _DeliveryCollector(Collector):
 
 
 class ProducerMetrics:
-    """The producer's Prometheus metrics (listed in README.md): records, errors, failures, lag,
-    cycle time, machines."""
+    """The producer's Prometheus metrics (listed in README.md): records, errors, acknowledgement
+    latency, failures, lag, cycle time, machines, shards."""
 
     def __init__(self, failure_types: Sequence[str], stats: Callable[[], DeliveryStats]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -61,6 +61,11 @@ class ProducerMetrics:
         r = self.registry
         self.machines = Gauge(
             f"{_PREFIX}_machines", "Machines simulated by this shard.", registry=r
+        )
+        self.shards = Gauge(
+            f"{_PREFIX}_shards",
+            "Shards of the simulation (SHARD_COUNT): how many producers should be up.",
+            registry=r,
         )
         self.active_failures = Gauge(
             f"{_PREFIX}_active_failures", "Machines of this shard currently failing.", registry=r
