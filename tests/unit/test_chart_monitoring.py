@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sensorsim_operator import names
-from tests.chart_support import ALL_OPTIONS_VALUES, CHART_DIR, Manifest, find, render
 from testbed.polling import wait_until
+from tests.chart_support import ALL_OPTIONS_VALUES, CHART_DIR, Manifest, find, render
 
 pytestmark = pytest.mark.tools  # helm renders the chart
 
@@ -54,7 +53,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def exported_samples() -> Iterator[set[str]]:
+def exported_samples() -> set[str]:
     """The sample names (``_total``, ``_bucket``, ... included) a producer serves on /metrics
     once it has run a few cycles: ``python -m producer --sink stdout`` with HTTP_PORT set."""
     port = free_port()
@@ -78,7 +77,7 @@ def exported_samples() -> Iterator[set[str]]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    yield {
+    return {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples
     }
 
