@@ -455,7 +455,24 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     ),
     Setting("KAFKA_SASL_USERNAME", None, "SASL user name.", secret=True),
     Setting("KAFKA_SASL_PASSWORD", None, "SASL password.", secret=True),
+    Setting(
+        "KAFKA_SASL_JAAS_CONFIG",
+        None,
+        "A JAAS line (sasl.jaas.config, as a Strimzi KafkaUser Secret holds it) giving the SASL "
+        "username and password when KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD are unset.",
+        secret=True,
+    ),
     Setting("KAFKA_SSL_CAFILE", None, "CA bundle to verify the brokers."),
+    Setting(
+        "KAFKA_SSL_CERTFILE",
+        None,
+        "Client certificate (PEM) for TLS client authentication (SSL, SASL_SSL).",
+    ),
+    Setting(
+        "KAFKA_SSL_KEYFILE",
+        None,
+        "Unencrypted private key (PEM) of KAFKA_SSL_CERTFILE.",
+    ),
     Setting(
         "KAFKA_COMPRESSION_TYPE",
         "none",
@@ -507,6 +524,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         200_000,
         "Unacknowledged records before the cycle loop waits.",
         ge=1,
+        le=100_000_000,
     ),
     # Continuity (docs/continuity.md)
     _topic_setting(
