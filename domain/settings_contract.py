@@ -118,6 +118,9 @@ class Setting:
     rules: tuple[Rule, ...] = ()
     shown_default: str | None = None
     secret: bool = False
+    option: str | None = None
+    """The command-line option of ``sensorsim run`` when it is not the variable's name in
+    lower case with dashes (``--bootstrap-servers`` for KAFKA_BOOTSTRAP_SERVERS)."""
     shapes_stream: bool = False
     """True when the setting changes what a machine emits or which process emits it (ownership,
     identity, model, schedule, failures, data, topics). The producer records these values as a
@@ -128,6 +131,14 @@ class Setting:
     def name(self) -> str:
         """The Python field name (the variable in lower case)."""
         return self.env.lower()
+
+    @property
+    def flag(self) -> str | None:
+        """The command-line option that sets this variable (None: the environment only, for
+        secrets, which a process listing would show)."""
+        if self.secret:
+            return None
+        return self.option or "--" + self.env.lower().replace("_", "-")
 
     def bounds(self) -> dict[str, Any]:
         """The bounds that are set, as pydantic ``Field`` arguments (``ge``, ``le``, ...)."""
@@ -210,7 +221,7 @@ _TOPIC_RULES: Final = (
 )
 
 
-def _topic_setting(env: str, default: str | None, description: str) -> Setting:
+def _topic_setting(env: str, default: str | None, description: str, option: str) -> Setting:
     """A Kafka topic name: what Kafka accepts, less what the producer must not write to."""
     return Setting(
         env,
@@ -222,6 +233,7 @@ def _topic_setting(env: str, default: str | None, description: str) -> Setting:
         pattern_message=f"must be 1-{MAX_TOPIC_LENGTH} characters of A-Z a-z 0-9 . _ -",
         rules=_TOPIC_RULES,
         shapes_stream=True,
+        option=option,
     )
 
 
@@ -238,8 +250,11 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "must be a comma-separated list of host:port with a port of 1-65535 "
             "(no scheme such as PLAINTEXT://)"
         ),
+        option="--bootstrap-servers",
     ),
-    _topic_setting("KAFKA_TOPIC", "sensor-data", "Topic the readings are published to."),
+    _topic_setting(
+        "KAFKA_TOPIC", "sensor-data", "Topic the readings are published to.", option="--topic"
+    ),
     # Simulation (original names and defaults)
     Setting(
         "NUM_SENSORS",
@@ -248,6 +263,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ge=1,
         le=MAX_SENSORS,
         shapes_stream=True,
+        option="--sensors",
     ),
     Setting(
         "SIMULATION_INTERVAL_MS",
@@ -256,6 +272,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ge=0,
         le=MAX_INTERVAL_MS,
         shapes_stream=True,
+        option="--interval",
     ),
     Setting(
         "SENSOR_DATA_FILE",
@@ -263,6 +280,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Reference CSV (default: the bundled data set).",
         shown_default="data/data_sensors.csv (bundled)",
         shapes_stream=True,
+        option="--data",
     ),
     # Reference table columns (docs/simulation.md, "Reference data")
     Setting(
@@ -315,9 +333,16 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ge=1,
         le=MAX_SIMULATION_MACHINES,
         shapes_stream=True,
+        option="--machines",
     ),
     Setting(
-        "SHARD_INDEX", 0, "This process's shard (0-based).", ge=0, lt=MAX_SHARDS, shapes_stream=True
+        "SHARD_INDEX",
+        0,
+        "This process's shard (0-based).",
+        ge=0,
+        lt=MAX_SHARDS,
+        shapes_stream=True,
+        option="--shard-index",
     ),
     Setting(
         "SHARD_COUNT",
@@ -326,6 +351,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ge=1,
         le=MAX_SHARDS,
         shapes_stream=True,
+        option="--shard-count",
     ),
     Setting(
         "SIMULATION_SEED",
@@ -334,6 +360,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ge=0,
         le=MAX_SEED,
         shapes_stream=True,
+        option="--seed",
     ),
     Setting(
         "SIMULATION_NAME",
@@ -342,6 +369,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         min_length=1,
         max_length=253,
         shapes_stream=True,
+        option="--name",
     ),
     Setting(
         "SIMULATION_UID",
@@ -357,6 +385,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "learned (the reference's distributions and dependence) or original.",
         choices=_values(SimulationModel),
         shapes_stream=True,
+        option="--model",
     ),
     Setting(
         "SIMULATION_PERSISTENCE",
@@ -416,6 +445,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         SecurityProtocol.PLAINTEXT,
         "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
         choices=_values(SecurityProtocol),
+        option="--security-protocol",
     ),
     Setting(
         "KAFKA_SASL_MECHANISM",
@@ -425,12 +455,30 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     ),
     Setting("KAFKA_SASL_USERNAME", None, "SASL user name.", secret=True),
     Setting("KAFKA_SASL_PASSWORD", None, "SASL password.", secret=True),
+    Setting(
+        "KAFKA_SASL_JAAS_CONFIG",
+        None,
+        "A JAAS line (sasl.jaas.config, as a Strimzi KafkaUser Secret holds it) giving the SASL "
+        "username and password when KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD are unset.",
+        secret=True,
+    ),
     Setting("KAFKA_SSL_CAFILE", None, "CA bundle to verify the brokers."),
+    Setting(
+        "KAFKA_SSL_CERTFILE",
+        None,
+        "Client certificate (PEM) for TLS client authentication (SSL, SASL_SSL).",
+    ),
+    Setting(
+        "KAFKA_SSL_KEYFILE",
+        None,
+        "Unencrypted private key (PEM) of KAFKA_SSL_CERTFILE.",
+    ),
     Setting(
         "KAFKA_COMPRESSION_TYPE",
         "none",
         "Batch compression: none, gzip, snappy, lz4 or zstd.",
         choices=_text(Compression),
+        option="--compression",
     ),
     Setting("KAFKA_LINGER_MS", 5, "Producer linger (ms).", ge=0, le=60_000),
     Setting("KAFKA_BATCH_SIZE", 65536, "Producer batch size (bytes).", ge=1, le=64 * 1024 * 1024),
@@ -439,8 +487,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "all",
         "all (idempotent), 1 or 0 (both disable idempotence).",
         choices=_text(Acks),
+        option="--acks",
     ),
-    Setting("KAFKA_CREATE_TOPIC", False, "Create the topic at start if missing."),
+    Setting(
+        "KAFKA_CREATE_TOPIC",
+        False,
+        "Create the topic at start if missing.",
+        option="--create-topic",
+    ),
     Setting(
         "KAFKA_ALLOW_COMPACTED_TOPIC",
         False,
@@ -470,12 +524,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         200_000,
         "Unacknowledged records before the cycle loop waits.",
         ge=1,
+        le=100_000_000,
     ),
     # Continuity (docs/continuity.md)
     _topic_setting(
         "KAFKA_STATE_TOPIC",
         None,
         "Compacted topic of the machines' checkpoints (default: KAFKA_TOPIC-state).",
+        option="--state-topic",
     ),
     Setting(
         "CHECKPOINT_INTERVAL_MS",
@@ -502,9 +558,16 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         MessageFormat.ORIGINAL,
         "original (the compatible body) or extended.",
         choices=_values(MessageFormat),
+        option="--format",
     ),
-    Setting("MAX_MESSAGES", None, "Stop after this many records from this process.", ge=1),
-    Setting("DURATION_SECONDS", None, "Stop after this many seconds.", gt=0),
+    Setting(
+        "MAX_MESSAGES",
+        None,
+        "Stop after this many records from this process.",
+        ge=1,
+        option="--max-messages",
+    ),
+    Setting("DURATION_SECONDS", None, "Stop after this many seconds.", gt=0, option="--duration"),
     Setting(
         "HTTP_PORT",
         8080,

@@ -109,6 +109,7 @@ def assemble(
     heartbeat = heartbeat or Heartbeat()
     metrics = ProducerMetrics(simulation.profile.failure_types, lambda: sink.stats)
     metrics.machines.set(simulation.machines.size)
+    metrics.shards.set(settings.shard_count)
     continuity = Continuity(
         settings, simulation.profile, simulation.machine_ids, state_topic, metrics.registry
     )

@@ -94,7 +94,10 @@ class ProducerSettings(BaseSettings):
     kafka_sasl_mechanism: SaslMechanism | None = _SETTING["KAFKA_SASL_MECHANISM"].field()
     kafka_sasl_username: str | None = _SETTING["KAFKA_SASL_USERNAME"].field()
     kafka_sasl_password: SecretStr | None = _SETTING["KAFKA_SASL_PASSWORD"].field()
+    kafka_sasl_jaas_config: SecretStr | None = _SETTING["KAFKA_SASL_JAAS_CONFIG"].field()
     kafka_ssl_cafile: Path | None = _SETTING["KAFKA_SSL_CAFILE"].field()
+    kafka_ssl_certfile: Path | None = _SETTING["KAFKA_SSL_CERTFILE"].field()
+    kafka_ssl_keyfile: Path | None = _SETTING["KAFKA_SSL_KEYFILE"].field()
     kafka_compression_type: contract.Compression = _SETTING["KAFKA_COMPRESSION_TYPE"].field()
     kafka_linger_ms: int = _SETTING["KAFKA_LINGER_MS"].field()
     kafka_batch_size: int = _SETTING["KAFKA_BATCH_SIZE"].field()
@@ -187,11 +190,7 @@ class ProducerSettings(BaseSettings):
                     f"KAFKA_SASL_MECHANISM is required with KAFKA_SECURITY_PROTOCOL="
                     f"{self.kafka_security_protocol.value}"
                 )
-            if not self.kafka_sasl_username or self.kafka_sasl_password is None:
-                problems.append(
-                    "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with "
-                    f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol.value}"
-                )
+            problems += self._credential_problems()
         elif self.kafka_sasl_mechanism is not None:
             problems.append(
                 "KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL is "
@@ -205,11 +204,59 @@ class ProducerSettings(BaseSettings):
                 f"KAFKA_LINGER_MS ({self.kafka_linger_ms}) + {MIN_REQUEST_TIMEOUT_MS}"
             )
         problems += self._continuity_problems()
-        if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
-            problems.append(f"KAFKA_SSL_CAFILE: {self.kafka_ssl_cafile} is not a readable file")
+        problems += self._tls_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _credential_problems(self) -> list[str]:
+        """SASL needs a username and a password: each from its variable, else from the JAAS
+        line of KAFKA_SASL_JAAS_CONFIG (never echoed: it holds the password)."""
+        try:
+            username, password = self.sasl_credentials
+        except ValueError as exc:
+            return [f"KAFKA_SASL_JAAS_CONFIG: {exc}"]
+        if username and password is not None:
+            return []
+        return [
+            "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or KAFKA_SASL_JAAS_CONFIG with "
+            "username and password) are required with "
+            f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol.value}"
+        ]
+
+    def _tls_problems(self) -> list[str]:
+        problems = []
+        files = (
+            ("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile),
+            ("KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile),
+            ("KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile),
+        )
+        for variable, path in files:
+            if path is not None and not path.is_file():
+                problems.append(f"{variable}: {path} is not a readable file")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            problems.append(
+                "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE are set together or not at all"
+            )
+        tls = self.kafka_security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
+        if self.kafka_ssl_certfile is not None and not tls:
+            problems.append(
+                "KAFKA_SSL_CERTFILE is set but KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol.value} (use SSL or SASL_SSL)"
+            )
+        return problems
+
+    @property
+    def sasl_credentials(self) -> tuple[str | None, SecretStr | None]:
+        """The SASL username and password: KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, each
+        falling back on the JAAS line's (ValueError when that line cannot be read)."""
+        username, password = self.kafka_sasl_username, self.kafka_sasl_password
+        if self.kafka_sasl_jaas_config is not None and (not username or password is None):
+            options = jaas_options(self.kafka_sasl_jaas_config.get_secret_value())
+            username = username or options.get("username")
+            if password is None and "password" in options:
+                password = SecretStr(options["password"])
+        return username, password
 
     def _continuity_problems(self) -> list[str]:
         problems = []
@@ -270,6 +317,29 @@ class ProducerSettings(BaseSettings):
     @property
     def bootstrap_list(self) -> list[str]:
         return self.kafka_bootstrap_servers.split(",")
+
+
+_JAAS = re.compile(
+    r"^\s*(?P<module>[\w.$]+)\s+(?:required|requisite|sufficient|optional)"
+    r"(?P<options>(?:\s+\w+\s*=\s*(?:\"(?:[^\"\\]|\\.)*\"|[^\s;\"]+))*)\s*;\s*$",
+    re.DOTALL,
+)
+_JAAS_OPTION = re.compile(r"(\w+)\s*=\s*(?:\"((?:[^\"\\]|\\.)*)\"|([^\s;\"]+))")
+
+
+def jaas_options(line: str) -> dict[str, str]:
+    """The options of one JAAS login module line, as Kafka's ``sasl.jaas.config`` holds it:
+    ``<LoginModule> required username="alice" password="...";`` (quoted values may escape
+    ``\\"`` and ``\\\\``). ValueError names what is wrong, never the values."""
+    match = _JAAS.match(line)
+    if match is None:
+        raise ValueError(
+            'is not one JAAS line \'<LoginModule> required username="..." password="...";\''
+        )
+    options = {}
+    for key, quoted, bare in _JAAS_OPTION.findall(match.group("options")):
+        options[key] = re.sub(r"\\(.)", r"\1", quoted) if bare == "" else bare
+    return options
 
 
 def load_settings(**overrides: Any) -> ProducerSettings:

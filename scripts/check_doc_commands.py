@@ -7,6 +7,8 @@ Every command line of README.md, docs/*.md and charts/sensorsim/README.md is cla
 - needing a cluster, Docker or the internet (``kubectl``, ``helm``, ``docker``, ``kind``,
   ``skaffold``, ``curl``): checked for syntax and paths only — every repository path they name
   (``-f examples/minimal.yaml``, ``charts/sensorsim``, ``kind/cluster.yaml``) must exist;
+- ``sensorsim``: the command line is parsed by the command's own parsers (``--help`` and
+  ``--version`` aside), so an option the README shows must exist;
 - anything else is reported, so a new kind of command gets a decision.
 
 Usage::
@@ -16,12 +18,16 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
 import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from producer.cli.analysis import fidelity_parser, profile_parser
+from producer.cli.run import run_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = (
@@ -98,9 +104,33 @@ def problems_of(command: str, targets: set[str]) -> list[str]:
             for arg in args
             if arg.startswith("tests") and not (REPO_ROOT / arg.split("::")[0]).exists()
         ]
+    elif program == "sensorsim":
+        found += _sensorsim_problems(args)
     elif program not in PATHS_ONLY | SHELL_WORDS:
         found.append(f"unknown program {program!r}: classify it in scripts/check_doc_commands.py")
     return found
+
+
+def _sensorsim_problems(args: list[str]) -> list[str]:
+    """What ``sensorsim``'s own parsers refuse in ``args`` (none for --help and --version)."""
+    if {"--help", "-h", "--version"} & set(args):
+        return []
+    command = args[0] if args and not args[0].startswith("-") else "run"
+    parsers = {
+        "run": lambda: run_parser("sensorsim", "0"),
+        "profile": lambda: profile_parser("sensorsim"),
+        "fidelity": lambda: fidelity_parser("sensorsim"),
+    }
+    if command not in parsers:
+        return [f"sensorsim has no command {command!r}"]
+    rest = args[1:] if args and args[0] == command else args
+    parser = parsers[command]()
+    parser.exit_on_error = False
+    try:
+        _, unknown = parser.parse_known_args(rest)
+    except argparse.ArgumentError as exc:
+        return [f"sensorsim {command}: {exc}"]
+    return [f"sensorsim {command}: unknown option {word}" for word in unknown]
 
 
 def check() -> list[str]:

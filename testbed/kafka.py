@@ -50,8 +50,10 @@ class KafkaBroker:
     """One broker in ``workdir``. With ``scram_user`` set, the client listener requires
     SASL_PLAINTEXT with SCRAM-SHA-512 (the broker talks to itself on a plaintext listener).
     With ``secure`` (and ``scram_user``/``scram_password``), the client listener (``port``) is
-    SASL_SSL offering PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for that user, and ``tls_port`` is
-    a TLS-only listener; both present a certificate for 127.0.0.1 signed by ``ca_file``."""
+    SASL_SSL offering PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for that user, ``tls_port`` is
+    a TLS-only listener and ``mtls_port`` a TLS listener that requires a client certificate
+    signed by the CA (``client_cert_file``/``client_key_file`` is one); all present a
+    certificate for 127.0.0.1 signed by ``ca_file``."""
 
     workdir: Path
     port: int = field(default_factory=procs.free_port)
@@ -61,6 +63,7 @@ class KafkaBroker:
     scram_password: str | None = None
     secure: bool = False
     tls_port: int = field(default_factory=procs.free_port)
+    mtls_port: int = field(default_factory=procs.free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -80,8 +83,22 @@ class KafkaBroker:
         return f"127.0.0.1:{self.tls_port}"
 
     @property
+    def mtls_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.mtls_port}"
+
+    @property
     def ca_file(self) -> Path:
         return self.workdir / "tls" / "ca.crt"
+
+    @property
+    def client_cert_file(self) -> Path:
+        """A client certificate signed by the CA (CN=sensorsim-user), PEM, as Strimzi's
+        ``user.crt``; its key (unencrypted PEM) is ``client_key_file``."""
+        return self.workdir / "tls" / "user.crt"
+
+    @property
+    def client_key_file(self) -> Path:
+        return self.workdir / "tls" / "user.key"
 
     @property
     def java_classpath(self) -> str:
@@ -158,13 +175,16 @@ org.apache.kafka.common.security.scram.ScramLoginModule required;
         }
         lines = [
             f"listeners=CLIENT://127.0.0.1:{self.port},TLS://127.0.0.1:{self.tls_port},"
-            f"INTERNAL://127.0.0.1:{self.internal_port},"
+            f"MTLS://127.0.0.1:{self.mtls_port},INTERNAL://127.0.0.1:{self.internal_port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
             f"advertised.listeners=CLIENT://127.0.0.1:{self.port},TLS://127.0.0.1:{self.tls_port},"
-            f"INTERNAL://127.0.0.1:{self.internal_port}",
+            f"MTLS://127.0.0.1:{self.mtls_port},INTERNAL://127.0.0.1:{self.internal_port}",
             "inter.broker.listener.name=INTERNAL",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,"
-            "CLIENT:SASL_SSL,TLS:SSL",
+            "CLIENT:SASL_SSL,TLS:SSL,MTLS:SSL",
+            "listener.name.mtls.ssl.client.auth=required",
+            "listener.name.mtls.ssl.truststore.type=PEM",
+            f"listener.name.mtls.ssl.truststore.location={self.ca_file}",
             "ssl.keystore.type=PKCS12",
             f"ssl.keystore.location={keystore}",
             f"ssl.keystore.password={KEYSTORE_PASSWORD}",
@@ -292,11 +312,12 @@ KEYSTORE_PASSWORD = "sensorsim-test-keystore"
 
 
 def make_certificates(directory: Path) -> Path:
-    """A test CA (``ca.crt``) and a broker certificate for 127.0.0.1/localhost signed by it, in
-    a PKCS#12 keystore (returned). EC keys: quick to generate on a slow machine."""
+    """A test CA (``ca.crt``), a broker certificate for 127.0.0.1/localhost signed by it in a
+    PKCS#12 keystore (returned), and a client certificate signed by it (``user.crt``,
+    ``user.key``). EC keys: quick to generate on a slow machine."""
     directory.mkdir(parents=True, exist_ok=True)
     keystore = directory / "broker.p12"
-    if keystore.exists():
+    if keystore.exists() and (directory / "user.crt").exists():
         return keystore
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
@@ -308,6 +329,10 @@ def make_certificates(directory: Path) -> Path:
          "-CAcreateserial", "-out", "broker.crt", "-days", "3", "-extfile", "san.ext"],
         ["pkcs12", "-export", "-in", "broker.crt", "-inkey", "broker.key", "-certfile", "ca.crt",
          "-out", keystore.name, "-passout", f"pass:{KEYSTORE_PASSWORD}"],
+        # a client's certificate for TLS client authentication, as a Strimzi KafkaUser's
+        ["req", *ec, "-keyout", "user.key", "-out", "user.csr", "-subj", "/CN=sensorsim-user"],
+        ["x509", "-req", "-in", "user.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "user.crt", "-days", "3"],
     ]  # fmt: skip
     for step in steps:
         result = subprocess.run(

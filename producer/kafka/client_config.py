@@ -7,6 +7,7 @@ administration, the delivery audit and the continuity state topic's producer and
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from producer.settings import ProducerSettings, SecurityProtocol
@@ -23,6 +24,8 @@ ADMIN_KEYS = (
     "sasl_plain_username",
     "sasl_plain_password",
     "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
     "request_timeout_ms",
 )
 """The producer settings an admin client (or a consumer) shares with the producer."""
@@ -56,13 +59,21 @@ def client_config(settings: ProducerSettings) -> dict[str, Any]:
         "security_protocol": settings.kafka_security_protocol.value,
     }
     if settings.kafka_sasl_mechanism is not None:
+        username, password = settings.sasl_credentials
         config["sasl_mechanism"] = settings.kafka_sasl_mechanism.value
-        config["sasl_plain_username"] = settings.kafka_sasl_username
-        if settings.kafka_sasl_password is not None:
-            config["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+        config["sasl_plain_username"] = username
+        if password is not None:
+            config["sasl_plain_password"] = password.get_secret_value()
     if settings.kafka_security_protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
-        config["ssl_cafile"] = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        config["ssl_cafile"] = _path(settings.kafka_ssl_cafile)
+        if settings.kafka_ssl_certfile is not None:  # TLS client authentication
+            config["ssl_certfile"] = _path(settings.kafka_ssl_certfile)
+            config["ssl_keyfile"] = _path(settings.kafka_ssl_keyfile)
     return config
+
+
+def _path(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def admin_config(settings: ProducerSettings) -> dict[str, Any]:

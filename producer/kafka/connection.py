@@ -185,7 +185,7 @@ def _diagnosing(settings: ProducerSettings) -> Iterator[None]:
     except kafka_errors.AuthorizationError as exc:
         raise BrokerError(
             f"Kafka at {servers} refused access to topic {topic!r} for user "
-            f"{settings.kafka_sasl_username!r} ({type(exc).__name__}); grant the user "
+            f"{settings.sasl_credentials[0]!r} ({type(exc).__name__}); grant the user "
             "Describe and Write on the topic (and IdempotentWrite on the cluster with "
             "KAFKA_ACKS=all)"
         ) from None
@@ -201,6 +201,6 @@ def _auth_message(settings: ProducerSettings, detail: str) -> str:
     mechanism = settings.kafka_sasl_mechanism.value if settings.kafka_sasl_mechanism else "none"
     return (
         f"Kafka at {settings.kafka_bootstrap_servers} rejected the credentials (mechanism "
-        f"{mechanism}, user {settings.kafka_sasl_username!r}): {detail}; check "
+        f"{mechanism}, user {settings.sasl_credentials[0]!r}): {detail}; check "
         "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM"
     )

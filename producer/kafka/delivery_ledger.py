@@ -73,10 +73,20 @@ class DeliveryLedger:
             generation.sent += count
             self.stats.sent += count
 
+    def now(self) -> float:
+        """The ledger's clock: a batch's hand-over time for ``batch_done``'s ``sent_at``."""
+        return self._clock()
+
     def batch_done(
-        self, generation: ClientGeneration, records: int, error: BaseException | None
+        self,
+        generation: ClientGeneration,
+        records: int,
+        error: BaseException | None,
+        *,
+        sent_at: float | None = None,
     ) -> None:
-        """A batch's outcome, from kafka-python's I/O thread; ignored once retired."""
+        """A batch's outcome, from kafka-python's I/O thread; ignored once retired. An
+        acknowledged batch handed over at ``sent_at`` counts in the acknowledgement latency."""
         with self._lock:
             if generation.retired:
                 return
@@ -84,6 +94,8 @@ class DeliveryLedger:
                 generation.delivered += records
                 self.stats.delivered += records
                 self.last_ack = self._clock()
+                if sent_at is not None:
+                    self.stats.ack_latency.observe(self.last_ack - sent_at)
                 if not generation.first_ack:
                     generation.first_ack = self.last_ack
                 return

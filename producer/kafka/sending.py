@@ -119,7 +119,7 @@ class CycleSender:
             try:
                 writer.write(
                     partition, chosen, bodies, headers,
-                    partial(self._ledger.batch_done, generation),
+                    partial(self._ledger.batch_done, generation, sent_at=self._ledger.now()),
                     timestamp_ms=timestamp_ms,
                 )  # fmt: skip
             except Exception as exc:  # the client was closed under us: these never left

@@ -7,11 +7,12 @@ read at scrape time by a custom collector, so publishing a record costs no metri
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from producer.sinks.protocol import DeliveryStats
@@ -36,11 +37,23 @@ class _DeliveryCollector(Collector):
         yield CounterMetricFamily(
             f"{_PREFIX}_delivery_errors", "Records whose delivery failed.", value=stats.failed
         )
+        latency = stats.ack_latency
+        cumulative = list(accumulate(latency.counts))
+        buckets = [
+            (repr(bound), count)
+            for bound, count in zip(latency.bounds, cumulative[:-1], strict=True)
+        ]
+        yield HistogramMetricFamily(
+            f"{_PREFIX}_ack_latency_seconds",
+            "Seconds from handing a batch to the Kafka client to the broker's acknowledgement.",
+            buckets=[*buckets, ("+Inf", cumulative[-1])],
+            sum_value=latency.total,
+        )
 
 
 class ProducerMetrics:
-    """The producer's Prometheus metrics (listed in README.md): records, errors, failures, lag,
-    cycle time, machines."""
+    """The producer's Prometheus metrics (listed in README.md): records, errors, acknowledgement
+    latency, failures, lag, cycle time, machines, shards."""
 
     def __init__(self, failure_types: Sequence[str], stats: Callable[[], DeliveryStats]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -48,6 +61,11 @@ class ProducerMetrics:
         r = self.registry
         self.machines = Gauge(
             f"{_PREFIX}_machines", "Machines simulated by this shard.", registry=r
+        )
+        self.shards = Gauge(
+            f"{_PREFIX}_shards",
+            "Shards of the simulation (SHARD_COUNT): how many producers should be up.",
+            registry=r,
         )
         self.active_failures = Gauge(
             f"{_PREFIX}_active_failures", "Machines of this shard currently failing.", registry=r

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
+
+ACK_LATENCY_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+"""Upper bounds (seconds) of the acknowledgement latency histogram's buckets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +28,20 @@ class OutgoingCycle:
 
 
 @dataclass(slots=True)
+class LatencyHistogram:
+    """Seconds from hand-over to acknowledgement, one observation per acknowledged batch:
+    plain counts per bucket (not cumulative; the last one is +Inf), read at scrape time."""
+
+    bounds: tuple[float, ...] = ACK_LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(ACK_LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+
+@dataclass(slots=True)
 class DeliveryStats:
     """Counters a sink keeps; read by /metrics and the exit summary."""
 
@@ -29,6 +49,7 @@ class DeliveryStats:
     delivered: int = 0
     failed: int = 0
     last_error: str = field(default="")
+    ack_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     @property
     def pending(self) -> int:

@@ -298,6 +298,8 @@ def test_all_options(all_options_render: list[Manifest]) -> None:
         "ClusterRoleBinding",
         "ConfigMap",
         "Deployment",
+        "PodMonitor",
+        "PrometheusRule",
         "Pod",
         "Role",
         "RoleBinding",

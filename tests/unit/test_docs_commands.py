@@ -33,3 +33,15 @@ def test_missing_paths_targets_and_modules_are_reported() -> None:
     assert docs.problems_of("make nothing-here", targets) == ["no make target nothing-here"]
     assert docs.problems_of("python -m no_such_module", targets) == ["no module no_such_module"]
     assert "unknown program" in docs.problems_of("frobnicate x", targets)[0]
+
+
+def test_sensorsim_commands_are_parsed_by_the_command_itself() -> None:
+    assert docs.problems_of("sensorsim run --machines 10 --seed 1 --sink stdout", set()) == []
+    assert docs.problems_of("sensorsim fidelity --data data/data_sensors.csv", set()) == []
+    assert docs.problems_of("sensorsim --version", set()) == []
+    assert docs.problems_of("sensorsim run --no-such-option", set()) == [
+        "sensorsim run: unknown option --no-such-option"
+    ]
+    assert docs.problems_of("sensorsim frobnicate", set()) == [
+        "sensorsim has no command 'frobnicate'"
+    ]

@@ -140,6 +140,17 @@ CHANGES: dict[str, list[dict[str, Any]]] = {
         {"kafka": {"sasl": {"credentialsSecret": {"name": "other"}}}},
         {"kafka": {"sasl": {"credentialsSecret": {"usernameKey": "user"}}}},
         {"kafka": {"sasl": {"credentialsSecret": {"passwordKey": "pass"}}}},
+        {"kafka": {"sasl": {"credentialsSecret": {"jaasConfigKey": "sasl.jaas.config"}}}},
+    ],
+    "kafka.sasl.username": [{"kafka": {"sasl": {"username": "line-a-producer"}}}],
+    "kafka.tls.clientCertificateSecret.*": [
+        {"kafka": {"tls": {"clientCertificateSecret": {"name": "user"}}}},
+        {"kafka": {"tls": {"clientCertificateSecret": {"name": "user", "keyKey": "tls.key"}}}},
+    ],
+    "kafka.producer.*": [
+        {"kafka": {"producer": {"lingerMs": 50}}},
+        {"kafka": {"producer": {"batchSize": 1024}}},
+        {"kafka": {"producer": {"maxPendingRecords": 10}}},
     ],
     "kafka.tls.caSecret.*": [
         {"kafka": {"tls": {"caSecret": {"name": "other-ca"}}}},

@@ -22,15 +22,27 @@ Topic = Annotated[str, AfterValidator(contract.setting("KAFKA_TOPIC").validate)]
 
 
 class SaslCredentialsRef(ApiModel):
-    """Where the SASL username and password live. The operator never reads or copies them: pods
-    get them through ``secretKeyRef`` environment variables."""
+    """Where the SASL credentials live. The operator never reads or copies them: pods get them
+    through ``secretKeyRef`` environment variables. A Strimzi ``KafkaUser`` Secret works as it
+    is: ``password`` (with the username given in ``sasl.username``), or ``sasl.jaas.config``
+    alone (``jaasConfigKey``)."""
 
     name: ObjectName = Field(description="Name of a Secret in the simulation's namespace.")
     username_key: DataKey = Field(
-        default="username", description="Key of the Secret holding the SASL username."
+        default="username",
+        description="Key of the Secret holding the SASL username (unused when sasl.username or "
+        "jaasConfigKey is set).",
     )
     password_key: DataKey = Field(
-        default="password", description="Key of the Secret holding the SASL password."
+        default="password",
+        description="Key of the Secret holding the SASL password (unused when jaasConfigKey is "
+        "set).",
+    )
+    jaas_config_key: DataKey | None = Field(
+        default=None,
+        description="Key of the Secret holding a JAAS line with the username and password, "
+        "e.g. 'sasl.jaas.config' of a Strimzi KafkaUser Secret (SCRAM); set, the username and "
+        "password are read from it (sasl.username still wins for the username).",
     )
 
 
@@ -41,8 +53,16 @@ class SaslSpec(ApiModel):
         default=SaslMechanism.SCRAM_SHA_512,
         description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
     )
+    username: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="The SASL username as a literal (e.g. the KafkaUser's name); unset = from "
+        "the Secret.",
+    )
     credentials_secret: SaslCredentialsRef = Field(
-        description="Secret holding the SASL username and password (never copied by the operator)."
+        description="Secret holding the SASL password, and the username unless it is given "
+        "(never copied by the operator)."
     )
 
 
@@ -53,6 +73,20 @@ class CaSecretRef(ApiModel):
     key: DataKey = Field(default="ca.crt", description="Key of the Secret holding the PEM bundle.")
 
 
+class ClientCertificateRef(ApiModel):
+    """A client certificate and its key (PEM) in a Secret, for TLS client authentication; the
+    keys default to those of a Strimzi ``KafkaUser`` Secret (``authentication: tls``)."""
+
+    name: ObjectName = Field(description="Name of a Secret in the simulation's namespace.")
+    certificate_key: DataKey = Field(
+        default="user.crt", description="Key of the Secret holding the certificate (PEM)."
+    )
+    key_key: DataKey = Field(
+        default="user.key",
+        description="Key of the Secret holding the certificate's unencrypted private key (PEM).",
+    )
+
+
 class TlsSpec(ApiModel):
     """TLS to Kafka (used with securityProtocol SSL or SASL_SSL)."""
 
@@ -61,6 +95,26 @@ class TlsSpec(ApiModel):
         description=(
             "CA bundle that signs the brokers' certificates; unset = the image's system CAs."
         ),
+    )
+    client_certificate_secret: ClientCertificateRef | None = Field(
+        default=None,
+        description="Client certificate and key for TLS client authentication (mTLS); unset = "
+        "none.",
+    )
+
+
+class ProducerTuning(ApiModel):
+    """The Kafka producer's batching, from an allow-list (acks stays all, with idempotence;
+    compression is kafka.compression)."""
+
+    linger_ms: int = contract_field(
+        "KAFKA_LINGER_MS", "How long a batch may wait for more records (ms)."
+    )
+    batch_size: int = contract_field("KAFKA_BATCH_SIZE", "Largest record batch (bytes).")
+    max_pending_records: int = contract_field(
+        "KAFKA_MAX_PENDING_RECORDS",
+        "The producer's buffer: records waiting for acknowledgement before the cycle loop "
+        "waits (the Python client has no buffer.memory; this bound takes its place).",
     )
 
 
@@ -123,4 +177,8 @@ class KafkaSpec(ApiModel):
     )
     partitions: int = contract_field(
         "KAFKA_TOPIC_PARTITIONS", "Partition count used when createTopic creates the topic."
+    )
+    producer: ProducerTuning = Field(
+        default_factory=ProducerTuning,
+        description="Producer batching: lingerMs, batchSize, maxPendingRecords (nothing else).",
     )

@@ -17,6 +17,9 @@ from sensorsim_operator.children.identity import Manifest, SimulationRef
 from sensorsim_operator.children.producer_env import (
     KAFKA_CA_DIR,
     KAFKA_CA_FILE,
+    KAFKA_CLIENT_CERT_DIR,
+    KAFKA_CLIENT_CERT_FILE,
+    KAFKA_CLIENT_KEY_FILE,
     REFERENCE_DATA_DIR,
     producer_env,
     producer_settings,
@@ -35,7 +38,7 @@ class BuildDefaults:
 
 def _volumes(spec: SimulationSpec) -> tuple[list[Manifest], list[Manifest]]:
     """Volumes and their mounts: a scratch /tmp (the root filesystem is read-only), the reference
-    CSV and the Kafka CA bundle when configured."""
+    CSV, the Kafka CA bundle and the TLS client certificate when configured."""
     volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     mounts: list[Manifest] = [{"name": "tmp", "mountPath": TMP_DIR}]
     if spec.reference_data is not None:
@@ -61,6 +64,22 @@ def _volumes(spec: SimulationSpec) -> tuple[list[Manifest], list[Manifest]]:
             }
         )
         mounts.append({"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True})
+    client = None if tls is None else tls.client_certificate_secret
+    if client is not None:
+        items = [
+            {"key": client.certificate_key, "path": KAFKA_CLIENT_CERT_FILE},
+            {"key": client.key_key, "path": KAFKA_CLIENT_KEY_FILE},
+        ]
+        # 0440: the key is readable by its owner and the pod's fsGroup (the producer) only
+        volumes.append(
+            {
+                "name": "kafka-client-cert",
+                "secret": {"secretName": client.name, "items": items, "defaultMode": 0o440},
+            }
+        )
+        mounts.append(
+            {"name": "kafka-client-cert", "mountPath": KAFKA_CLIENT_CERT_DIR, "readOnly": True}
+        )
     return volumes, mounts
 
 

@@ -18,6 +18,9 @@ from sensorsim_operator.children.identity import Manifest, SimulationRef
 REFERENCE_DATA_DIR: Final = "/etc/sensorsim/reference-data"
 KAFKA_CA_DIR: Final = "/etc/sensorsim/kafka-ca"
 KAFKA_CA_FILE: Final = "ca.crt"
+KAFKA_CLIENT_CERT_DIR: Final = "/etc/sensorsim/kafka-client"
+KAFKA_CLIENT_CERT_FILE: Final = "user.crt"
+KAFKA_CLIENT_KEY_FILE: Final = "user.key"
 
 
 def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[str, str]:
@@ -25,11 +28,12 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
     formats are the contract's (``domain.settings_contract``).
 
     ``SHARD_INDEX`` is absent on purpose: each pod reads its own from the pod-index label.
-    Credentials are absent too: pods read them from the user's Secret (see
-    ``producer_env``).
+    Credentials are absent too (but a SASL username given as a literal): pods read them from
+    the user's Secret (see ``producer_env``).
     """
     kafka, failures, data = spec.kafka, spec.failures, spec.reference_data
     sensor_columns = None if data is None else data.sensor_columns
+    client_cert = None if kafka.tls is None else kafka.tls.client_certificate_secret
     values: dict[str, object | None] = {
         "SIMULATION_NAME": simulation.name,
         # A simulation deleted and created again under the same name is another simulation.
@@ -77,6 +81,16 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
             if kafka.tls is not None and kafka.tls.ca_secret is not None
             else None
         ),
+        "KAFKA_SSL_CERTFILE": (
+            None if client_cert is None else f"{KAFKA_CLIENT_CERT_DIR}/{KAFKA_CLIENT_CERT_FILE}"
+        ),
+        "KAFKA_SSL_KEYFILE": (
+            None if client_cert is None else f"{KAFKA_CLIENT_CERT_DIR}/{KAFKA_CLIENT_KEY_FILE}"
+        ),
+        "KAFKA_SASL_USERNAME": None if kafka.sasl is None else kafka.sasl.username,
+        "KAFKA_LINGER_MS": kafka.producer.linger_ms,
+        "KAFKA_BATCH_SIZE": kafka.producer.batch_size,
+        "KAFKA_MAX_PENDING_RECORDS": kafka.producer.max_pending_records,
         "MESSAGE_FORMAT": spec.message_format,
         "HTTP_PORT": names.HTTP_PORT,
         "LOG_LEVEL": spec.log_level,
@@ -108,17 +122,28 @@ def producer_env(simulation: SimulationRef, spec: SimulationSpec) -> list[Manife
             },
         }
     )
-    if spec.kafka.sasl is not None:
-        secret = spec.kafka.sasl.credentials_secret
-        # Credentials stay in the user's Secret: the operator only references them.
-        for variable, key in (
-            (contract.setting("KAFKA_SASL_USERNAME").env, secret.username_key),
-            (contract.setting("KAFKA_SASL_PASSWORD").env, secret.password_key),
-        ):
-            env.append(
-                {
-                    "name": variable,
-                    "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}},
-                }
-            )
+    env += _credentials_env(spec)
     return env
+
+
+def _credentials_env(spec: SimulationSpec) -> list[Manifest]:
+    """The SASL credentials as ``secretKeyRef`` variables: the JAAS line when the Secret's key
+    for it is named, else the password and (unless given as a literal) the username. They stay
+    in the user's Secret: the operator only references them."""
+    sasl = spec.kafka.sasl
+    if sasl is None:
+        return []
+    secret = sasl.credentials_secret
+    if secret.jaas_config_key is not None:
+        refs = [("KAFKA_SASL_JAAS_CONFIG", secret.jaas_config_key)]
+    else:
+        refs = [("KAFKA_SASL_PASSWORD", secret.password_key)]
+        if sasl.username is None:
+            refs.insert(0, ("KAFKA_SASL_USERNAME", secret.username_key))
+    return [
+        {
+            "name": contract.setting(variable).env,
+            "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}},
+        }
+        for variable, key in refs
+    ]

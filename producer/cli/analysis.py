@@ -1,22 +1,19 @@
-"""Command line: ``python -m producer [run] [options]`` and ``python -m producer profile``."""
+"""``sensorsim profile`` and ``sensorsim fidelity``: what is learned from a reference table, and
+how closely a simulated stream follows it."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import logging
-import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from domain import settings_contract as contract
 from producer.analysis import fidelity
 from producer.analysis.fidelity_plot import INSTALL_HINT, plot
 from producer.analysis.model_report import describe_learned
-from producer.assembly import build_app
-from producer.errors import ExitCode, ProducerError, ReferenceDataError
-from producer.runtime.logging_setup import setup_logging
-from producer.settings import ProducerSettings, env_table, load_settings
+from producer.errors import ConfigError, ExitCode, ReferenceDataError
+from producer.settings import ProducerSettings, load_settings
 from producer.simulation.learned_model import fit_learned_model
 from producer.simulation.reference_data import (
     ReferenceProfile,
@@ -25,66 +22,10 @@ from producer.simulation.reference_data import (
     load_profile,
 )
 
-PROG = "python -m producer"
 
-
-def _env_epilog() -> str:
-    rows = env_table()
-    width = max(len(name) for name, _, _ in rows)
-    lines = [
-        "commands:",
-        "  run       (default) simulate and publish; options above",
-        f"  profile   print what is learned from a reference CSV ({PROG} profile --help)",
-        f"  fidelity  compare a simulated stream with its reference CSV ({PROG} fidelity --help)",
-        "",
-        "environment (options above override the matching variables):",
-    ]
-    for name, default, meaning in rows:
-        lines.append(f"  {name:<{width}}  {meaning} [default: {default}]")
-    lines += [
-        "",
-        "exit codes: 0 all records delivered; 1 some records not delivered; 2 invalid "
-        "configuration or reference data; 3 broker unreachable, credentials refused or topic "
-        "unusable; 4 unexpected internal error (records still flushed).",
-    ]
-    return "\n".join(lines)
-
-
-def run_parser() -> argparse.ArgumentParser:
+def profile_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"{PROG} [run]",
-        description=(
-            "Simulate a fleet of machines whose sensors follow statistics learned from a "
-            "reference CSV, and publish one JSON reading per machine and cycle to Kafka "
-            "(or to standard output). Configured by environment variables (below)."
-        ),
-        epilog=_env_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--sink",
-        choices=["kafka", "stdout"],
-        default="kafka",
-        help="where records go: Kafka (default) or JSON lines on standard output (no broker)",
-    )
-    parser.add_argument(
-        "--max-messages",
-        type=int,
-        metavar="N",
-        help="stop after N records from this process (MAX_MESSAGES)",
-    )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        metavar="SECONDS",
-        help="stop after this many seconds (DURATION_SECONDS)",
-    )
-    return parser
-
-
-def profile_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} profile",
+        prog=f"{prog} profile",
         description=(
             "Print what the producer learns from a reference CSV: per-sensor normal statistics "
             "and bounds, and each failure type's signature."
@@ -95,28 +36,40 @@ def profile_parser() -> argparse.ArgumentParser:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    """--file and --num-sensors, shared by the commands that read a reference CSV."""
+    """--data, --num-sensors and the column options, shared by the commands that read a
+    reference table; the column options are ``sensorsim run``'s (the settings contract's)."""
     parser.add_argument(
+        "--data",
         "--file",
+        dest="file",
         type=Path,
         help="reference CSV or Parquet file (default: SENSOR_DATA_FILE, else the bundled data)",
     )
     parser.add_argument(
         "--num-sensors",
+        "--sensors",
+        dest="num_sensors",
         type=int,
         metavar="N",
         help="use the first N sensor columns (default: all of them)",
     )
-    for option, variable, meaning in _COLUMN_OPTIONS:
-        parser.add_argument(option, metavar="TEXT", help=f"{meaning} ({variable})")
+    for variable in _COLUMN_SETTINGS:
+        setting = contract.setting(variable)
+        assert setting.flag is not None
+        parser.add_argument(
+            setting.flag,
+            dest=setting.name,
+            metavar="TEXT",
+            help=f"{setting.description} ({variable})",
+        )
 
 
-_COLUMN_OPTIONS = (
-    ("--sensor-columns", "SENSOR_COLUMNS", "comma-separated sensor columns"),
-    ("--label-column", "LABEL_COLUMN", "column of the failure labels"),
-    ("--normal-labels", "NORMAL_LABELS", "comma-separated label values that mean normal"),
-    ("--time-column", "TIME_COLUMN", "column of times ordering the rows"),
-    ("--group-column", "GROUP_COLUMN", "column of machine or recording ids"),
+_COLUMN_SETTINGS = (
+    "SENSOR_COLUMNS",
+    "LABEL_COLUMN",
+    "NORMAL_LABELS",
+    "TIME_COLUMN",
+    "GROUP_COLUMN",
 )
 
 
@@ -136,9 +89,9 @@ def _read_profile(settings: ProducerSettings, num_sensors: int | None) -> Refere
     return load_profile(settings.sensor_data_file, num_sensors, columns=settings.reference_columns)
 
 
-def fidelity_parser() -> argparse.ArgumentParser:
+def fidelity_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"{PROG} fidelity",
+        prog=f"{prog} fidelity",
         description=(
             "Simulate a seeded stream in memory and print how closely it follows the reference "
             "CSV: per-sensor KS distance, rank-correlation gap, failure signature gap, a "
@@ -169,8 +122,9 @@ def fidelity_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _profile(argv: Sequence[str]) -> int:
-    args = profile_parser().parse_args(argv)
+def profile(argv: Sequence[str], prog: str) -> int:
+    """``profile``: print what is learned from the reference table."""
+    args = profile_parser(prog).parse_args(argv)
     if args.num_sensors is not None and args.num_sensors < 1:
         raise _usage_error("--num-sensors must be >= 1")
     settings = _data_settings(args)
@@ -187,8 +141,9 @@ def _profile(argv: Sequence[str]) -> int:
     return ExitCode.OK
 
 
-def _fidelity(argv: Sequence[str]) -> int:
-    args = fidelity_parser().parse_args(argv)
+def fidelity_report(argv: Sequence[str], prog: str) -> int:
+    """``fidelity``: simulate a seeded sample and compare it with the reference table."""
+    args = fidelity_parser(prog).parse_args(argv)
     if args.num_sensors is not None and args.num_sensors < 1:
         raise _usage_error("--num-sensors must be >= 1")
     if args.machines < 1 or args.thin < 1 or args.burn_in < 0:
@@ -225,41 +180,5 @@ def _fidelity(argv: Sequence[str]) -> int:
     return ExitCode.OK
 
 
-class _UsageError(ProducerError):
-    pass
-
-
-def _usage_error(message: str) -> _UsageError:
-    return _UsageError(message)
-
-
-def _run(argv: Sequence[str]) -> int:
-    args = run_parser().parse_args(argv)
-    settings = load_settings(max_messages=args.max_messages, duration_seconds=args.duration)
-    setup_logging(settings.log_level, settings.log_format)
-    app = build_app(settings, args.sink)
-    app.install_signal_handlers()
-    return app.run().exit_code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code. User errors print one line, never a traceback."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if args and args[0] == "profile":
-            return _profile(args[1:])
-        if args and args[0] == "fidelity":
-            return _fidelity(args[1:])
-        if args and args[0] == "run":
-            args = args[1:]
-        return _run(args)
-    except ProducerError as exc:
-        logging.getLogger("producer").debug("error details", exc_info=True)
-        print(f"sensorsim-producer: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader of our output went away (``| head``): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return ExitCode.OK
+def _usage_error(message: str) -> ConfigError:
+    return ConfigError(message)
