@@ -121,48 +121,52 @@ class SnapshotReader:
             )
         prefix, kind, name = parsed
         snapshot = self._snapshot
+        legacy = snapshot.legacy
+        target: StateSnapshot | LegacyState
+        if prefix == self._prefix:
+            target = snapshot
+        elif legacy is not None and prefix == legacy.prefix:
+            target = legacy
+        else:
+            return
         try:
-            if prefix == self._prefix:
-                self._take_own(kind, name, value)
-            elif snapshot.legacy is not None and prefix == snapshot.legacy.prefix:
-                self._take_legacy(snapshot.legacy, kind, name, value)
+            if not is_machine(kind):
+                if is_segment(kind):
+                    target.segments.append(decode_segment(value))  # type: ignore[arg-type]
+                else:
+                    target.simulations.append(decode_simulation(value))  # type: ignore[arg-type]
+            elif target is snapshot:
+                self._take_machine(name, value)
+            elif legacy is not None:
+                self._take_legacy_machine(legacy, name, value)
         except CheckpointFormatError as exc:
             raise BrokerError(
                 f"state topic {self._topic!r} offset {offset} (key {key!r}): unreadable "
                 f"checkpoint: {exc}; delete the record's key or choose another KAFKA_STATE_TOPIC"
             ) from None
 
-    def _take_own(self, kind: str, name: str, value: bytes | None) -> None:
+    def _take_machine(self, name: str, value: bytes | None) -> None:
         snapshot = self._snapshot
-        if is_machine(kind):
-            if value is None:  # a tombstone: the machine has no checkpoint
-                snapshot.machines.pop(name, None)
-                snapshot._latest.pop(name, None)
-            elif name in self._ids:
-                checkpoint = decode_machine(value)
-                snapshot.machines[name] = checkpoint
-                snapshot._latest[name] = checkpoint.cycle
-            else:
-                snapshot._latest[name] = peek_cycle(value)
-        elif is_segment(kind):
-            snapshot.segments.append(decode_segment(value))  # type: ignore[arg-type]
+        if value is None:  # a tombstone: the machine has no checkpoint
+            snapshot.machines.pop(name, None)
+            snapshot._latest.pop(name, None)
+        elif name in self._ids:
+            checkpoint = decode_machine(value)
+            snapshot.machines[name] = checkpoint
+            snapshot._latest[name] = checkpoint.cycle
         else:
-            snapshot.simulations.append(decode_simulation(value))  # type: ignore[arg-type]
+            snapshot._latest[name] = peek_cycle(value)
 
-    def _take_legacy(self, legacy: LegacyState, kind: str, name: str, value: bytes | None) -> None:
-        if is_machine(kind):
-            legacy.machines.pop(name, None)
-            legacy.latest.pop(name, None)
-            if value is None:
-                return
-            if name in self._ids:
-                legacy.machines[name] = value
-            else:
-                legacy.latest[name] = peek_cycle(value)
-        elif is_segment(kind):
-            legacy.segments.append(decode_segment(value))  # type: ignore[arg-type]
+    def _take_legacy_machine(self, legacy: LegacyState, name: str, value: bytes | None) -> None:
+        """Kept undecoded: only a machine without a checkpoint of its own needs it."""
+        legacy.machines.pop(name, None)
+        legacy.latest.pop(name, None)
+        if value is None:
+            return
+        if name in self._ids:
+            legacy.machines[name] = value
         else:
-            legacy.simulations.append(decode_simulation(value))  # type: ignore[arg-type]
+            legacy.latest[name] = peek_cycle(value)
 
     def snapshot(self) -> StateSnapshot:
         snapshot = self._snapshot
