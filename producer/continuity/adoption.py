@@ -1,5 +1,6 @@
 """Joining a simulation at start (see docs/continuity.md, "Configuration history"): read the
-state topic, adopt the simulation's epoch and seed (proposing them if it is new), refuse another
+state topic, adopt the simulation's epoch and seed (proposing them if it is new, or continuing
+the one a release without SIMULATION_UID wrote under the name alone: ``legacy``), refuse another
 identity, and adopt the configuration history, proposing the next segment when this producer's
 settings differ from the latest one. A change of settings never stops the producer.
 """
@@ -10,17 +11,15 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from producer.continuity.codec import SimulationRecord
 from producer.continuity.fingerprint import check_identity, simulation_config
 from producer.continuity.history import History, differences
+from producer.continuity.legacy import adoptable, missing_segments
+from producer.continuity.snapshot import StateSnapshot, StateStore
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings
 from producer.simulation.reference_data import ReferenceProfile
-
-if TYPE_CHECKING:  # the Kafka client is imported only when continuity runs against Kafka
-    from producer.continuity.state_topic import StateSnapshot, StateTopic
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class Joined:
 
 
 def join(
-    store: StateTopic,
+    store: StateStore,
     settings: ProducerSettings,
     profile: ReferenceProfile,
     machine_ids: set[str],
@@ -48,10 +47,15 @@ def join(
     when it is unset and the simulation is new) and its configuration history."""
     snapshot = store.read(machine_ids)
     if not snapshot.simulations:
-        proposal = _simulation_proposal(settings, profile, fallback_seed if seed is None else seed)
+        proposal = adoptable(settings, seed, snapshot.legacy, store.topic)
+        if proposal is None:
+            proposal = _simulation_proposal(
+                settings, profile, fallback_seed if seed is None else seed
+            )
         store.propose(proposal, uuid.uuid4().hex)
         snapshot = store.read(machine_ids)  # another shard's proposal may have landed first
     record = snapshot.simulations[0]
+    snapshot = _continue_adopted(store, machine_ids, record, snapshot)
     check_identity(settings, record, seed, store.topic)
     mine = simulation_config(settings, profile, record.seed)
     history = History.agree(record, snapshot.segments)
@@ -61,7 +65,7 @@ def join(
     change = history.change_cycle(now, snapshot.highest_cycle)
     store.propose_segment(history.proposal(mine, change, round(now * 1000)), uuid.uuid4().hex)
     before = history.latest
-    snapshot = store.read(machine_ids)
+    snapshot = _continue_adopted(store, machine_ids, record, store.read(machine_ids))
     history = History.agree(record, snapshot.segments)
     latest = history.latest
     if latest.config != mine:
@@ -80,6 +84,29 @@ def join(
         "; ".join(differences(before.config, mine)),
     )
     return Joined(record, history, snapshot)
+
+
+def _continue_adopted(
+    store: StateStore, machine_ids: set[str], record: SimulationRecord, snapshot: StateSnapshot
+) -> StateSnapshot:
+    """For a simulation adopted from the name alone: copy the segments of its history this
+    prefix lacks, and let each machine without a checkpoint here continue from the one there."""
+    if record.adopted_from is None:
+        return snapshot
+    missing = missing_segments(record, snapshot)
+    for segment in missing:
+        store.propose_segment(segment, uuid.uuid4().hex)
+    if missing:
+        snapshot = store.read(machine_ids)
+    taken = snapshot.continue_legacy(store.topic)
+    if taken:
+        log.info(
+            "%d machines continue from their checkpoints under the key prefix %r (written "
+            "without SIMULATION_UID)",
+            taken,
+            record.adopted_from,
+        )
+    return snapshot
 
 
 def _simulation_proposal(

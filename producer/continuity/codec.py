@@ -11,9 +11,9 @@ compaction keeps the latest record of each key:
   ``export_state`` returns). Floats are written by orjson in their shortest exact form, so a
   restored state is bit-identical.
 * ``<prefix>/s/<proposal id>``: a proposal of the simulation's epoch and seed (and the
-  configuration it was made under: segment 0 of the history). Every producer adopts the
-  proposal at the lowest offset, so shards that start at the same time agree
-  (docs/continuity.md).
+  configuration it was made under: segment 0 of the history; and, for a simulation continued
+  from the name alone, that prefix). Every producer adopts the proposal at the lowest offset,
+  so shards that start at the same time agree (docs/continuity.md).
 * ``<prefix>/c/<index>/<proposal id>``: a proposal of segment ``index`` of the configuration
   history: from which cycle on which configuration is in force. The lowest offset wins too.
 """
@@ -50,12 +50,19 @@ def config_fingerprint(config: dict[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SimulationRecord:
-    """The epoch and seed a simulation adopted, and the configuration they belong to."""
+    """The epoch and seed a simulation adopted, and the configuration they belong to.
+
+    A simulation continued from the records a release without SIMULATION_UID wrote under its
+    name alone names that prefix (``adopted_from``) and how many segments of its configuration
+    history it carried on (``adopted_segments``): its machines without a checkpoint of their own
+    continue from their checkpoint there."""
 
     simulation: str
     epoch_ms: int
     seed: int
     config: dict[str, Any]
+    adopted_from: str | None = None
+    adopted_segments: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -160,25 +167,29 @@ def decode_segment(value: bytes) -> SegmentRecord:
 
 
 def encode_simulation(record: SimulationRecord) -> bytes:
-    return orjson.dumps(
-        {
-            "format": SIMULATION_FORMAT,
-            "simulation": record.simulation,
-            "epoch_ms": record.epoch_ms,
-            "seed": str(record.seed),  # up to 2**64-1: a string survives every JSON reader
-            "config": record.config,
-        }
-    )
+    data: dict[str, Any] = {
+        "format": SIMULATION_FORMAT,
+        "simulation": record.simulation,
+        "epoch_ms": record.epoch_ms,
+        "seed": str(record.seed),  # up to 2**64-1: a string survives every JSON reader
+        "config": record.config,
+    }
+    if record.adopted_from is not None:
+        data["adopted"] = {"prefix": record.adopted_from, "segments": record.adopted_segments}
+    return orjson.dumps(data)
 
 
 def decode_simulation(value: bytes) -> SimulationRecord:
     data = _load(value, SIMULATION_FORMAT)
     try:
+        adopted = data.get("adopted")
         return SimulationRecord(
             simulation=str(data["simulation"]),
             epoch_ms=int(data["epoch_ms"]),
             seed=int(data["seed"]),
             config=dict(data["config"]),
+            adopted_from=None if adopted is None else str(adopted["prefix"]),
+            adopted_segments=0 if adopted is None else int(adopted["segments"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointFormatError(f"simulation record lacks a valid field: {exc}") from None

@@ -37,7 +37,8 @@ from producer.simulation.reference_data import ReferenceProfile
 from producer.sinks.protocol import Sink
 
 if TYPE_CHECKING:  # the Kafka client is imported only when continuity runs against Kafka
-    from producer.continuity.state_topic import StateSnapshot, StateTopic
+    from producer.continuity.snapshot import StateSnapshot
+    from producer.continuity.state_topic import StateTopic
 
 log = logging.getLogger(__name__)
 

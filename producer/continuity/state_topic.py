@@ -14,29 +14,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from producer.continuity.codec import (
-    CheckpointFormatError,
-    MachineCheckpoint,
     SegmentRecord,
     SimulationRecord,
-    decode_machine,
-    decode_segment,
-    decode_simulation,
     encode_segment,
     encode_simulation,
-    is_machine,
-    is_segment,
-    parse_key,
-    peek_cycle,
     segment_key,
     simulation_key,
 )
+from producer.continuity.snapshot import SnapshotReader, StateSnapshot
 from producer.errors import BrokerError
 from producer.kafka.client_config import client_config, consumer_config
 from producer.kafka.topics import TopicAdmin
@@ -54,21 +45,6 @@ STATE_TOPIC_CONFIG = {
     "min.cleanable.dirty.ratio": "0.1",
 }
 _STATE_LINGER_MS = 50
-
-
-@dataclass
-class StateSnapshot:
-    """What the state topic holds for one simulation, read up to its end."""
-
-    simulations: list[SimulationRecord] = field(default_factory=list)
-    """Proposals in offset order: the first is the simulation's."""
-    segments: list[SegmentRecord] = field(default_factory=list)
-    """Proposals of configuration segments, in offset order."""
-    machines: dict[str, MachineCheckpoint] = field(default_factory=dict)
-    """Latest checkpoint per machine id (of the machines asked for)."""
-    highest_cycle: int = 0
-    """The highest next cycle of any machine's latest checkpoint (of every machine)."""
-    _latest: dict[str, int] = field(default_factory=dict, repr=False)
 
 
 class StateTopic:
@@ -146,7 +122,8 @@ class StateTopic:
     # -- reading -----------------------------------------------------------------------------
     def read(self, machine_ids: set[str]) -> StateSnapshot:
         """Every simulation and segment record of this simulation and the latest checkpoint of
-        each of ``machine_ids``, reading the topic from its beginning to its current end."""
+        each of ``machine_ids`` (under its prefix and, with SIMULATION_UID, under its name
+        alone), reading the topic from its beginning to its current end."""
         consumer = self._call(
             lambda: KafkaConsumer(
                 **consumer_config(self._settings),
@@ -155,7 +132,7 @@ class StateTopic:
                 max_partition_fetch_bytes=8 * 1024 * 1024,
             )
         )
-        snapshot = StateSnapshot()
+        reader = SnapshotReader.of(self._settings, self.topic, machine_ids)
         try:
             partition = TopicPartition(self.topic, STATE_PARTITION)
             consumer.assign([partition])
@@ -169,49 +146,10 @@ class StateTopic:
                     )
                 for records in consumer.poll(timeout_ms=1000).values():
                     for record in records:
-                        self._take(record.key, record.value, record.offset, machine_ids, snapshot)
+                        reader.take(record.key, record.value, record.offset)
         finally:
             consumer.close()
-        snapshot.highest_cycle = max(snapshot._latest.values(), default=0)
-        return snapshot
-
-    def _take(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        offset: int,
-        machine_ids: set[str],
-        snapshot: StateSnapshot,
-    ) -> None:
-        parsed = parse_key(key)
-        if parsed is None:
-            raise BrokerError(
-                f"state topic {self.topic!r} offset {offset}: key {key!r} is not a sensorsim "
-                "checkpoint key; is KAFKA_STATE_TOPIC another application's topic?"
-            )
-        prefix, kind, name = parsed
-        if prefix != self.prefix:
-            return
-        try:
-            if is_machine(kind):
-                if value is None:  # a tombstone: the machine has no checkpoint
-                    snapshot.machines.pop(name, None)
-                    snapshot._latest.pop(name, None)
-                elif name in machine_ids:
-                    checkpoint = decode_machine(value)
-                    snapshot.machines[name] = checkpoint
-                    snapshot._latest[name] = checkpoint.cycle
-                else:
-                    snapshot._latest[name] = peek_cycle(value)
-            elif is_segment(kind):
-                snapshot.segments.append(decode_segment(value))  # type: ignore[arg-type]
-            else:
-                snapshot.simulations.append(decode_simulation(value))  # type: ignore[arg-type]
-        except CheckpointFormatError as exc:
-            raise BrokerError(
-                f"state topic {self.topic!r} offset {offset} (key {key!r}): unreadable "
-                f"checkpoint: {exc}; delete the record's key or choose another KAFKA_STATE_TOPIC"
-            ) from None
+        return reader.snapshot()
 
     # -- writing -----------------------------------------------------------------------------
     def _ensure_producer(self) -> Any:
