@@ -147,12 +147,14 @@ class StateTopic:
     def read(self, machine_ids: set[str]) -> StateSnapshot:
         """Every simulation and segment record of this simulation and the latest checkpoint of
         each of ``machine_ids``, reading the topic from its beginning to its current end."""
+        committed = self._settings.exactly_once
         consumer = self._call(
             lambda: KafkaConsumer(
                 **consumer_config(self._settings),
                 enable_auto_commit=False,
                 group_id=None,
                 max_partition_fetch_bytes=8 * 1024 * 1024,
+                isolation_level="read_committed" if committed else "read_uncommitted",
             )
         )
         snapshot = StateSnapshot()
@@ -160,8 +162,15 @@ class StateTopic:
             partition = TopicPartition(self.topic, STATE_PARTITION)
             consumer.assign([partition])
             consumer.seek_to_beginning(partition)
-            end = consumer.end_offsets([partition])[partition]
+            # Exactly-once: never an aborted checkpoint, and every transaction open now is
+            # waited for (committed, aborted, or timed out after transaction.timeout.ms), so a
+            # checkpoint committed after one that is still open is not missed.
+            end = self._high_watermark(partition) if committed else None
+            if end is None:
+                end = consumer.end_offsets([partition])[partition]
             deadline = time.monotonic() + self._settings.kafka_connect_timeout_ms / 1000 + 120
+            if committed:
+                deadline += self._settings.transaction_timeout_ms / 1000
             while consumer.position(partition) < end:
                 if time.monotonic() > deadline:
                     raise BrokerError(
@@ -174,6 +183,16 @@ class StateTopic:
             consumer.close()
         snapshot.highest_cycle = max(snapshot._latest.values(), default=0)
         return snapshot
+
+    def _high_watermark(self, partition: TopicPartition) -> int:
+        """The partition's end, uncommitted records included."""
+        consumer = self._call(
+            lambda: KafkaConsumer(**consumer_config(self._settings), enable_auto_commit=False)
+        )
+        try:
+            return int(consumer.end_offsets([partition])[partition])
+        finally:
+            consumer.close()
 
     def _take(
         self,
