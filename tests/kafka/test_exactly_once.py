@@ -7,18 +7,17 @@ Producers run as processes (``python -m producer``); the tests wait on what the 
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import time
 from collections import defaultdict
-from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.kafka.test_continuity import (
     MACHINES,
+    assert_bodies_of_an_undisturbed_run,
     continuity_env,
     shard_envs,
     spawn,
@@ -27,7 +26,6 @@ from tests.kafka.test_continuity import (
 )
 from tests.producer_kafka_support import (
     Record,
-    read_topic,
     run_producer,
     start_producer,
     unique_topic,
@@ -63,12 +61,6 @@ def read_committed(bootstrap: str, topic: str, isolation: str = "read_committed"
         return records
     finally:
         consumer.close()
-
-
-def without_timestamp(value: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(value)
-    del body["timestamp"]
-    return body
 
 
 def exactly_once_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
@@ -125,7 +117,6 @@ def test_sigkill_mid_interval_leaves_every_cycle_once_for_read_committed(
     for record in committed:
         streams[record.key].append(record)
     assert len(streams) == MACHINES
-    longest = max(len(s) for s in streams.values())
     for key, stream in streams.items():
         seqs = [int(r.headers["seq"]) for r in stream]
         assert seqs == list(range(len(seqs))), f"machine {key!r}: gap, duplicate or reorder"
@@ -137,18 +128,7 @@ def test_sigkill_mid_interval_leaves_every_cycle_once_for_read_committed(
         counts[record.key, int(record.headers["seq"])] += 1
     assert any(n > 1 for n in counts.values())  # the killed interval, written twice
 
-    undisturbed_topic = unique_topic("eos-undisturbed")
-    undisturbed_env = continuity_env(kafka_bootstrap, undisturbed_topic, SIMULATION_INTERVAL_MS="0")
-    result = run_producer(undisturbed_env, "--max-messages", str(MACHINES * longest))
-    assert result.returncode == 0, result.stderr
-    expected = {
-        (r.key, int(r.headers["seq"])): without_timestamp(r.value)
-        for r in read_topic(kafka_bootstrap, undisturbed_topic)
-    }
-    for key, stream in streams.items():
-        for record in stream:
-            seq = int(record.headers["seq"])
-            assert without_timestamp(record.value) == expected[key, seq], (key, seq)
+    assert_bodies_of_an_undisturbed_run(kafka_bootstrap, streams)
 
 
 def test_a_second_producer_of_the_same_machines_fences_the_first(kafka_bootstrap: str) -> None:
