@@ -8,6 +8,9 @@
     python bench/producer_bench.py                       # (a), and (b) on a broker it starts
     python bench/producer_bench.py --bootstrap 127.0.0.1:9092   # (b) on a running broker
     python bench/producer_bench.py --no-kafka                # (a) only
+    python bench/producer_bench.py --guarantees --records 1000000   # (d) only
+
+(d) exactly-once against at-least-once, both with continuity, same broker, alternating runs.
 
 Everything runs pinned to one CPU (``--cpu``) so the figures are per core.
 """
@@ -205,11 +208,16 @@ def part_a(profile: ReferenceProfile, budget: float) -> None:
     print()
 
 
-def run_sink(bootstrap: str, records: int, machines: int, codec: str = "none") -> tuple[float, int]:
+def run_sink(
+    bootstrap: str, records: int, machines: int, codec: str = "none", **continuity: Any
+) -> tuple[float, int]:
     """Records/s of the project's producer (engine, encoder, Kafka sink) into the broker,
-    from the first cycle to the last acknowledgement; and the mean body size."""
+    from the first cycle to the last acknowledgement; and the mean body size. ``continuity``:
+    settings of continuity (``checkpoint_interval_ms``, ``delivery_guarantee``); without
+    them, continuity is off."""
     topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
     settings = ProducerSettings(
+        **({"checkpoint_interval_ms": 0} | continuity),
         kafka_compression_type=codec,
         kafka_bootstrap_servers=bootstrap,
         kafka_topic=topic,
@@ -324,6 +332,31 @@ def part_b(
         profile_both_threads(bootstrap, records // 4, machines)
 
 
+def part_d(bootstrap: str, records: int, machines: int, *, repeat: int, interval_ms: int) -> None:
+    """Exactly-once against at-least-once, both with continuity (CHECKPOINT_INTERVAL_MS =
+    ``interval_ms``), alternating runs in one process."""
+    print(
+        f"(d) delivery guarantees at {bootstrap}: {records:,} records from {machines:,} machines, "
+        f"CHECKPOINT_INTERVAL_MS={interval_ms}; {repeat} alternating runs"
+    )
+    print(f"{'guarantee':<14} | {'median':>9} | runs")
+    print("-" * 60)
+    rates: dict[str, list[float]] = {"at-least-once": [], "exactly-once": []}
+    for _ in range(repeat):
+        for guarantee, runs in rates.items():
+            rate, _ = run_sink(
+                bootstrap, records, machines,
+                checkpoint_interval_ms=interval_ms, delivery_guarantee=guarantee,
+            )  # fmt: skip
+            runs.append(rate)
+    for guarantee, runs in rates.items():
+        listed = ", ".join(f"{r:,.0f}" for r in runs)
+        print(f"{guarantee:<14} | {median(runs):>9,.0f} | {listed}")
+    ratio = median(rates["exactly-once"]) / median(rates["at-least-once"])
+    print(f"ratio exactly-once / at-least-once (medians): {ratio:.2f} (cost {1 - ratio:.0%})")
+    print()
+
+
 def peak_rss_mib(command: list[str], env: dict[str, str]) -> float:
     """Peak resident set size (MiB) of a child process, from ``wait4``'s rusage."""
     with open(os.devnull, "wb") as devnull:
@@ -389,6 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--codecs", default="none,lz4,zstd", help="compression codecs for part (b), comma-separated"
     )
+    parser.add_argument(
+        "--guarantees", action="store_true",
+        help="only part (d): exactly-once against at-least-once",
+    )  # fmt: skip
+    parser.add_argument(
+        "--checkpoint-ms", type=int, default=30_000, help="CHECKPOINT_INTERVAL_MS of part (d)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -414,6 +454,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         if args.memory:
             part_c(bootstrap)
+            return 0
+        if args.guarantees:
+            if bootstrap is None:
+                raise SystemExit("part (d) needs a broker")
+            part_d(bootstrap, args.records, args.machines, repeat=max(1, args.repeat),
+                   interval_ms=args.checkpoint_ms)  # fmt: skip
             return 0
         reference: Any = load_profile(DEFAULT_DATA_FILE, 20)
         if not args.skip_a:

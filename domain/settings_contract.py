@@ -50,6 +50,11 @@ class SaslMechanism(StrEnum):
     SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
+class DeliveryGuarantee(StrEnum):
+    AT_LEAST_ONCE = "at-least-once"
+    EXACTLY_ONCE = "exactly-once"
+
+
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 Acks = Literal["all", "1", "0"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -539,6 +544,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "How often each machine's state is checkpointed (0 = no continuity).",
         ge=0,
         le=86_400_000,
+    ),
+    Setting(
+        "DELIVERY_GUARANTEE",
+        DeliveryGuarantee.AT_LEAST_ONCE,
+        "at-least-once, or exactly-once for read_committed consumers (transactions committed "
+        "every CHECKPOINT_INTERVAL_MS: their end-to-end latency).",
+        choices=_values(DeliveryGuarantee),
+        option="--delivery-guarantee",
     ),
     Setting(
         "CATCH_UP_MAX_CYCLES",

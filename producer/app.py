@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from domain.messages import format_epoch
 from producer.continuity.coordinator import Continuity
-from producer.errors import ExitCode, ProducerError
+from producer.errors import ExitCode, IntervalAbortedError, ProducerError
 from producer.runtime.heartbeat import Heartbeat
 from producer.runtime.http_server import HealthServer
 from producer.runtime.metrics import ProducerMetrics
@@ -103,8 +103,7 @@ class ProducerApp:
                 settings.message_format.value,
             )
             try:
-                self.continuity.catch_up(self._send_rows, self.stop)
-                cycles = self._loop()
+                cycles = self._run_cycles()
             except ProducerError as exc:  # e.g. the topic turned out unusable: stop cleanly
                 failure = exc
             except Exception as exc:  # a bug: still flush, close and summarise, then exit 4
@@ -153,6 +152,21 @@ class ProducerApp:
         if failure is not None:
             print(f"sensorsim-producer: error: {failure}", file=sys.stderr, flush=True)
         return summary
+
+    def _run_cycles(self) -> int:
+        """Catch up, then the cycle loop. Exactly-once: when the transaction in progress is
+        aborted, restore the machines from the last committed checkpoints and go on from
+        there (the cycles since are emitted again, byte-identical, in a new transaction)."""
+        cycles = 0
+        while True:
+            try:
+                self.continuity.catch_up(self._send_rows, self.stop)
+                return cycles + self._loop()
+            except IntervalAbortedError as exc:
+                cycles += self._cycles_done
+                self._cycles_done = 0
+                self.continuity.aborted(exc)
+                self._resume()
 
     def _resume(self) -> None:
         """Continue each machine from its checkpoint (continuity; nothing without a state

@@ -14,7 +14,7 @@ from typing import Literal
 
 from domain.simulation_model import SimulationModel
 from producer.app import ProducerApp
-from producer.continuity.coordinator import Continuity
+from producer.continuity.coordinator import Continuity, IntervalCommitter
 from producer.continuity.state_topic import StateTopic
 from producer.errors import ConfigError
 from producer.kafka.sink import KafkaSink
@@ -60,7 +60,10 @@ def build_app(
     state_topic = (
         StateTopic(settings, settings.state_topic) if settings.checkpoint_interval_ms > 0 else None
     )
-    return assemble(settings, simulation, sink, state_topic, stop=stop, heartbeat=heartbeat)
+    committer = sink if settings.exactly_once and state_topic is not None else None
+    return assemble(
+        settings, simulation, sink, state_topic, stop=stop, heartbeat=heartbeat, committer=committer
+    )
 
 
 def load_shard(settings: ProducerSettings) -> ShardSimulation:
@@ -102,16 +105,23 @@ def assemble(
     *,
     stop: StopFlag | None = None,
     heartbeat: Heartbeat | None = None,
+    committer: IntervalCommitter | None = None,
 ) -> ProducerApp:
     """The app over ``sink``, continuing the simulation in ``state_topic`` (None: the schedule
-    starts now and nothing is checkpointed), serving HTTP_PORT unless it is 0."""
+    starts now and nothing is checkpointed), serving HTTP_PORT unless it is 0. ``committer``:
+    exactly-once (the Kafka sink, committing each interval with its checkpoint)."""
     stop = stop or StopFlag()
     heartbeat = heartbeat or Heartbeat()
     metrics = ProducerMetrics(simulation.profile.failure_types, lambda: sink.stats)
     metrics.machines.set(simulation.machines.size)
     metrics.shards.set(settings.shard_count)
     continuity = Continuity(
-        settings, simulation.profile, simulation.machine_ids, state_topic, metrics.registry
+        settings,
+        simulation.profile,
+        simulation.machine_ids,
+        state_topic,
+        metrics.registry,
+        committer=committer,
     )
     readiness = Readiness(stop, sink.delivering)
     http = serve_probes(settings.http_port, heartbeat, readiness, metrics)

@@ -42,3 +42,14 @@ class BrokerError(ProducerError):
     """Kafka could not be used at start; the message says what to check."""
 
     exit_code = ExitCode.BROKER
+
+
+class TransactionFencedError(BrokerError):
+    """Exactly-once: the transactional producer was fenced (another producer started with its
+    transactional id) or is not authorised to use it; the process stops (exit code 3)."""
+
+
+class IntervalAbortedError(Exception):
+    """Exactly-once: the transaction of the interval in progress was aborted (an abortable
+    error, a commit that did not complete, a client that had to be replaced). The sink has
+    already begun a new transaction; the producer replays from the last committed checkpoint."""

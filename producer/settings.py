@@ -35,6 +35,11 @@ MIN_REQUEST_TIMEOUT_MS = 500
 """The shortest request timeout the derived one may be (KAFKA_DELIVERY_TIMEOUT_MS minus
 KAFKA_LINGER_MS, capped at Kafka's default 30 s)."""
 
+TRANSACTION_COMMIT_MARGIN_MS = 60_000
+"""Beyond the commit interval, how long an exactly-once transaction may stay open (the commit
+itself: the interval's last records, the checkpoint, the markers) before the broker aborts it."""
+MAX_TRANSACTION_INTERVAL_MS = 900_000 - TRANSACTION_COMMIT_MARGIN_MS
+
 __all__ = [
     "DEFAULT_DATA_FILE",
     "ProducerSettings",
@@ -111,6 +116,7 @@ class ProducerSettings(BaseSettings):
     # Continuity (docs/continuity.md)
     kafka_state_topic: str | None = _SETTING["KAFKA_STATE_TOPIC"].field()
     checkpoint_interval_ms: int = _SETTING["CHECKPOINT_INTERVAL_MS"].field()
+    delivery_guarantee: contract.DeliveryGuarantee = _SETTING["DELIVERY_GUARANTEE"].field()
     catch_up_max_cycles: int = _SETTING["CATCH_UP_MAX_CYCLES"].field()
     simulation_epoch: datetime | None = _SETTING["SIMULATION_EPOCH"].field()
     # Output and operations
@@ -128,7 +134,12 @@ class ProducerSettings(BaseSettings):
         return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator(
-        "log_format", "kafka_compression_type", "kafka_acks", "simulation_model", mode="before"
+        "log_format",
+        "kafka_compression_type",
+        "kafka_acks",
+        "simulation_model",
+        "delivery_guarantee",
+        mode="before",
     )
     @classmethod
     def _lower(cls, value: Any) -> Any:
@@ -267,9 +278,44 @@ class ProducerSettings(BaseSettings):
                 f"KAFKA_TOPIC is too long to derive the state topic {self.state_topic!r} from it "
                 f"(over {_MAX_TOPIC} characters): set KAFKA_STATE_TOPIC"
             )
+        if self.exactly_once:
+            problems += self._transaction_problems()
         if self.simulation_epoch is not None and self.simulation_epoch.utcoffset() is None:
             problems.append("SIMULATION_EPOCH must carry a UTC offset, e.g. 2026-12-01T00:00:00Z")
         return problems
+
+    def _transaction_problems(self) -> list[str]:
+        """Exactly-once commits every checkpoint interval, with idempotence, and an open
+        transaction must fit the broker's default transaction.max.timeout.ms (15 min)."""
+        problems = []
+        if self.checkpoint_interval_ms == 0:
+            problems.append(
+                "DELIVERY_GUARANTEE=exactly-once commits at each checkpoint: "
+                "CHECKPOINT_INTERVAL_MS must be > 0"
+            )
+        if self.kafka_acks != "all":
+            problems.append("DELIVERY_GUARANTEE=exactly-once needs KAFKA_ACKS=all")
+        if self.checkpoint_interval_ms > MAX_TRANSACTION_INTERVAL_MS:
+            problems.append(
+                f"CHECKPOINT_INTERVAL_MS ({self.checkpoint_interval_ms}) must be <= "
+                f"{MAX_TRANSACTION_INTERVAL_MS} with DELIVERY_GUARANTEE=exactly-once (a "
+                "transaction stays open for one interval plus "
+                f"{TRANSACTION_COMMIT_MARGIN_MS} ms, within the broker's default "
+                "transaction.max.timeout.ms of 15 min)"
+            )
+        return problems
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.delivery_guarantee is contract.DeliveryGuarantee.EXACTLY_ONCE
+
+    @property
+    def transaction_timeout_ms(self) -> int:
+        """transaction.timeout.ms of the exactly-once producer: one commit interval plus the
+        time a commit may take. It also bounds how long a crashed producer's open transaction
+        holds read_committed consumers back when no producer with its transactional id
+        starts again (docs/continuity.md)."""
+        return self.checkpoint_interval_ms + TRANSACTION_COMMIT_MARGIN_MS
 
     def failure_model(self, reference_share: float) -> FailureModel:
         """The failure model in force. Its start chance per cycle is FAILURE_PROBABILITY when

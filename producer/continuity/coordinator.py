@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from producer.continuity.adoption import join
 from producer.continuity.catch_up import Progress, SendRows, Stoppable, catch_up, plan_skips
@@ -30,7 +30,7 @@ from producer.continuity.codec import (
 from producer.continuity.history import History
 from producer.continuity.schedule import Schedule
 from producer.continuity.segments import EngineFactory, ShardSegments
-from producer.errors import ConfigError
+from producer.errors import ConfigError, IntervalAbortedError
 from producer.settings import ProducerSettings
 from producer.simulation.engine import SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile
@@ -40,10 +40,26 @@ if TYPE_CHECKING:  # the Kafka client is imported only when continuity runs agai
     from producer.continuity.snapshot import StateSnapshot
     from producer.continuity.state_topic import StateTopic
 
+STATE_PARTITION = 0
+"""The state topic's one partition (``state_topic.STATE_PARTITION``; that module imports the
+Kafka client, which this one does not)."""
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FLUSH_SECONDS = 10.0
 """How long a periodic checkpoint waits for the records before it (then it is skipped)."""
+
+
+COMMIT_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class IntervalCommitter(Protocol):
+    """Exactly-once: commits the interval's records together with its checkpoint records."""
+
+    def commit(
+        self, topic: str, partition: int, records: list[tuple[bytes, bytes]], timeout: float
+    ) -> None:
+        """Raises ``IntervalAbortedError`` when the interval must be replayed."""
 
 
 class Continuity:
@@ -60,8 +76,13 @@ class Continuity:
         machine_ids: list[str],
         store: StateTopic | None,
         registry: CollectorRegistry,
+        *,
+        committer: IntervalCommitter | None = None,
     ) -> None:
+        """``committer``: exactly-once, checkpoints are committed with the interval's records
+        through it (None: at-least-once, written through ``store`` once delivered)."""
         self._settings = settings
+        self._committer = committer
         self._profile = profile
         self._ids = machine_ids
         self.store = store
@@ -90,6 +111,23 @@ class Continuity:
             "sensorsim_checkpoints", "Checkpoints written (all machines of the shard).",
             registry=registry,
         )  # fmt: skip
+        self.transactions_committed = Counter(
+            "sensorsim_transactions_committed",
+            "Exactly-once: transactions committed (an interval's records with its checkpoint).",
+            registry=registry,
+        )
+        self.transactions_aborted = Counter(
+            "sensorsim_transactions_aborted",
+            "Exactly-once: transactions aborted (the interval was replayed from the last commit).",
+            registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "sensorsim_transaction_commit_seconds",
+            "Exactly-once: seconds from the start of a commit (checkpoint records sent, then "
+            "the transaction's end) to its acknowledgement.",
+            buckets=COMMIT_SECONDS_BUCKETS,
+            registry=registry,
+        )
 
     # -- start -------------------------------------------------------------------------------
     def open(self, seed: int | None, fallback_seed: int) -> int:
@@ -155,6 +193,7 @@ class Continuity:
                 time.time() if epoch is None else epoch.timestamp(), self.schedule.interval_ms
             )
         self.segments = ShardSegments(self.history, engine, len(self._ids), factory)
+        self.progress = Progress.fresh(len(self._ids))  # a replay (exactly-once) starts anew
         self._restore_states(engine.first_machine)
         progress = self.progress
         current = self.schedule.current_cycle(time.time())
@@ -234,6 +273,8 @@ class Continuity:
         if store is None:
             return False
         self._last_checkpoint = time.monotonic()
+        if self._committer is not None:
+            return self._commit(self._committer, store, flush_seconds)
         if not sink.wait_delivered(flush_seconds):
             if not self._warned_unflushed:
                 log.warning(
@@ -244,26 +285,52 @@ class Continuity:
                 )
                 self._warned_unflushed = True
             return False
-        progress = self.progress
-        rows = np.flatnonzero(progress.clean)
-        if rows.size == 0:
+        records = self._checkpoint_records(store.prefix)
+        if not records:
             return False
-        segments = self.history.segments
-        for index, group, state in self.segments.groups(rows):
-            config = segments[index].config
-            store.write(
-                encode_machines(
-                    store.prefix,
-                    [self._ids[r] for r in group.tolist()],
-                    progress.next_cycle[group].tolist(),
-                    model=str(config.get("model")),
-                    fingerprint=segments[index].fingerprint,
-                    state=state,
-                    segment=index,
-                )
-            )
+        store.write(records)
         self.checkpoints.inc()
         return True
+
+    def _commit(self, committer: IntervalCommitter, store: StateTopic, timeout: float) -> bool:
+        """Exactly-once: commit the records sent since the last commit with the checkpoint of
+        every checkpointable row (``IntervalAbortedError`` when the interval must be replayed)."""
+        started = time.monotonic()
+        committer.commit(store.topic, STATE_PARTITION, self._checkpoint_records(store.prefix),
+                         timeout)  # fmt: skip
+        self.commit_seconds.observe(time.monotonic() - started)
+        self.transactions_committed.inc()
+        self.checkpoints.inc()
+        return True
+
+    def aborted(self, failure: IntervalAbortedError) -> None:
+        """Exactly-once: the transaction in progress was aborted; the caller replays."""
+        self.transactions_aborted.inc()
+        log.warning(
+            "exactly-once: transaction aborted (%s); replaying from the last committed checkpoint",
+            failure,
+        )
+
+    def _checkpoint_records(self, prefix: str) -> list[tuple[bytes, bytes]]:
+        """The checkpoint record of every checkpointable row: its state and next cycle."""
+        progress = self.progress
+        rows = np.flatnonzero(progress.clean)
+        segments = self.history.segments
+        records: list[tuple[bytes, bytes]] = []
+        if rows.size == 0:
+            return records
+        for index, group, state in self.segments.groups(rows):
+            config = segments[index].config
+            records += encode_machines(
+                prefix,
+                [self._ids[r] for r in group.tolist()],
+                progress.next_cycle[group].tolist(),
+                model=str(config.get("model")),
+                fingerprint=segments[index].fingerprint,
+                state=state,
+                segment=index,
+            )
+        return records
 
     def finish(self, sink: Sink, flushed: bool) -> None:
         """At shutdown: the final checkpoint (if everything was delivered), then close."""
@@ -271,7 +338,9 @@ class Continuity:
         if store is None:
             return
         try:
-            if flushed and self.checkpoint(sink, 1.0):
+            if self._committer is not None:
+                self._final_commit(sink, store)
+            elif flushed and self.checkpoint(sink, 1.0):
                 if store.flush(5.0) and not store.failed:
                     log.info(
                         "checkpointed %d machines at cycle %d to %r",
@@ -288,3 +357,22 @@ class Continuity:
                 )
         finally:
             store.close()
+
+    def _final_commit(self, sink: Sink, store: StateTopic) -> None:
+        """Exactly-once: commit what is left with the last checkpoint; if that fails, the
+        next producer replays from the previous commit."""
+        try:
+            self.checkpoint(sink, CHECKPOINT_FLUSH_SECONDS)
+        except IntervalAbortedError as exc:
+            self.transactions_aborted.inc()
+            log.warning(
+                "no final commit (%s): a restart replays from the last committed checkpoint",
+                exc,
+            )
+            return
+        log.info(
+            "checkpointed %d machines at cycle %d to %r (committed)",
+            int(self.progress.clean.sum()),
+            int(self.progress.next_cycle.max()),
+            store.topic,
+        )

@@ -124,12 +124,14 @@ class StateTopic:
         """Every simulation and segment record of this simulation and the latest checkpoint of
         each of ``machine_ids`` (under its prefix and, with SIMULATION_UID, under its name
         alone), reading the topic from its beginning to its current end."""
+        committed = self._settings.exactly_once
         consumer = self._call(
             lambda: KafkaConsumer(
                 **consumer_config(self._settings),
                 enable_auto_commit=False,
                 group_id=None,
                 max_partition_fetch_bytes=8 * 1024 * 1024,
+                isolation_level="read_committed" if committed else "read_uncommitted",
             )
         )
         reader = SnapshotReader.of(self._settings, self.topic, machine_ids)
@@ -137,8 +139,15 @@ class StateTopic:
             partition = TopicPartition(self.topic, STATE_PARTITION)
             consumer.assign([partition])
             consumer.seek_to_beginning(partition)
-            end = consumer.end_offsets([partition])[partition]
+            # Exactly-once: never an aborted checkpoint, and every transaction open now is
+            # waited for (committed, aborted, or timed out after transaction.timeout.ms), so a
+            # checkpoint committed after one that is still open is not missed.
+            end = self._high_watermark(partition) if committed else None
+            if end is None:
+                end = consumer.end_offsets([partition])[partition]
             deadline = time.monotonic() + self._settings.kafka_connect_timeout_ms / 1000 + 120
+            if committed:
+                deadline += self._settings.transaction_timeout_ms / 1000
             while consumer.position(partition) < end:
                 if time.monotonic() > deadline:
                     raise BrokerError(
@@ -150,6 +159,16 @@ class StateTopic:
         finally:
             consumer.close()
         return reader.snapshot()
+
+    def _high_watermark(self, partition: TopicPartition) -> int:
+        """The partition's end, uncommitted records included."""
+        consumer = self._call(
+            lambda: KafkaConsumer(**consumer_config(self._settings), enable_auto_commit=False)
+        )
+        try:
+            return int(consumer.end_offsets([partition])[partition])
+        finally:
+            consumer.close()
 
     # -- writing -----------------------------------------------------------------------------
     def _ensure_producer(self) -> Any:

@@ -15,6 +15,7 @@ every machine failing with a given type, so they are encoded once per cycle.
 
 kafka-python internals used here (kafka-python 3.0.x; pinned in pyproject.toml): the
 accumulator's ``_batches``/``_incomplete``/``_tp_lock``/``_appends_in_progress``/``_closed``,
+the transaction manager's ``maybe_add_partition_to_transaction`` (what ``send()`` calls),
 ``MemoryRecordsBuilder``/``DefaultRecordBatchBuilder`` fields, ``ProducerBatch``, and that a
 batch's ``produce_future`` succeeds with ``(base_offset, timestamp, record_errors)`` where
 ``record_errors`` is None on success. ``tests/unit/test_kafka_batches_conformance.py`` checks
@@ -85,6 +86,9 @@ class BatchWriter:
         self._batch_size = config["batch_size"]
         self._topic = topic
         self._key_parts = [varint(len(k)) + k for k in keys]
+        manager = producer._transaction_manager
+        self._transaction = manager if manager is not None and manager.is_transactional() else None
+        """A transactional producer's manager: each partition joins the transaction first."""
 
     def write(
         self,
@@ -123,6 +127,8 @@ class BatchWriter:
             count += 1
         if count:
             batches.append((b"".join(parts), count))
+        if self._transaction is not None:  # as send() does; raises once the transaction failed
+            self._transaction.maybe_add_partition_to_transaction(tp)
         accumulator = self._accumulator
         now = time.monotonic()
         accumulator._appends_in_progress.increment()

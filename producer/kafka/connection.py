@@ -63,14 +63,23 @@ class ProducerClients:
     """Makes the sink's clients. The first one bootstraps; the next ones (replacements) reuse
     the API version it negotiated, so they need not bootstrap, which blocks."""
 
-    def __init__(self, settings: ProducerSettings, factory: ProducerFactory | None = None):
-        """``factory``: ``KafkaProducer`` unless given."""
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        factory: ProducerFactory | None = None,
+        transactional_id: str | None = None,
+    ):
+        """``factory``: ``KafkaProducer`` unless given; ``transactional_id``: exactly-once."""
         self._settings = settings
         self._factory: ProducerFactory = factory or KafkaProducer
         self._api_version: tuple[int, ...] | None = None
+        self._transactional_id = transactional_id
 
     def new(self) -> Any:
         config = client_config(self._settings)
+        if self._transactional_id is not None:
+            config["transactional_id"] = self._transactional_id
+            config["transaction_timeout_ms"] = self._settings.transaction_timeout_ms
         if self._api_version is not None:
             config["api_version"] = self._api_version
         producer = self._factory(**config)

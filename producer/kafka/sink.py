@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 from kafka.errors import KafkaError
 
+from producer.errors import BrokerError, IntervalAbortedError
+from producer.kafka import client_internals
 from producer.kafka.batches import largest_batch_bytes
 from producer.kafka.connection import (
     AdminFactory,
@@ -40,6 +42,7 @@ from producer.kafka.delivery_ledger import Clock
 from producer.kafka.sending import CycleSender, PartitionCache
 from producer.kafka.supervision import ClientSupervisor
 from producer.kafka.topics import TopicAdmin
+from producer.kafka.transactions import Transactions, transactional_id
 from producer.runtime.stopping import StopFlag
 from producer.settings import ProducerSettings
 from producer.sinks.protocol import DeliveryStats, OutgoingCycle
@@ -80,7 +83,22 @@ class KafkaSink:
             settings.simulation_name.encode("utf-8"),
             [t.encode("utf-8") for t in failure_types],
         )
-        self._clients = ProducerClients(settings, client_factory)
+        self.transactions = (
+            Transactions(
+                transactional_id(settings.state_topic, settings.state_prefix, machine_ids),
+                init_timeout=settings.kafka_connect_timeout_ms / 1000,
+                stop=self._stop,
+                heartbeat=self._heartbeat,
+            )
+            if settings.exactly_once
+            else None
+        )
+        """Exactly-once: the transactions of the data producer (None: at-least-once)."""
+        self._clients = ProducerClients(
+            settings,
+            client_factory,
+            None if self.transactions is None else self.transactions.transactional,
+        )
         self._open_admin = open_admin or (lambda: TopicAdmin.connect(settings))
         self._clock = clock
         self._partitions = PartitionCache(keys)
@@ -93,6 +111,7 @@ class KafkaSink:
             partitions=lambda: self._partitions.partitions,
             stop=self._stop,
             clock=clock,
+            transactions=self.transactions,
         )
         self._sender = CycleSender(
             self._supervisor,
@@ -132,6 +151,12 @@ class KafkaSink:
             stop=self._stop,
             largest_batch=self._largest_batch,
         )
+        if self.transactions is not None:
+            try:
+                self.transactions.open(producer)
+            except BrokerError:
+                client_internals.force_close(producer, timeout=1.0)
+                raise
         self._supervisor.take(producer)
         self._partitions.use(partitions)
         log.info(
@@ -157,7 +182,39 @@ class KafkaSink:
         (each machine's records in cycle order on its partition)."""
         if self._supervisor.producer is None:
             raise RuntimeError("KafkaSink.start() was not called")
-        self._sender.send(cycle)
+        if self.transactions is None:
+            self._sender.send(cycle)
+            return
+        try:
+            self._sender.send(cycle)
+        except KafkaError as exc:  # the transaction failed: abort it, replay the interval
+            failure = self.transactions.failure(self._supervisor.producer, exc)
+            if isinstance(failure, IntervalAbortedError):
+                self._recover(str(failure))
+            raise failure from None
+
+    def commit(
+        self, topic: str, partition: int, records: list[tuple[bytes, bytes]], timeout: float
+    ) -> None:
+        """Exactly-once: commit the interval's records with ``records`` (its checkpoint, to
+        ``topic``'s ``partition``) within ``timeout`` seconds. Raises ``IntervalAbortedError``
+        (a new transaction has begun: replay from the last committed checkpoint) or
+        ``TransactionFencedError``."""
+        transactions = self.transactions
+        assert transactions is not None, "commit() is for DELIVERY_GUARANTEE=exactly-once"
+        self._supervisor.supervise()
+        try:
+            transactions.commit(self._supervisor.producer, topic, partition, records, timeout)
+        except IntervalAbortedError as exc:
+            self._recover(str(exc))
+            raise
+
+    def _recover(self, reason: str) -> None:
+        """Abort the failed transaction and begin another; replace the client if need be."""
+        assert self.transactions is not None
+        log.warning("exactly-once: aborting the transaction in progress (%s)", reason)
+        if not self.transactions.abort(self._supervisor.producer):
+            self._supervisor.replace(f"its transaction could not be aborted: {reason}")
 
     def wait_delivered(self, timeout: float) -> bool:
         """Send what is buffered and wait, within ``timeout`` seconds and without closing the
@@ -180,12 +237,20 @@ class KafkaSink:
 
     def flush(self, timeout: float) -> bool:
         """Send what is buffered and close the client, within ``timeout`` seconds; what is not
-        acknowledged by then counts as failed. True only if every record was acknowledged."""
+        acknowledged by then counts as failed. True only if every record was acknowledged.
+        Exactly-once: the client stays open for the final commit (``close`` closes it)."""
+        if self.transactions is not None:
+            return self.wait_delivered(timeout)
         self._supervisor.close_gracefully(timeout)
         return self._all_delivered()
 
     def close(self) -> None:
-        """Release the client at once (``flush`` already closed it on a normal shutdown)."""
+        """Release the client at once (``flush`` already closed it on a normal shutdown).
+        Exactly-once: what was not committed is aborted first (a restart replays it)."""
+        producer = self._supervisor.producer
+        if self.transactions is not None and producer is not None:
+            with contextlib.suppress(Exception):
+                self.transactions.abort(producer)
         self._supervisor.close()
 
     def _all_delivered(self) -> bool:

@@ -16,12 +16,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from producer.errors import BrokerError
+from producer.errors import BrokerError, IntervalAbortedError
 from producer.kafka import client_internals
 from producer.kafka.batches import BatchWriter
 from producer.kafka.connection import AdminFactory, ProducerClients
 from producer.kafka.delivery_audit import DeliveryAudit
 from producer.kafka.delivery_ledger import ClientGeneration, Clock, DeliveryLedger
+from producer.kafka.transactions import Transactions, is_fatal
 from producer.runtime.stopping import StopFlag
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,13 @@ class ClientSupervisor:
         partitions: Callable[[], frozenset[int]],
         stop: StopFlag,
         clock: Clock,
+        transactions: Transactions | None = None,
     ) -> None:
         """``delivery_timeout``: seconds (KAFKA_DELIVERY_TIMEOUT_MS); ``partitions``: the
-        topic's partitions as last seen, for the audit."""
+        topic's partitions as last seen, for the audit; ``transactions``: exactly-once (a new
+        client opens its transactions, and replacing one ends the interval)."""
+        self._transactions = transactions
+        self._fatal: BaseException | None = None
         self._clients = clients
         self._topic = topic
         self._keys = keys
@@ -111,6 +116,8 @@ class ClientSupervisor:
         target refused the records. Called from the cycle loop's thread only."""
         if self._unusable is not None:
             raise BrokerError(self._unusable)
+        if self._fatal is not None and self._transactions is not None:
+            raise self._transactions.failure(self.producer, self._fatal)
         self._audit.maybe_start(self.generation, self._partitions())
         now = self._clock()
         pending = self.ledger.stats.pending
@@ -128,6 +135,12 @@ class ClientSupervisor:
             reason = "the client's idempotent state is fatally broken"
         if reason:
             self._replace(reason)
+            if self._transactions is not None:  # the interval's transaction went with it
+                raise IntervalAbortedError(f"Kafka client replaced ({reason})")
+
+    def replace(self, reason: str) -> None:
+        """Replace the client now (exactly-once: when its transaction cannot be aborted)."""
+        self._replace(reason)
 
     def note_producer_id(self) -> None:
         """Remember the (producer id, epoch) the current client uses, for the audit."""
@@ -158,7 +171,9 @@ class ClientSupervisor:
         """A failed batch's error (kafka-python's I/O thread): remember whether it calls for a
         new client or makes the target unusable; ``supervise`` acts on it."""
         name = type(error).__name__
-        if name in _REPLACE_CLIENT_ERRORS:
+        if self._transactions is not None and is_fatal(error):
+            self._fatal = error  # fenced: another producer owns these machines now
+        elif name in _REPLACE_CLIENT_ERRORS:
             self._replace_reason = f"fatal idempotence error {name}"
         elif name in _UNUSABLE_TARGET_ERRORS and self._unusable is None:
             self._unusable = (
@@ -184,6 +199,8 @@ class ClientSupervisor:
         lost = self._retire(generation)
         self._replace_reason = ""
         self.producer = self._clients.new()
+        if self._transactions is not None:  # fences the old client, aborting its transaction
+            self._transactions.open(self.producer, patient=True)
         self.writer = BatchWriter(self.producer, self._topic, self._keys)
         self.generation = self.ledger.new_generation(generation.number + 1)
         self.replacements += 1

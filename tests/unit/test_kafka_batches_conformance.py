@@ -59,13 +59,15 @@ class FakeSender:
 
 
 class Producer:
-    """What BatchWriter uses of a KafkaProducer: its real accumulator and the sender's wakeup."""
+    """What BatchWriter uses of a KafkaProducer: its real accumulator, the sender's wakeup and
+    its transaction manager (none: not transactional)."""
 
     def __init__(self, batch_size: int, compression: int = 0) -> None:
         self._accumulator = RecordAccumulator(
             batch_size=batch_size, compression_attrs=compression, linger_ms=0
         )
         self._sender = FakeSender()
+        self._transaction_manager = None
 
 
 def bulk_batches(

@@ -12,7 +12,7 @@ import inspect
 import pytest
 from kafka import KafkaProducer
 from kafka.producer.sender import Sender
-from kafka.producer.transaction_manager import TransactionManager
+from kafka.producer.transaction_manager import TransactionalRequestResult, TransactionManager
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +45,21 @@ def test_the_producer_records_the_negotiated_api_version() -> None:
     source = inspect.getsource(KafkaProducer.__init__)
     assert "self.config['api_version'] = manager.broker_version" in source
     assert "if manager.broker_version_data is None:" in source  # a known version skips bootstrap
+
+
+def test_the_transaction_manager_offers_what_exactly_once_uses() -> None:
+    """``producer/kafka/transactions.py`` and ``batches.py``: commit and abort with a waited-on
+    result, the state by name, the error, and the partition registration ``send()`` does."""
+    manager = TransactionManager(transactional_id="t", transaction_timeout_ms=60_000)
+    assert manager._current_state.name == "UNINITIALIZED"
+    assert manager.last_error is None
+    for name in ("begin_commit", "begin_abort", "has_abortable_error"):
+        assert callable(getattr(manager, name)), name
+    assert "maybe_add_partition_to_transaction(tp)" in inspect.getsource(KafkaProducer.send)
+    result = TransactionalRequestResult()
+    assert not result.is_done
+    assert result.exception is None
+    assert result._latch.wait(0) is False
+    result.done(KeyError("x"))
+    assert result.is_done
+    assert isinstance(result.exception, KeyError)

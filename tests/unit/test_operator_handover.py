@@ -157,6 +157,7 @@ CHANGES: dict[str, list[dict[str, Any]]] = {
         {"kafka": {"tls": {"caSecret": {"key": "bundle.pem"}}}},
     ],
     "kafka.compression": [{"kafka": {"compression": "zstd"}}],
+    "kafka.deliveryGuarantee": [{"kafka": {"deliveryGuarantee": "exactly-once"}}],
     "kafka.createTopic": [{"kafka": {"createTopic": True}}],
     "kafka.partitions": [{"kafka": {"partitions": 12}}],
     "messageFormat": [{"messageFormat": "extended"}],

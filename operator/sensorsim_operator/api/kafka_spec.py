@@ -11,7 +11,12 @@ from typing import Annotated
 from pydantic import AfterValidator, ConfigDict, Field
 
 from domain import settings_contract as contract
-from domain.settings_contract import Compression, SaslMechanism, SecurityProtocol
+from domain.settings_contract import (
+    Compression,
+    DeliveryGuarantee,
+    SaslMechanism,
+    SecurityProtocol,
+)
 from sensorsim_operator.api.contract_fields import contract_field
 from sensorsim_operator.api.kubernetes_types import ApiModel, DataKey, ObjectName, cel
 
@@ -177,6 +182,12 @@ class KafkaSpec(ApiModel):
     )
     partitions: int = contract_field(
         "KAFKA_TOPIC_PARTITIONS", "Partition count used when createTopic creates the topic."
+    )
+    delivery_guarantee: DeliveryGuarantee = contract_field(
+        "DELIVERY_GUARANTEE",
+        "at-least-once (a consumer de-duplicates on machine and seq after a crash) or "
+        "exactly-once (each checkpoint interval is one transaction: a read_committed consumer "
+        "sees every cycle once, one checkpoint interval late).",
     )
     producer: ProducerTuning = Field(
         default_factory=ProducerTuning,

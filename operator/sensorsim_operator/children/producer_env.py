@@ -91,6 +91,7 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
         "KAFKA_LINGER_MS": kafka.producer.linger_ms,
         "KAFKA_BATCH_SIZE": kafka.producer.batch_size,
         "KAFKA_MAX_PENDING_RECORDS": kafka.producer.max_pending_records,
+        "DELIVERY_GUARANTEE": kafka.delivery_guarantee,
         "MESSAGE_FORMAT": spec.message_format,
         "HTTP_PORT": names.HTTP_PORT,
         "LOG_LEVEL": spec.log_level,

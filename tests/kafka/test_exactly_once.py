@@ -1,0 +1,160 @@
+"""Exactly-once on the real broker: a read_committed consumer sees every machine's cycle once,
+through a crash, with bodies equal to an undisturbed run of the same seed; a read_uncommitted
+consumer of the same topic sees the aborted duplicates (so the transactions do the work).
+
+Producers run as processes (``python -m producer``); the tests wait on what the topics show.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections import defaultdict
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from tests.kafka.test_continuity import (
+    MACHINES,
+    assert_bodies_of_an_undisturbed_run,
+    continuity_env,
+    shard_envs,
+    spawn,
+    started,
+    wait_for_growth,
+)
+from tests.producer_kafka_support import (
+    Record,
+    run_producer,
+    start_producer,
+    unique_topic,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def read_committed(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[Record]:
+    """Every committed record of the topic, read up to its last stable offset (with
+    ``read_uncommitted``: every record, aborted ones too, up to its end). Positions, not
+    counts, tell the end: transaction markers take offsets too."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level=isolation,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        assert partitions, f"topic {topic} does not exist"
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)  # read_committed: the last stable offsets
+        records: list[Record] = []
+        deadline = time.monotonic() + 120
+        while any(consumer.position(p) < ends[p] for p in partitions):
+            assert time.monotonic() < deadline, "could not read the topic to its stable end"
+            for batch in consumer.poll(timeout_ms=1000).values():
+                for message in batch:
+                    records.append(
+                        Record(message.key, message.value, dict(message.headers), message.partition)
+                    )
+        return records
+    finally:
+        consumer.close()
+
+
+def exactly_once_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
+    return continuity_env(
+        bootstrap,
+        topic,
+        DELIVERY_GUARANTEE="exactly-once",
+        CHECKPOINT_INTERVAL_MS="1000",
+        **extra,
+    )
+
+
+def committed_size(bootstrap: str, topic: str) -> int:
+    return len(read_committed(bootstrap, topic))
+
+
+def test_sigkill_mid_interval_leaves_every_cycle_once_for_read_committed(
+    kafka_bootstrap: str,
+) -> None:
+    """One of two shards is SIGKILLed in the middle of a commit interval and restarted: a
+    read_committed consumer sees each machine's seq 0..N exactly once, bodies equal to an
+    undisturbed run; a read_uncommitted consumer sees the killed interval's records twice."""
+    topic = unique_topic("eos-crash")
+    env = exactly_once_env(kafka_bootstrap, topic)
+    first, second = shard_envs(env, 2)
+    survivor = start_producer(first)
+    victim = start_producer(second)
+    restarted = None
+    try:
+        wait_for_growth(kafka_bootstrap, f"{topic}-state", MACHINES)  # commits happened
+        wait_for_growth(kafka_bootstrap, topic, 10 * MACHINES)  # and an interval is open
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+        restarted = spawn(second)
+        startup = started(restarted)
+        wait_for_growth(kafka_bootstrap, f"{topic}-state", MACHINES)  # it committed again
+        wait_for_growth(kafka_bootstrap, topic, 20 * MACHINES)
+    finally:
+        errors = []
+        for process in (survivor, restarted):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                _, err = process.communicate(timeout=60)
+                errors.append(err)
+                assert process.returncode == 0, err
+    assert all("(committed)" in err for err in errors), errors
+    assert "exactly-once: transactional id" in startup, startup
+    resumed = re.search(r"machines resume at cycles (\d+)\.\.(\d+)", startup)
+    assert resumed, startup
+    assert int(resumed.group(1)) > 0  # from its committed checkpoint, not from the beginning
+
+    committed = read_committed(kafka_bootstrap, topic)
+    streams: dict[bytes, list[Record]] = defaultdict(list)
+    for record in committed:
+        streams[record.key].append(record)
+    assert len(streams) == MACHINES
+    for key, stream in streams.items():
+        seqs = [int(r.headers["seq"]) for r in stream]
+        assert seqs == list(range(len(seqs))), f"machine {key!r}: gap, duplicate or reorder"
+
+    everything = read_committed(kafka_bootstrap, topic, "read_uncommitted")
+    assert len(everything) > len(committed)
+    counts: dict[tuple[bytes, int], int] = defaultdict(int)
+    for record in everything:
+        counts[record.key, int(record.headers["seq"])] += 1
+    assert any(n > 1 for n in counts.values())  # the killed interval, written twice
+
+    assert_bodies_of_an_undisturbed_run(kafka_bootstrap, streams)
+
+
+def test_a_second_producer_of_the_same_machines_fences_the_first(kafka_bootstrap: str) -> None:
+    """Two producers of one shard plan: the second's init_transactions fences the first, which
+    stops with exit code 3 and says why."""
+    topic = unique_topic("eos-fenced")
+    env = exactly_once_env(kafka_bootstrap, topic)
+    first = start_producer(env)
+    second = None
+    try:
+        wait_for_growth(kafka_bootstrap, topic, 5 * MACHINES)
+        second = spawn(env)
+        started(second)
+        _, err = first.communicate(timeout=60)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.communicate(timeout=60)
+    assert first.returncode == 3, err
+    assert "another producer of the same machines" in err, err
+
+
+def test_exactly_once_needs_checkpoints(kafka_bootstrap: str) -> None:
+    env = exactly_once_env(kafka_bootstrap, unique_topic("eos-config"))
+    env["CHECKPOINT_INTERVAL_MS"] = "0"
+    result = run_producer(env, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "CHECKPOINT_INTERVAL_MS must be > 0" in result.stderr
