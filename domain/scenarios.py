@@ -92,6 +92,18 @@ class Target(_Model):
     """Which machines: exactly one of ``machines`` (indices), ``machineIds``, ``fraction``
     (each machine drawn with this chance from the seed), ``all``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.machines), has(self.machineIds), has(self.fraction), "
+                    "has(self.all) && self.all].filter(x, x).size() == 1",
+                    "message": "a target is exactly one of machines, machineIds, fraction, all",
+                }
+            ]
+        }
+    )
+
     machines: list[Annotated[int, Field(ge=0, lt=2**32)]] | None = Field(
         None, min_length=1, max_length=MAX_TARGET_MACHINES
     )
@@ -142,6 +154,23 @@ class Quality(_Model):
 
 class Scenario(_Model):
     """One timed action."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.failure), has(self.noFailures), has(self.degradation), "
+                    "has(self.quality)].filter(x, x).size() == 1",
+                    "message": "a scenario has exactly one of failure, noFailures, degradation, "
+                    "quality",
+                },
+                {
+                    "rule": "has(self.startCycle) != has(self.startTime)",
+                    "message": "a scenario has exactly one of startCycle, startTime",
+                },
+            ]
+        }
+    )
 
     name: str | None = Field(None, min_length=1, max_length=MAX_NAME)
     target: Target

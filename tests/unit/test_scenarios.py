@@ -96,11 +96,11 @@ def test_a_scenario_list_reads_from_yaml_with_camel_case_keys() -> None:
                 "startTime": "2026-12-01T08:00:00",
             },
             "UTC offset",
-        ),  # fmt: skip
+        ),
         (
             {"target": {"all": True}, "failure": {"type": "x", "cycles": 1}, "extra": 1},
             "Extra inputs",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_scenarios_are_refused_saying_where(document: dict[str, Any], message: str) -> None:
@@ -114,7 +114,7 @@ def test_names_are_unique_and_the_settings_refuse_a_bad_list() -> None:
     twice = [{"name": "a", "target": {"all": True}, "startCycle": 0, "noFailures": {"cycles": 1}}]
     with pytest.raises(ScenarioError, match="unique: a"):
         parse_scenarios(twice * 2)
-    with pytest.raises(ConfigError, match="SCENARIOS: 0.target"):
+    with pytest.raises(ConfigError, match=r"SCENARIOS: 0\.target"):
         load_settings(scenarios='[{"target": {}, "startCycle": 1, "noFailures": {"cycles": 1}}]')
     with pytest.raises(ConfigError, match="set one"):
         load_settings(scenarios="[]", scenarios_file=Path("pyproject.toml"))
@@ -240,8 +240,8 @@ def test_quality_faults_change_exactly_their_sensors_and_are_labelled() -> None:
     labels = faulty[0].labels  # nothing active at cycle 0
     assert labels is None
     for c in range(8):
-        changed = {(int(m), int(s)) for m, s in zip(*np.nonzero(faulty[c].micros != clean[c].micros),
-                                                   strict=True)}  # fmt: skip
+        rows, sensors = np.nonzero(faulty[c].micros != clean[c].micros)
+        changed = {(int(m), int(s)) for m, s in zip(rows, sensors, strict=True)}
         expected = set()
         if 2 <= c < 7:
             expected.add((0, 3))
@@ -253,8 +253,9 @@ def test_quality_faults_change_exactly_their_sensors_and_are_labelled() -> None:
             expected.add((3, 5))
         assert changed <= expected
         assert len(changed) >= len(expected) - 1  # a stuck value may equal the reading once
-        quality = faulty[c].labels.quality.tolist() if faulty[c].labels else [-1] * 12
-        names = faulty[c].labels.quality_labels if faulty[c].labels else ()
+        labelled = faulty[c].labels
+        quality = labelled.quality.tolist() if labelled is not None else [-1] * 12
+        names = labelled.quality_labels if labelled is not None else ()
         got = {m: names[q] for m, q in enumerate(quality) if q >= 0}
         want = {}
         if 2 <= c < 7:
@@ -311,7 +312,7 @@ def test_records_carry_the_labels_in_bodies_and_headers() -> None:
     assert bodies[1][1].readings.readings["Sensor 2"] is None
     assert bodies[1][1].quality == "dropout:Sensor 2"
     assert [b[2].rul_cycles for b in bodies] == [3, 2, 1, 0]
-    health = [b[2].health for b in bodies]
+    health = [b[2].health or 0.0 for b in bodies]
     assert health[0] == 1.0
     assert health[3] == 0.0
     assert 1.0 > health[1] > health[2] > 0.0  # the machine's own path: shape ** its warp

@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from domain import settings_contract as contract
 from domain.messages import MessageFormat
+from domain.scenarios import MAX_SCENARIOS, Scenario
 from domain.settings_contract import BUNDLED_SENSOR_COLUMNS, LogLevel
 from domain.simulation_model import SimulationModel
 from sensorsim_operator.api.contract_fields import contract_field
@@ -246,6 +247,17 @@ class SimulationSpec(ApiModel):
             "Reference CSV in a ConfigMap; unset = the data set bundled in the image. A change "
             "of the ConfigMap's content is handed over to new pods at the next reconcile (at "
             "most the operator's resync period; see docs/operator.md)."
+        ),
+    )
+    scenarios: list[Scenario] = Field(
+        default_factory=list,
+        max_length=MAX_SCENARIOS,
+        description=(
+            "Timed actions on chosen machines: failures on demand, no-failure windows, "
+            "degradation to failure with health and remaining-useful-life labels, data-quality "
+            "faults (docs/scenarios.md). Editable while the simulation runs: a change is a new "
+            "segment of its history, applied from the cycle after the handover; the part of a "
+            "window before that cycle is not applied. Names must be unique."
         ),
     )
     message_format: MessageFormat = contract_field(
