@@ -231,8 +231,9 @@ class Scenario(_Model):
         """The scenario's name, or ``<kind>@<start>``."""
         if self.name is not None:
             return self.name
-        start = self.start_cycle if self.start_cycle is not None else self.start_time
-        return f"{self.kind}@{start}"
+        if self.start_time is not None:
+            return f"{self.kind}@{self.start_time.isoformat()}"
+        return f"{self.kind}@{self.start_cycle}"
 
 
 def _unique_names(scenarios: list[Scenario]) -> list[Scenario]:
