@@ -7,20 +7,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import signal
 from typing import Any
 
 import pytest
 
 from domain.machine_ids import machine_ids
-from tests.kafka.test_continuity import (
-    by_machine,
-    shard_envs,
-    spawn,
-    started,
-    wait_for_growth,
-    without_timestamp,
-)
+from tests.kafka.test_config_history import run_stage
+from tests.kafka.test_continuity import by_machine, without_timestamp
 from tests.producer_kafka_support import (
     Record,
     producer_env,
@@ -65,23 +58,6 @@ def scenario_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
     return producer_env(bootstrap, topic, **{**settings, **extra})
 
 
-def run_shards(bootstrap: str, topic: str, env: dict[str, str], shards: int, cycles: int) -> None:
-    """Start ``shards`` producers together, let ``cycles`` cycles of the fleet reach the
-    topic, SIGTERM them all, and require a clean exit after a final checkpoint."""
-    processes = [spawn(e) for e in shard_envs(env, shards)]
-    try:
-        for process in processes:
-            started(process)
-        wait_for_growth(bootstrap, topic, cycles * MACHINES)
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        errors = [process.communicate(timeout=60)[1] for process in processes]
-    for process, err in zip(processes, errors, strict=True):
-        assert process.returncode == 0, err
-        assert "checkpointed" in err, err
-
-
 def seq(record: Record) -> int:
     return int(record.headers["seq"])
 
@@ -117,7 +93,7 @@ def test_scenarios_give_the_scheduled_records_in_any_shard_layout_and_through_re
     topic = unique_topic("scenarios")
     env = scenario_env(kafka_bootstrap, topic)
     for shards in (3, 2):  # SIGTERM, then a restart with another shard count
-        run_shards(kafka_bootstrap, topic, env, shards, cycles=LAST_CYCLE // 2 + 4)
+        run_stage(kafka_bootstrap, topic, env, shards, (LAST_CYCLE // 2 + 4) * MACHINES)
     sharded = by_machine(read_topic(kafka_bootstrap, topic))
 
     reference_topic = unique_topic("scenarios-one")
