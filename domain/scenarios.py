@@ -104,14 +104,19 @@ class Target(_Model):
         }
     )
 
-    machines: list[Annotated[int, Field(ge=0, lt=2**32)]] | None = Field(
-        None, min_length=1, max_length=MAX_TARGET_MACHINES
+    machines: list[Annotated[int, Field(ge=0, lt=2**32, description="A machine index.")]] | None = (
+        Field(None, min_length=1, max_length=MAX_TARGET_MACHINES, description="Machine indices.")
     )
-    machine_ids: list[Annotated[str, Field(pattern=r"^[0-9a-f]{8}$")]] | None = Field(
-        None, min_length=1, max_length=MAX_TARGET_MACHINES
+    machine_ids: (
+        list[Annotated[str, Field(pattern=r"^[0-9a-f]{8}$", max_length=8, description="An id.")]]
+        | None
+    ) = Field(
+        None, min_length=1, max_length=MAX_TARGET_MACHINES, description="Machine ids (8 hex)."
     )
-    fraction: float | None = Field(None, gt=0.0, le=1.0)
-    all: bool = False
+    fraction: float | None = Field(
+        None, gt=0.0, le=1.0, description="Each machine's chance of being chosen (from the seed)."
+    )
+    all: bool = Field(False, description="Every machine.")
 
     @model_validator(mode="after")
     def _one(self) -> Self:
@@ -127,29 +132,48 @@ class Target(_Model):
 
 
 class Failure(_Model):
-    type: str = Field(min_length=1, max_length=256, description="a failure type (label)")
-    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES)
+    """A failure episode on demand."""
+
+    type: str = Field(min_length=1, max_length=256, description="A failure type (label).")
+    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES, description="Length of the episode.")
 
 
 class NoFailures(_Model):
-    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES)
+    """No failing reading for a window."""
+
+    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES, description="Length of the window.")
 
 
 class Degradation(_Model):
-    type: str = Field(min_length=1, max_length=256)
-    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES, description="cycles from health 1 to 0")
-    shape: DegradationShape = DegradationShape.LINEAR
-    knee: float = Field(0.7, gt=0.0, lt=1.0, description="where the knee shape turns steep")
-    failure_cycles: int = Field(DEFAULT_DEGRADATION_FAILURE_CYCLES, ge=1, le=MAX_SCENARIO_CYCLES)
+    """A health index falling to 0, then a failure."""
+
+    type: str = Field(min_length=1, max_length=256, description="The failure it ends in.")
+    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES, description="Cycles from health 1 to 0.")
+    shape: DegradationShape = Field(
+        DegradationShape.LINEAR, description="linear, exponential or knee."
+    )
+    knee: float = Field(0.7, gt=0.0, lt=1.0, description="Where the knee shape turns steep.")
+    failure_cycles: int = Field(
+        DEFAULT_DEGRADATION_FAILURE_CYCLES,
+        ge=1,
+        le=MAX_SCENARIO_CYCLES,
+        description="Length of the failure at the end.",
+    )
 
 
 class Quality(_Model):
-    fault: QualityFault
-    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES)
-    sensors: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
-        None, min_length=1, max_length=1000, description="unset: one sensor per machine, drawn"
+    """A data-quality fault of some sensors."""
+
+    fault: QualityFault = Field(description="stuck, dropout, spike or drift.")
+    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES, description="Length of the window.")
+    sensors: (
+        list[Annotated[str, Field(min_length=1, max_length=256, description="A sensor.")]] | None
+    ) = Field(
+        None, min_length=1, max_length=1000, description="Unset: one sensor per machine, drawn."
     )
-    magnitude: float = Field(DEFAULT_MAGNITUDE, gt=0.0, le=MAX_MAGNITUDE)
+    magnitude: float = Field(
+        DEFAULT_MAGNITUDE, gt=0.0, le=MAX_MAGNITUDE, description="Spike or drift, in stds."
+    )
 
 
 class Scenario(_Model):
@@ -172,14 +196,18 @@ class Scenario(_Model):
         }
     )
 
-    name: str | None = Field(None, min_length=1, max_length=MAX_NAME)
-    target: Target
-    start_cycle: int | None = Field(None, ge=0, le=MAX_START_CYCLE)
-    start_time: Annotated[datetime, AfterValidator(_aware)] | None = None
-    failure: Failure | None = None
-    no_failures: NoFailures | None = None
-    degradation: Degradation | None = None
-    quality: Quality | None = None
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME, description="Unique name.")
+    target: Target = Field(description="Which machines.")
+    start_cycle: int | None = Field(None, ge=0, le=MAX_START_CYCLE, description="First cycle.")
+    start_time: Annotated[datetime, AfterValidator(_aware)] | None = Field(
+        None,
+        description="Or: the first cycle due at this time (RFC 3339 with offset).",
+        json_schema_extra={"maxLength": 64},
+    )
+    failure: Failure | None = Field(None, description="A failure on demand.")
+    no_failures: NoFailures | None = Field(None, description="No failures for a window.")
+    degradation: Degradation | None = Field(None, description="Degradation to failure.")
+    quality: Quality | None = Field(None, description="A data-quality fault.")
 
     @model_validator(mode="after")
     def _one_action(self) -> Self:
