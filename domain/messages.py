@@ -87,7 +87,8 @@ class SensorReadings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    readings: dict[str, float]
+    readings: dict[str, float | None]
+    """``null`` only where a dropout scenario removed the reading (docs/scenarios.md)."""
     has_failure: bool
 
 
@@ -124,14 +125,31 @@ class SensorMessage(BaseModel):
 
 
 class ExtendedSensorMessage(SensorMessage):
-    """The extended body: the original keys first, then ``seq`` and ``failure``."""
+    """The extended body: the original keys first, then ``seq`` and ``failure``; with
+    scenarios (docs/scenarios.md) also ``health``, ``rul_cycles`` and ``quality``."""
 
     seq: int = Field(ge=0, description="per-machine sequence number (the cycle)")
     failure: FailureInfo | None
+    health: float | None = Field(None, ge=0.0, le=1.0, description="degradation health index")
+    rul_cycles: int | None = Field(None, ge=0, description="cycles to the failure")
+    quality: str | None = Field(None, description="data-quality fault: <fault>:<sensors>")
+
+    def to_json(self) -> bytes:
+        """The body in wire form; the scenario keys only when one of them is set (the producer
+        writes all three, null where they do not apply, in every record of a simulation with
+        scenarios)."""
+        data = self.model_dump(mode="json")
+        if self.health is None and self.rul_cycles is None and self.quality is None:
+            for key in SCENARIO_KEYS:
+                del data[key]
+        return orjson.dumps(data)
 
     @classmethod
     def from_json(cls, body: bytes | str) -> ExtendedSensorMessage:
         return cls.model_validate(_loads(body))
+
+
+SCENARIO_KEYS = ("health", "rul_cycles", "quality")
 
 
 def _loads(body: bytes | str) -> dict[str, Any]:

@@ -73,6 +73,7 @@ MAX_PARTITIONS: Final = 100_000
 MAX_SEED: Final = 2**64 - 1
 MAX_COLUMN_NAME: Final = 256
 MAX_COLUMN_LIST: Final = 65_536
+MAX_SCENARIOS_TEXT: Final = 1_048_576
 BUNDLED_SENSOR_COLUMNS: Final = 20
 """'Sensor <n>' columns of the bundled data/data_sensors.csv (a test reads the file)."""
 
@@ -442,6 +443,22 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Cycles over which a failure sets in linearly (0 = at once).",
         ge=0,
         le=MAX_EPISODE_CYCLES,
+        shapes_stream=True,
+    ),
+    # Scenarios (docs/scenarios.md)
+    Setting(
+        "SCENARIOS",
+        None,
+        "Scenarios as a JSON list: failures on demand, no-failure windows, degradation with "
+        "remaining-useful-life labels, data-quality faults (docs/scenarios.md).",
+        min_length=1,
+        max_length=MAX_SCENARIOS_TEXT,
+        shapes_stream=True,
+    ),
+    Setting(
+        "SCENARIOS_FILE",
+        None,
+        "A JSON or YAML file of scenarios (instead of SCENARIOS).",
         shapes_stream=True,
     ),
     # Kafka client

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 
 from domain.messages import format_epoch
+from domain.scenarios import Scenario
+from domain.simulation_model import FailureModel, SimulationModel
 from producer.continuity.coordinator import Continuity
 from producer.errors import ExitCode, IntervalAbortedError, ProducerError
 from producer.runtime.heartbeat import Heartbeat
@@ -19,7 +21,8 @@ from producer.runtime.stopping import EXIT_MARGIN_SECONDS, StopFlag, install_sig
 from producer.serialisation import BodyEncoder
 from producer.settings import ProducerSettings
 from producer.shard import ShardSimulation
-from producer.simulation.engine import CycleResult
+from producer.simulation.engine import CycleResult, SimulationEngine
+from producer.simulation.scenarios import record_headers
 from producer.sinks.protocol import OutgoingCycle, Sink
 
 log = logging.getLogger("producer")
@@ -178,7 +181,27 @@ class ProducerApp:
             raise
         if seed != self.simulation.seed:
             self.simulation.reseed(seed)
-        self.continuity.restore(self.simulation.engine, self.simulation.variant)
+        self._time_scenarios(self.simulation.engine)
+        self.continuity.restore(self.simulation.engine, self._variant)
+
+    def _variant(
+        self,
+        model: SimulationModel,
+        persistence: float,
+        failures: FailureModel,
+        sensors: int,
+        scenarios: list[Scenario],
+    ) -> tuple[SimulationEngine, BodyEncoder]:
+        """The shard under an earlier segment's settings (``ShardSimulation.variant``), its
+        scenarios timed by the schedule."""
+        engine, encoder = self.simulation.variant(model, persistence, failures, sensors, scenarios)
+        self._time_scenarios(engine)
+        return engine, encoder
+
+    def _time_scenarios(self, engine: SimulationEngine) -> None:
+        """Turn the scenarios' ``startTime`` into cycles of the simulation's schedule."""
+        if engine.scenarios is not None:
+            engine.scenarios.resolve_times(self.continuity.schedule.first_cycle_at)
 
     def _flush_budget(self) -> float:
         """Seconds the shutdown flush may take: what is left of the grace period
@@ -265,6 +288,9 @@ class ProducerApp:
             timestamp = format_epoch(time.time())
         bodies = (encoder or self.simulation.encoder).encode(result, timestamp, stop)
         rows = slice(first, stop)
+        labels = None
+        if result.labels is not None:
+            labels = record_headers(result.labels, first, stop)
         self.sink.send_cycle(
             OutgoingCycle(
                 seq=result.cycle,
@@ -273,6 +299,7 @@ class ProducerApp:
                 failure_type=result.failure_type[rows].tolist(),
                 first_row=first,
                 skipped=skipped,
+                labels=labels,
             )
         )
         self.metrics.observe_failures(

@@ -55,7 +55,7 @@ def build_app(
         simulation.profile.failure_types,
         stop=stop,
         heartbeat=heartbeat.beat,
-        max_body_bytes=simulation.encoder.width,
+        max_body_bytes=simulation.record_bytes,
     )
     state_topic = (
         StateTopic(settings, settings.state_topic) if settings.checkpoint_interval_ms > 0 else None

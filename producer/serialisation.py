@@ -17,22 +17,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from domain.messages import MessageFormat
+from domain.scenarios import MAX_SCENARIO_CYCLES
 from domain.simulation_model import DECIMALS, MICROS
+from producer.byte_layout import Template, number_template, write_decimals, write_integers
 from producer.simulation.engine import CycleResult
 
 UInt8Array = npt.NDArray[np.uint8]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-_ZERO = ord("0")
-_DIG3: UInt8Array = np.array([[ord(c) for c in f"{i:03d}"] for i in range(1000)], dtype=np.uint8)
-_TRAIL3: BoolArray = np.array([[i != 0, i % 100 != 0, i % 10 != 0] for i in range(1000)])
 DEFAULT_CHUNK_ROWS = 1024
 EXACT_MAX_ABS = (2**53 - 1) / MICROS
 """The largest magnitude (about 9.007e9) whose 6-decimal rounding float64 represents exactly:
@@ -47,105 +47,6 @@ def int_digits_for(magnitude: float) -> int:
     """
     digits = max(1, len(str(math.floor(abs(magnitude) + 0.5 / MICROS))))
     return 3 * -(-digits // 3)
-
-
-class _Template:
-    """Accumulates a row template: bytes, and which of them are kept by default."""
-
-    def __init__(self) -> None:
-        self._chars: list[UInt8Array] = []
-        self._keep: list[BoolArray] = []
-        self.width = 0
-
-    def const(self, data: bytes) -> int:
-        return self.region(data, len(data))
-
-    def region(self, data: bytes, width: int, keep: bool = True) -> int:
-        """A region of ``width`` bytes starting with ``data`` (the rest padding, dropped)."""
-        if len(data) > width:
-            raise ValueError("region narrower than its data")
-        start = self.width
-        chars = np.full(width, ord(" "), dtype=np.uint8)
-        chars[: len(data)] = np.frombuffer(data, dtype=np.uint8)
-        mask = np.zeros(width, dtype=np.bool_)
-        mask[: len(data)] = keep
-        self._chars.append(chars)
-        self._keep.append(mask)
-        self.width += width
-        return start
-
-    def field(self, width: int) -> int:
-        """A region of ``width`` bytes, all kept (overwritten every cycle)."""
-        start = self.region(b"", width)
-        self._keep[-1][:] = True
-        return start
-
-    def align(self, multiple: int) -> None:
-        """Pad with dropped bytes to a multiple of ``multiple``."""
-        if self.width % multiple:
-            self.region(b"", multiple - self.width % multiple)
-
-    def block(self, chars: UInt8Array, keep: BoolArray) -> int:
-        start = self.width
-        self._chars.append(chars.ravel())
-        self._keep.append(keep.ravel())
-        self.width += chars.size
-        return start
-
-    def build(self, rows: int) -> tuple[UInt8Array, BoolArray]:
-        chars = np.concatenate(self._chars)
-        keep = np.concatenate(self._keep)
-        return np.tile(chars, (rows, 1)), np.tile(keep, (rows, 1))
-
-
-def _number_template(int_digits: int, decimals: bool) -> tuple[bytes, int]:
-    """Template of a number region: sign, integer digits, and point + 6 decimals."""
-    text = b"-" + b"0" * int_digits + (b"." + b"0" * DECIMALS if decimals else b"")
-    return text, len(text)
-
-
-def write_decimals(chars: UInt8Array, keep: BoolArray, micros: IntArray, int_digits: int) -> None:
-    """Write numbers given in millionths into regions ``chars[..., 0:int_digits + 8]``.
-
-    ``chars``/``keep`` are views of shape ``micros.shape + (int_digits + 8,)``.
-    """
-    negative = micros < 0
-    keep[..., 0] = negative
-    magnitude = np.abs(micros)
-    integer = magnitude // MICROS
-    fraction = magnitude - integer * MICROS
-    _write_integer_digits(chars[..., 1 : 1 + int_digits], keep[..., 1 : 1 + int_digits], integer)
-    point = 1 + int_digits
-    high = fraction // 1000
-    low = fraction - high * 1000
-    chars[..., point + 1 : point + 4] = _DIG3[high]
-    chars[..., point + 4 : point + 7] = _DIG3[low]
-    low_nonzero = (low != 0)[..., None]
-    keep[..., point + 4 : point + 7] = _TRAIL3[low]
-    keep_high = _TRAIL3[high] | low_nonzero
-    keep_high[..., 0] = True
-    keep[..., point + 1 : point + 4] = keep_high
-
-
-def write_integers(chars: UInt8Array, keep: BoolArray, values: IntArray) -> None:
-    """Write non-negative integers into regions ``chars[..., 0:width]`` (width a multiple of 3)."""
-    _write_integer_digits(chars, keep, values)
-
-
-def _write_integer_digits(chars: UInt8Array, keep: BoolArray, values: IntArray) -> None:
-    width = chars.shape[-1]
-    rest = values
-    for group in range(width // 3):
-        end = width - 3 * group
-        if group == width // 3 - 1:
-            digits = rest
-        else:
-            digits = rest % 1000
-            rest = rest // 1000
-        chars[..., end - 3 : end] = _DIG3[digits]
-    for position in range(1, width):  # 0 = units, always kept
-        keep[..., width - 1 - position] = values >= 10**position
-    keep[..., width - 1] = True
 
 
 def _pack3(rows: list[tuple[int, int, int]]) -> npt.NDArray[np.uint64]:
@@ -269,6 +170,7 @@ class BodyEncoder:
         max_abs_value: float,
         max_episode_cycles: int = 1,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        scenarios: ScenarioFields | None = None,
     ) -> None:
         if not sensor_names:
             raise ValueError("at least one sensor")
@@ -291,7 +193,8 @@ class BodyEncoder:
         self._number = WordNumberWriter(int_digits_for(max_abs_value) // 3)
         self._rows = min(chunk_rows, self.machines)
 
-        t = _Template()
+        self._scenario_fields: _ScenarioRegions | None = None
+        t = Template()
         t.const(b'{"machine_id":"')
         self._id_at = t.field(8)
         t.const(b'","timestamp":"')
@@ -329,12 +232,14 @@ class BodyEncoder:
                 self._type_keep[i, : len(data)] = True
             self._type_at = t.field(type_width)
             t.const(b',"progress":')
-            progress, self._progress_width = _number_template(3, decimals=True)
+            progress, self._progress_width = number_template(3, decimals=True)
             self._progress_at = t.region(progress, self._progress_width)
             t.const(b',"cycle":')
             self._cycle_width = 3 * -(-len(str(max(1, max_episode_cycles))) // 3)
             self._cycle_at = t.field(self._cycle_width)
             self._object_end = t.const(b"}") + 1
+            if scenarios is not None:
+                self._scenario_fields = _ScenarioRegions(t, scenarios.quality_labels)
         t.const(b"}")
         t.align(8)
         self.width = t.width
@@ -394,6 +299,10 @@ class BodyEncoder:
 
         if self.format is MessageFormat.EXTENDED:
             self._encode_extended(chars, keep, result, start, stop)
+            if self._scenario_fields:
+                self._scenario_fields.write(chars, keep, result, start, stop)
+        if result.labels is not None and result.labels.nulls is not None:
+            self._write_nulls(chars, keep, result.labels.nulls[start:stop])
 
         flat = chars[keep]
         kept = keep.view(np.uint64)
@@ -401,6 +310,17 @@ class BodyEncoder:
         ends = np.cumsum(lengths).tolist()
         data = flat.tobytes()
         return [data[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+    def _write_nulls(self, chars: UInt8Array, keep: BoolArray, nulls: BoolArray) -> None:
+        """``null`` in place of the readings a dropout removed."""
+        rows, sensors = np.nonzero(nulls)
+        if rows.size == 0:
+            return
+        segment = self._segment_words * 8
+        at = self._block_at + sensors * segment + self._key_words * 8
+        for offset in range(self._number.width):
+            chars[rows, at + offset] = b"null"[offset] if offset < 4 else ord(" ")
+            keep[rows, at + offset] = offset < 4
 
     def _encode_extended(
         self, chars: UInt8Array, keep: BoolArray, result: CycleResult, start: int, stop: int
@@ -426,3 +346,68 @@ class BodyEncoder:
         region = slice(self._cycle_at, self._cycle_at + self._cycle_width)
         write_integers(chars[:, region], keep[:, region], result.episode_cycle[start:stop])
         keep[:, obj] &= failing[:, None]
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioFields:
+    """The extended body of a simulation with scenarios ends with ``"health"`` (0..1),
+    ``"rul_cycles"`` and ``"quality"`` (``<fault>:<sensors>``), each ``null`` where it does
+    not apply."""
+
+    quality_labels: tuple[str, ...]
+
+
+class _ScenarioRegions:
+    """The regions of the scenario fields in a row template, and their writing."""
+
+    def __init__(self, t: Template, quality_labels: Sequence[str]) -> None:
+        t.const(b',"health":')
+        self._health_null = t.region(b"null", 4)
+        text, self._health_width = number_template(3, decimals=True)
+        self._health = t.region(text, self._health_width)
+        t.const(b',"rul_cycles":')
+        self._rul_null = t.region(b"null", 4)
+        self._rul_width = 3 * -(-len(str(MAX_SCENARIO_CYCLES)) // 3)
+        self._rul = t.field(self._rul_width)
+        t.const(b',"quality":')
+        self._quality_null = t.region(b"null", 4)
+        labels = [orjson.dumps(label) for label in quality_labels] or [b'""']
+        width = max(len(label) for label in labels)
+        self._label_chars = np.full((len(labels), width), ord(" "), dtype=np.uint8)
+        self._label_keep = np.zeros((len(labels), width), dtype=np.bool_)
+        for i, data in enumerate(labels):
+            self._label_chars[i, : len(data)] = np.frombuffer(data, dtype=np.uint8)
+            self._label_keep[i, : len(data)] = True
+        self._quality = t.field(width)
+
+    def write(
+        self, chars: UInt8Array, keep: BoolArray, result: CycleResult, start: int, stop: int
+    ) -> None:
+        n = stop - start
+        labels = result.labels
+        if labels is None:
+            health = np.full(n, np.nan)
+            rul = np.full(n, -1, dtype=np.int64)
+            quality = np.full(n, -1, dtype=np.int64)
+        else:
+            health = labels.health[start:stop]
+            rul = labels.rul_cycles[start:stop]
+            quality = labels.quality[start:stop]
+        known = ~np.isnan(health)
+        keep[:, self._health_null : self._health_null + 4] = ~known[:, None]
+        region = slice(self._health, self._health + self._health_width)
+        micros = np.rint(np.where(known, health, 0.0) * MICROS).astype(np.int64)
+        write_decimals(chars[:, region], keep[:, region], micros, 3)
+        keep[:, self._health + 4] = True  # the point (the rows' masks are reused)
+        keep[:, region] &= known[:, None]
+        has_rul = rul >= 0
+        keep[:, self._rul_null : self._rul_null + 4] = ~has_rul[:, None]
+        region = slice(self._rul, self._rul + self._rul_width)
+        write_integers(chars[:, region], keep[:, region], np.maximum(rul, 0))
+        keep[:, region] &= has_rul[:, None]
+        faulty = quality >= 0
+        keep[:, self._quality_null : self._quality_null + 4] = ~faulty[:, None]
+        width = self._label_chars.shape[1]
+        index = np.maximum(quality, 0)
+        chars[:, self._quality : self._quality + width] = self._label_chars[index]
+        keep[:, self._quality : self._quality + width] = self._label_keep[index] & faulty[:, None]

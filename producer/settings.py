@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain import settings_contract as contract
 from domain.messages import MessageFormat
 from domain.reference_columns import ReferenceColumns
+from domain.scenarios import Scenario, ScenarioError, parse_scenarios_text
 from domain.settings_contract import SaslMechanism, SecurityProtocol
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError
@@ -94,6 +95,9 @@ class ProducerSettings(BaseSettings):
     failure_min_cycles: int = _SETTING["FAILURE_MIN_CYCLES"].field()
     failure_max_cycles: int = _SETTING["FAILURE_MAX_CYCLES"].field()
     failure_ramp_cycles: int = _SETTING["FAILURE_RAMP_CYCLES"].field()
+    # scenarios
+    scenarios: str | None = _SETTING["SCENARIOS"].field()
+    scenarios_file: Path | None = _SETTING["SCENARIOS_FILE"].field()
     # Kafka client
     kafka_security_protocol: SecurityProtocol = _SETTING["KAFKA_SECURITY_PROTOCOL"].field()
     kafka_sasl_mechanism: SaslMechanism | None = _SETTING["KAFKA_SASL_MECHANISM"].field()
@@ -216,6 +220,7 @@ class ProducerSettings(BaseSettings):
             )
         problems += self._continuity_problems()
         problems += self._tls_problems()
+        problems += self._scenario_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -268,6 +273,29 @@ class ProducerSettings(BaseSettings):
             if password is None and "password" in options:
                 password = SecretStr(options["password"])
         return username, password
+
+    def _scenario_problems(self) -> list[str]:
+        if self.scenarios is not None and self.scenarios_file is not None:
+            return ["SCENARIOS and SCENARIOS_FILE are set together: set one"]
+        try:
+            self.scenario_list()
+        except ScenarioError as exc:
+            variable = "SCENARIOS" if self.scenarios is not None else "SCENARIOS_FILE"
+            return [f"{variable}: {exc}"]
+        return []
+
+    def scenario_list(self) -> list[Scenario]:
+        """The scenarios of SCENARIOS or SCENARIOS_FILE (none when both are unset);
+        ``ScenarioError`` says what is wrong."""
+        if self.scenarios is not None:
+            return parse_scenarios_text(self.scenarios)
+        if self.scenarios_file is not None:
+            try:
+                text = self.scenarios_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ScenarioError(f"cannot read {self.scenarios_file}: {exc.strerror}") from None
+            return parse_scenarios_text(text)
+        return []
 
     def _continuity_problems(self) -> list[str]:
         problems = []

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from domain.machine_ids import machine_ids
 from domain.messages import body_sensor_names
 from domain.partitioning import MachineRange, shard_range
+from domain.scenarios import Scenario
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError, ReferenceDataError
-from producer.serialisation import EXACT_MAX_ABS, BodyEncoder
+from producer.serialisation import EXACT_MAX_ABS, BodyEncoder, ScenarioFields
 from producer.settings import ProducerSettings
 from producer.simulation.engine import SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile, load_profile
+from producer.simulation.scenarios import ScenarioConfigError
 
 
 @dataclass
@@ -28,6 +30,16 @@ class ShardSimulation:
     engine: SimulationEngine
     encoder: BodyEncoder
 
+    @property
+    def record_bytes(self) -> int:
+        """The largest body, plus the largest scenario headers (``health``, ``rul_cycles``,
+        ``quality``) a record may carry."""
+        scenarios = self.engine.scenarios
+        if scenarios is None:
+            return self.encoder.width
+        label = max((len(q.encode()) for q in scenarios.quality_labels), default=0)
+        return self.encoder.width + 64 + label
+
     def reseed(self, seed: int) -> None:
         """Simulate with ``seed`` from cycle 0 (the simulation's seed, adopted from the state
         topic when it differs from the one this process chose)."""
@@ -35,12 +47,17 @@ class ShardSimulation:
         self.engine = make_engine(self.settings, self.profile, self.machines, seed)
 
     def variant(
-        self, model: SimulationModel, persistence: float, failures: FailureModel, sensors: int
+        self,
+        model: SimulationModel,
+        persistence: float,
+        failures: FailureModel,
+        sensors: int,
+        scenarios: list[Scenario],
     ) -> tuple[SimulationEngine, BodyEncoder]:
         """An engine and encoder of this shard's machines under other stream settings (an
         earlier segment of the configuration history), with this process's seed and reference
         data file (the first ``sensors`` sensor columns of it); ``ReferenceDataError`` if the
-        file has fewer."""
+        file has fewer, ``ScenarioConfigError`` if a scenario does not fit it."""
         profile = self.profile
         if sensors != profile.num_sensors:
             profile = load_profile(self.settings.sensor_data_file, sensors)
@@ -54,14 +71,16 @@ class ShardSimulation:
             model=model,
             persistence=persistence,
             learned=self.engine.learned_model if profile is self.profile else None,
+            scenarios=scenarios,
         )
         encoder = BodyEncoder(
-            profile.sensor_names,
+            body_sensor_names(profile.sensor_names, self.settings.message_format),
             self.machine_ids,
             profile.failure_types,
             self.settings.message_format,
             max_abs_value=engine.max_abs_reading,
-            max_episode_cycles=failures.max_cycles,
+            max_episode_cycles=max(failures.max_cycles, _longest_failure(scenarios)),
+            scenarios=scenario_fields(engine),
         )
         return engine, encoder
 
@@ -78,7 +97,22 @@ def make_engine(
         simulation_name=settings.simulation_name,
         model=settings.simulation_model,
         persistence=settings.simulation_persistence,
+        scenarios=settings.scenario_list(),
     )
+
+
+def scenario_fields(engine: SimulationEngine) -> ScenarioFields | None:
+    """What the records of an engine with scenarios carry about them (None: no scenarios)."""
+    if engine.scenarios is None:
+        return None
+    return ScenarioFields(engine.scenarios.quality_labels)
+
+
+def _longest_failure(scenarios: list[Scenario]) -> int:
+    """The longest failure episode the scenarios force (0: none)."""
+    lengths = [s.failure.cycles for s in scenarios if s.failure is not None]
+    lengths += [s.degradation.failure_cycles for s in scenarios if s.degradation is not None]
+    return max(lengths, default=0)
 
 
 def simulate_shard(
@@ -90,12 +124,15 @@ def simulate_shard(
     try:
         ids = machine_ids(settings.simulation_name, machines.indices())
         engine = make_engine(settings, profile, machines, seed)
+    except ScenarioConfigError as exc:
+        raise ConfigError(f"SCENARIOS: {exc}") from None
     except MemoryError:
         raise ConfigError(
             f"NUM_MACHINES={settings.num_machines} with SHARD_COUNT={settings.shard_count}: "
             f"this shard's {machines.size} machines do not fit in memory; raise SHARD_COUNT "
             "or lower NUM_MACHINES"
         ) from None
+    engine_scenarios = list(engine.scenarios.scenarios) if engine.scenarios is not None else []
     bound = engine.max_abs_reading
     if bound > EXACT_MAX_ABS:
         raise ReferenceDataError(
@@ -109,6 +146,7 @@ def simulate_shard(
         profile.failure_types,
         settings.message_format,
         max_abs_value=bound,
-        max_episode_cycles=settings.failure_max_cycles,
+        max_episode_cycles=max(settings.failure_max_cycles, _longest_failure(engine_scenarios)),
+        scenarios=scenario_fields(engine),
     )
     return ShardSimulation(settings, profile, machines, ids, seed, engine, encoder)

@@ -239,6 +239,13 @@ def crd() -> JsonObject:
                             "priority": 1,
                         },
                         {
+                            "name": "Scenarios",
+                            "type": "string",
+                            "jsonPath": ".status.scenarioSummary",
+                            "description": "Scenarios active and upcoming.",
+                            "priority": 1,
+                        },
+                        {
                             "name": "Age",
                             "type": "date",
                             "jsonPath": ".metadata.creationTimestamp",

@@ -242,6 +242,7 @@ class Reconciler:
             failure=failure,
             problems=pod_problems(self._pods(simulation) if pods is None else pods),
             handover=handover,
+            created=simulation.created,
         )
         written = False
         if status != previous:

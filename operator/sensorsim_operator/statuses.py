@@ -8,6 +8,7 @@ the operator then skips the write). The clock is a parameter, never read here.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,8 @@ from sensorsim_operator.api.v1alpha1 import (
     Condition,
     ConditionStatus,
     ConditionType,
+    ScenarioState,
+    ScenarioStatus,
     ShardStatus,
     SimulationSpec,
     SimulationStatus,
@@ -235,6 +238,41 @@ def shards(simulation: str, spec: SimulationSpec) -> list[ShardStatus]:
     ]
 
 
+def scenario_states(
+    spec: SimulationSpec, created: str | None, now: datetime
+) -> tuple[list[ScenarioStatus], str | None]:
+    """Each scenario's state at the cycle due ``now`` by the resource's creation time and
+    ``intervalMs`` (an interval changed on the way shifts it; a start time counts as such)."""
+    if not spec.scenarios:
+        return [], None
+    interval = spec.interval_ms / 1000
+    epoch = _parse_time(created) if created else None
+    cycle = None
+    if epoch is not None and interval > 0:
+        cycle = max(0, math.floor((now - epoch).total_seconds() / interval))
+    states = []
+    for scenario in spec.scenarios:
+        start = scenario.start_cycle
+        if start is None and scenario.start_time is not None and epoch is not None and interval:
+            start = max(0, math.ceil((scenario.start_time - epoch).total_seconds() / interval))
+        end = None if start is None else start + scenario.cycles
+        state: ScenarioState = "upcoming"
+        if cycle is not None and start is not None and end is not None:
+            state = "done" if cycle >= end else "active" if cycle >= start else "upcoming"
+        states.append(
+            ScenarioStatus(
+                name=scenario.label(),
+                kind=scenario.kind,
+                start_cycle=start,
+                end_cycle=end,
+                state=state,
+            )
+        )
+    active = sum(s.state == "active" for s in states)
+    upcoming = sum(s.state == "upcoming" for s in states)
+    return states, f"{active} active, {upcoming} upcoming"
+
+
 def compute_status(
     *,
     simulation: str,
@@ -247,8 +285,9 @@ def compute_status(
     failure: Failure | None = None,
     problems: Sequence[PodProblem] = (),
     handover: Handover | None = None,
+    created: str | None = None,
 ) -> SimulationStatus:
-    """The whole status.
+    """The whole status (``created``: the resource's creationTimestamp, the schedule's epoch).
 
     ``generation`` is the simulation's metadata.generation the children were built from;
     ``failure`` says why applying them failed or was refused (the simulation is then
@@ -283,6 +322,7 @@ def compute_status(
         since = _progressing_since(
             previous.conditions, previous.progressing_since, generation
         ) or rfc3339(now)
+    scenarios, summary = scenario_states(spec, created, now)
     return SimulationStatus(
         observed_generation=generation,
         replicas=rollout.replicas,
@@ -292,6 +332,8 @@ def compute_status(
         config_hash=config_hash,
         handover_since=handover_since,
         progressing_since=since,
+        scenarios=scenarios,
+        scenario_summary=summary,
         conditions=new_conditions,
     )
 

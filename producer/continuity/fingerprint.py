@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from domain.scenarios import canonical
 from producer.continuity.codec import SimulationRecord
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings
@@ -42,6 +43,9 @@ def simulation_config(
         "machines": settings.num_machines,
         "topic": settings.kafka_topic,
     }
+    scenarios = settings.scenario_list()
+    if scenarios:  # absent without scenarios: simulations recorded before them continue
+        config["scenarios"] = canonical(scenarios)
     columns = profile.columns.settings_text()
     if columns:  # absent with the defaults: simulations recorded before these settings continue
         config["columns"] = columns

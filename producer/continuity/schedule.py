@@ -87,3 +87,21 @@ class Schedule:
         if last.interval_ms <= 0:
             return None
         return last.from_cycle + math.floor((now * 1000 - last.start_ms) / last.interval_ms)
+
+    def first_cycle_at(self, moment: datetime) -> int:
+        """The first cycle due at or after ``moment`` (cycle 0 before the epoch; with no
+        interval in force at ``moment``, the first cycle of the next piece that has one, else
+        the cycle after the last piece's start)."""
+        ms = moment.timestamp() * 1000
+        for index in range(len(self.pieces) - 1, -1, -1):
+            piece = self.pieces[index]
+            if ms < piece.start_ms and index > 0:
+                continue
+            if piece.interval_ms <= 0:
+                later = self.pieces[index + 1 :]
+                return later[0].from_cycle if later else piece.from_cycle + 1
+            steps = max(0, math.ceil((ms - piece.start_ms) / piece.interval_ms))
+            cycle = piece.from_cycle + steps
+            following = self.pieces[index + 1 :]
+            return min(cycle, following[0].from_cycle) if following else cycle
+        return 0

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from domain.scenarios import Scenario, ScenarioError, parse_scenarios
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.continuity.codec import StateArrays
 from producer.continuity.history import History, episodes_kept, sensor_state_kept
@@ -31,12 +32,16 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 EngineFactory = Callable[
-    [SimulationModel, float, FailureModel, int], tuple[SimulationEngine, BodyEncoder]
+    [SimulationModel, float, FailureModel, int, list[Scenario]],
+    tuple[SimulationEngine, BodyEncoder],
 ]
-"""``(model, persistence, failures, sensors) -> (engine, encoder)`` of the shard's machines."""
+"""``(model, persistence, failures, sensors, scenarios) -> (engine, encoder)`` of the shard's
+machines."""
 
 
-def segment_parameters(config: dict[str, Any]) -> tuple[SimulationModel, float, FailureModel, int]:
+def segment_parameters(
+    config: dict[str, Any],
+) -> tuple[SimulationModel, float, FailureModel, int, list[Scenario]]:
     """What an engine of a segment is built with, from the segment's configuration."""
     probability, min_cycles, max_cycles, ramp_cycles = config["failures"]
     return (
@@ -49,6 +54,7 @@ def segment_parameters(config: dict[str, Any]) -> tuple[SimulationModel, float, 
             ramp_cycles=int(ramp_cycles),
         ),
         len(config["sensors"]),
+        parse_scenarios(config.get("scenarios")),
     )
 
 
@@ -84,7 +90,7 @@ class ShardSegments:
             if self._factory is not None:
                 try:
                     built = self._factory(*segment_parameters(config))
-                except (ReferenceDataError, KeyError, TypeError, ValueError) as exc:
+                except (ReferenceDataError, ScenarioError, KeyError, TypeError, ValueError) as exc:
                     log.warning(
                         "cannot rebuild segment %d of the configuration history (%s): its "
                         "cycles are skipped by the machines that are behind in it",

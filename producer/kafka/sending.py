@@ -4,7 +4,8 @@
   explicit partition, cached per machine with kafka-python's murmur2 (the Java client's
   choice), which spares a pure-Python murmur2 per record;
 * headers: ``seq`` (per-machine sequence number = cycle), ``simulation`` (SIMULATION_NAME),
-  ``failure_type`` while the machine is failing, ``skipped_cycles`` after a catch-up skip;
+  ``failure_type`` while the machine is failing, ``skipped_cycles`` after a catch-up skip,
+  ``health``/``rul_cycles``/``quality`` where a scenario labels the record;
 * the cycle loop waits when more than KAFKA_MAX_PENDING_RECORDS are unacknowledged
   (kafka-python has no bounded buffer of its own); it never drops. Every wait ends at the stop
   flag and beats the loop's heartbeat, and the client is supervised meanwhile.
@@ -138,10 +139,20 @@ class CycleSender:
         failing_blocks = [
             header_block([*healthy, ("failure_type", t)]) for t in self._failure_types
         ]
-        return [
+        blocks = [
             failing_blocks[kind] if failing else healthy_block
             for failing, kind in zip(cycle.failing, cycle.failure_type, strict=True)
         ]
+        if cycle.labels is not None:  # scenarios: the few labelled records get their own
+            for row, extra in enumerate(cycle.labels):
+                if extra:
+                    failing = cycle.failing[row]
+                    base = [
+                        *healthy,
+                        ("failure_type", self._failure_types[cycle.failure_type[row]]),
+                    ]
+                    blocks[row] = header_block([*(base if failing else healthy), *extra])
+        return blocks
 
     def _wait_for_room(self) -> None:
         """Block while too many records are unacknowledged (backpressure, never drop), unless

@@ -25,12 +25,14 @@ All readings are rounded to 6 decimals.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from domain.scenarios import Scenario
 from domain.simulation_model import (
     DECIMALS,
     DEFAULT_PERSISTENCE,
@@ -55,6 +57,7 @@ from producer.simulation.randomness import (
     words_per_machine,
 )
 from producer.simulation.reference_data import ReferenceProfile
+from producer.simulation.scenarios import ScenarioLabels, ShardScenarios
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -84,6 +87,8 @@ class CycleResult:
     """1-based cycle within the episode; 0 where healthy."""
     started: BoolArray
     """An episode started at this cycle."""
+    labels: ScenarioLabels | None = None
+    """What scenarios did to the records of this cycle (None: no scenario is active)."""
 
     @property
     def values(self) -> FloatArray:
@@ -275,8 +280,10 @@ class SimulationEngine:
         model: SimulationModel,
         persistence: float = DEFAULT_PERSISTENCE,
         learned: LearnedModel | None = None,
+        scenarios: Sequence[Scenario] = (),
     ) -> None:
-        """``learned``: a model already fitted to ``profile`` (fitted here when omitted)."""
+        """``learned``: a model already fitted to ``profile`` (fitted here when omitted);
+        ``scenarios``: timed actions applied on top of the random process."""
         if count < 1:
             raise ValueError("a shard simulates at least one machine")
         self.profile = profile
@@ -305,6 +312,16 @@ class SimulationEngine:
         self.episodes = FailureEpisodes(
             failures, len(profile.failure_types), count, ramp_out=learned_model
         )
+        self.scenarios: ShardScenarios | None = None
+        if scenarios:
+            self.scenarios = ShardScenarios(
+                scenarios,
+                profile,
+                seed=seed,
+                simulation_name=simulation_name,
+                first_machine=first_machine,
+                count=count,
+            )
 
     @property
     def failures_enabled(self) -> bool:
@@ -312,7 +329,8 @@ class SimulationEngine:
 
     @property
     def max_abs_reading(self) -> float:
-        return self.process.max_abs_reading
+        widened = self.scenarios.widens_readings if self.scenarios is not None else 0.0
+        return self.process.max_abs_reading + widened
 
     # -- continuity: the per-machine state, for checkpoints (producer.continuity) --
     @property
@@ -350,12 +368,23 @@ class SimulationEngine:
     def step(self) -> CycleResult:
         """Advance every machine by one cycle and return the readings."""
         words = self._stream.words(self.cycle, self.first_machine, self.count)
-        if self.episodes.enabled:
+        active = self.scenarios.active(self.cycle) if self.scenarios is not None else []
+        steered = None
+        steering = self.episodes.types > 0 and any(p.steers for p in active)
+        if self.episodes.enabled or steering:
             first = self.process.normal_words
-            episodes = self.episodes.advance(uniforms(words[:, first : first + EXTRA_WORDS]))
+            draws = uniforms(words[:, first : first + EXTRA_WORDS])
+            if steering:
+                steered = ShardScenarios.steer_episodes(active, self.cycle, self.episodes)
+            episodes = self.episodes.advance(draws)
         else:
             episodes = FailureEpisodes.healthy(self.count)
-        readings = self.process.readings(words, episodes)
+        drive = ShardScenarios.drive(active, self.cycle, episodes) if active else episodes
+        readings = self.process.readings(words, drive)
+        labels = None
+        if active:
+            assert self.scenarios is not None
+            readings, labels = self.scenarios.labels(active, self.cycle, readings)
         result = CycleResult(
             cycle=self.cycle,
             micros=to_micros(readings),
@@ -363,7 +392,8 @@ class SimulationEngine:
             failure_type=episodes.failure_type,
             progress=episodes.progress,
             episode_cycle=episodes.episode_cycle,
-            started=episodes.started,
+            started=episodes.started if steered is None else episodes.started | steered,
+            labels=labels,
         )
         self.cycle += 1
         return result

@@ -25,6 +25,9 @@ class OutgoingCycle:
     """Row of the shard of ``bodies[0]`` (catch-up emits some machines of a cycle only)."""
     skipped: int = 0
     """Cycles these machines skipped before this record (catch-up bound exceeded; 0: none)."""
+    labels: list[list[tuple[str, bytes]]] | None = None
+    """Scenario headers of each record (``health``, ``rul_cycles``, ``quality``), aligned with
+    ``bodies``; None: no record has any."""
 
 
 @dataclass(slots=True)

@@ -111,6 +111,7 @@ def pods_of(
 
 # --- the table in docs/operator.md, row by row ---------------------------------------------------
 
+CALM = {"target": {"all": True}, "startCycle": 100, "noFailures": {"cycles": 50}}
 # A change of each spec field the table names (a prefix.* row takes each of its examples).
 CHANGES: dict[str, list[dict[str, Any]]] = {
     "replicas": [{"replicas": 5}],
@@ -131,6 +132,7 @@ CHANGES: dict[str, list[dict[str, Any]]] = {
     "referenceData.normalLabels": [{"referenceData": {"normalLabels": "0"}}],
     "referenceData.timeColumn": [{"referenceData": {"timeColumn": "timestamp"}}],
     "referenceData.groupColumn": [{"referenceData": {"groupColumn": "unit"}}],
+    "scenarios": [{"scenarios": [CALM]}],
     "kafka.topic": [{"kafka": {"topic": "readings"}}],
     "seed": [{"seed": 7}],
     "kafka.bootstrapServers": [{"kafka": {"bootstrapServers": "other:9092"}}],

@@ -19,6 +19,7 @@ from sensorsim_operator.statuses import (
     invalid_spec_message,
     invalid_spec_status,
     rfc3339,
+    scenario_states,
 )
 
 pytestmark = pytest.mark.unit
@@ -266,3 +267,26 @@ def test_invalid_spec_without_a_previous_status() -> None:
     assert status.observed_generation == 0
     assert condition(status, "Degraded").status == "True"
     assert condition(status, "Ready").status == "False"
+
+
+def test_scenarios_show_as_upcoming_active_or_done_by_the_schedule() -> None:
+    created = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    spec = spec_of(
+        intervalMs=1000,
+        scenarios=[
+            {"name": "past", "target": {"all": True}, "startCycle": 0,
+             "noFailures": {"cycles": 10}},
+            {"name": "now", "target": {"machines": [3]}, "startCycle": 50,
+             "failure": {"type": "overheating", "cycles": 20}},
+            {"target": {"fraction": 0.1}, "startTime": "2026-12-01T09:00:00Z",
+             "degradation": {"type": "overheating", "cycles": 100, "failureCycles": 5}},
+        ],
+    )  # fmt: skip
+    states, summary = scenario_states(spec, "2026-12-01T08:00:00Z", created + timedelta(seconds=60))
+    assert [(s.name, s.state, s.start_cycle, s.end_cycle) for s in states] == [
+        ("past", "done", 0, 10),
+        ("now", "active", 50, 70),
+        ("degradation@2026-12-01T09:00:00+00:00", "upcoming", 3600, 3705),
+    ]
+    assert summary == "1 active, 1 upcoming"
+    assert scenario_states(spec_of(), None, created) == ([], None)

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from domain.machine_ids import machine_ids
+from domain.scenarios import Scenario
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.continuity.catch_up import Progress, catch_up, plan_skips, row_runs
 from producer.continuity.codec import (
@@ -358,12 +359,16 @@ def test_segment_records_and_keys_round_trip() -> None:
 
 
 def factory(
-    model: SimulationModel, persistence: float, failures: FailureModel, sensors: int
+    model: SimulationModel,
+    persistence: float,
+    failures: FailureModel,
+    sensors: int,
+    scenarios: list[Scenario],
 ) -> tuple[SimulationEngine, BodyEncoder]:
     assert sensors == PROFILE.num_sensors
     built = SimulationEngine(
         PROFILE, failures, first_machine=0, count=8, seed=5, simulation_name="cont",
-        model=model, persistence=persistence,
+        model=model, persistence=persistence, scenarios=scenarios,
     )  # fmt: skip
     ids = machine_ids("cont", range(8))
     return built, BodyEncoder(PROFILE.sensor_names, ids, PROFILE.failure_types,

@@ -166,6 +166,8 @@ def test_the_settings_that_shape_the_stream_are_the_design_list() -> None:
         "FAILURE_MIN_CYCLES",
         "FAILURE_MAX_CYCLES",
         "FAILURE_RAMP_CYCLES",
+        "SCENARIOS",
+        "SCENARIOS_FILE",
         "KAFKA_TOPIC",
         "KAFKA_STATE_TOPIC",
     }

@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from domain import settings_contract as contract
 from domain.messages import MessageFormat
+from domain.scenarios import MAX_SCENARIOS, Scenario
 from domain.settings_contract import BUNDLED_SENSOR_COLUMNS, LogLevel
 from domain.simulation_model import SimulationModel
 from sensorsim_operator.api.contract_fields import contract_field
@@ -248,6 +249,17 @@ class SimulationSpec(ApiModel):
             "most the operator's resync period; see docs/operator.md)."
         ),
     )
+    scenarios: list[Scenario] = Field(
+        default_factory=list,
+        max_length=MAX_SCENARIOS,
+        description=(
+            "Timed actions on chosen machines: failures on demand, no-failure windows, "
+            "degradation to failure with health and remaining-useful-life labels, data-quality "
+            "faults (docs/scenarios.md). Editable while the simulation runs: a change is a new "
+            "segment of its history, applied from the cycle after the handover; the part of a "
+            "window before that cycle is not applied. Names must be unique."
+        ),
+    )
     message_format: MessageFormat = contract_field(
         "MESSAGE_FORMAT",
         "Record body format: original (the compatible default) or extended (adds seq and "
@@ -330,6 +342,23 @@ class Condition(ApiModel):
     )
 
 
+ScenarioState = Literal["upcoming", "active", "done"]
+
+
+class ScenarioStatus(ApiModel):
+    """Where a scenario of spec.scenarios stands, by the simulation's schedule."""
+
+    name: str = Field(max_length=256, description="Its name, else <kind>@<start>.")
+    kind: str = Field(max_length=32, description="failure, noFailures, degradation or quality.")
+    start_cycle: int | None = Field(
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="First cycle (unset: not known)."
+    )
+    end_cycle: int | None = Field(
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="First cycle after it."
+    )
+    state: ScenarioState = Field(description="upcoming, active or done.")
+
+
 class SimulationStatus(ApiModel):
     """Observed state of a SensorSimulation, written by the operator."""
 
@@ -383,6 +412,17 @@ class SimulationStatus(ApiModel):
             "progressing. The progress deadline counts from here, so a new generation starts a "
             "new deadline even while the Progressing condition stays True."
         ),
+    )
+    scenarios: list[ScenarioStatus] = Field(
+        default_factory=list,
+        max_length=MAX_SCENARIOS,
+        description=(
+            "spec.scenarios by state, at the cycle the schedule gives now (creation time and "
+            "intervalMs; updated at each reconcile, at most the operator's resync period apart)."
+        ),
+    )
+    scenario_summary: str | None = Field(
+        default=None, max_length=64, description="<active> active, <upcoming> upcoming."
     )
     conditions: list[Condition] = Field(
         default_factory=list,

@@ -6,10 +6,12 @@ producer reads exactly what is written here.
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
 from domain import settings_contract as contract
 from domain.reference_columns import DEFAULT_LABEL_COLUMN, split_list
+from domain.scenarios import canonical
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec
 from sensorsim_operator.children.grace_period import termination_grace_seconds
@@ -69,6 +71,10 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
         "FAILURE_MIN_CYCLES": failures.min_cycles,
         "FAILURE_MAX_CYCLES": failures.max_cycles,
         "FAILURE_RAMP_CYCLES": failures.ramp_cycles,
+        # the scenario list as the producer reads it (the same camelCase document)
+        "SCENARIOS": (
+            json.dumps(canonical(spec.scenarios), separators=(",", ":")) if spec.scenarios else None
+        ),
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "KAFKA_TOPIC": kafka.topic,
         "KAFKA_SECURITY_PROTOCOL": kafka.security_protocol,

@@ -1,0 +1,154 @@
+"""Scenarios on the real broker with real producer processes: the records are exactly the
+scheduled ones (machines, cycles, labels), the same from 3 shards stopped with SIGTERM and
+restarted as from one undisturbed shard, and a degradation counts down to its failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from domain.machine_ids import machine_ids
+from tests.kafka.test_config_history import run_stage
+from tests.kafka.test_continuity import by_machine, without_timestamp
+from tests.producer_kafka_support import (
+    Record,
+    producer_env,
+    read_topic,
+    run_producer,
+    unique_topic,
+)
+
+pytestmark = pytest.mark.kafka
+
+MACHINES = 12
+NAME = "scenarios"
+TYPES = ("bearing_wear", "electrical_fault", "overheating", "pressure_leak")
+SCENARIOS: list[dict[str, Any]] = [
+    {"name": "named", "target": {"machines": [1, 4]}, "startCycle": 5,
+     "failure": {"type": "overheating", "cycles": 6}},
+    {"name": "fraction", "target": {"fraction": 0.3}, "startCycle": 20,
+     "failure": {"type": "bearing_wear", "cycles": 8}},
+    {"name": "calm", "target": {"all": True}, "startCycle": 24, "noFailures": {"cycles": 2}},
+    {"name": "wear", "target": {"machines": [2]}, "startCycle": 10,
+     "degradation": {"type": "pressure_leak", "cycles": 15, "shape": "knee",
+                     "failureCycles": 3}},
+    {"name": "stuck", "target": {"machines": [6]}, "startCycle": 8,
+     "quality": {"fault": "stuck", "cycles": 4, "sensors": ["Sensor 3"]}},
+    {"name": "dropout", "target": {"machines": [7]}, "startCycle": 9,
+     "quality": {"fault": "dropout", "cycles": 2, "sensors": ["Sensor 1"]}},
+    {"name": "spike", "target": {"machines": [8]}, "startCycle": 12,
+     "quality": {"fault": "spike", "cycles": 1, "sensors": ["Sensor 5"]}},
+    {"name": "drift", "target": {"machines": [9]}, "startCycle": 14,
+     "quality": {"fault": "drift", "cycles": 5, "sensors": ["Sensor 7"]}},
+]  # fmt: skip
+LAST_CYCLE = 40
+
+
+def scenario_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
+    settings = {
+        "NUM_MACHINES": str(MACHINES), "SIMULATION_INTERVAL_MS": "50",
+        "MESSAGE_FORMAT": "extended", "SIMULATION_NAME": NAME, "FAILURE_PROBABILITY": "0",
+        "FAILURE_RAMP_CYCLES": "2", "SCENARIOS": json.dumps(SCENARIOS),
+        "CATCH_UP_MAX_CYCLES": "1000000",
+    }  # fmt: skip
+    return producer_env(bootstrap, topic, **{**settings, **extra})
+
+
+def seq(record: Record) -> int:
+    return int(record.headers["seq"])
+
+
+def body(record: Record) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(record.value)
+    return data
+
+
+def expected_labels(index: int, cycle: int, fraction: set[int]) -> dict[str, Any]:
+    """What machine ``index``'s record of ``cycle`` says, by the scenario list."""
+    failure = None
+    if index in (1, 4) and 5 <= cycle < 11:
+        failure = "overheating"
+    if index in fraction and 20 <= cycle < 28 and not 24 <= cycle < 26:
+        failure = "bearing_wear"
+    rul = None
+    if index == 2 and 10 <= cycle < 28:
+        rul = max(0, 25 - cycle)
+        if cycle >= 25:
+            failure = "pressure_leak"
+    quality = {
+        (6, c): "stuck:Sensor 3" for c in range(8, 12)
+    } | {(7, c): "dropout:Sensor 1" for c in (9, 10)} | {(8, 12): "spike:Sensor 5"} | {
+        (9, c): "drift:Sensor 7" for c in range(14, 19)
+    }  # fmt: skip
+    return {"failure": failure, "rul_cycles": rul, "quality": quality.get((index, cycle))}
+
+
+def test_scenarios_give_the_scheduled_records_in_any_shard_layout_and_through_restarts(
+    kafka_bootstrap: str,
+) -> None:
+    topic = unique_topic("scenarios")
+    env = scenario_env(kafka_bootstrap, topic)
+    for shards in (3, 2):  # SIGTERM, then a restart with another shard count
+        run_stage(kafka_bootstrap, topic, env, shards, (LAST_CYCLE // 2 + 4) * MACHINES)
+    sharded = by_machine(read_topic(kafka_bootstrap, topic))
+
+    reference_topic = unique_topic("scenarios-one")
+    reference_env = scenario_env(kafka_bootstrap, reference_topic, SIMULATION_INTERVAL_MS="0")
+    result = run_producer(reference_env, "--max-messages", str(MACHINES * (LAST_CYCLE + 1)))
+    assert result.returncode == 0, result.stderr
+    reference = by_machine(read_topic(kafka_bootstrap, reference_topic))
+
+    ids = {machine_id.encode(): i for i, machine_id in enumerate(machine_ids(NAME, range(12)))}
+    fraction = {
+        ids[key]
+        for key, stream in reference.items()
+        for record in stream
+        if seq(record) == 21 and body(record)["failure"] is not None
+    }
+    assert 1 <= len(fraction) <= 8  # 30 % of 12, drawn from the seed
+
+    assert set(reference) == set(sharded) == set(ids)
+    for key, stream in reference.items():
+        index = ids[key]
+        assert [seq(r) for r in stream] == list(range(LAST_CYCLE + 1))
+        for record in stream:
+            data = body(record)
+            want = expected_labels(index, seq(record), fraction)
+            failure = data["failure"]
+            assert (failure and failure["type"]) == want["failure"], (index, seq(record))
+            assert data["rul_cycles"] == want["rul_cycles"], (index, seq(record))
+            assert data["quality"] == want["quality"], (index, seq(record))
+            assert record.headers.get("quality", b"").decode() == (want["quality"] or "")
+            if want["rul_cycles"] is not None:
+                assert int(record.headers["rul_cycles"]) == want["rul_cycles"]
+                assert float(record.headers["health"]) == data["health"]
+            else:
+                assert "health" not in record.headers
+                assert data["health"] is None
+            if want["quality"] == "dropout:Sensor 1":
+                assert data["readings"]["readings"]["Sensor 1"] is None
+        # the 3- then 2-shard run with a SIGTERM between: the same records, byte for byte
+        emitted = {seq(r): r for r in sharded[key]}
+        assert sorted(emitted) == list(range(len(emitted)))
+        assert len(emitted) > LAST_CYCLE
+        for record in stream:
+            if seq(record) in emitted:
+                other = emitted[seq(record)]
+                assert without_timestamp(other.value) == without_timestamp(record.value)
+                assert other.headers == record.headers
+
+    # the degradation: rul_cycles counts down to 0 at the failure; health never rises
+    wear = [body(r) for r in reference[next(k for k, i in ids.items() if i == 2)]]
+    path = [(d["rul_cycles"], d["health"]) for d in wear if d["rul_cycles"] is not None]
+    assert [rul for rul, _ in path] == [*range(15, 0, -1), 0, 0, 0]
+    health = [h for _, h in path]
+    assert health[0] == 1.0
+    assert health[-3:] == [0.0, 0.0, 0.0]
+    assert all(a >= b for a, b in itertools.pairwise(health))
+    first_failing = next(d["seq"] for d in wear if d["failure"] is not None)
+    assert first_failing == 25
+    assert wear[25]["rul_cycles"] == 0
