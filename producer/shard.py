@@ -46,6 +46,7 @@ def make_engine(
         simulation_name=settings.simulation_name,
         model=settings.simulation_model,
         persistence=settings.simulation_persistence,
+        interval_ms=settings.simulation_interval_ms,
     )
 
 

@@ -9,9 +9,10 @@ The model is a Gaussian copula in time:
   that the sensors' rank (Spearman) correlations are the reference's: for a Gaussian copula
   ``spearman = 6/pi * asin(r/2)``, so ``r = 2 sin(pi/6 * spearman)``, projected onto the
   nearest valid correlation matrix;
-* in time, the latent vector is an AR(1) process ``z' = rho z + sqrt(1-rho^2) L eps`` with
-  ``L L^T = R``, whose stationary law is exactly ``N(0, R)``: the readings are persistent and
-  their joint distribution at any cycle is the reference's.
+* in time, the latent vector is a VAR(1) process ``z' = A z + C eps`` whose stationary law is
+  exactly ``N(0, R)`` (``dynamics``): ``A`` learned from the reference's time series, or a
+  scalar persistence ``rho`` with ``C = sqrt(1-rho^2) L``, ``L L^T = R``; the readings are
+  persistent and their joint distribution at any cycle is the reference's.
 
 A failure type has its own marginals and latent correlation ``R_t`` (shrunk toward the normal
 ``R`` when the type has few rows: weight ``n / (n + sensors)`` on its own estimate). The latent
@@ -214,7 +215,7 @@ def _shrunk(own: FloatArray, target: FloatArray, weight: float) -> FloatArray:
     return nearest_correlation(weight * own + (1.0 - weight) * target)
 
 
-def _rounded(matrix: npt.NDArray[np.floating[Any]]) -> FloatArray:
+def rounded(matrix: npt.NDArray[np.floating[Any]]) -> FloatArray:
     return np.asarray(np.round(matrix, _DIGITS), dtype=np.float64)
 
 
@@ -231,7 +232,7 @@ def fit_learned_model(
     normal_grid = np.stack([quantile_grid(normal_values[:, j]) for j in range(sensors)])
     constant = np.ptp(normal_values, axis=0) == 0
     correlation = latent_correlation(normal_values)
-    cholesky = _rounded(np.linalg.cholesky(correlation))
+    cholesky = rounded(np.linalg.cholesky(correlation))
     inverse = np.linalg.inv(cholesky)
 
     shapes = []
@@ -246,7 +247,7 @@ def fit_learned_model(
             grid = normal_grid + (rows.mean(axis=0) - normal_values.mean(axis=0))[:, None]
             weight = 0.0
             own = correlation
-        mix = _rounded(np.tril(np.linalg.cholesky(own) @ inverse))
+        mix = rounded(np.tril(np.linalg.cholesky(own) @ inverse))
         shapes.append(
             FailureShape(
                 table=QuantileTable.from_grid(grid),
@@ -297,6 +298,40 @@ def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatAr
         np.multiply(vectors[0], matrix[j, 0], out=row)
         for k in range(1, j + 1):
             np.multiply(vectors[k], matrix[j, k], out=term)
+            row += term
+    return out
+
+
+def transition_step(
+    transition: FloatArray, latent: FloatArray, innovation: FloatArray, noise: FloatArray
+) -> FloatArray:
+    """``transition @ latent + innovation @ noise`` for a full ``transition``, a
+    lower-triangular ``innovation`` and sensor-major arrays.
+
+    The same multiply-adds as ``lower_triangular_product``, in a fixed order (output row ``j``:
+    ``transition[j, 0..]`` first, then ``innovation[j, 0..j]``) whichever loop runs, so a
+    machine's next state has the same bits whatever the number of machines beside it.
+    """
+    sensors, machines = latent.shape
+    latent = np.ascontiguousarray(latent)
+    noise = np.ascontiguousarray(noise)
+    if machines < _ROW_BY_ROW_FROM:
+        out: FloatArray = transition[:, :1] * latent[0]
+        for k in range(1, sensors):
+            out += transition[:, k : k + 1] * latent[k]
+        for k in range(sensors):
+            out[k:] += innovation[k:, k : k + 1] * noise[k]
+        return out
+    out = np.empty((sensors, machines))
+    term = np.empty(machines)
+    for j in range(sensors):
+        row = out[j]
+        np.multiply(latent[0], transition[j, 0], out=row)
+        for k in range(1, sensors):
+            np.multiply(latent[k], transition[j, k], out=term)
+            row += term
+        for k in range(j + 1):
+            np.multiply(noise[k], innovation[j, k], out=term)
             row += term
     return out
 
