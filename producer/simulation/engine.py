@@ -210,6 +210,11 @@ class LearnedProcess:
         half_step = 0.5 / float(self._grid_scale.min()) if self._on_grid.size else 0.0
         return float(extreme) + half_step
 
+    @property
+    def latent_lag1(self) -> FloatArray:
+        """Per sensor, the latent lag-1 autocorrelation of one cycle."""
+        return self.dynamics.lag1(self._model.correlation)
+
     def export_state(self, rows: IntArray) -> FloatArray:
         return np.ascontiguousarray(self._latent[:, rows].T)
 
