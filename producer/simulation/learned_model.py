@@ -276,12 +276,19 @@ _ROW_BY_ROW_FROM = 3000
 
 
 def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatArray:
-    """``matrix @ vectors`` for a lower-triangular ``matrix`` and sensor-major ``vectors``.
+    """``matrix @ vectors`` for a lower-triangular ``matrix`` and sensor-major ``vectors``."""
+    return matrix_product(matrix, vectors, lower=True)
+
+
+def matrix_product(matrix: FloatArray, vectors: FloatArray, *, lower: bool = False) -> FloatArray:
+    """``matrix @ vectors`` for sensor-major ``vectors`` (``lower``: ``matrix`` is lower
+    triangular, and the terms above the diagonal are skipped).
 
     Written as multiply-adds instead of a BLAS call: only IEEE multiplications and additions,
-    in the same order (``k = 0, 1, ..., j`` for output row ``j``) whichever of the two loops
-    runs, so every CPU gives the same bits whatever the number of machines. Many machines: row
-    by row (each row of machines stays in cache); few: column by column (fewer numpy calls).
+    in the same order (``k = 0, 1, ...`` for output row ``j``) whichever of the two loops runs,
+    so every CPU gives the same bits whatever the number of machines (a BLAS kernel's order of
+    summation may change with the matrix shape). Many machines: row by row (each row of
+    machines stays in cache); few: column by column (fewer numpy calls).
     """
     sensors, machines = vectors.shape
     # rows must be contiguous (a column gather such as ``a[:, index]`` comes out F-ordered)
@@ -289,14 +296,15 @@ def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatAr
     if machines < _ROW_BY_ROW_FROM:
         out: FloatArray = matrix[:, :1] * vectors[0]
         for k in range(1, sensors):
-            out[k:] += matrix[k:, k : k + 1] * vectors[k]
+            first = k if lower else 0
+            out[first:] += matrix[first:, k : k + 1] * vectors[k]
         return out
     out = np.empty((sensors, machines))
     term = np.empty(machines)
     for j in range(sensors):
         row = out[j]
         np.multiply(vectors[0], matrix[j, 0], out=row)
-        for k in range(1, j + 1):
+        for k in range(1, j + 1 if lower else sensors):
             np.multiply(vectors[k], matrix[j, k], out=term)
             row += term
     return out
@@ -306,33 +314,11 @@ def transition_step(
     transition: FloatArray, latent: FloatArray, innovation: FloatArray, noise: FloatArray
 ) -> FloatArray:
     """``transition @ latent + innovation @ noise`` for a full ``transition``, a
-    lower-triangular ``innovation`` and sensor-major arrays.
-
-    The same multiply-adds as ``lower_triangular_product``, in a fixed order (output row ``j``:
-    ``transition[j, 0..]`` first, then ``innovation[j, 0..j]``) whichever loop runs, so a
-    machine's next state has the same bits whatever the number of machines beside it.
-    """
-    sensors, machines = latent.shape
-    latent = np.ascontiguousarray(latent)
-    noise = np.ascontiguousarray(noise)
-    if machines < _ROW_BY_ROW_FROM:
-        out: FloatArray = transition[:, :1] * latent[0]
-        for k in range(1, sensors):
-            out += transition[:, k : k + 1] * latent[k]
-        for k in range(sensors):
-            out[k:] += innovation[k:, k : k + 1] * noise[k]
-        return out
-    out = np.empty((sensors, machines))
-    term = np.empty(machines)
-    for j in range(sensors):
-        row = out[j]
-        np.multiply(latent[0], transition[j, 0], out=row)
-        for k in range(1, sensors):
-            np.multiply(latent[k], transition[j, k], out=term)
-            row += term
-        for k in range(j + 1):
-            np.multiply(noise[k], innovation[j, k], out=term)
-            row += term
+    lower-triangular ``innovation`` and sensor-major arrays (both products as
+    ``matrix_product``: a machine's next state has the same bits whatever the number of
+    machines beside it)."""
+    out = matrix_product(transition, latent)
+    out += lower_triangular_product(innovation, noise)
     return out
 
 
