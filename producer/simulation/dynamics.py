@@ -206,8 +206,9 @@ def step_matrices(
 
 
 def steps_per_cycle(fitted: Transition, interval_ms: int | None) -> float:
-    """Reference steps in one cycle of ``interval_ms`` (None: the reference's own interval)."""
-    if interval_ms is None:
+    """Reference steps in one cycle of ``interval_ms`` (None, or 0 = as fast as possible: a
+    cycle has no length in time, and runs at the reference's own step)."""
+    if not interval_ms:
         return 1.0
     return interval_ms / 1000.0 / fitted.median_step
 

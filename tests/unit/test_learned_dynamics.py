@@ -134,6 +134,12 @@ def test_the_lead_and_lag_between_sensors_is_learned(
             assert abs(stream - reference) <= 0.1, (first, second, stream, reference)
 
 
+def test_as_fast_as_possible_runs_at_the_references_step(profile: ReferenceProfile) -> None:
+    assert dynamics_of(engine(profile, interval_ms=0)).steps == 1.0
+    assert dynamics_of(engine(profile, interval_ms=None)).steps == 1.0
+    assert dynamics_of(engine(profile, interval_ms=1500)).steps == pytest.approx(3.0)
+
+
 def test_learned_dynamics_keep_the_references_marginals(profile: ReferenceProfile) -> None:
     sim = engine(profile, machines=400)
     values = np.concatenate([sim.step().values for _ in range(200)][::20])
