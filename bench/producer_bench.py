@@ -1,7 +1,9 @@
 """Producer benchmark: prints a table of measured throughput (a script, not a test).
 
 (a) engine + serialisation, messages/s at 1, 100, 10,000 and 100,000 machines (20 sensors),
-    against a straightforward per-sensor Python implementation of the original algorithm;
+    against a straightforward per-sensor Python implementation of the original algorithm; the
+    learned model also with dynamics learned from a time column (the bundled rows in file
+    order), a full 20 x 20 transition per cycle;
 (b) end to end into a real broker: the project's Kafka sink (``ProducerApp``) against Kafka's
     Java ``ProducerPerformance`` on the same broker, same record size, ``acks=all``.
 
@@ -39,10 +41,12 @@ from typing import Any
 
 import kafka
 import numpy as np
+import pandas as pd
 from kafka.producer.sender import Sender
 
 from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
+from domain.reference_columns import ReferenceColumns
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.assembly import build_app
 from producer.serialisation import BodyEncoder
@@ -182,6 +186,16 @@ def measure_vectorised(
             )
 
 
+def timed_profile(directory: Path) -> ReferenceProfile:
+    """The bundled rows with their row number as a time column: the learned model then runs a
+    VAR(1) fitted to them."""
+    frame = pd.read_csv(DEFAULT_DATA_FILE)
+    frame.insert(0, "row", np.arange(len(frame)))
+    path = directory / "timed.csv"
+    frame.to_csv(path, index=False)
+    return load_profile(path, 20, columns=ReferenceColumns(time="row"))
+
+
 def part_a(profile: ReferenceProfile, budget: float) -> None:
     print("(a) engine + serialisation, 20 sensors, original format, one core")
     print("    msg/s per CPU second of this process (wall-clock in brackets); both simulation")
@@ -189,8 +203,11 @@ def part_a(profile: ReferenceProfile, budget: float) -> None:
     print("    per-sensor Python implementation of the original algorithm")
     print(f"{'machines':>9} | {'learned CPU':>11} {'(wall)':>11} | {'original CPU':>12} "
           f"{'(wall)':>11} | {'learned/original':>16} | {'engine/encode':>13} | "
-          f"{'per-sensor CPU':>14} | {'ratio':>6}")  # fmt: skip
-    print("-" * 126)
+          f"{'per-sensor CPU':>14} | {'ratio':>6} | {'learned, dynamics':>17} "
+          f"{'/original':>9}")  # fmt: skip
+    print("-" * 156)
+    with tempfile.TemporaryDirectory() as directory:
+        timed = timed_profile(Path(directory))
     for machines in (1, 100, 10_000, 100_000):
         learned_wall, learned_cpu, _, _ = measure_vectorised(
             profile, machines, budget, SimulationModel.LEARNED
@@ -199,11 +216,13 @@ def part_a(profile: ReferenceProfile, budget: float) -> None:
             profile, machines, budget, SimulationModel.ORIGINAL
         )
         _, slow_cpu = measure_baseline(profile, machines, budget)
+        _, dynamics_cpu, _, _ = measure_vectorised(timed, machines, budget, SimulationModel.LEARNED)
         print(
             f"{machines:>9,} | {learned_cpu:>11,.0f} ({learned_wall:>9,.0f}) | "
             f"{fast_cpu:>12,.0f} ({fast_wall:>9,.0f}) | {learned_cpu / fast_cpu:>15.2f}x | "
             f"{engine_share:>6.0%}/{encode_share:<6.0%} | {slow_cpu:>14,.0f} | "
-            f"{fast_cpu / slow_cpu:>5.1f}x"
+            f"{fast_cpu / slow_cpu:>5.1f}x | {dynamics_cpu:>17,.0f} "
+            f"{dynamics_cpu / fast_cpu:>8.2f}x"
         )
     print()
 

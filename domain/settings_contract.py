@@ -395,11 +395,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     ),
     Setting(
         "SIMULATION_PERSISTENCE",
-        DEFAULT_PERSISTENCE,
-        "Per-cycle autocorrelation of the learned model's readings (0..<1).",
+        None,
+        "Per-cycle autocorrelation of the learned model's readings (0..<1); set, it overrides "
+        "the dynamics learned from TIME_COLUMN.",
         ge=0.0,
         lt=1.0,
         shapes_stream=True,
+        shown_default=f"learned from TIME_COLUMN, else {DEFAULT_PERSISTENCE}",
     ),
     # Failure model
     Setting(

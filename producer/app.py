@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass
 
 from domain.messages import format_epoch
-from domain.scenarios import Scenario
-from domain.simulation_model import FailureModel, SimulationModel
 from producer.continuity.coordinator import Continuity
 from producer.errors import ExitCode, IntervalAbortedError, ProducerError
 from producer.runtime.heartbeat import Heartbeat
@@ -23,6 +21,7 @@ from producer.settings import ProducerSettings
 from producer.shard import ShardSimulation
 from producer.simulation.engine import CycleResult, SimulationEngine
 from producer.simulation.scenarios import record_headers
+from producer.simulation.stream_settings import EngineSettings
 from producer.sinks.protocol import OutgoingCycle, Sink
 
 log = logging.getLogger("producer")
@@ -184,17 +183,10 @@ class ProducerApp:
         self._time_scenarios(self.simulation.engine)
         self.continuity.restore(self.simulation.engine, self._variant)
 
-    def _variant(
-        self,
-        model: SimulationModel,
-        persistence: float,
-        failures: FailureModel,
-        sensors: int,
-        scenarios: list[Scenario],
-    ) -> tuple[SimulationEngine, BodyEncoder]:
+    def _variant(self, settings: EngineSettings) -> tuple[SimulationEngine, BodyEncoder]:
         """The shard under an earlier segment's settings (``ShardSimulation.variant``), its
         scenarios timed by the schedule."""
-        engine, encoder = self.simulation.variant(model, persistence, failures, sensors, scenarios)
+        engine, encoder = self.simulation.variant(settings)
         self._time_scenarios(engine)
         return engine, encoder
 

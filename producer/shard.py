@@ -9,13 +9,13 @@ from domain.machine_ids import machine_ids
 from domain.messages import body_sensor_names
 from domain.partitioning import MachineRange, shard_range
 from domain.scenarios import Scenario
-from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError, ReferenceDataError
 from producer.serialisation import EXACT_MAX_ABS, BodyEncoder, ScenarioFields
 from producer.settings import ProducerSettings
 from producer.simulation.engine import SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile, load_profile
 from producer.simulation.scenarios import ScenarioConfigError
+from producer.simulation.stream_settings import EngineSettings
 
 
 @dataclass
@@ -46,32 +46,26 @@ class ShardSimulation:
         self.seed = seed
         self.engine = make_engine(self.settings, self.profile, self.machines, seed)
 
-    def variant(
-        self,
-        model: SimulationModel,
-        persistence: float,
-        failures: FailureModel,
-        sensors: int,
-        scenarios: list[Scenario],
-    ) -> tuple[SimulationEngine, BodyEncoder]:
+    def variant(self, stream: EngineSettings) -> tuple[SimulationEngine, BodyEncoder]:
         """An engine and encoder of this shard's machines under other stream settings (an
         earlier segment of the configuration history), with this process's seed and reference
         data file (the first ``sensors`` sensor columns of it); ``ReferenceDataError`` if the
         file has fewer, ``ScenarioConfigError`` if a scenario does not fit it."""
         profile = self.profile
-        if sensors != profile.num_sensors:
-            profile = load_profile(self.settings.sensor_data_file, sensors)
+        if stream.sensors != profile.num_sensors:
+            profile = load_profile(self.settings.sensor_data_file, stream.sensors)
         engine = SimulationEngine(
             profile,
-            failures,
+            stream.failures,
             first_machine=self.machines.start,
             count=self.machines.size,
             seed=self.seed,
             simulation_name=self.settings.simulation_name,
-            model=model,
-            persistence=persistence,
+            model=stream.model,
+            persistence=stream.persistence,
+            interval_ms=stream.interval_ms,
             learned=self.engine.learned_model if profile is self.profile else None,
-            scenarios=scenarios,
+            scenarios=stream.scenarios,
         )
         encoder = BodyEncoder(
             body_sensor_names(profile.sensor_names, self.settings.message_format),
@@ -79,7 +73,7 @@ class ShardSimulation:
             profile.failure_types,
             self.settings.message_format,
             max_abs_value=engine.max_abs_reading,
-            max_episode_cycles=max(failures.max_cycles, _longest_failure(scenarios)),
+            max_episode_cycles=max(stream.failures.max_cycles, _longest_failure(stream.scenarios)),
             scenarios=scenario_fields(engine),
         )
         return engine, encoder
@@ -97,6 +91,7 @@ def make_engine(
         simulation_name=settings.simulation_name,
         model=settings.simulation_model,
         persistence=settings.simulation_persistence,
+        interval_ms=settings.simulation_interval_ms,
         scenarios=settings.scenario_list(),
     )
 

@@ -12,26 +12,48 @@ from, on the numbers the learned model is accepted by (docs/simulation.md):
   priors from the training rows) trained on the stream and tested on the reference rows,
   against the same classifier's 5-fold cross-validation on the reference;
 * the lag-1 autocorrelation of failing readings at full progress (median over types and
-  sensors): a failure is a persistent process, not fresh noise every cycle.
+  sensors): a failure is a persistent process, not fresh noise every cycle;
+* the classifier two-sample test on healthy readings and, where the reference is a time series,
+  each sensor's lag-1 autocorrelation against the reference's (``two_sample``).
+
+The stream runs at the reference's own interval (its median step), where the lag-1 of the two
+is comparable. Healthy readings are thinned to one per ``thin`` cycles per machine; by default
+``thin`` brings the strongest sensor's latent autocorrelation down to
+``INDEPENDENT_AUTOCORRELATION`` (at least 25 cycles, and each machine keeps 5 readings).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from domain.simulation_model import DEFAULT_PERSISTENCE, FailureModel, SimulationModel
-from producer.simulation.engine import SimulationEngine
+from domain.simulation_model import FailureModel, SimulationModel
+from producer.analysis.gaussian_classifier import (
+    CV_FOLDS,
+    GaussianClassifier,
+    balanced_accuracy,
+    cross_validated_accuracy,
+    reference_rows,
+)
+from producer.analysis.two_sample import (
+    INDEPENDENT_AUTOCORRELATION,
+    INSTALL_HINT,
+    TwoSampleTest,
+    reference_lag1,
+    two_sample_test,
+)
+from producer.simulation.engine import LearnedProcess, SimulationEngine
 from producer.simulation.learned_model import spearman
 from producer.simulation.reference_data import ReferenceProfile
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-SHRINK_TO_DIAGONAL = 0.1
-CV_FOLDS = 5
+MIN_THIN = 25
+MIN_READINGS_PER_MACHINE = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +67,10 @@ class StreamSample:
     failing_pairs: tuple[tuple[FloatArray, FloatArray], ...]
     """Per type, readings at full progress and the same machine's next one, also at full
     progress: for the lag-1 autocorrelation."""
+    healthy_lag1: FloatArray
+    """Per sensor, the lag-1 autocorrelation of healthy readings (consecutive cycles of a
+    machine, both healthy)."""
+    thin: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +91,26 @@ class FidelityReport:
     """Shape (types, sensors); NaN where undefined (a constant sensor, too few pairs)."""
     healthy_readings: int
     failing_readings: tuple[int, ...]
+    stream_lag1: FloatArray
+    """Per sensor, the lag-1 autocorrelation of healthy stream readings."""
+    reference_lag1: FloatArray | None
+    """Per sensor, the reference's (None: not a time series)."""
+    two_sample: TwoSampleTest | None
+    """None: not run (scikit-learn missing, or too few rows)."""
+
+    @property
+    def worst_lag1_gap(self) -> float:
+        if self.reference_lag1 is None:
+            return float("nan")
+        gap = np.abs(self.stream_lag1 - self.reference_lag1)
+        return float(np.nanmax(gap)) if np.isfinite(gap).any() else float("nan")
+
+    @property
+    def classifier_bound(self) -> float:
+        """The AUC the stream is held to: ``classifier_auc``, or the real-vs-real floor plus
+        ``classifier_margin`` for a reference whose halves a classifier tells apart."""
+        floor = self.two_sample.floor if self.two_sample else 0.5
+        return max(ACCEPTANCE["classifier_auc"], floor + ACCEPTANCE["classifier_margin"])
 
     @property
     def dependence_gap(self) -> float:
@@ -90,6 +136,10 @@ class FidelityReport:
                 failed.append("accuracy")
             if not self.median_failing_lag1 >= bound["failing_lag1"]:
                 failed.append("failing_lag1")
+        if self.reference_lag1 is not None and not self.worst_lag1_gap <= bound["lag1"]:
+            failed.append("lag1")
+        if self.two_sample is not None and not self.two_sample.auc <= self.classifier_bound:
+            failed.append("classifier")
         return failed
 
     @property
@@ -103,14 +153,15 @@ def simulate_sample(
     *,
     model: SimulationModel = SimulationModel.LEARNED,
     failures: FailureModel | None = None,
-    persistence: float = DEFAULT_PERSISTENCE,
+    persistence: float | None = None,
     machines: int = 200,
     cycles: int = 800,
     burn_in: int = 150,
-    thin: int = 25,
+    thin: int | None = None,
     seed: int = 1,
 ) -> StreamSample:
-    """Simulate ``machines`` for ``cycles`` and keep what the report needs."""
+    """Simulate ``machines`` for ``cycles`` at the reference's interval and keep what the
+    report needs (``thin``: None chooses it, module docstring)."""
     engine = SimulationEngine(
         profile,
         failures or FailureModel(),
@@ -121,6 +172,8 @@ def simulate_sample(
         model=model,
         persistence=persistence,
     )
+    if thin is None:
+        thin = automatic_thinning(engine, cycles - burn_in)
     types = len(profile.failure_types)
     healthy: list[FloatArray] = []
     failing: list[list[FloatArray]] = [[] for _ in range(types)]
@@ -128,11 +181,18 @@ def simulate_sample(
     previous_full = np.zeros(machines, dtype=np.bool_)
     previous_type = np.zeros(machines, dtype=np.int64)
     previous_values = np.zeros((machines, profile.num_sensors))
+    lag_pairs = LagMoments(profile.num_sensors)
+    previous_healthy = np.zeros(machines, dtype=np.bool_)
     for cycle in range(cycles):
         result = engine.step()
         if cycle < burn_in:
+            previous_healthy = ~result.failing
+            previous_values = result.values
             continue
         values = result.values
+        both_healthy = previous_healthy & ~result.failing
+        lag_pairs.add(previous_values[both_healthy], values[both_healthy])
+        previous_healthy = ~result.failing
         full = result.failing & (result.progress >= 1.0)
         if (cycle - burn_in) % thin == 0:
             healthy.append(values[~result.failing])
@@ -152,7 +212,43 @@ def simulate_sample(
             else (empty, empty)
             for p in pairs
         ),
+        healthy_lag1=lag_pairs.correlation(),
+        thin=thin,
     )
+
+
+def automatic_thinning(engine: SimulationEngine, cycles: int) -> int:
+    """Cycles between kept healthy readings of a machine (module docstring)."""
+    if not isinstance(engine.process, LearnedProcess):
+        return MIN_THIN
+    strongest = min(float(np.abs(engine.process.latent_lag1).max()), 0.9999)
+    if strongest <= INDEPENDENT_AUTOCORRELATION:
+        return MIN_THIN
+    wanted = math.ceil(math.log(INDEPENDENT_AUTOCORRELATION) / math.log(strongest))
+    return max(MIN_THIN, min(wanted, cycles // MIN_READINGS_PER_MACHINE))
+
+
+class LagMoments:
+    """Running sums of pairs of readings, for their per-sensor Pearson correlation."""
+
+    def __init__(self, sensors: int) -> None:
+        self.count = 0
+        self.sums = np.zeros((5, sensors))
+        """Sums of a, b, a*a, b*b, a*b."""
+
+    def add(self, a: FloatArray, b: FloatArray) -> None:
+        self.count += len(a)
+        for row, term in enumerate((a, b, a * a, b * b, a * b)):
+            self.sums[row] += term.sum(axis=0)
+
+    def correlation(self) -> FloatArray:
+        if self.count < 3:
+            return np.full(self.sums.shape[1], np.nan)
+        sa, sb, saa, sbb, sab = self.sums / self.count
+        denominator = np.sqrt(np.maximum(saa - sa * sa, 0.0) * np.maximum(sbb - sb * sb, 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result: FloatArray = (sab - sa * sb) / denominator
+        return np.where(denominator > 0, result, np.nan)
 
 
 def ks_distance(a: FloatArray, b: FloatArray) -> float:
@@ -177,73 +273,11 @@ def _column_correlation(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.where(denominator > 0, result, np.nan)
 
 
-class GaussianClassifier:
-    """Per-class Gaussian (QDA) with covariances shrunk toward their diagonal."""
-
-    def __init__(self, features: FloatArray, labels: IntArray, classes: int) -> None:
-        sensors = features.shape[1]
-        self.classes = np.array([c for c in range(classes) if np.any(labels == c)])
-        self._means = []
-        self._precisions = []
-        self._offsets = []
-        total = len(labels)
-        for c in self.classes:
-            rows = features[labels == c]
-            mean = rows.mean(axis=0)
-            covariance = np.cov(rows, rowvar=False) if len(rows) > 1 else np.zeros((sensors,) * 2)
-            covariance = np.atleast_2d(covariance)
-            diagonal = np.diag(np.diag(covariance))
-            covariance = (1 - SHRINK_TO_DIAGONAL) * covariance + SHRINK_TO_DIAGONAL * diagonal
-            covariance += np.eye(sensors) * 1e-9 * max(1.0, float(np.trace(covariance)))
-            _, log_det = np.linalg.slogdet(covariance)
-            self._means.append(mean)
-            self._precisions.append(np.linalg.pinv(covariance))
-            self._offsets.append(-0.5 * log_det + np.log(len(rows) / total))
-
-    def predict(self, features: FloatArray) -> IntArray:
-        scores = np.empty((len(features), len(self.classes)))
-        for i, (mean, precision, offset) in enumerate(
-            zip(self._means, self._precisions, self._offsets, strict=True)
-        ):
-            centred = features - mean
-            scores[:, i] = offset - 0.5 * np.einsum("ij,jk,ik->i", centred, precision, centred)
-        predicted: IntArray = self.classes[np.argmax(scores, axis=1)]
-        return predicted
-
-
-def balanced_accuracy(truth: IntArray, predicted: IntArray) -> float:
-    recalls = [float(np.mean(predicted[truth == c] == c)) for c in np.unique(truth)]
-    return float(np.mean(recalls))
-
-
-def reference_rows(profile: ReferenceProfile) -> tuple[FloatArray, IntArray]:
-    """All reference rows with class labels: 0 normal, 1 + t failure type t."""
-    blocks = [profile.normal_values, *profile.failure_values]
-    labels = np.concatenate([np.full(len(b), c, dtype=np.int64) for c, b in enumerate(blocks)])
-    return np.concatenate(blocks), labels
-
-
-def cross_validated_accuracy(
-    features: FloatArray, labels: IntArray, classes: int, seed: int = 0
-) -> float:
-    """Balanced accuracy of stratified ``CV_FOLDS``-fold cross-validation."""
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(labels), dtype=np.int64)
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        fold[rng.permutation(members)] = np.arange(len(members)) % CV_FOLDS
-    predicted = np.empty_like(labels)
-    for k in range(CV_FOLDS):
-        test = fold == k
-        if not test.any():
-            continue
-        classifier = GaussianClassifier(features[~test], labels[~test], classes)
-        predicted[test] = classifier.predict(features[test])
-    return balanced_accuracy(labels, predicted)
-
-
-def evaluate(profile: ReferenceProfile, sample: StreamSample) -> FidelityReport:
-    """Compare a stream sample with the reference rows of ``profile``."""
+def evaluate(
+    profile: ReferenceProfile, sample: StreamSample, *, classifier: bool = True
+) -> FidelityReport:
+    """Compare a stream sample with the reference rows of ``profile`` (``classifier``: run the
+    classifier two-sample test, the slowest part)."""
     normal = profile.normal_values
     sensors = profile.num_sensors
     types = len(profile.failure_types)
@@ -279,6 +313,9 @@ def evaluate(profile: ReferenceProfile, sample: StreamSample) -> FidelityReport:
         failing_lag1=lag1,
         healthy_readings=len(sample.healthy),
         failing_readings=tuple(len(f) for f in sample.failing),
+        stream_lag1=sample.healthy_lag1,
+        reference_lag1=reference_lag1(profile),
+        two_sample=two_sample_test(profile, sample.healthy) if classifier else None,
     )
 
 
@@ -288,6 +325,9 @@ ACCEPTANCE = {
     "signature_gap": 0.4,
     "accuracy_margin": 0.05,
     "failing_lag1": 0.5,
+    "lag1": 0.1,
+    "classifier_auc": 0.65,
+    "classifier_margin": 0.07,
 }
 """The bounds the learned model is held to (docs/simulation.md)."""
 
@@ -307,8 +347,13 @@ def describe(report: FidelityReport) -> str:
         ),
         "",
         f"{'sensor':<14} {'KS':>7} {'max |dSpearman|':>16} {'max sig gap':>12} "
-        f"{'failing lag1':>13}",
+        f"{'failing lag1':>13} {'lag1 stream':>12} {'lag1 ref':>9}",
     ]
+    reference_lag = (
+        report.reference_lag1
+        if report.reference_lag1 is not None
+        else np.full(len(report.sensor_names), np.nan)
+    )
     spearman_gap = np.abs(report.stream_spearman - report.reference_spearman)
     np.fill_diagonal(spearman_gap, 0.0)
     for j, name in enumerate(report.sensor_names):
@@ -317,7 +362,8 @@ def describe(report: FidelityReport) -> str:
         lines.append(
             f"{name:<14} {report.ks[j]:>7.3f} {spearman_gap[j].max():>16.3f} "
             f"{np.nanmax(sig) if np.isfinite(sig).any() else float('nan'):>12.2f} "
-            f"{np.nanmedian(lags) if np.isfinite(lags).any() else float('nan'):>13.2f}"
+            f"{np.nanmedian(lags) if np.isfinite(lags).any() else float('nan'):>13.2f} "
+            f"{report.stream_lag1[j]:>12.3f} {reference_lag[j]:>9.3f}"
         )
     max_ks = float(np.nanmax(report.ks))
     lines += [
@@ -342,4 +388,34 @@ def describe(report: FidelityReport) -> str:
             f"lag-1 autocorrelation of failing readings (median): {lag:.2f}  "
             f"(>= {bound['failing_lag1']}) {_mark(lag >= bound['failing_lag1'])}",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + _dynamics_lines(report))
+
+
+def _dynamics_lines(report: FidelityReport) -> list[str]:
+    """The lag-1 comparison and the classifier two-sample test."""
+    bound = ACCEPTANCE
+    lines = []
+    if report.reference_lag1 is None:
+        lines.append("lag-1 autocorrelation: the reference is no time series (no TIME_COLUMN)")
+    else:
+        gap = report.worst_lag1_gap
+        lines.append(
+            f"lag-1 autocorrelation of healthy readings, worst sensor's gap to the reference: "
+            f"{gap:.3f}  (<= {bound['lag1']}) {_mark(gap <= bound['lag1'])}"
+        )
+    test = report.two_sample
+    if test is None:
+        lines.append(
+            "classifier two-sample test: not run (needs scikit-learn, "
+            f"{INSTALL_HINT}, and 50 rows a side)"
+        )
+        return lines
+    limit = report.classifier_bound
+    lines += [
+        f"classifier two-sample test (gradient-boosted trees, {CV_FOLDS}-fold, {test.rows} "
+        f"healthy rows a side, reference thinned to 1 row in {test.thin}): AUC {test.auc:.3f}  "
+        f"(<= {limit:.3f}) {_mark(test.auc <= limit)}",
+        f"  real vs real (reference's first half against its second): AUC {test.floor:.3f}; "
+        f"the bound is {bound['classifier_auc']} or this + {bound['classifier_margin']}",
+    ]
+    return lines

@@ -6,6 +6,7 @@ import numpy as np
 
 from domain.simulation_model import DECIMALS, SimulationModel
 from producer.settings import ProducerSettings
+from producer.simulation.dynamics import latent_dynamics
 from producer.simulation.learned_model import GRID_CELLS, LearnedModel, spearman
 from producer.simulation.reference_data import ReferenceProfile
 
@@ -53,6 +54,7 @@ def describe_learned(
     for index in order:
         a, b = upper[0][index], upper[1][index]
         lines.append(f"  {names[a]} ~ {names[b]}: {ranks[a, b]:+.3f}")
+    lines += ["", *_dynamics(profile, model, settings)]
     if not profile.failures_enabled:
         return "\n".join(lines)
 
@@ -92,3 +94,40 @@ def describe_learned(
         f"{failures.min_cycles}-{failures.max_cycles} cycles",
     ]
     return "\n".join(lines)
+
+
+def _dynamics(
+    profile: ReferenceProfile, model: LearnedModel, settings: ProducerSettings
+) -> list[str]:
+    """How the latent state moves from one cycle to the next, and where that came from."""
+    dynamics = latent_dynamics(
+        model,
+        persistence=settings.simulation_persistence,
+        interval_ms=settings.simulation_interval_ms,
+        values=profile.normal_values,
+        series=profile.series,
+        normal=profile.normal_mask,
+    )
+    if dynamics.fitted is None:
+        return [f"in time: lag-1 {dynamics.persistence} for every sensor, {dynamics.source}"]
+    fitted = dynamics.fitted
+    unit = " s" if fitted.timestamps else ""
+    lines = [
+        f"in time: {dynamics.source} ({fitted.pairs} consecutive normal rows, median step "
+        f"{fitted.median_step:g}{unit}); a cycle of {settings.simulation_interval_ms} ms is "
+        f"{dynamics.steps:g} steps (SIMULATION_PERSISTENCE overrides)",
+    ]
+    if fitted.toward_diagonal > 0 or fitted.scaled < 1:
+        lines.append(
+            f"  kept stationary: moved {fitted.toward_diagonal:.0%} toward each sensor's own "
+            f"persistence, scaled by {fitted.scaled:.3f}"
+        )
+    per_cycle = dynamics.lag1(model.correlation)
+    shown = ", ".join(
+        f"{name} {step:.2f}/{cycle:.2f}"
+        for name, step, cycle in zip(
+            profile.sensor_names, fitted.reference_lag1, per_cycle, strict=True
+        )
+    )
+    lines.append(f"  latent lag-1 per reference step / per cycle: {shown}")
+    return lines

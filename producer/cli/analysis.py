@@ -95,8 +95,10 @@ def fidelity_parser(prog: str) -> argparse.ArgumentParser:
         description=(
             "Simulate a seeded stream in memory and print how closely it follows the reference "
             "CSV: per-sensor KS distance, rank-correlation gap, failure signature gap, a "
-            "classifier trained on the stream and tested on the reference, and the persistence "
-            "of failing readings, each against its acceptance bound. The simulation settings "
+            "classifier trained on the stream and tested on the reference, the persistence "
+            "of failing readings, each sensor's lag-1 against the reference's (a time series) and "
+            "a classifier two-sample test (needs sensorsim[fidelity]), each against its "
+            "acceptance bound. The simulation settings "
             "(SIMULATION_MODEL, SIMULATION_PERSISTENCE, FAILURE_*) and the reference's columns "
             "(SENSOR_COLUMNS, LABEL_COLUMN, ...) come from the environment or the options."
         ),
@@ -110,7 +112,9 @@ def fidelity_parser(prog: str) -> argparse.ArgumentParser:
         "--burn-in", type=int, default=150, help="cycles left out at the start (default 150)"
     )
     parser.add_argument(
-        "--thin", type=int, default=25, help="keep one healthy reading per N cycles (default 25)"
+        "--thin",
+        type=int,
+        help="keep one healthy reading per N cycles (default: from the persistence, at least 25)",
     )
     parser.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     parser.add_argument(
@@ -146,7 +150,7 @@ def fidelity_report(argv: Sequence[str], prog: str) -> int:
     args = fidelity_parser(prog).parse_args(argv)
     if args.num_sensors is not None and args.num_sensors < 1:
         raise _usage_error("--num-sensors must be >= 1")
-    if args.machines < 1 or args.thin < 1 or args.burn_in < 0:
+    if args.machines < 1 or (args.thin is not None and args.thin < 1) or args.burn_in < 0:
         raise _usage_error("--machines and --thin must be >= 1, --burn-in >= 0")
     if args.cycles <= args.burn_in:
         raise _usage_error(f"--cycles ({args.cycles}) must be above --burn-in ({args.burn_in})")
@@ -159,7 +163,7 @@ def fidelity_report(argv: Sequence[str], prog: str) -> int:
     print(
         f"reference data: {profile.source}; model {settings.simulation_model.value}, "
         f"{args.machines} machines x {args.cycles} cycles (burn-in {args.burn_in}, "
-        f"healthy readings thinned to 1 per {args.thin} cycles), seed {args.seed}"
+        f"seed {args.seed}, at the reference's own interval)"
     )
     sample = fidelity.simulate_sample(
         profile,
@@ -173,6 +177,7 @@ def fidelity_report(argv: Sequence[str], prog: str) -> int:
         seed=args.seed,
     )
     report = fidelity.evaluate(profile, sample)
+    print(f"healthy readings thinned to 1 per {sample.thin} cycles")
     print(fidelity.describe(report))
     if args.plot is not None:
         plot(args.plot, profile, sample, report)

@@ -12,10 +12,20 @@ import hashlib
 from typing import Any
 
 from domain.scenarios import canonical
+from domain.simulation_model import DEFAULT_PERSISTENCE
 from producer.continuity.codec import SimulationRecord
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings
 from producer.simulation.reference_data import ReferenceProfile
+
+
+def effective_persistence(settings: ProducerSettings, profile: ReferenceProfile) -> float | None:
+    """SIMULATION_PERSISTENCE as it acts: unset without a time series is the default scalar
+    (so a segment recorded before the dynamics were learnable stays the same segment); None
+    means the dynamics learned from the reference's time series."""
+    if settings.simulation_persistence is None and profile.series is None:
+        return DEFAULT_PERSISTENCE
+    return settings.simulation_persistence
 
 
 def simulation_config(
@@ -29,7 +39,7 @@ def simulation_config(
         "simulation": settings.simulation_name,
         "seed": str(seed),
         "model": settings.simulation_model.value,
-        "persistence": settings.simulation_persistence,
+        "persistence": effective_persistence(settings, profile),
         "sensors": list(profile.sensor_names),
         "data_sha256": data,
         "failure_types": list(profile.failure_types),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from domain.scenarios import Scenario, ScenarioError, parse_scenarios
+from domain.scenarios import ScenarioError, parse_scenarios
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.continuity.codec import StateArrays
 from producer.continuity.history import History, episodes_kept, sensor_state_kept
@@ -27,34 +27,32 @@ from producer.errors import ReferenceDataError
 from producer.serialisation import BodyEncoder
 from producer.simulation.engine import SimulationEngine
 from producer.simulation.episodes import FailureEpisodes
+from producer.simulation.stream_settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
-EngineFactory = Callable[
-    [SimulationModel, float, FailureModel, int, list[Scenario]],
-    tuple[SimulationEngine, BodyEncoder],
-]
-"""``(model, persistence, failures, sensors, scenarios) -> (engine, encoder)`` of the shard's
-machines."""
+EngineFactory = Callable[[EngineSettings], tuple[SimulationEngine, BodyEncoder]]
+"""The engine and encoder of the shard's machines under a segment's engine settings."""
 
 
 def segment_parameters(
     config: dict[str, Any],
-) -> tuple[SimulationModel, float, FailureModel, int, list[Scenario]]:
+) -> EngineSettings:
     """What an engine of a segment is built with, from the segment's configuration."""
     probability, min_cycles, max_cycles, ramp_cycles = config["failures"]
-    return (
-        SimulationModel(config["model"]),
-        float(config["persistence"]),
-        FailureModel(
+    return EngineSettings(
+        model=SimulationModel(config["model"]),
+        persistence=None if config["persistence"] is None else float(config["persistence"]),
+        failures=FailureModel(
             probability=float(probability),
             min_cycles=int(min_cycles),
             max_cycles=int(max_cycles),
             ramp_cycles=int(ramp_cycles),
         ),
-        len(config["sensors"]),
-        parse_scenarios(config.get("scenarios")),
+        sensors=len(config["sensors"]),
+        interval_ms=int(config["interval_ms"]),
+        scenarios=parse_scenarios(config.get("scenarios")),
     )
 
 
@@ -89,7 +87,7 @@ class ShardSegments:
             built: tuple[SimulationEngine, BodyEncoder] | None = None
             if self._factory is not None:
                 try:
-                    built = self._factory(*segment_parameters(config))
+                    built = self._factory(segment_parameters(config))
                 except (ReferenceDataError, ScenarioError, KeyError, TypeError, ValueError) as exc:
                     log.warning(
                         "cannot rebuild segment %d of the configuration history (%s): its "

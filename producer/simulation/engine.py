@@ -5,8 +5,10 @@ A step draws all of the cycle's random numbers for the shard at once
 machine index, cycle) and never on which shard runs it. Failure episodes follow
 ``episodes`` for both models; the readings come from one of two sensor processes:
 
-``learned`` (``producer.simulation.learned_model``): a latent AR(1) vector per machine,
-``z <- rho z + sqrt(1-rho^2) L eps``, read through each sensor's learned quantile function;
+``learned`` (``producer.simulation.learned_model``): a latent VAR(1) vector per machine,
+``z <- A z + C eps`` (``producer.simulation.dynamics``: ``A`` learned from the reference's time
+series for the cycle's interval, or a scalar persistence ``rho`` with ``C = sqrt(1-rho^2) L``),
+read through each sensor's learned quantile function;
 a failing machine's latent state is seen through its type's dependence and quantile functions,
 blended by the episode's progress (in and out); a sensor whose reference readings are on a
 grid (integers, tenths, ...) is rounded to it.
@@ -35,19 +37,20 @@ import numpy.typing as npt
 from domain.scenarios import Scenario
 from domain.simulation_model import (
     DECIMALS,
-    DEFAULT_PERSISTENCE,
     DRIFT_FACTOR,
     MEAN_REVERSION,
     MICROS,
     FailureModel,
     SimulationModel,
 )
+from producer.simulation.dynamics import LatentDynamics, latent_dynamics
 from producer.simulation.episodes import EXTRA_WORDS, EpisodeStep, FailureEpisodes
 from producer.simulation.learned_model import (
     GridPosition,
     LearnedModel,
     fit_learned_model,
     lower_triangular_product,
+    transition_step,
 )
 from producer.simulation.randomness import (
     DOMAIN_INITIAL,
@@ -185,21 +188,29 @@ def _sensor_major_normals(words: UInt64Array, sensors: int) -> FloatArray:
 
 
 class LearnedProcess:
-    """Latent AR(1) Gaussian copula with learned marginals (see ``learned_model``).
+    """Latent VAR(1) Gaussian copula with learned marginals (see ``learned_model`` and
+    ``dynamics``).
 
     The latent state is kept sensor-major, shape (sensors, machines), so every operation runs
     over contiguous rows of machines.
     """
 
-    def __init__(self, model: LearnedModel, persistence: float, initial: UInt64Array) -> None:
-        if not 0.0 <= persistence < 1.0:
+    def __init__(
+        self, model: LearnedModel, dynamics: LatentDynamics | float, initial: UInt64Array
+    ) -> None:
+        """``dynamics``: the latent process's step, or a scalar persistence."""
+        if not isinstance(dynamics, LatentDynamics):
+            dynamics = LatentDynamics(dynamics, None, None, 1.0, None, "persistence")
+        persistence = dynamics.persistence
+        if persistence is not None and not 0.0 <= persistence < 1.0:
             raise ValueError(f"persistence must be in [0, 1), got {persistence}")
         sensors = model.num_sensors
         self.normal_words = sensors
         self._model = model
         self._sensors = sensors
-        self._persistence = persistence
-        self._innovation = math.sqrt(1.0 - persistence * persistence)
+        self.dynamics = dynamics
+        self._persistence = persistence or 0.0
+        self._innovation = math.sqrt(1.0 - self._persistence**2)
         self._on_grid = np.flatnonzero(model.decimals < DECIMALS)
         self._grid_scale = model.grid_scale[self._on_grid][:, None]
         # Start in the stationary law N(0, R): no burn-in needed.
@@ -223,6 +234,11 @@ class LearnedProcess:
         half_step = 0.5 / float(self._grid_scale.min()) if self._on_grid.size else 0.0
         return float(extreme) + half_step
 
+    @property
+    def latent_lag1(self) -> FloatArray:
+        """Per sensor, the latent lag-1 autocorrelation of one cycle."""
+        return self.dynamics.lag1(self._model.correlation)
+
     def export_state(self, rows: IntArray) -> FloatArray:
         return np.ascontiguousarray(self._latent[:, rows].T)
 
@@ -231,11 +247,17 @@ class LearnedProcess:
 
     def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
         model = self._model
-        latent = self._latent
-        innovation = lower_triangular_product(model.cholesky, normals(words[:, : self._sensors].T))
-        latent *= self._persistence
-        innovation *= self._innovation
-        latent += innovation
+        dynamics = self.dynamics
+        noise = normals(words[:, : self._sensors].T)
+        if dynamics.transition is not None and dynamics.innovation is not None:
+            latent = transition_step(dynamics.transition, self._latent, dynamics.innovation, noise)
+            self._latent = latent
+        else:
+            latent = self._latent
+            innovation = lower_triangular_product(model.cholesky, noise)
+            latent *= self._persistence
+            innovation *= self._innovation
+            latent += innovation
         out = GridPosition.of(latent).read(model.normal)
         if episodes.failing.any():
             self._blend_failures(out, episodes)
@@ -278,12 +300,17 @@ class SimulationEngine:
         seed: int,
         simulation_name: str,
         model: SimulationModel,
-        persistence: float = DEFAULT_PERSISTENCE,
+        persistence: float | None = None,
         learned: LearnedModel | None = None,
+        interval_ms: int | None = None,
         scenarios: Sequence[Scenario] = (),
     ) -> None:
         """``learned``: a model already fitted to ``profile`` (fitted here when omitted);
-        ``scenarios``: timed actions applied on top of the random process."""
+        ``persistence``: the learned model's scalar persistence, None to learn the dynamics
+        from the reference's time series (``DEFAULT_PERSISTENCE`` without one);
+        ``interval_ms``: the cycle's length, which learned dynamics scale to (None: the
+        reference's own step); ``scenarios``: timed actions applied on top of the random
+        process."""
         if count < 1:
             raise ValueError("a shard simulates at least one machine")
         self.profile = profile
@@ -305,7 +332,15 @@ class SimulationEngine:
         reference data to share."""
         if learned_model:
             fitted = learned or fit_learned_model(profile.normal_values, profile.failure_values)
-            self.process = LearnedProcess(fitted, persistence, initial)
+            dynamics = latent_dynamics(
+                fitted,
+                persistence=persistence,
+                interval_ms=interval_ms,
+                values=profile.normal_values,
+                series=profile.series,
+                normal=profile.normal_mask,
+            )
+            self.process = LearnedProcess(fitted, dynamics, initial)
             self.learned_model = fitted
         else:
             self.process = OriginalWalk(profile, initial)

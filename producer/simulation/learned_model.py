@@ -9,9 +9,10 @@ The model is a Gaussian copula in time:
   that the sensors' rank (Spearman) correlations are the reference's: for a Gaussian copula
   ``spearman = 6/pi * asin(r/2)``, so ``r = 2 sin(pi/6 * spearman)``, projected onto the
   nearest valid correlation matrix;
-* in time, the latent vector is an AR(1) process ``z' = rho z + sqrt(1-rho^2) L eps`` with
-  ``L L^T = R``, whose stationary law is exactly ``N(0, R)``: the readings are persistent and
-  their joint distribution at any cycle is the reference's.
+* in time, the latent vector is a VAR(1) process ``z' = A z + C eps`` whose stationary law is
+  exactly ``N(0, R)`` (``dynamics``): ``A`` learned from the reference's time series, or a
+  scalar persistence ``rho`` with ``C = sqrt(1-rho^2) L``, ``L L^T = R``; the readings are
+  persistent and their joint distribution at any cycle is the reference's.
 
 A failure type has its own marginals and latent correlation ``R_t`` (shrunk toward the normal
 ``R`` when the type has few rows: weight ``n / (n + sensors)`` on its own estimate). The latent
@@ -214,7 +215,7 @@ def _shrunk(own: FloatArray, target: FloatArray, weight: float) -> FloatArray:
     return nearest_correlation(weight * own + (1.0 - weight) * target)
 
 
-def _rounded(matrix: npt.NDArray[np.floating[Any]]) -> FloatArray:
+def rounded(matrix: npt.NDArray[np.floating[Any]]) -> FloatArray:
     return np.asarray(np.round(matrix, _DIGITS), dtype=np.float64)
 
 
@@ -231,7 +232,7 @@ def fit_learned_model(
     normal_grid = np.stack([quantile_grid(normal_values[:, j]) for j in range(sensors)])
     constant = np.ptp(normal_values, axis=0) == 0
     correlation = latent_correlation(normal_values)
-    cholesky = _rounded(np.linalg.cholesky(correlation))
+    cholesky = rounded(np.linalg.cholesky(correlation))
     inverse = np.linalg.inv(cholesky)
 
     shapes = []
@@ -246,7 +247,7 @@ def fit_learned_model(
             grid = normal_grid + (rows.mean(axis=0) - normal_values.mean(axis=0))[:, None]
             weight = 0.0
             own = correlation
-        mix = _rounded(np.tril(np.linalg.cholesky(own) @ inverse))
+        mix = rounded(np.tril(np.linalg.cholesky(own) @ inverse))
         shapes.append(
             FailureShape(
                 table=QuantileTable.from_grid(grid),
@@ -275,12 +276,19 @@ _ROW_BY_ROW_FROM = 3000
 
 
 def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatArray:
-    """``matrix @ vectors`` for a lower-triangular ``matrix`` and sensor-major ``vectors``.
+    """``matrix @ vectors`` for a lower-triangular ``matrix`` and sensor-major ``vectors``."""
+    return matrix_product(matrix, vectors, lower=True)
+
+
+def matrix_product(matrix: FloatArray, vectors: FloatArray, *, lower: bool = False) -> FloatArray:
+    """``matrix @ vectors`` for sensor-major ``vectors`` (``lower``: ``matrix`` is lower
+    triangular, and the terms above the diagonal are skipped).
 
     Written as multiply-adds instead of a BLAS call: only IEEE multiplications and additions,
-    in the same order (``k = 0, 1, ..., j`` for output row ``j``) whichever of the two loops
-    runs, so every CPU gives the same bits whatever the number of machines. Many machines: row
-    by row (each row of machines stays in cache); few: column by column (fewer numpy calls).
+    in the same order (``k = 0, 1, ...`` for output row ``j``) whichever of the two loops runs,
+    so every CPU gives the same bits whatever the number of machines (a BLAS kernel's order of
+    summation may change with the matrix shape). Many machines: row by row (each row of
+    machines stays in cache); few: column by column (fewer numpy calls).
     """
     sensors, machines = vectors.shape
     # rows must be contiguous (a column gather such as ``a[:, index]`` comes out F-ordered)
@@ -288,16 +296,29 @@ def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatAr
     if machines < _ROW_BY_ROW_FROM:
         out: FloatArray = matrix[:, :1] * vectors[0]
         for k in range(1, sensors):
-            out[k:] += matrix[k:, k : k + 1] * vectors[k]
+            first = k if lower else 0
+            out[first:] += matrix[first:, k : k + 1] * vectors[k]
         return out
     out = np.empty((sensors, machines))
     term = np.empty(machines)
     for j in range(sensors):
         row = out[j]
         np.multiply(vectors[0], matrix[j, 0], out=row)
-        for k in range(1, j + 1):
+        for k in range(1, j + 1 if lower else sensors):
             np.multiply(vectors[k], matrix[j, k], out=term)
             row += term
+    return out
+
+
+def transition_step(
+    transition: FloatArray, latent: FloatArray, innovation: FloatArray, noise: FloatArray
+) -> FloatArray:
+    """``transition @ latent + innovation @ noise`` for a full ``transition``, a
+    lower-triangular ``innovation`` and sensor-major arrays (both products as
+    ``matrix_product``: a machine's next state has the same bits whatever the number of
+    machines beside it)."""
+    out = matrix_product(transition, latent)
+    out += lower_triangular_product(innovation, noise)
     return out
 
 

@@ -139,6 +139,7 @@ def test_no_epoch_without_a_creation_time() -> None:
 def test_env_names_are_the_contract_names() -> None:
     spec = spec_of(
         seed=1,
+        persistence=0.9,
         referenceData={"configMapName": "csv"},
         kafka={
             "bootstrapServers": "k:9093",

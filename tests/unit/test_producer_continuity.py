@@ -16,7 +16,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from domain.machine_ids import machine_ids
-from domain.scenarios import Scenario
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.continuity.catch_up import Progress, catch_up, plan_skips, row_runs
 from producer.continuity.codec import (
@@ -42,6 +41,7 @@ from producer.serialisation import BodyEncoder
 from producer.settings import ProducerSettings, load_settings
 from producer.simulation.engine import CycleResult, SimulationEngine
 from producer.simulation.reference_data import load_profile
+from producer.simulation.stream_settings import EngineSettings
 
 pytestmark = pytest.mark.unit
 
@@ -358,17 +358,12 @@ def test_segment_records_and_keys_round_trip() -> None:
     assert decode_machine(orjson.dumps(old)).segment == 0
 
 
-def factory(
-    model: SimulationModel,
-    persistence: float,
-    failures: FailureModel,
-    sensors: int,
-    scenarios: list[Scenario],
-) -> tuple[SimulationEngine, BodyEncoder]:
-    assert sensors == PROFILE.num_sensors
+def factory(settings: EngineSettings) -> tuple[SimulationEngine, BodyEncoder]:
+    assert settings.sensors == PROFILE.num_sensors
     built = SimulationEngine(
-        PROFILE, failures, first_machine=0, count=8, seed=5, simulation_name="cont",
-        model=model, persistence=persistence, scenarios=scenarios,
+        PROFILE, settings.failures, first_machine=0, count=8, seed=5, simulation_name="cont",
+        model=settings.model, persistence=settings.persistence, scenarios=settings.scenarios,
+        interval_ms=settings.interval_ms,
     )  # fmt: skip
     ids = machine_ids("cont", range(8))
     return built, BodyEncoder(PROFILE.sensor_names, ids, PROFILE.failure_types,
@@ -378,10 +373,10 @@ def factory(
 def replay(history: History, checkpoint_cycle: int, until: int) -> dict[int, CycleResult]:
     """Machines 0..7 checkpointed under segment 0 at ``checkpoint_cycle``, caught up to the
     latest segment, then run to ``until``: every cycle emitted, by cycle."""
-    old = factory(*segment_parameters(CONFIG))[0]
+    old = factory(segment_parameters(CONFIG))[0]
     for _ in range(checkpoint_cycle):
         old.step()
-    latest = factory(*segment_parameters(history.latest.config))[0]
+    latest = factory(segment_parameters(history.latest.config))[0]
     segments = ShardSegments(history, latest, 8, factory)
     rows = np.arange(8)
     segments.place(rows, 0, old.export_state(rows))
@@ -414,7 +409,7 @@ def test_cycles_before_a_change_replay_under_the_old_segment(change: dict[str, o
     history = History.agree(RECORD, [segment(1, 10, 0, **change)])
     early = replay(history, 4, 25)
     at_change = replay(history, 10, 25)
-    undisturbed = factory(*segment_parameters(CONFIG))[0]
+    undisturbed = factory(segment_parameters(CONFIG))[0]
     before = [undisturbed.step() for _ in range(10)]
     for cycle in range(4, 10):
         assert same(early[cycle], before[cycle])
@@ -426,10 +421,10 @@ def test_cycles_before_a_change_replay_under_the_old_segment(change: dict[str, o
 
 def test_a_machine_entering_a_new_model_starts_from_a_fresh_draw_and_keeps_its_episode() -> None:
     history = History.agree(RECORD, [segment(1, 10, 0, model="original")])
-    old = factory(*segment_parameters(CONFIG))[0]
+    old = factory(segment_parameters(CONFIG))[0]
     for _ in range(10):
         old.step()
-    latest = factory(*segment_parameters(history.latest.config))[0]
+    latest = factory(segment_parameters(history.latest.config))[0]
     segments = ShardSegments(history, latest, 8, factory)
     rows = np.arange(8)
     before = old.export_state(rows)

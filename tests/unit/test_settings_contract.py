@@ -186,6 +186,7 @@ def test_every_crd_setting_reaches_the_pods_under_its_contract_name() -> None:
     spec = parse_spec(
         {
             "seed": 5,
+            "persistence": 0.9,
             "failures": {"probability": 0.01, "share": 0.05},
             "referenceData": {
                 "configMapName": "data",

@@ -61,7 +61,7 @@ def test_minimal_spec_gets_documented_defaults() -> None:
     assert spec.failures.ramp_cycles == 10
     assert spec.message_format == "original"
     assert spec.model == "learned"
-    assert spec.persistence == 0.95
+    assert spec.persistence is None
     assert spec.resources.requests.memory is None  # sized from the machines per pod
 
 

@@ -218,17 +218,20 @@ class SimulationSpec(ApiModel):
     model: SimulationModel = contract_field(
         "SIMULATION_MODEL",
         "How readings are generated. learned (default): each sensor's distribution and the "
-        "dependence between sensors are the reference data's, readings persist in time with "
-        "autocorrelation persistence, failures move smoothly toward each failure type's learned "
+        "dependence between sensors are the reference data's, readings persist in time as the "
+        "reference's do (or with persistence), failures move smoothly toward each failure "
+        "type's learned "
         "distribution. original: the seed system's algorithm byte for byte (a mean-reverting "
         "random walk with a third of the reference spread, independent sensors, failing "
         "readings redrawn each cycle), for compatibility with data produced by the original "
         "system.",
     )
-    persistence: float = contract_field(
+    persistence: float | None = contract_field(
         "SIMULATION_PERSISTENCE",
         "Per-cycle autocorrelation of the learned model's readings (0 <= x < 1; 0.95 = 5% mean "
-        "reversion per cycle). Ignored by the original model.",
+        "reversion per cycle), for every sensor. Unset: learned per sensor, with the lead and "
+        "lag between sensors, from the reference data's time column (referenceData.timeColumn), "
+        "else 0.95. Ignored by the original model.",
     )
     suspend: bool = Field(
         default=False,
