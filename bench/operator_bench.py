@@ -1,27 +1,42 @@
-"""Operator benchmark: how fast 50 SensorSimulations applied at once get their StatefulSets and
-reach Ready=True, and how much memory the operator needs meanwhile.
+"""Operator benchmark: how fast SensorSimulations applied at once get their StatefulSets and
+reach Ready=True, what it costs the operator and the API server, by fleet size.
 
-    .venv/bin/python bench/operator_bench.py                 # starts its own control plane
-    .venv/bin/python bench/operator_bench.py --kubeconfig K  # uses an existing cluster
+    .venv/bin/python bench/operator_bench.py                         # 50, on its own control plane
+    .venv/bin/python bench/operator_bench.py --series 50,200,500 --baseline
+    .venv/bin/python bench/operator_bench.py --kubeconfig K          # uses an existing cluster
     .venv/bin/python bench/operator_bench.py --count 50 --replicas 2 --json out.json
 
-Method: the CRD is installed and the operator (``python -m sensorsim_operator``, a subprocess)
-is started and idle; then one ``kubectl apply --server-side`` creates ``--count`` simulations
-in a fresh namespace. t0 is taken just before kubectl starts. Meanwhile a poller lists the
-simulations and the StatefulSets every ``--poll`` seconds and records, per simulation, the first
-poll that sees it, the first that sees its StatefulSet, and the first that sees ``Ready=True``
-with ``observedGeneration == generation`` and all replicas ready. Latencies are reported from t0
-(what a user applying 50 objects waits) and from the first poll that saw each object (the
-operator's own share); both are upper bounds within one poll interval. The operator's peak
-resident memory is its ``VmHWM`` from ``/proc/<pid>/status``, read before it stops.
+Method, per size: the CRD is installed, enough kwok nodes for every pod are added, and the
+operator (``python -m sensorsim_operator``, a subprocess) is started and idle; then one
+``kubectl apply --server-side`` creates ``--count`` simulations in a fresh namespace. t0 is taken
+just before kubectl starts. Meanwhile a poller lists the simulations and the StatefulSets every
+``--poll`` seconds and records, per simulation, the first poll that sees it, the first that sees
+its StatefulSet, and the first that sees ``Ready=True`` with ``observedGeneration == generation``
+and all replicas ready. Latencies are reported from t0 (what a user applying them waits) and
+from the first poll that saw each object (the operator's own share); both are upper bounds
+within one poll interval. ``--baseline`` first applies the same StatefulSets directly (no
+operator) and times them to all pods Ready: the floor the operator's Ready latency is compared
+with, measured in the same run.
+
+The operator's peak resident memory is its ``VmHWM`` from ``/proc/<pid>/status``, read before
+it stops; its CPU time from ``/proc/<pid>/stat``; its reconciles from its own /metrics. API
+requests come from the API server's ``apiserver_request_total`` (difference over the run),
+counting what only the operator sends: reads and patches of simulations (less kubectl's one
+apply each), their status, and the reads and patches of their ConfigMaps, Services and
+StatefulSets (the StatefulSet controller writes only their status). Lists and watches are left
+out (the poller lists; the watches are long-lived), and so are Events.
+
+SIGTERM and SIGINT stop the operator and the control plane the bench started.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,11 +57,20 @@ from sensorsim_operator.children.manifests import build_stateful_set  # noqa: E4
 from sensorsim_operator.children.pod_template import BuildDefaults  # noqa: E402
 from sensorsim_operator.kube import ApiKube  # noqa: E402
 from testbed import tools  # noqa: E402
-from testbed.cluster import KubeCluster  # noqa: E402
+from testbed.cluster import NODE_NAME, KubeCluster  # noqa: E402
 from testbed.operator import OperatorProcess  # noqa: E402
 
 CRD_FILE = REPO / "charts" / "sensorsim" / "crds" / "sensorsimulations.sensorsim.io.yaml"
 SELECTOR = "app.kubernetes.io/managed-by=sensorsim-operator"
+PODS_PER_NODE = 450  # below the fake node's capacity of 500, which also holds other pods
+OPERATOR_REQUESTS = {  # (verb, resource, subresource) the operator alone sends
+    ("GET", "sensorsimulations", ""),
+    ("PATCH", "sensorsimulations", ""),
+    ("PATCH", "sensorsimulations", "status"),
+    *((verb, kind, "") for verb in ("GET", "PATCH") for kind in ("configmaps", "services")),
+    ("GET", "statefulsets", ""),
+    ("PATCH", "statefulsets", ""),
+}
 
 
 @dataclass
@@ -85,6 +109,10 @@ class Result:
     operator_rss_idle_mib: float
     operator_cpu_seconds: float
     reconciles: dict[str, float]
+    reconciles_per_simulation: float
+    api_requests: dict[str, float]  # the operator's, by "VERB resource[/subresource]"
+    api_requests_per_simulation: float
+    baseline_ready_ratio: float | None  # seen -> Ready p95 over the baseline's p95
     poll_gap_p50: float
     poll_gap_max: float
     timeline: dict[str, tuple[float, float, float]]  # per simulation: seen, StatefulSet, Ready
@@ -266,75 +294,131 @@ def baseline_manifest(namespace: str, count: int, replicas: int) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 
 
-def run(args: argparse.Namespace) -> Result:
-    with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp:
-        workdir = Path(tmp)
-        with control_plane(args.kubeconfig, workdir) as env:
-            kubectl(env, "apply", "--server-side", "-f", str(CRD_FILE))
-            kubectl(env, "wait", "--for=condition=Established", "crd/" + CRD_FILE.stem)
-            namespace = f"bench-{int(time.time())}"
-            kubectl(env, "create", "namespace", namespace)
-            os.environ["KUBECONFIG"] = env["KUBECONFIG"]
-            api = ApiKube.from_environment()
-            binary = str(tools.tool_path("kubectl")) if not args.kubeconfig else "kubectl"
-            base: Timeline | None = None
-            if args.baseline:
-                # First, on a quiet cluster, and cleaned up before the operator's run.
-                base_ns = f"{namespace}-base"
-                kubectl(env, "create", "namespace", base_ns)
-                base = apply_and_watch(
-                    api,
-                    binary,
-                    env,
-                    baseline_manifest(base_ns, args.count, args.replicas),
-                    namespace=base_ns,
-                    args=args,
-                    baseline=True,
-                )
-                kubectl(env, "delete", "namespace", base_ns, "--wait=true", "--timeout=300s")
-            running = OperatorProcess(
-                env,
-                workdir / "operator.log",
-                OPERATOR_LOG_FORMAT="json",
-                OPERATOR_LOG_LEVEL="WARNING",
-                PRODUCER_IMAGE="sensorsim:bench",
-            )
-            with running:
-                assert running.process is not None
-                pid = running.process.pid
-                time.sleep(2)  # idle: startup done
-                idle_rss = rss_mib(pid, "VmRSS")
-                cpu_before = cpu_seconds(pid)
-                manifest = simulations(namespace, args.count, args.replicas)
-                timeline = apply_and_watch(
-                    api, binary, env, manifest, namespace=namespace, args=args
-                )
-                peak = rss_mib(pid, "VmHWM")
-                operator_cpu = cpu_seconds(pid) - cpu_before
-                reconciles = metric_samples(
-                    running.metrics_port, "sensorsim_operator_reconciles_total"
-                )
-            kubectl(env, "delete", "namespace", namespace, "--wait=false")
-            api.close()
+def ensure_nodes(env: dict[str, str], pods: int) -> None:
+    """Enough kwok nodes for ``pods``: copies of the control plane's first fake node."""
+    first = json.loads(kubectl(env, "get", "node", NODE_NAME, "-o", "json"))
+    for i in range(1, math.ceil(pods / PODS_PER_NODE)):
+        name = f"{NODE_NAME.rsplit('-', 1)[0]}-{i}"
+        labels = {**first["metadata"].get("labels", {}), "kubernetes.io/hostname": name}
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "annotations": first["metadata"].get("annotations", {}),
+            },
+            "status": {key: first["status"][key] for key in ("allocatable", "capacity")},
+        }
+        kubectl(env, "apply", "--server-side", "-f", "-", stdin=json.dumps(node))
+        kubectl(env, "wait", "--for=condition=Ready", f"node/{name}", "--timeout=120s")
+
+
+def request_counts(env: dict[str, str]) -> dict[tuple[str, str, str], float]:
+    """apiserver_request_total by (verb, resource, subresource), summed over the other labels."""
+    counts: dict[tuple[str, str, str], float] = {}
+    for line in kubectl(env, "get", "--raw", "/metrics").splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, value = line[len("apiserver_request_total{") :].rsplit("} ", 1)
+        labels = {
+            part.split("=", 1)[0]: part.split("=", 1)[1].strip('"')
+            for part in labels_text.split('",')
+            if "=" in part
+        }
+        key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
+        counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
+
+
+def operator_requests(
+    before: dict[tuple[str, str, str], float], after: dict[tuple[str, str, str], float], count: int
+) -> dict[str, float]:
+    """The operator's requests over a run, by "VERB resource[/subresource]" (kubectl's one
+    apply per simulation taken off)."""
+    found: dict[str, float] = {}
+    for key in sorted(OPERATOR_REQUESTS):
+        delta = after.get(key, 0.0) - before.get(key, 0.0)
+        if key == ("PATCH", "sensorsimulations", ""):
+            delta -= count
+        verb, resource, sub = key
+        if delta:
+            found[f"{verb} {resource}{'/' + sub if sub else ''}"] = delta
+    return found
+
+
+def run_size(env: dict[str, str], workdir: Path, args: argparse.Namespace, count: int) -> Result:
+    """One size of the series: the baseline (if asked), then the operator's run."""
+    args = argparse.Namespace(**{**vars(args), "count": count})
+    ensure_nodes(env, count * args.replicas)
+    namespace = f"bench-{count}-{int(time.time())}"
+    kubectl(env, "create", "namespace", namespace)
+    api = ApiKube.from_environment()
+    binary = str(tools.tool_path("kubectl")) if not args.kubeconfig else "kubectl"
+    base: Timeline | None = None
+    if args.baseline:
+        # First, on a quiet cluster, and cleaned up before the operator's run.
+        base_ns = f"{namespace}-base"
+        kubectl(env, "create", "namespace", base_ns)
+        base = apply_and_watch(
+            api,
+            binary,
+            env,
+            baseline_manifest(base_ns, count, args.replicas),
+            namespace=base_ns,
+            args=args,
+            baseline=True,
+        )
+        kubectl(env, "delete", "namespace", base_ns, "--wait=true", "--timeout=600s")
+    running = OperatorProcess(
+        env,
+        workdir / f"operator-{count}.log",
+        OPERATOR_LOG_FORMAT="json",
+        OPERATOR_LOG_LEVEL="WARNING",
+        PRODUCER_IMAGE="sensorsim:bench",
+    )
+    with running:
+        assert running.process is not None
+        pid = running.process.pid
+        time.sleep(2)  # idle: startup done
+        idle_rss = rss_mib(pid, "VmRSS")
+        cpu_before = cpu_seconds(pid)
+        requests_before = request_counts(env)
+        manifest = simulations(namespace, count, args.replicas)
+        timeline = apply_and_watch(api, binary, env, manifest, namespace=namespace, args=args)
+        requests = operator_requests(requests_before, request_counts(env), count)
+        peak = rss_mib(pid, "VmHWM")
+        operator_cpu = cpu_seconds(pid) - cpu_before
+        reconciles = metric_samples(running.metrics_port, "sensorsim_operator_reconciles_total")
+    kubectl(env, "delete", "namespace", namespace, "--wait=true", "--timeout=600s")
+    api.close()
     seen, created, ready = timeline.seen, timeline.created, timeline.ready
+    # Per object, from the first poll that saw it: the operator's own share, without the
+    # time kubectl spent sending the objects before it.
+    own = Latencies.of([created[n] - seen[n] for n in created], [ready[n] - seen[n] for n in ready])
+    baseline = (
+        Latencies.of(list(base.created.values()), list(base.ready.values())) if base else None
+    )
     return Result(
-        count=args.count,
+        count=count,
         replicas_each=args.replicas,
         poll_seconds=args.poll,
         apply_seconds=round(timeline.applied_seconds, 3),
         from_apply=Latencies.of(list(created.values()), list(ready.values())),
-        # Per object, from the first poll that saw it: the operator's own share, without the
-        # time kubectl spent sending the objects before it.
-        from_object_seen=Latencies.of(
-            [created[n] - seen[n] for n in created], [ready[n] - seen[n] for n in ready]
-        ),
-        baseline_statefulsets=(
-            Latencies.of(list(base.created.values()), list(base.ready.values())) if base else None
-        ),
+        from_object_seen=own,
+        baseline_statefulsets=baseline,
         operator_peak_rss_mib=round(peak, 1),
         operator_rss_idle_mib=round(idle_rss, 1),
         operator_cpu_seconds=round(operator_cpu, 2),
         reconciles=reconciles,
+        reconciles_per_simulation=round(sum(reconciles.values()) / count, 2),
+        api_requests=requests,
+        api_requests_per_simulation=round(sum(requests.values()) / count, 2),
+        baseline_ready_ratio=(
+            round(own.ready_p95 / baseline.ready_p95, 2)
+            if baseline and baseline.ready_p95
+            else None
+        ),
         poll_gap_p50=round(percentile(timeline.poll_gaps, 50), 3),
         poll_gap_max=round(max(timeline.poll_gaps), 3),
         timeline={n: (seen[n], created[n], ready[n]) for n in sorted(ready)},
@@ -343,21 +427,22 @@ def run(args: argparse.Namespace) -> Result:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=50, help="simulations applied at once")
-    parser.add_argument("--replicas", type=int, default=2, help="producer pods per simulation")
-    parser.add_argument("--poll", type=float, default=0.1, help="poll interval (seconds)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="give up after (seconds)")
-    parser.add_argument("--kubeconfig", help="use this cluster instead of starting one")
-    parser.add_argument("--json", type=Path, help="also write the result here")
-    parser.add_argument(
-        "--baseline",
-        action="store_true",
-        help="also time the same StatefulSets applied directly, without the operator",
-    )
-    args = parser.parse_args(argv)
-    result = run(args)
+def run(args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp:
+        workdir = Path(tmp)
+        with control_plane(args.kubeconfig, workdir) as env:
+            kubectl(env, "apply", "--server-side", "-f", str(CRD_FILE))
+            kubectl(env, "wait", "--for=condition=Established", "crd/" + CRD_FILE.stem)
+            os.environ["KUBECONFIG"] = env["KUBECONFIG"]
+            for count in args.series:
+                result = run_size(env, workdir, args, count)
+                print_result(result)
+                results.append(result)
+    return results
+
+
+def print_result(result: Result) -> None:
     print(f"{result.count} SensorSimulations x {result.replicas_each} pods, applied at once")
     print(f"kubectl apply --server-side of all objects took {result.apply_seconds:.2f} s")
     print("| latency (s) | p50 | p95 | max |")
@@ -385,13 +470,66 @@ def main(argv: list[str] | None = None) -> int:
         f"peak {result.operator_peak_rss_mib} MiB (VmHWM)"
     )
     print(f"operator CPU during the run: {result.operator_cpu_seconds} s")
-    print(f"reconciles: {result.reconciles}")
+    print(f"reconciles: {result.reconciles_per_simulation} per simulation {result.reconciles}")
+    print(
+        f"operator API requests: {result.api_requests_per_simulation} per simulation "
+        f"{result.api_requests}"
+    )
     print(
         f"poll period: p50 {result.poll_gap_p50} s, max {result.poll_gap_max} s "
         f"(the resolution of the latencies)"
     )
+    print(flush=True)
+
+
+def print_series(results: list[Result]) -> None:
+    print("| simulations | seen->STS p50 | p95 | seen->Ready p50 | p95 | baseline Ready p95 | "
+          "ratio | reconciles/sim | API requests/sim | CPU s | peak RSS MiB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        own, base = r.from_object_seen, r.baseline_statefulsets
+        print(
+            f"| {r.count} | {own.sts_created_p50:.2f} | {own.sts_created_p95:.2f} | "
+            f"{own.ready_p50:.2f} | {own.ready_p95:.2f} | "
+            f"{f'{base.ready_p95:.2f}' if base else '-'} | "
+            f"{r.baseline_ready_ratio if r.baseline_ready_ratio is not None else '-'} | "
+            f"{r.reconciles_per_simulation} | {r.api_requests_per_simulation} | "
+            f"{r.operator_cpu_seconds} | {r.operator_peak_rss_mib} |"
+        )
+
+
+def _stop_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the operator and the control plane are stopped."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=50, help="simulations applied at once")
+    parser.add_argument(
+        "--series", help="several counts, comma-separated (e.g. 50,200,500), one after the other"
+    )
+    parser.add_argument("--replicas", type=int, default=2, help="producer pods per simulation")
+    parser.add_argument("--poll", type=float, default=0.1, help="poll interval (seconds)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after (seconds)")
+    parser.add_argument("--kubeconfig", help="use this cluster instead of starting one")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time the same StatefulSets applied directly, without the operator",
+    )
+    args = parser.parse_args(argv)
+    args.series = [int(n) for n in args.series.split(",")] if args.series else [args.count]
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        results = run(args)
+    except KeyboardInterrupt as stopped:
+        print(f"stopped ({stopped}); the control plane was stopped", file=sys.stderr)
+        return 130
+    print_series(results)
     if args.json:
-        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n")
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
     return 0
 
 
