@@ -70,6 +70,9 @@ OPERATOR_REQUESTS = {  # (verb, resource, subresource) the operator alone sends
     *((verb, kind, "") for verb in ("GET", "PATCH") for kind in ("configmaps", "services")),
     ("GET", "statefulsets", ""),
     ("PATCH", "statefulsets", ""),
+    # server-side apply (kubectl's of the simulations taken off)
+    *(("APPLY", kind, "") for kind in ("configmaps", "services", "statefulsets")),
+    ("APPLY", "sensorsimulations", ""),
 }
 
 
@@ -339,7 +342,7 @@ def operator_requests(
     found: dict[str, float] = {}
     for key in sorted(OPERATOR_REQUESTS):
         delta = after.get(key, 0.0) - before.get(key, 0.0)
-        if key == ("PATCH", "sensorsimulations", ""):
+        if key == ("APPLY", "sensorsimulations", ""):
             delta -= count
         verb, resource, sub = key
         if delta:

@@ -72,8 +72,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     kube = ApiKube.from_environment()
     memo.kube = kube
     reconciler = Reconciler(kube, BuildDefaults(producer_image=config.producer_image))
-    memo.indexes = None  # the first handler keeps kopf's indexes here (they come as kwargs)
-    memo.reconciles = Reconciles(reconciler, lambda key: _snapshot(memo, key))
+    # kopf gives each object's handlers a shallow copy of this memo: the first handler fills
+    # this shared dict with kopf's indexes, which come only as the handlers' kwargs.
+    indexes: dict[str, kopf.Index[Key, dict[str, Any]]] = {}
+    memo.indexes = indexes
+    memo.reconciles = Reconciles(reconciler, lambda key: _snapshot(indexes, key))
     memo.reconciles.start()
     metrics.serve(config.operator_metrics_port)
     memo.resync = None
@@ -107,18 +110,17 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         kube.close()
 
 
-def _snapshot(memo: kopf.Memo, key: Key) -> Observed | None:
+def _snapshot(indexes: Mapping[str, kopf.Index[Key, dict[str, Any]]], key: Key) -> Observed | None:
     """The simulation's children and pods from kopf's indexes (None before any handler ran)."""
-    indexes: Mapping[str, kopf.Index[Key, dict[str, Any]]] | None = memo.get("indexes")
-    if indexes is None:
+    if not indexes:
         return None
     children = [obj for name in CHILD_INDEXES for obj in indexes[name].get(key, ())]
     return Observed.of(children, indexes["producer_pods"].get(key, ()))
 
 
 def _mark(memo: kopf.Memo, key: Key | None, kwargs: Mapping[str, Any], delay: float) -> None:
-    if memo.get("indexes") is None:
-        memo.indexes = {name: kwargs[name] for name in (*CHILD_INDEXES, "producer_pods")}
+    if not memo.indexes:
+        memo.indexes.update({name: kwargs[name] for name in (*CHILD_INDEXES, "producer_pods")})
     if key is not None:
         memo.reconciles.mark(key, delay)
 
