@@ -20,11 +20,13 @@ from pydantic import ValidationError
 
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec, SimulationStatus, parse_spec
+from sensorsim_operator.children import pod_resources
 from sensorsim_operator.children.conformance import conforms, same_object
 from sensorsim_operator.children.identity import Manifest, SimulationRef
 from sensorsim_operator.children.manifests import build_children
 from sensorsim_operator.children.ownership import foreign_owner
 from sensorsim_operator.children.pod_template import BuildDefaults
+from sensorsim_operator.children.producer_env import sensor_count
 from sensorsim_operator.children.stream_hash import (
     reference_data_digest,
     template_reference_digest,
@@ -91,6 +93,15 @@ class _Trigger:
             # Outside the snapshot, a child event concerns one child only.
             return self.observed is not None
         return current is None or not conforms(manifest, current)
+
+
+def _memory_refusal(spec: SimulationSpec) -> Failure | None:
+    """A memory limit below what the pods need is refused: nothing is applied (pods that run
+    keep running) until the spec raises it."""
+    why = pod_resources.shortfall(
+        spec.machines, spec.replicas, sensor_count(spec), limit=spec.resources.limits.memory
+    )
+    return None if why is None else Failure("MemoryBelowNeed", why, retry=False)
 
 
 def _utcnow() -> datetime:
@@ -234,7 +245,7 @@ class Reconciler:
             )
             for manifest in to_apply
         }
-        failure = self._name_conflicts(to_apply, current, simulation)
+        failure = _memory_refusal(spec) or self._name_conflicts(to_apply, current, simulation)
         pods: list[dict[str, Any]] | None = None
         handover: Handover | None = None
         if failure is None and sts_path in current:
@@ -278,7 +289,7 @@ class Reconciler:
             self._write_status(path, obj, previous, status)
             written = True
         if failure is not None:
-            raise ReconcileError(f"{failure.reason}: {failure.message}", retry=True)
+            raise ReconcileError(f"{failure.reason}: {failure.message}", retry=failure.retry)
         return Outcome(found=True, applied=len(to_apply), status_written=written)
 
     def _reference_digest(

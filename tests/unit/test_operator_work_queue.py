@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
+import kopf
 import pytest
 
+from sensorsim_operator import handlers, names
 from sensorsim_operator.background_reconciles import Reconciles
 from sensorsim_operator.kube import KubeError
 from sensorsim_operator.observed import Key, Observed
@@ -237,3 +240,33 @@ def test_reconciles_take_the_snapshot_and_retry_api_errors_but_not_invalid_specs
 
 def test_reconciles_need_a_reconciler_not_a_lock() -> None:
     assert not hasattr(Reconciler, "_lock")
+
+
+class Marks:
+    def __init__(self) -> None:
+        self.marked: list[tuple[Key, float]] = []
+
+    def mark(self, key: Key, delay: float = 0.0) -> None:
+        self.marked.append((key, delay))
+
+
+def test_handlers_share_kopfs_indexes_through_each_objects_copy_of_the_memo() -> None:
+    # kopf hands each object's handlers a shallow copy of the operator's memo.
+    operator_memo = kopf.Memo(indexes={}, reconciles=Marks())
+    object_memo = copy.copy(operator_memo)
+    pods = {("plant", "line-a"): [{"kind": "Pod", "metadata": {"name": "line-a-0"}}]}
+    kwargs: dict[str, Any] = {name: {} for name in handlers.CHILD_INDEXES}
+    kwargs["producer_pods"] = pods
+    changed = handlers.pod_changed(
+        body=kopf.Body(
+            {"metadata": {"namespace": "plant", "labels": {names.INSTANCE_LABEL: "line-a"}}}
+        ),
+        memo=object_memo,
+        **kwargs,
+    )
+    asyncio.run(cast(Coroutine[Any, Any, None], changed))  # kopf's decorators type it loosely
+    assert operator_memo.reconciles.marked == [(("plant", "line-a"), handlers.SETTLE_SECONDS)]
+    observed = handlers._snapshot(operator_memo.indexes, ("plant", "line-a"))
+    assert observed is not None
+    assert [pod["metadata"]["name"] for pod in observed.pods] == ["line-a-0"]
+    assert handlers._snapshot({}, ("plant", "line-a")) is None  # before any handler ran
