@@ -24,7 +24,7 @@ from typing import Final
 
 from sensorsim_operator import metrics
 from sensorsim_operator.kube import KubeError
-from sensorsim_operator.observed import Key, Observed
+from sensorsim_operator.observed import Key, Observed, Relevance
 from sensorsim_operator.simulation_reconciler import ReconcileError, Reconciler
 from sensorsim_operator.work_queue import Handled, WorkQueue
 
@@ -48,6 +48,7 @@ class Reconciles:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
         self._queue: WorkQueue[Key] = WorkQueue(self._process, workers=workers)
         self._full: set[Key] = set()
+        self.relevance = Relevance()
 
     def start(self) -> None:
         self._queue.start()
@@ -94,6 +95,8 @@ class Reconciles:
             return Handled.RETRY
         if not outcome.found:
             self._queue.forget(key)
+        for written in outcome.written:
+            self.relevance.wrote(*written)
         return Handled.DONE
 
 

@@ -163,14 +163,19 @@ async def simulation_changed(
 @kopf.on.event("apps", "v1", "statefulsets", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
 @kopf.on.event("v1", "services", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
 @kopf.on.event("v1", "configmaps", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
-async def child_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+async def child_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     """A child changed (its status, someone's edit) or vanished: refresh the owner's status and
-    restore the child if it is not as it should be."""
-    _mark(memo, child_key(body), kwargs, SETTLE_SECONDS)
+    restore the child if it is not as it should be. The echo of the operator's own apply is
+    not a change."""
+    reconciles: Reconciles = memo.reconciles
+    if reconciles.relevance.child_event(body, deleted=type == "DELETED"):
+        _mark(memo, child_key(body), kwargs, SETTLE_SECONDS)
 
 
 @kopf.on.event("v1", "pods", labels=PRODUCER_POD_LABELS)
-async def pod_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """A producer pod changed (started, became ready, crash-loops, cannot pull its image):
-    refresh its simulation's status."""
-    _mark(memo, pod_key(body), kwargs, SETTLE_SECONDS)
+async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A producer pod appeared, vanished, or changed what a reconcile reads from it (it
+    crash-loops, cannot pull its image, terminates): refresh its simulation's status."""
+    reconciles: Reconciles = memo.reconciles
+    if reconciles.relevance.pod_event(body, deleted=type == "DELETED"):
+        _mark(memo, pod_key(body), kwargs, SETTLE_SECONDS)

@@ -64,6 +64,8 @@ class Outcome:
     found: bool
     applied: int = 0
     status_written: bool = False
+    # (kind, namespace, name, resourceVersion) of each child as the apply left it
+    written: tuple[tuple[str, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,16 @@ def _memory_refusal(spec: SimulationSpec) -> Failure | None:
         spec.machines, spec.replicas, sensor_count(spec), limit=spec.resources.limits.memory
     )
     return None if why is None else Failure("MemoryBelowNeed", why, retry=False)
+
+
+def _version_of(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (
+        str(obj.get("kind", "")),
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        str(meta.get("resourceVersion", "")),
+    )
 
 
 def _utcnow() -> datetime:
@@ -290,7 +302,12 @@ class Reconciler:
             written = True
         if failure is not None:
             raise ReconcileError(f"{failure.reason}: {failure.message}", retry=failure.retry)
-        return Outcome(found=True, applied=len(to_apply), status_written=written)
+        return Outcome(
+            found=True,
+            applied=len(to_apply),
+            status_written=written,
+            written=tuple(_version_of(obj) for obj in applied.values()),
+        )
 
     def _reference_digest(
         self, simulation: SimulationRef, spec: SimulationSpec, existing: Mapping[str, Any] | None

@@ -13,7 +13,7 @@ import pytest
 from sensorsim_operator import handlers, names
 from sensorsim_operator.background_reconciles import Reconciles
 from sensorsim_operator.kube import KubeError
-from sensorsim_operator.observed import Key, Observed
+from sensorsim_operator.observed import Key, Observed, Relevance
 from sensorsim_operator.simulation_reconciler import Outcome, ReconcileError, Reconciler
 from sensorsim_operator.work_queue import Handled, WorkQueue
 
@@ -245,6 +245,7 @@ def test_reconciles_need_a_reconciler_not_a_lock() -> None:
 class Marks:
     def __init__(self) -> None:
         self.marked: list[tuple[Key, float]] = []
+        self.relevance = Relevance()
 
     def mark(self, key: Key, delay: float = 0.0) -> None:
         self.marked.append((key, delay))
@@ -261,6 +262,7 @@ def test_handlers_share_kopfs_indexes_through_each_objects_copy_of_the_memo() ->
         body=kopf.Body(
             {"metadata": {"namespace": "plant", "labels": {names.INSTANCE_LABEL: "line-a"}}}
         ),
+        type="ADDED",
         memo=object_memo,
         **kwargs,
     )
