@@ -510,8 +510,8 @@ def print_result(result: Result) -> None:
 
 
 def print_series(results: list[Result]) -> None:
-    print("| simulations | seen->STS p50 | p95 | seen->Ready p50 | p95 | baseline seen->Ready p95 | "
-          "ratio | reconciles/sim | API requests/sim | CPU s | peak RSS MiB |")  # fmt: skip
+    print("| simulations | seen->STS p50 | p95 | seen->Ready p50 | p95 | baseline seen->Ready "
+          "p95 | ratio | reconciles/sim | API requests/sim | CPU s | peak RSS MiB |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         own, base = r.from_object_seen, r.baseline_from_seen
