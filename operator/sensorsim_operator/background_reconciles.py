@@ -40,7 +40,13 @@ ListSimulations = Callable[[Sequence[str]], list[tuple[str, str]]]
 
 
 class Reconciles:
-    """The work queue of simulation reconciles and the threads that run them."""
+    """The work queue of simulation reconciles and the threads that run them.
+
+    Each reconcile is counted under the trigger that asked for it (the metrics' ``trigger``
+    label): of the triggers that coalesced into one run, a spec change (create, update, resume)
+    before the resync, a retry, and a child's or pod's event. A delayed mark overtaken by an
+    immediate one is covered by that run.
+    """
 
     def __init__(self, reconciler: Reconciler, snapshot: Snapshot, workers: int = WORKERS) -> None:
         self._reconciler = reconciler
@@ -48,6 +54,8 @@ class Reconciles:
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
         self._queue: WorkQueue[Key] = WorkQueue(self._process, workers=workers)
         self._full: set[Key] = set()
+        self._triggers: dict[Key, str] = {}  # of the marks made now
+        self._later: dict[Key, str] = {}  # of the delayed marks
         self.relevance = Relevance()
 
     def start(self) -> None:
@@ -57,29 +65,34 @@ class Reconciles:
         await self._queue.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def mark(self, key: Key, delay: float = 0.0) -> None:
+    def mark(self, key: Key, delay: float = 0.0, trigger: str = "event") -> None:
         """The simulation may need a reconcile (now, or after ``delay`` seconds)."""
+        _note(self._later if delay > 0 else self._triggers, key, trigger)
         self._queue.add(key, delay)
 
     def mark_full(self, key: Key) -> None:
         """The simulation needs a full reconcile (every child applied, reference data read)."""
         self._full.add(key)
+        _note(self._triggers, key, "resync")
         self._queue.add(key)
 
     async def _process(self, key: Key) -> Handled:
         full = key in self._full
         self._full.discard(key)
+        now, later = self._triggers.pop(key, None), self._later.pop(key, None)
+        trigger = now or later or "event"
         observed = self._snapshot(key)  # on the event loop: the watches update it there
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._reconcile, key, observed, full)
+        call = functools.partial(self._reconcile, key, observed, full, trigger)
         handled = await loop.run_in_executor(self._executor, call)
-        if handled is Handled.RETRY and full:
-            self._full.add(key)  # the retry must still be full
+        if handled is Handled.RETRY:
+            _note(self._triggers, key, "retry")
+            if full:
+                self._full.add(key)  # the retry must still be full
         return handled
 
-    def _reconcile(self, key: Key, observed: Observed | None, full: bool) -> Handled:
+    def _reconcile(self, key: Key, observed: Observed | None, full: bool, trigger: str) -> Handled:
         namespace, name = key
-        trigger = "resync" if full else "event"
         try:
             with metrics.observe(trigger) as result:
                 outcome = self._reconciler.reconcile(namespace, name, observed=observed, full=full)
@@ -98,6 +111,15 @@ class Reconciles:
         for written in outcome.written:
             self.relevance.wrote(*written)
         return Handled.DONE
+
+
+_PRECEDENCE: Final = {"create": 0, "update": 0, "resume": 0, "resync": 1, "retry": 2}
+
+
+def _note(triggers: dict[Key, str], key: Key, trigger: str) -> None:
+    current = triggers.get(key)
+    if current is None or _PRECEDENCE.get(trigger, 3) < _PRECEDENCE.get(current, 3):
+        triggers[key] = trigger
 
 
 async def resync_forever(

@@ -118,11 +118,13 @@ def _snapshot(indexes: Mapping[str, kopf.Index[Key, dict[str, Any]]], key: Key) 
     return Observed.of(children, indexes["producer_pods"].get(key, ()))
 
 
-def _mark(memo: kopf.Memo, key: Key | None, kwargs: Mapping[str, Any], delay: float) -> None:
+def _mark(
+    memo: kopf.Memo, key: Key | None, kwargs: Mapping[str, Any], delay: float, trigger: str
+) -> None:
     if not memo.indexes:
         memo.indexes.update({name: kwargs[name] for name in (*CHILD_INDEXES, "producer_pods")})
     if key is not None:
-        memo.reconciles.mark(key, delay)
+        memo.reconciles.mark(key, delay, trigger)
 
 
 @kopf.index("v1", "pods", labels=PRODUCER_POD_LABELS)
@@ -153,11 +155,11 @@ def child_configmaps(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | N
 @kopf.on.create(API_GROUP, API_VERSION, PLURAL, id="reconcile")
 @kopf.on.update(API_GROUP, API_VERSION, PLURAL, id="reconcile")
 async def simulation_changed(
-    namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+    namespace: str | None, name: str, reason: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """The spec changed (or the operator starts): reconcile now."""
     if namespace is not None:  # always set: the resource is namespaced
-        _mark(memo, (namespace, name), kwargs, 0.0)
+        _mark(memo, (namespace, name), kwargs, 0.0, str(reason))
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
@@ -169,7 +171,7 @@ async def child_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kw
     not a change."""
     reconciles: Reconciles = memo.reconciles
     if reconciles.relevance.child_event(body, deleted=type == "DELETED"):
-        _mark(memo, child_key(body), kwargs, SETTLE_SECONDS)
+        _mark(memo, child_key(body), kwargs, SETTLE_SECONDS, "child")
 
 
 @kopf.on.event("v1", "pods", labels=PRODUCER_POD_LABELS)
@@ -178,4 +180,4 @@ async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwar
     crash-loops, cannot pull its image, terminates): refresh its simulation's status."""
     reconciles: Reconciles = memo.reconciles
     if reconciles.relevance.pod_event(body, deleted=type == "DELETED"):
-        _mark(memo, pod_key(body), kwargs, SETTLE_SECONDS)
+        _mark(memo, pod_key(body), kwargs, SETTLE_SECONDS, "pod")

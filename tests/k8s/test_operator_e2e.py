@@ -615,17 +615,14 @@ def test_operator_restart_creates_no_duplicate_and_changes_nothing(
 
     operator.stop()
     operator.start()
+    # kopf runs no handler before its indexes hold every child and pod: the resume reconcile
+    # compares all of them (the children's own events coalesce into it).
     wait_until(
         lambda: operator.metric("sensorsim_operator_reconciles_total", trigger="resume") >= 1,
         timeout=TIMEOUT,
         message="the restarted operator to resume the simulations",
     )
-    wait_until(
-        lambda: operator.metric("sensorsim_operator_reconciles_total", trigger="child") >= 3,
-        timeout=TIMEOUT,
-        message="the restarted operator to see the children",
-    )
-    # Both counters count finished reconciles: any apply they made is visible now.
+    # The counter counts finished reconciles: any apply it made is visible now.
     after = api.get("statefulset", "minimal")
     assert after is not None
     assert before is not None

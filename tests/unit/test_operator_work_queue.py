@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import kopf
 import pytest
+from prometheus_client import REGISTRY
 
 from sensorsim_operator import handlers, names
 from sensorsim_operator.background_reconciles import Reconciles
@@ -212,6 +213,14 @@ class FakeReconciler:
         return Outcome(found=True)
 
 
+LABELS = (("resync", "error"), ("retry", "error"), ("event", "ok"))
+
+
+def counted(trigger: str, result: str) -> float:
+    labels = {"trigger": trigger, "result": result}
+    return REGISTRY.get_sample_value("sensorsim_operator_reconciles_total", labels) or 0.0
+
+
 def test_reconciles_take_the_snapshot_and_retry_api_errors_but_not_invalid_specs() -> None:
     async def main() -> None:
         fake = FakeReconciler(
@@ -223,6 +232,7 @@ def test_reconciles_take_the_snapshot_and_retry_api_errors_but_not_invalid_specs
             lambda key: snapshot,
             workers=2,
         )
+        before = {label: counted(*label) for label in LABELS}
         reconciles.start()
         reconciles.mark_full(("plant", "line-a"))
         await until(lambda: len(fake.calls) == 2)  # the API error is retried, still full
@@ -233,6 +243,8 @@ def test_reconciles_take_the_snapshot_and_retry_api_errors_but_not_invalid_specs
         reconciles.mark(("plant", "line-a"))
         await until(lambda: len(fake.calls) == 3)
         assert fake.calls[2][2] is False
+        counts = {label: counted(*label) - before[label] for label in LABELS}
+        assert counts == {("resync", "error"): 1, ("retry", "error"): 1, ("event", "ok"): 1}
         await reconciles.stop()
 
     run(main)
@@ -245,10 +257,12 @@ def test_reconciles_need_a_reconciler_not_a_lock() -> None:
 class Marks:
     def __init__(self) -> None:
         self.marked: list[tuple[Key, float]] = []
+        self.triggers: list[str] = []
         self.relevance = Relevance()
 
-    def mark(self, key: Key, delay: float = 0.0) -> None:
+    def mark(self, key: Key, delay: float = 0.0, trigger: str = "event") -> None:
         self.marked.append((key, delay))
+        self.triggers.append(trigger)
 
 
 def test_handlers_share_kopfs_indexes_through_each_objects_copy_of_the_memo() -> None:
@@ -268,6 +282,7 @@ def test_handlers_share_kopfs_indexes_through_each_objects_copy_of_the_memo() ->
     )
     asyncio.run(cast(Coroutine[Any, Any, None], changed))  # kopf's decorators type it loosely
     assert operator_memo.reconciles.marked == [(("plant", "line-a"), handlers.SETTLE_SECONDS)]
+    assert operator_memo.reconciles.triggers == ["pod"]
     observed = handlers._snapshot(operator_memo.indexes, ("plant", "line-a"))
     assert observed is not None
     assert [pod["metadata"]["name"] for pod in observed.pods] == ["line-a-0"]
