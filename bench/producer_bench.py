@@ -8,7 +8,6 @@
     python bench/producer_bench.py                       # (a), and (b) on a broker it starts
     python bench/producer_bench.py --bootstrap 127.0.0.1:9092   # (b) on a running broker
     python bench/producer_bench.py --no-kafka                # (a) only
-    python bench/producer_bench.py --memory --memory-machines 1000,10000 --memory-sensors 6,100
 
 Everything runs pinned to one CPU (``--cpu``) so the figures are per core.
 """
@@ -353,22 +352,16 @@ def wide_reference(sensors: int, directory: Path) -> Path:
 
 
 def part_c(bootstrap: str | None, machines_grid: list[int], sensors_grid: list[int]) -> None:
-    """Peak RSS of ``python -m producer`` by fleet size and sensors: three cycles as fast as
-    possible."""
+    """Peak RSS of ``python -m producer`` by fleet size and sensors, 3 cycles at full speed."""
     print("(c) peak RSS of `python -m producer`, 3 cycles at full speed")
     print(f"{'machines':>9} | {'sensors':>7} | {'stdout sink MiB':>15} | {'Kafka sink MiB':>14}")
     print("-" * 56)
     with tempfile.TemporaryDirectory() as directory:
         for machines in machines_grid:
             for sensors in sensors_grid:
-                env = {
-                    **os.environ,
-                    "NUM_MACHINES": str(machines),
-                    "NUM_SENSORS": str(sensors),
-                    "SIMULATION_INTERVAL_MS": "0",
-                    "HTTP_PORT": "0",
-                    "SIMULATION_SEED": "1",
-                }
+                env = {**os.environ, "NUM_MACHINES": str(machines), "NUM_SENSORS": str(sensors),
+                       "SIMULATION_INTERVAL_MS": "0", "HTTP_PORT": "0",
+                       "SIMULATION_SEED": "1"}  # fmt: skip
                 if sensors > 20:
                     env["SENSOR_DATA_FILE"] = str(wide_reference(sensors, Path(directory)))
                 run = [sys.executable, "-m", "producer", "--max-messages", str(3 * machines)]
@@ -412,12 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-a", action="store_true", help="only part (b)")
     parser.add_argument("--no-kafka", action="store_true", help="only part (a)")
     parser.add_argument("--memory", action="store_true", help="only part (c): peak RSS")
-    parser.add_argument(
-        "--memory-machines", default="1,10000,100000", help="part (c): fleet sizes, comma-separated"
-    )
-    parser.add_argument(
-        "--memory-sensors", default="20", help="part (c): sensors per machine, comma-separated"
-    )
+    parser.add_argument("--memory-machines", default="1,10000,100000", help="part (c): fleets")
+    parser.add_argument("--memory-sensors", default="20", help="part (c): sensors per machine")
     parser.add_argument(
         "--codecs", default="none,lz4,zstd", help="compression codecs for part (b), comma-separated"
     )
@@ -445,11 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         print(machine_description())
         print()
         if args.memory:
-            part_c(
-                bootstrap,
-                [int(m) for m in args.memory_machines.split(",")],
-                [int(n) for n in args.memory_sensors.split(",")],
-            )
+            grid = (args.memory_machines, args.memory_sensors)
+            part_c(bootstrap, *([int(n) for n in axis.split(",")] for axis in grid))
             return 0
         reference: Any = load_profile(DEFAULT_DATA_FILE, 20)
         if not args.skip_a:
