@@ -389,23 +389,42 @@ def peak_rss_mib(command: list[str], env: dict[str, str]) -> float:
     return usage.ru_maxrss / 1024
 
 
-def part_c(bootstrap: str | None) -> None:
-    """Peak RSS of ``python -m producer`` by fleet size: three cycles as fast as possible."""
-    print("(c) peak RSS of `python -m producer`, 20 sensors, 3 cycles at full speed")
-    print(f"{'machines':>9} | {'stdout sink MiB':>15} | {'Kafka sink MiB':>14}")
-    print("-" * 46)
-    for machines in (1, 10_000, 100_000):
-        env = {**os.environ, "NUM_MACHINES": str(machines), "SIMULATION_INTERVAL_MS": "0",
-               "HTTP_PORT": "0", "SIMULATION_SEED": "1"}  # fmt: skip
-        run = [sys.executable, "-m", "producer", "--max-messages", str(3 * machines)]
-        stdout = peak_rss_mib([*run, "--sink", "stdout"], env)
-        kafka = "-"
-        if bootstrap is not None:
-            topic = f"bench-rss-{uuid.uuid4().hex[:8]}"
-            kafka_env = {**env, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic,
-                         "KAFKA_CREATE_TOPIC": "true"}  # fmt: skip
-            kafka = f"{peak_rss_mib(run, kafka_env):,.0f}"
-        print(f"{machines:>9,} | {stdout:>15,.0f} | {kafka:>14}")
+def wide_reference(sensors: int, directory: Path) -> Path:
+    """The bundled reference table with its sensor columns repeated to ``sensors`` columns
+    (``Sensor 1`` .. ``Sensor N``, then the label): a stand-in for a wider table of the same
+    length, so the producer's memory can be measured by sensor count."""
+    lines = DEFAULT_DATA_FILE.read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:] if line]
+    width = len(lines[0].split(",")) - 1
+    header = [f"Sensor {i + 1}" for i in range(sensors)] + ["Label"]
+    path = directory / f"sensors-{sensors}.csv"
+    body = (",".join([row[i % width] for i in range(sensors)] + [row[width]]) for row in rows)
+    path.write_text("\n".join([",".join(header), *body]) + "\n")
+    return path
+
+
+def part_c(bootstrap: str | None, machines_grid: list[int], sensors_grid: list[int]) -> None:
+    """Peak RSS of ``python -m producer`` by fleet size and sensors, 3 cycles at full speed."""
+    print("(c) peak RSS of `python -m producer`, 3 cycles at full speed")
+    print(f"{'machines':>9} | {'sensors':>7} | {'stdout sink MiB':>15} | {'Kafka sink MiB':>14}")
+    print("-" * 56)
+    with tempfile.TemporaryDirectory() as directory:
+        for machines in machines_grid:
+            for sensors in sensors_grid:
+                env = {**os.environ, "NUM_MACHINES": str(machines), "NUM_SENSORS": str(sensors),
+                       "SIMULATION_INTERVAL_MS": "0", "HTTP_PORT": "0",
+                       "SIMULATION_SEED": "1"}  # fmt: skip
+                if sensors > 20:
+                    env["SENSOR_DATA_FILE"] = str(wide_reference(sensors, Path(directory)))
+                run = [sys.executable, "-m", "producer", "--max-messages", str(3 * machines)]
+                stdout = peak_rss_mib([*run, "--sink", "stdout"], env)
+                kafka = "-"
+                if bootstrap is not None:
+                    topic = f"bench-rss-{uuid.uuid4().hex[:8]}"
+                    kafka_env = {**env, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                                 "KAFKA_TOPIC": topic, "KAFKA_CREATE_TOPIC": "true"}  # fmt: skip
+                    kafka = f"{peak_rss_mib(run, kafka_env):,.0f}"
+                print(f"{machines:>9,} | {sensors:>7} | {stdout:>15,.0f} | {kafka:>14}", flush=True)
     print()
 
 
@@ -438,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-a", action="store_true", help="only part (b)")
     parser.add_argument("--no-kafka", action="store_true", help="only part (a)")
     parser.add_argument("--memory", action="store_true", help="only part (c): peak RSS")
+    parser.add_argument("--memory-machines", default="1,10000,100000", help="part (c): fleets")
+    parser.add_argument("--memory-sensors", default="20", help="part (c): sensors per machine")
     parser.add_argument(
         "--codecs", default="none,lz4,zstd", help="compression codecs for part (b), comma-separated"
     )
@@ -472,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         print(machine_description())
         print()
         if args.memory:
-            part_c(bootstrap)
+            grid = (args.memory_machines, args.memory_sensors)
+            part_c(bootstrap, *([int(n) for n in axis.split(",")] for axis in grid))
             return 0
         if args.guarantees:
             if bootstrap is None:

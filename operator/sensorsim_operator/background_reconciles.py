@@ -1,10 +1,15 @@
-"""Reconciles the operator starts on its own rather than for a kopf handler: the retry of a
-failed event reconcile and the periodic resync.
+"""Reconciles run by the operator's work queue, not by kopf's handlers.
 
-kopf never retries ``on.event`` handlers, so a reconcile that failed after a child or pod event
-is retried here, after 1, 2, 4 ... seconds, at most a minute apart, until it succeeds or the
-simulation is gone. The resync reconciles every simulation once per period. Both run the
-reconcile in a worker thread, never on the event loop.
+kopf's handlers only mark a simulation dirty (handlers.py); :class:`Reconciles` runs the
+reconciles, at most one per simulation at a time with at most one pending behind it
+(work_queue.py), in a pool of threads so the event loop never blocks. A burst of events (the
+children and pods of a new simulation appearing one after the other) coalesces into a few
+reconciles, and a simulation with a thousand busy pods occupies one worker, never the others.
+
+A reconcile that fails with an API error is retried after the simulation's back-off (1, 2, 4 ...
+seconds, at most a minute); one whose spec cannot be understood is not (its status says why, and
+the next update marks it dirty again). The resync marks every simulation for a full reconcile
+once per period: children applied whole, reference data read again, stuck handovers noticed.
 """
 
 from __future__ import annotations
@@ -14,96 +19,131 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-import kopf
+from sensorsim_operator import metrics
+from sensorsim_operator.kube import KubeError
+from sensorsim_operator.observed import Key, Observed, Relevance
+from sensorsim_operator.simulation_reconciler import ReconcileError, Reconciler
+from sensorsim_operator.work_queue import Handled, WorkQueue
 
 log = logging.getLogger(__name__)
 
-RETRY_FIRST_DELAY: Final = 1.0
-RETRY_MAX_DELAY: Final = 60.0
+WORKERS: Final = 16
+"""Reconciles mostly wait on the API server: more of them than cores keep it busy."""
 
-Reconcile = Callable[[str, str, str], None]
-"""Reconciles (namespace, name) for a trigger; raises kopf's errors as the handlers do."""
+Snapshot = Callable[[Key], Observed | None]
+"""The watches' snapshot of a simulation's children and pods (None when there is none yet)."""
 ListSimulations = Callable[[Sequence[str]], list[tuple[str, str]]]
 """(namespace, name) of every simulation in the namespaces (all when empty)."""
 
 
-class Retries:
-    """At most one pending retry per simulation, each with its own back-off."""
+class Reconciles:
+    """The work queue of simulation reconciles and the threads that run them.
 
-    def __init__(self, reconcile: Reconcile) -> None:
-        self._reconcile = reconcile
-        self._loop = asyncio.get_running_loop()
-        self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+    Each reconcile is counted under the trigger that asked for it (the metrics' ``trigger``
+    label): of the triggers that coalesced into one run, a spec change (create, update, resume)
+    before the resync, a retry, and a child's or pod's event. A delayed mark overtaken by an
+    immediate one is covered by that run.
+    """
 
-    def schedule(self, namespace: str, name: str) -> None:
-        """Called from a handler's worker thread: hand over to the event loop."""
-        self._loop.call_soon_threadsafe(self._start, namespace, name)
+    def __init__(self, reconciler: Reconciler, snapshot: Snapshot, workers: int = WORKERS) -> None:
+        self._reconciler = reconciler
+        self._snapshot = snapshot
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
+        self._queue: WorkQueue[Key] = WorkQueue(self._process, workers=workers)
+        self._full: set[Key] = set()
+        self._triggers: dict[Key, str] = {}  # of the marks made now
+        self._later: dict[Key, str] = {}  # of the delayed marks
+        self.relevance = Relevance()
 
-    def _start(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        if key not in self._pending:
-            self._pending[key] = self._loop.create_task(self._retry(namespace, name))
+    def start(self) -> None:
+        self._queue.start()
 
-    async def _retry(self, namespace: str, name: str) -> None:
-        delay = RETRY_FIRST_DELAY
+    async def stop(self) -> None:
+        await self._queue.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def mark(self, key: Key, delay: float = 0.0, trigger: str = "event") -> None:
+        """The simulation may need a reconcile (now, or after ``delay`` seconds)."""
+        _note(self._later if delay > 0 else self._triggers, key, trigger)
+        self._queue.add(key, delay)
+
+    def mark_full(self, key: Key) -> None:
+        """The simulation needs a full reconcile (every child applied, reference data read)."""
+        self._full.add(key)
+        _note(self._triggers, key, "resync")
+        self._queue.add(key)
+
+    async def _process(self, key: Key) -> Handled:
+        full = key in self._full
+        self._full.discard(key)
+        now, later = self._triggers.pop(key, None), self._later.pop(key, None)
+        trigger = now or later or "event"
+        observed = self._snapshot(key)  # on the event loop: the watches update it there
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._reconcile, key, observed, full, trigger)
+        handled = await loop.run_in_executor(self._executor, call)
+        if handled is Handled.RETRY:
+            _note(self._triggers, key, "retry")
+            if full:
+                self._full.add(key)  # the retry must still be full
+        return handled
+
+    def _reconcile(self, key: Key, observed: Observed | None, full: bool, trigger: str) -> Handled:
+        namespace, name = key
         try:
-            while True:
-                await asyncio.sleep(delay)
-                try:
-                    await self._loop.run_in_executor(
-                        None, functools.partial(self._reconcile, namespace, name, "retry")
-                    )
-                    return
-                except kopf.PermanentError as error:
-                    log.warning(f"retry of {namespace}/{name} stopped: {error}")
-                    return
-                except Exception as error:  # retried: a bug must not end the retries
-                    log.warning(f"retry of {namespace}/{name} failed ({error}); next in {delay}s")
-                delay = min(delay * 2, RETRY_MAX_DELAY)
-        finally:
-            self._pending.pop((namespace, name), None)
+            with metrics.observe(trigger) as result:
+                outcome = self._reconciler.reconcile(namespace, name, observed=observed, full=full)
+                if not outcome.found:
+                    result.value = "gone"
+                elif outcome.status_written:
+                    metrics.STATUS_WRITES.inc()
+        except ReconcileError as error:
+            log.warning(f"reconcile of {namespace}/{name} failed: {error}")
+            return Handled.RETRY if error.retry else Handled.DONE
+        except KubeError as error:
+            log.warning(f"reconcile of {namespace}/{name} failed: API error: {error}")
+            return Handled.RETRY
+        if not outcome.found:
+            self._queue.forget(key)
+        for written in outcome.written:
+            self.relevance.wrote(*written)
+        return Handled.DONE
 
-    async def cancel_all(self) -> None:
-        tasks = list(self._pending.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+
+_PRECEDENCE: Final = {"create": 0, "update": 0, "resume": 0, "resync": 1, "retry": 2}
+
+
+def _note(triggers: dict[Key, str], key: Key, trigger: str) -> None:
+    current = triggers.get(key)
+    if current is None or _PRECEDENCE.get(trigger, 3) < _PRECEDENCE.get(current, 3):
+        triggers[key] = trigger
 
 
 async def resync_forever(
-    reconcile: Reconcile, simulations: ListSimulations, namespaces: list[str], period: float
+    reconciles: Reconciles, simulations: ListSimulations, namespaces: list[str], period: float
 ) -> None:
-    """Periodically reconcile everything: repairs drift no event reported and lets a stuck
-    rollout turn Degraded when its deadline passes even if nothing else happens."""
+    """Periodically mark every simulation for a full reconcile: repairs drift no event reported
+    and lets a stuck rollout turn Degraded when its deadline passes even if nothing else
+    happens. A failed listing is logged and tried again next period."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(period)
-        await _resync_once(loop, reconcile, simulations, namespaces)
-
-
-async def _resync_once(
-    loop: asyncio.AbstractEventLoop,
-    reconcile: Reconcile,
-    simulations: ListSimulations,
-    namespaces: list[str],
-) -> None:
-    """One pass. Any exception is logged, per simulation, and never ends the loop: a bug met
-    by one simulation must not stop the repairs of all the others for the process's life."""
-    try:
-        found = await loop.run_in_executor(None, simulations, namespaces)
-    except Exception:
-        log.exception("resync: cannot list simulations")
-        return
-    for namespace, name in found:
         try:
-            await loop.run_in_executor(
-                None, functools.partial(reconcile, namespace, name, "resync")
-            )
-        except (kopf.TemporaryError, kopf.PermanentError) as error:
-            log.warning(f"resync of {namespace}/{name} failed: {error}")
+            found = await loop.run_in_executor(None, simulations, namespaces)
         except Exception:
-            log.exception(f"resync of {namespace}/{name} failed")
+            log.exception("resync: cannot list simulations")
+            continue
+        for key in found:
+            reconciles.mark_full(key)
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (if any) and wait for it to end."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,4 +1,8 @@
-"""kopf registrations: thin adapters from kopf's triggers to :class:`Reconciler`.
+"""kopf registrations: thin adapters from kopf's triggers to the reconcile work queue.
+
+Every handler is a coroutine that only marks a simulation dirty (background_reconciles.py runs
+the reconciles); the watches also keep indexes of the simulations' children and producer pods,
+from which each reconcile takes its snapshot (observed.py) instead of listing them.
 
 Traps avoided on purpose (see docs/operator.md):
 - handlers return None: a return value would be written into ``status.<handler>``, which the
@@ -12,28 +16,29 @@ Traps avoided on purpose (see docs/operator.md):
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
+from collections.abc import Mapping
 from typing import Any, Final
 
 import kopf
 
 from sensorsim_operator import metrics, names
 from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
-from sensorsim_operator.background_reconciles import Retries, resync_forever
-from sensorsim_operator.children.ownership import controller_owner
+from sensorsim_operator.background_reconciles import Reconciles, cancel, resync_forever
 from sensorsim_operator.children.pod_template import BuildDefaults
-from sensorsim_operator.kube import ApiKube, KubeError
+from sensorsim_operator.kube import ApiKube
+from sensorsim_operator.observed import Key, Observed, child_key, pod_key, trimmed
 from sensorsim_operator.settings import OperatorSettings
-from sensorsim_operator.simulation_reconciler import ReconcileError, Reconciler
+from sensorsim_operator.simulation_reconciler import Reconciler
 
 log = logging.getLogger(__name__)
 
 CHILD_SELECTOR: Final = f"{names.MANAGED_BY_LABEL}={names.FIELD_MANAGER}"
 CHILD_RESOURCES: Final = (("apps", "v1", "statefulsets"), ("v1", "services"), ("v1", "configmaps"))
-RETRY_AFTER_API_ERROR: Final = 5.0
-RETRY_AFTER_APPLY_FAILURE: Final = 15.0
+# A child or pod event waits this long before its reconcile, so that the events of a burst
+# (a new simulation's children and pods appearing one by one) share one reconcile.
+SETTLE_SECONDS: Final = 0.5
+CHILD_INDEXES: Final = ("child_statefulsets", "child_services", "child_configmaps")
 PRODUCER_POD_LABELS: Final = {
     names.NAME_LABEL: names.APP_NAME,
     names.COMPONENT_LABEL: names.PRODUCER_COMPONENT,
@@ -52,8 +57,6 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Watch only our children, filtered by the API server rather than in this process.
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = CHILD_SELECTOR
-    # Reconciles mostly wait on the API server: more threads than cores keep it busy.
-    settings.execution.max_workers = 20
     # A silently dropped watch connection would otherwise stall the operator indefinitely.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -69,14 +72,18 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     kube = ApiKube.from_environment()
     memo.kube = kube
     reconciler = Reconciler(kube, BuildDefaults(producer_image=config.producer_image))
-    memo.reconciler = reconciler
-    reconcile_later = functools.partial(_reconcile_in_background, memo)
-    memo.retries = Retries(reconcile_later)
+    # kopf gives each object's handlers a shallow copy of this memo: the first handler fills
+    # this shared dict with kopf's indexes, which come only as the handlers' kwargs.
+    indexes: dict[str, kopf.Index[Key, dict[str, Any]]] = {}
+    memo.indexes = indexes
+    memo.reconciles = Reconciles(reconciler, lambda key: _snapshot(indexes, key))
+    memo.reconciles.start()
     metrics.serve(config.operator_metrics_port)
+    memo.resync = None
     if config.operator_resync_seconds > 0:
         memo.resync = asyncio.create_task(
             resync_forever(
-                reconcile_later,
+                memo.reconciles,
                 reconciler.simulations,
                 config.namespaces,
                 config.operator_resync_seconds,
@@ -94,118 +101,83 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    retries = memo.get("retries")
-    if retries is not None:
-        await retries.cancel_all()
-    resync = memo.get("resync")
-    if resync is not None:
-        resync.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await resync
+    await cancel(memo.get("resync"))
+    reconciles = memo.get("reconciles")
+    if reconciles is not None:
+        await reconciles.stop()
     kube = memo.get("kube")
     if kube is not None:
         kube.close()
 
 
-def _reconcile(
-    memo: kopf.Memo,
-    namespace: str,
-    name: str,
-    trigger: str,
-    logger: Any,
-    *,
-    child: kopf.Body | None = None,
-    child_deleted: bool = False,
+def _snapshot(indexes: Mapping[str, kopf.Index[Key, dict[str, Any]]], key: Key) -> Observed | None:
+    """The simulation's children and pods from kopf's indexes (None before any handler ran)."""
+    if not indexes:
+        return None
+    children = [obj for name in CHILD_INDEXES for obj in indexes[name].get(key, ())]
+    return Observed.of(children, indexes["producer_pods"].get(key, ()))
+
+
+def _mark(
+    memo: kopf.Memo, key: Key | None, kwargs: Mapping[str, Any], delay: float, trigger: str
 ) -> None:
-    reconciler: Reconciler = memo.reconciler
-    with metrics.observe(trigger) as result:
-        try:
-            outcome = reconciler.reconcile(
-                namespace, name, child=child, child_deleted=child_deleted
-            )
-        except ReconcileError as error:
-            if error.retry:
-                raise kopf.TemporaryError(str(error), delay=RETRY_AFTER_APPLY_FAILURE) from error
-            raise kopf.PermanentError(str(error)) from error
-        except KubeError as error:
-            raise kopf.TemporaryError(f"API error: {error}", delay=RETRY_AFTER_API_ERROR) from error
-        if not outcome.found:
-            result.value = "gone"
-        elif outcome.status_written:
-            metrics.STATUS_WRITES.inc()
-            logger.info(f"status updated (trigger: {trigger})")
+    if not memo.indexes:
+        memo.indexes.update({name: kwargs[name] for name in (*CHILD_INDEXES, "producer_pods")})
+    if key is not None:
+        memo.reconciles.mark(key, delay, trigger)
 
 
-def _reconcile_in_background(memo: kopf.Memo, namespace: str, name: str, trigger: str) -> None:
-    """A reconcile no kopf handler asked for (a retry, the resync), logged by this module."""
-    _reconcile(memo, namespace, name, trigger, log)
+@kopf.index("v1", "pods", labels=PRODUCER_POD_LABELS)
+def producer_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
+    key = pod_key(body)
+    return None if key is None else {key: trimmed(body)}
+
+
+@kopf.index("apps", "v1", "statefulsets", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
+def child_statefulsets(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
+    key = child_key(body)
+    return None if key is None else {key: trimmed(body)}
+
+
+@kopf.index("v1", "services", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
+def child_services(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
+    key = child_key(body)
+    return None if key is None else {key: trimmed(body)}
+
+
+@kopf.index("v1", "configmaps", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
+def child_configmaps(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
+    key = child_key(body)
+    return None if key is None else {key: trimmed(body)}
 
 
 @kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id="reconcile")
 @kopf.on.create(API_GROUP, API_VERSION, PLURAL, id="reconcile")
 @kopf.on.update(API_GROUP, API_VERSION, PLURAL, id="reconcile")
-def simulation_changed(
-    namespace: str | None, name: str, reason: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+async def simulation_changed(
+    namespace: str | None, name: str, reason: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    """The spec changed (or the operator starts): reconcile now."""
     if namespace is not None:  # always set: the resource is namespaced
-        _reconcile(memo, namespace, name, trigger=str(reason), logger=logger)
+        _mark(memo, (namespace, name), kwargs, 0.0, str(reason))
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
 @kopf.on.event("v1", "services", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
 @kopf.on.event("v1", "configmaps", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})
-def child_changed(
-    body: kopf.Body,
-    type: str | None,  # the event type: ADDED, MODIFIED, DELETED, or None when listing
-    namespace: str | None,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
+async def child_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     """A child changed (its status, someone's edit) or vanished: refresh the owner's status and
-    restore the child if it is not as it should be."""
-    owner = controller_owner(body)
-    if owner is not None and namespace is not None:
-        _reconcile_or_retry(
-            memo,
-            namespace,
-            owner,
-            trigger="child",
-            logger=logger,
-            child=body,
-            child_deleted=type == "DELETED",
-        )
+    restore the child if it is not as it should be. The echo of the operator's own apply is
+    not a change."""
+    reconciles: Reconciles = memo.reconciles
+    if reconciles.relevance.child_event(body, deleted=type == "DELETED"):
+        _mark(memo, child_key(body), kwargs, SETTLE_SECONDS, "child")
 
 
 @kopf.on.event("v1", "pods", labels=PRODUCER_POD_LABELS)
-def pod_changed(
-    body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
-) -> None:
-    """A producer pod changed (started, became ready, crash-loops, cannot pull its image):
-    refresh its simulation's status. Nothing is applied: the pod is passed as the event's
-    object, which is none of the children."""
-    simulation = body.get("metadata", {}).get("labels", {}).get(names.INSTANCE_LABEL)
-    if simulation and namespace is not None:
-        _reconcile_or_retry(memo, namespace, simulation, trigger="pod", logger=logger, child=body)
-
-
-def _reconcile_or_retry(
-    memo: kopf.Memo,
-    namespace: str,
-    name: str,
-    trigger: str,
-    logger: Any,
-    *,
-    child: kopf.Body,
-    child_deleted: bool = False,
-) -> None:
-    """``_reconcile`` for an event handler, which kopf does not retry: a failure schedules a
-    full reconcile with back-off instead of waiting for the next resync."""
-    try:
-        _reconcile(memo, namespace, name, trigger, logger, child=child, child_deleted=child_deleted)
-    except kopf.PermanentError:
-        raise  # the spec is invalid and its status says so; an update will retrigger
-    except kopf.TemporaryError as error:
-        logger.warning(f"reconcile after a {trigger} event failed, retrying: {error}")
-        retries: Retries = memo.retries
-        retries.schedule(namespace, name)
+async def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A producer pod appeared, vanished, or changed what a reconcile reads from it (it
+    crash-loops, cannot pull its image, terminates): refresh its simulation's status."""
+    reconciles: Reconciles = memo.reconciles
+    if reconciles.relevance.pod_event(body, deleted=type == "DELETED"):
+        _mark(memo, pod_key(body), kwargs, SETTLE_SECONDS, "pod")

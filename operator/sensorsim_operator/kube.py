@@ -33,6 +33,7 @@ _PLURALS: Final[Mapping[tuple[str, str], str]] = {
     (f"{API_GROUP}/{API_VERSION}", "SensorSimulation"): PLURAL,
 }
 _TIMEOUT_SECONDS: Final = 30.0
+CONNECTIONS: Final = 20
 
 
 class KubeError(Exception):
@@ -102,6 +103,8 @@ class ApiKube:
                 config_file=os.environ.get("KUBECONFIG") or None,
                 client_configuration=configuration,
             )
+        # One connection for each reconcile that may run at once, and one to spare.
+        configuration.connection_pool_maxsize = CONNECTIONS
         return cls(client.ApiClient(configuration))
 
     def close(self) -> None:

@@ -1,15 +1,16 @@
 """One reconcile of one SensorSimulation: read it, apply its children, write its status.
 
-Every trigger (the simulation changed, a child changed or vanished, the periodic resync) runs
-the same function, and it always starts from a fresh read of the simulation, under a lock per
-simulation. So two triggers racing for one simulation run one after the other, and the later
-one applies the newer spec: a stale event can never roll the pods back to an older template.
+Every trigger (the simulation changed, a child or a pod changed or vanished, the periodic resync)
+runs the same function, and it always starts from a fresh read of the simulation. Its caller runs
+at most one reconcile per simulation at a time (the operator's work queue), so the later of two
+triggers applies the newer spec: a stale event can never roll the pods back to an older template.
+The children and pods come from the watches' in-memory snapshot (:class:`Observed`) when the
+caller has one, else from the API.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,11 +20,13 @@ from pydantic import ValidationError
 
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec, SimulationStatus, parse_spec
+from sensorsim_operator.children import pod_resources
 from sensorsim_operator.children.conformance import conforms, same_object
 from sensorsim_operator.children.identity import Manifest, SimulationRef
 from sensorsim_operator.children.manifests import build_children
 from sensorsim_operator.children.ownership import foreign_owner
 from sensorsim_operator.children.pod_template import BuildDefaults
+from sensorsim_operator.children.producer_env import sensor_count
 from sensorsim_operator.children.stream_hash import (
     reference_data_digest,
     template_reference_digest,
@@ -31,6 +34,7 @@ from sensorsim_operator.children.stream_hash import (
 from sensorsim_operator.condition_events import transition_events
 from sensorsim_operator.handover import Handover, pending_handover
 from sensorsim_operator.kube import Kube, KubeError, manifest_path, object_path
+from sensorsim_operator.observed import Observed
 from sensorsim_operator.pod_problems import pod_problems
 from sensorsim_operator.statuses import (
     Failure,
@@ -60,6 +64,56 @@ class Outcome:
     found: bool
     applied: int = 0
     status_written: bool = False
+    # (kind, namespace, name, resourceVersion) of each child as the apply left it
+    written: tuple[tuple[str, str, str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Trigger:
+    """What a reconcile was given to start from besides the simulation."""
+
+    child: Mapping[str, Any] | None
+    child_deleted: bool
+    observed: Observed | None
+    full: bool
+
+    def current(self, manifest: Manifest) -> tuple[bool, Mapping[str, Any] | None]:
+        """(known, object): the object ``manifest`` describes as the trigger brought it (None
+        when the event deleted it); known is False when the trigger has not seen it."""
+        if self.child is not None and same_object(manifest, self.child):
+            return True, None if self.child_deleted else self.child
+        seen = self.observed.child(manifest) if self.observed is not None else None
+        return seen is not None, seen
+
+    def differs(self, manifest: Manifest) -> bool:
+        """While the spec is the applied one: whether ``manifest`` must be applied again."""
+        if self.child is None and self.observed is None:
+            return True  # nothing seen: apply it all
+        known, current = self.current(manifest)
+        if not known:
+            # Missing from the watches' snapshot: deleted (or not the operator's any more).
+            # Outside the snapshot, a child event concerns one child only.
+            return self.observed is not None
+        return current is None or not conforms(manifest, current)
+
+
+def _memory_refusal(spec: SimulationSpec) -> Failure | None:
+    """A memory limit below what the pods need is refused: nothing is applied (pods that run
+    keep running) until the spec raises it."""
+    why = pod_resources.shortfall(
+        spec.machines, spec.replicas, sensor_count(spec), limit=spec.resources.limits.memory
+    )
+    return None if why is None else Failure("MemoryBelowNeed", why, retry=False)
+
+
+def _version_of(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (
+        str(obj.get("kind", "")),
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        str(meta.get("resourceVersion", "")),
+    )
 
 
 def _utcnow() -> datetime:
@@ -92,16 +146,6 @@ class Reconciler:
         self._kube = kube
         self._defaults = defaults
         self._clock = clock
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-
-    def _lock(self, namespace: str, name: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault((namespace, name), threading.Lock())
-
-    def _forget(self, namespace: str, name: str) -> None:
-        with self._locks_guard:
-            self._locks.pop((namespace, name), None)
 
     def reconcile(
         self,
@@ -110,33 +154,36 @@ class Reconciler:
         *,
         child: Mapping[str, Any] | None = None,
         child_deleted: bool = False,
+        observed: Observed | None = None,
+        full: bool = False,
     ) -> Outcome:
         """Apply the children of simulation ``namespace/name`` and write its status.
 
-        ``child`` is the object of a child event. While the spec is the one the last full
-        reconcile applied, only that child is compared with its desired state and applied if
-        it differs or was deleted: the other children were applied for this generation and have
-        events of their own. A child event in the middle of a spec change reconciles in full.
+        ``observed`` is the watches' snapshot of the simulation's children and pods. While the
+        spec is the one the last full reconcile applied, only the children that differ from
+        their desired state (or are missing) are applied; a spec change, a handover in progress
+        and ``full`` (the resync) apply every child, and read the reference data again.
+
+        ``child`` is the object of a child event, for a caller without a snapshot: then only
+        that child is compared and applied if it differs or was deleted.
 
         Raises :class:`ReconcileError` when the spec cannot be parsed or a child could not be
         applied (after writing a Degraded condition that says why).
         """
-        with self._lock(namespace, name):
-            path = names.simulation_path(namespace, name)
-            obj = self._kube.get(path)
-            if obj is None or obj["metadata"].get("deletionTimestamp"):
-                # Deleted: the garbage collector removes the children through ownerReferences.
-                self._forget(namespace, name)
-                return Outcome(found=False)
-            try:
-                spec = parse_spec(obj.get("spec") or {})
-            except ValidationError as error:
-                # The CRD schema enforces the same rules, so this means a CRD older than the
-                # operator: retrying will not help until the spec is fixed.
-                message = invalid_spec_message(error)
-                self._report_invalid_spec(path, obj, message)
-                raise ReconcileError(f"spec not understood: {message}", retry=False) from error
-            return self._apply(path, obj, spec, child, child_deleted)
+        path = names.simulation_path(namespace, name)
+        obj = self._kube.get(path)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            # Deleted: the garbage collector removes the children through ownerReferences.
+            return Outcome(found=False)
+        try:
+            spec = parse_spec(obj.get("spec") or {})
+        except ValidationError as error:
+            # The CRD schema enforces the same rules, so this means a CRD older than the
+            # operator: retrying will not help until the spec is fixed.
+            message = invalid_spec_message(error)
+            self._report_invalid_spec(path, obj, message)
+            raise ReconcileError(f"spec not understood: {message}", retry=False) from error
+        return self._apply(path, obj, spec, _Trigger(child, child_deleted, observed, full))
 
     def _report_invalid_spec(self, path: str, obj: dict[str, Any], message: str) -> None:
         previous = parse_status(obj.get("status"))
@@ -166,51 +213,55 @@ class Reconciler:
         path: str,
         obj: dict[str, Any],
         spec: SimulationSpec,
-        child: Mapping[str, Any] | None,
-        child_deleted: bool,
+        trigger: _Trigger,
     ) -> Outcome:
         simulation = SimulationRef.from_object(obj)
         previous = parse_status(obj.get("status"))
         sts_path = object_path(
             "apps/v1", "StatefulSet", simulation.namespace, names.statefulset_name(simulation.name)
         )
-        # Read here, under the lock, never taken from an event's body: an event that waited
-        # in the thread pool may show a StatefulSet that has been replaced since.
-        existing = self._kube.get(sts_path)
+        # As the watches saw it, or read now; never taken from a child event's body: an event
+        # that waited may show a StatefulSet that has been replaced since.
+        sts_ref = {"kind": "StatefulSet", "metadata": {"name": names.statefulset_name(
+            simulation.name), "namespace": simulation.namespace}}  # fmt: skip
+        seen = trigger.observed.child(sts_ref) if trigger.observed is not None else None
+        existing = dict(seen) if seen is not None else self._kube.get(sts_path)
         # A handover in progress re-decides on every event, its pods' included.
         in_step = (
-            previous is not None
+            not trigger.full
+            and previous is not None
             and previous.observed_generation == simulation.generation
             and previous.handover_since is None
         )
+        child = trigger.child
         # The reference data's digest only matters where the StatefulSet is compared.
+        # In step, a snapshot's StatefulSet keeps the digest it was built with (the resync
+        # reads the reference data again), and so does a child event for another child.
+        reread = not in_step or (
+            trigger.observed is None and (child is None or child.get("kind") == "StatefulSet")
+        )
         digest = (
             self._reference_digest(simulation, spec, existing)
-            if child is None or not in_step or child.get("kind") == "StatefulSet"
+            if reread
             else _known_digest(existing)
         )
         children = build_children(simulation, spec, self._defaults, digest)
-        if child is None or not in_step:
-            to_apply = list(children.in_apply_order())
-        else:
-            to_apply = [
-                manifest
-                for manifest in children.in_apply_order()
-                if same_object(manifest, child) and (child_deleted or not conforms(manifest, child))
-            ]
+        to_apply = [
+            manifest
+            for manifest in children.in_apply_order()
+            if not in_step or trigger.differs(manifest)
+        ]
         current = {
             manifest_path(manifest): (
-                existing
-                if manifest is children.stateful_set
-                else self._current(manifest, child, child_deleted)
+                existing if manifest is children.stateful_set else self._current(manifest, trigger)
             )
             for manifest in to_apply
         }
-        failure = self._name_conflicts(to_apply, current, simulation)
+        failure = _memory_refusal(spec) or self._name_conflicts(to_apply, current, simulation)
         pods: list[dict[str, Any]] | None = None
         handover: Handover | None = None
         if failure is None and sts_path in current:
-            pods = self._pods(simulation)
+            pods = self._pods(simulation, trigger.observed)
             handover = pending_handover(existing, children.stateful_set, pods)
             if handover is not None:
                 # The new template waits until every old pod has stopped; the StatefulSet's
@@ -240,7 +291,9 @@ class Reconciler:
             previous=previous,
             now=self._clock(),
             failure=failure,
-            problems=pod_problems(self._pods(simulation) if pods is None else pods),
+            problems=pod_problems(
+                self._pods(simulation, trigger.observed) if pods is None else pods
+            ),
             handover=handover,
             created=simulation.created,
         )
@@ -249,8 +302,13 @@ class Reconciler:
             self._write_status(path, obj, previous, status)
             written = True
         if failure is not None:
-            raise ReconcileError(f"{failure.reason}: {failure.message}", retry=True)
-        return Outcome(found=True, applied=len(to_apply), status_written=written)
+            raise ReconcileError(f"{failure.reason}: {failure.message}", retry=failure.retry)
+        return Outcome(
+            found=True,
+            applied=len(to_apply),
+            status_written=written,
+            written=tuple(_version_of(obj) for obj in applied.values()),
+        )
 
     def _reference_digest(
         self, simulation: SimulationRef, spec: SimulationSpec, existing: Mapping[str, Any] | None
@@ -274,7 +332,9 @@ class Reconciler:
             return _known_digest(existing)
         return reference_data_digest(config_map, spec.reference_data.key)
 
-    def _pods(self, simulation: SimulationRef) -> list[dict[str, Any]]:
+    def _pods(self, simulation: SimulationRef, observed: Observed | None) -> list[dict[str, Any]]:
+        if observed is not None:
+            return [dict(pod) for pod in observed.pods]
         return self._kube.list_pods(simulation.namespace, names.selector_string(simulation.name))
 
     def _apply_all(
@@ -310,12 +370,12 @@ class Reconciler:
             return Failure("ReconcileFailed", f"scaling the old producer pods to 0: {error}")
         return None
 
-    def _current(
-        self, manifest: Manifest, child: Mapping[str, Any] | None, child_deleted: bool
-    ) -> dict[str, Any] | None:
-        """The object ``manifest`` describes as it is now: the event's when it brought it."""
-        if child is not None and same_object(manifest, child):
-            return None if child_deleted else dict(child)
+    def _current(self, manifest: Manifest, trigger: _Trigger) -> dict[str, Any] | None:
+        """The object ``manifest`` describes as it is now: the trigger's when it brought it.
+        One the watches have not seen is read: it may exist without the operator's labels."""
+        known, current = trigger.current(manifest)
+        if known:
+            return None if current is None else dict(current)
         return self._kube.get(manifest_path(manifest))
 
     def _name_conflicts(

@@ -46,10 +46,12 @@ def rfc3339(moment: datetime) -> str:
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Why the children could not be applied: a CamelCase reason (ReconcileFailed,
-    ChildNameConflict) and a message saying what to do."""
+    ChildNameConflict, MemoryBelowNeed) and a message saying what to do; ``retry`` says if
+    trying again without a spec change may help."""
 
     reason: str
     message: str
+    retry: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,10 +200,10 @@ def test_probes_resources_and_ports() -> None:
     assert producer["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert producer["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert producer["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    # Memory unset: sized from the machines per pod (4 here), at least 128Mi / 256Mi.
+    # Memory unset: sized from the machines per pod (4 here) and the sensors (20).
     assert producer["resources"] == {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"cpu": "1", "memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "177Mi"},
+        "limits": {"cpu": "1", "memory": "285Mi"},
     }
     assert producer["image"] == "sensorsim:test"
     assert container(build(image="registry.example/p:2"))["image"] == "registry.example/p:2"
@@ -362,39 +362,73 @@ def test_resource_quantities_conform_by_value() -> None:
 
 
 @pytest.mark.parametrize(
-    ("machines", "replicas", "requested", "limit"),
+    ("machines", "replicas", "sensors", "requested", "limit"),
     [
-        # measured need: 104 MiB + 2.75 KiB per machine (docs/operator.md, "Memory")
-        (200_000, 1, "642Mi", "866Mi"),
-        (200_000, 4, "239Mi", "362Mi"),
-        (1_000_000, 1, "2790Mi", "3551Mi"),
+        # need: 169 MiB + 360 KiB x sensors + machines x (3,994 B + 112 B x sensors)
+        (200_000, 1, 20, "1366Mi", "1771Mi"),
+        (200_000, 4, 20, "474Mi", "656Mi"),
+        (1_000_000, 1, 20, "6122Mi", "7716Mi"),
+        (100_000, 1, 100, "1654Mi", "2131Mi"),
+        (1_000, 1, 6, "176Mi", "284Mi"),
     ],
 )
-def test_memory_is_sized_from_the_machines_per_pod(
-    machines: int, replicas: int, requested: str, limit: str
+def test_memory_is_sized_from_the_machines_per_pod_and_the_sensors(
+    machines: int, replicas: int, sensors: int, requested: str, limit: str
 ) -> None:
-    resources = container(build(machines=machines, replicas=replicas))["resources"]
+    children = build(machines=machines, replicas=replicas, sensors=sensors)
+    resources = container(children)["resources"]
     assert (resources["requests"]["memory"], resources["limits"]["memory"]) == (requested, limit)
 
 
-def test_a_million_machines_on_one_pod_get_the_measured_need() -> None:
-    # RSS measured at 1,000,000 machines: 2.71 GiB; the limit must cover it.
-    limit = container(build(machines=1_000_000, replicas=1))["resources"]["limits"]["memory"]
-    assert pod_resources.quantity(limit) >= Decimal("2.71") * 2**30
+# Peak RSS (MiB) measured with the Kafka sink, `bench/producer_bench.py --memory` (the table in
+# docs/operator.md, "Memory"): (machines, sensors) -> MiB.
+MEASURED_RSS_MIB = {
+    (1_000, 6): 176, (1_000, 20): 182, (1_000, 100): 220,
+    (10_000, 6): 220, (10_000, 20): 230, (10_000, 100): 351,
+    (100_000, 6): 648, (100_000, 20): 728, (100_000, 100): 1717,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("machines", "sensors"), sorted(MEASURED_RSS_MIB))
+def test_the_need_is_within_a_tenth_of_every_measurement_and_the_limit_covers_it(
+    machines: int, sensors: int
+) -> None:
+    measured = MEASURED_RSS_MIB[(machines, sensors)] * pod_resources.MIB
+    need = pod_resources.need_bytes(machines, 1, sensors)
+    assert abs(measured - need) <= 0.1 * need
+    _, limit = pod_resources.sized(machines, 1, sensors)
+    assert pod_resources.quantity(limit) >= Decimal(measured) * Decimal("1.2")
 
 
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ({"limits": {"memory": "4Gi"}}, ("2790Mi", "4Gi")),
+        ({"limits": {"memory": "8Gi"}}, ("6122Mi", "8Gi")),
         ({"limits": {"memory": "1Gi"}}, ("1Gi", "1Gi")),  # request never above the limit
-        ({"requests": {"memory": "5Gi"}}, ("5Gi", "5Gi")),  # limit never below the request
+        ({"requests": {"memory": "9Gi"}}, ("9Gi", "9Gi")),  # limit never below the request
         ({"requests": {"memory": "1Gi"}, "limits": {"memory": "2Gi"}}, ("1Gi", "2Gi")),
     ],
 )
 def test_explicit_memory_wins(given: dict[str, Any], expected: tuple[str, str]) -> None:
     resources = container(build(machines=1_000_000, replicas=1, resources=given))["resources"]
     assert (resources["requests"]["memory"], resources["limits"]["memory"]) == expected
+
+
+def test_a_memory_limit_below_the_need_names_the_need() -> None:
+    assert pod_resources.shortfall(100_000, 1, 100, limit="2Gi") is None
+    why = pod_resources.shortfall(100_000, 2, 100, limit="512Mi")
+    assert why is not None
+    assert "512Mi" in why
+    assert "929Mi" in why
+    assert "50000 machines x 100 sensors" in why
+    assert pod_resources.shortfall(100_000, 2, 100, limit=None) is None
+
+
+def test_the_sensors_of_sensor_columns_size_the_memory() -> None:
+    data = {"configMapName": "ref", "key": "data.csv", "sensorColumns": "a,b,c,d,e,f"}
+    by_columns = build(machines=100_000, replicas=1, sensors=100, referenceData=data)
+    six = build(machines=100_000, replicas=1, sensors=6)
+    assert container(by_columns)["resources"] == container(six)["resources"]
 
 
 def test_the_pods_get_the_simulation_uid() -> None:

@@ -1,9 +1,15 @@
-"""How much memory a producer pod needs for the machines it simulates.
+"""How much memory a producer pod needs for the machines it simulates and their sensors.
 
-A producer's resident memory is a fixed base plus a few kilobytes per machine of its shard
-(the measurements behind the two constants are in docs/operator.md, "Memory"). The request is
-that need for the largest shard; the limit adds a quarter and 64 MiB for what a busier cycle
-(Kafka batches, pending records) holds on top.
+A producer's resident memory, measured with the Kafka sink at full speed (the table is in
+docs/operator.md, "Memory"), is a fixed base plus a little per sensor (the reference model),
+plus per machine of its shard a part that does not depend on the sensors (state, identities)
+and one that grows with them (readings, encoded records waiting for the Kafka client)::
+
+    need = 169 MiB + 360 KiB x sensors + machines x (3,994 B + 112 B x sensors)
+
+The request is that need for the largest shard; the limit adds a quarter and 64 MiB for what a
+busier cycle holds on top. A limit the spec sets below the need is refused (:func:`shortfall`):
+such pods would be killed for lack of memory.
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ from typing import Final
 from kubernetes.utils import parse_quantity
 
 MIB: Final = 2**20
-BASE_BYTES: Final = 104 * MIB
-BYTES_PER_MACHINE: Final = 2816  # 2.75 KiB
+BASE_BYTES: Final = 169 * MIB
+BYTES_PER_SENSOR: Final = 360 * 1024
+BYTES_PER_MACHINE: Final = 3994
+BYTES_PER_MACHINE_SENSOR: Final = 112
 LIMIT_FACTOR: Final = 1.25
 LIMIT_EXTRA_BYTES: Final = 64 * MIB
-MIN_REQUEST_BYTES: Final = 128 * MIB
-MIN_LIMIT_BYTES: Final = 256 * MIB
 
 
 def quantity(text: str) -> Decimal:
@@ -38,20 +44,42 @@ def _mebibytes(size: float) -> str:
     return f"{math.ceil(size / MIB)}Mi"
 
 
-def sized(machines: int, replicas: int) -> tuple[str, str]:
+def need_bytes(machines: int, replicas: int, sensors: int) -> int:
+    """The measured resident memory of the largest shard's producer."""
+    per_machine = BYTES_PER_MACHINE + BYTES_PER_MACHINE_SENSOR * sensors
+    return (
+        BASE_BYTES + BYTES_PER_SENSOR * sensors + per_machine * machines_per_pod(machines, replicas)
+    )
+
+
+def sized(machines: int, replicas: int, sensors: int) -> tuple[str, str]:
     """(request, limit) for the largest shard of ``machines`` over ``replicas`` pods."""
-    need = BASE_BYTES + BYTES_PER_MACHINE * machines_per_pod(machines, replicas)
-    request = max(need, MIN_REQUEST_BYTES)
-    limit = max(need * LIMIT_FACTOR + LIMIT_EXTRA_BYTES, MIN_LIMIT_BYTES)
-    return _mebibytes(request), _mebibytes(limit)
+    need = need_bytes(machines, replicas, sensors)
+    return _mebibytes(need), _mebibytes(need * LIMIT_FACTOR + LIMIT_EXTRA_BYTES)
+
+
+def shortfall(machines: int, replicas: int, sensors: int, *, limit: str | None) -> str | None:
+    """Why a memory limit the spec sets is too low for the largest shard (None when it is
+    enough, or unset)."""
+    if limit is None:
+        return None
+    need = need_bytes(machines, replicas, sensors)
+    if quantity(limit) >= need:
+        return None
+    per_pod = machines_per_pod(machines, replicas)
+    return (
+        f"resources.limits.memory {limit} is below the {_mebibytes(need)} a producer of "
+        f"{per_pod} machines x {sensors} sensors needs (docs/operator.md, 'Memory'): raise "
+        "the limit, remove it to have it sized, or raise replicas"
+    )
 
 
 def pod_memory(
-    machines: int, replicas: int, *, request: str | None, limit: str | None
+    machines: int, replicas: int, sensors: int, *, request: str | None, limit: str | None
 ) -> tuple[str, str]:
     """(request, limit) of a producer pod: what the spec gives wins; what it leaves unset is
-    sized from the machines, and never so that the request exceeds the limit."""
-    sized_request, sized_limit = sized(machines, replicas)
+    sized from the machines and sensors, and never so that the request exceeds the limit."""
+    sized_request, sized_limit = sized(machines, replicas, sensors)
     if request is not None and limit is not None:
         return request, limit
     if limit is not None:

@@ -23,6 +23,7 @@ from sensorsim_operator.children.producer_env import (
     REFERENCE_DATA_DIR,
     producer_env,
     producer_settings,
+    sensor_count,
 )
 from sensorsim_operator.children.stream_hash import stream_hash
 
@@ -84,10 +85,12 @@ def _volumes(spec: SimulationSpec) -> tuple[list[Manifest], list[Manifest]]:
 
 
 def _resources(spec: SimulationSpec) -> Manifest:
-    """CPU as given; memory as given, else sized from the machines per pod (pod_resources.py)."""
+    """CPU as given; memory as given, else sized from the machines per pod and their sensors
+    (pod_resources.py)."""
     request, limit = pod_resources.pod_memory(
         spec.machines,
         spec.replicas,
+        sensor_count(spec),
         request=spec.resources.requests.memory,
         limit=spec.resources.limits.memory,
     )

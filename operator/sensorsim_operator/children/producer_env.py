@@ -25,6 +25,15 @@ KAFKA_CLIENT_CERT_FILE: Final = "user.crt"
 KAFKA_CLIENT_KEY_FILE: Final = "user.key"
 
 
+def sensor_count(spec: SimulationSpec) -> int:
+    """The sensors per machine: SENSOR_COLUMNS decides them when set (NUM_SENSORS must then
+    agree with it), else ``spec.sensors``."""
+    data = spec.reference_data
+    if data is None or data.sensor_columns is None:
+        return spec.sensors
+    return len(split_list(data.sensor_columns))
+
+
 def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[str, str]:
     """Every producer setting with a literal value, by environment variable; names and value
     formats are the contract's (``domain.settings_contract``).
@@ -46,9 +55,7 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
         "NUM_MACHINES": spec.machines,
         "SHARD_COUNT": spec.replicas,
         # SENSOR_COLUMNS decides the sensors; NUM_SENSORS must then agree with it
-        "NUM_SENSORS": (
-            spec.sensors if sensor_columns is None else len(split_list(sensor_columns))
-        ),
+        "NUM_SENSORS": sensor_count(spec),
         "SIMULATION_INTERVAL_MS": spec.interval_ms,
         "SIMULATION_SEED": spec.seed,
         "SIMULATION_MODEL": spec.model,

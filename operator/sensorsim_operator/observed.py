@@ -1,0 +1,116 @@
+"""The objects the operator's watches keep in memory, by simulation: its labelled children
+(ConfigMap, Service, StatefulSet) and its producer pods.
+
+kopf indexes fed by the watches hold them (handlers.py registers the indexes); a reconcile takes
+a snapshot (:class:`Observed`) on the event loop and reads it in its worker thread, so no event
+reconciles with a list call. kopf invokes no handler before every indexed resource has been
+listed once, so the first reconciles already see every existing child and pod.
+
+A watch may lag behind the API server by an event: a reconcile can see a child or a pod a moment
+older than it is. Every decision taken from the snapshot is safe for that: a child that differs
+is applied (server-side apply changes nothing when it is in fact the same), a handover waits for
+pods it still sees, and the scale-down carries the StatefulSet's resourceVersion as a
+precondition. The event that brings the newer state marks the simulation dirty again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sensorsim_operator import names
+from sensorsim_operator.children.conformance import same_object
+from sensorsim_operator.children.ownership import controller_owner
+from sensorsim_operator.handover import stream_hash_of
+from sensorsim_operator.pod_problems import PodProblem, pod_problems
+
+Key = tuple[str, str]
+"""(namespace, simulation name)."""
+
+
+def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An object as the index keeps it: without ``managedFields``, the bulk of a pod's
+    metadata that no reconcile reads."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    return {**body, "metadata": meta}
+
+
+def child_key(body: Mapping[str, Any]) -> Key | None:
+    """The simulation that controls a child, or None when no simulation does."""
+    namespace = (body.get("metadata") or {}).get("namespace")
+    owner = controller_owner(body)
+    return (namespace, owner) if namespace and owner else None
+
+
+def pod_key(body: Mapping[str, Any]) -> Key | None:
+    """The simulation a producer pod belongs to (its instance label)."""
+    meta = body.get("metadata") or {}
+    simulation = (meta.get("labels") or {}).get(names.INSTANCE_LABEL)
+    namespace = meta.get("namespace")
+    return (namespace, simulation) if namespace and simulation else None
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """A simulation's children and producer pods as the watches last saw them."""
+
+    children: Sequence[Mapping[str, Any]] = ()
+    pods: Sequence[Mapping[str, Any]] = ()
+
+    @classmethod
+    def of(
+        cls, children: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]
+    ) -> Observed:
+        return cls(children=tuple(children), pods=tuple(pods))
+
+    def child(self, manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The object ``manifest`` describes, when a watch has seen it."""
+        return next((obj for obj in self.children if same_object(manifest, obj)), None)
+
+
+def _pod_digest(pod: Mapping[str, Any]) -> tuple[str, bool, tuple[PodProblem, ...]]:
+    """What a reconcile reads from a pod: its stream hash, whether it terminates, its problem.
+    (Pods becoming Ready reach the status through their StatefulSet's status.)"""
+    terminating = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    return stream_hash_of(pod), terminating, tuple(pod_problems([pod]))
+
+
+class Relevance:
+    """Which watch events may change what a reconcile does; the others mark nothing.
+
+    A pod event matters when the pod is new or gone, or when what a reconcile reads from it
+    changed; a child event matters unless it only echoes the operator's own apply (the object
+    has the resourceVersion the apply returned). Called from the event loop (events) and the
+    reconciles' threads (:meth:`wrote`): each call is one dict operation.
+    """
+
+    def __init__(self) -> None:
+        self._pods: dict[str, tuple[str, bool, tuple[PodProblem, ...]]] = {}
+        self._written: dict[tuple[str, str, str], str] = {}
+
+    def pod_event(self, pod: Mapping[str, Any], *, deleted: bool) -> bool:
+        uid = str((pod.get("metadata") or {}).get("uid", ""))
+        if deleted:
+            self._pods.pop(uid, None)
+            return True
+        digest = _pod_digest(pod)
+        if self._pods.get(uid) == digest:
+            return False
+        self._pods[uid] = digest
+        return True
+
+    def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> None:
+        self._written[(kind, namespace, name)] = resource_version
+
+    def child_event(self, child: Mapping[str, Any], *, deleted: bool) -> bool:
+        meta = child.get("metadata") or {}
+        key = (
+            str(child.get("kind", "")),
+            str(meta.get("namespace", "")),
+            str(meta.get("name", "")),
+        )
+        if deleted:
+            self._written.pop(key, None)
+            return True
+        return self._written.get(key) != meta.get("resourceVersion")
