@@ -474,10 +474,12 @@ def test_a_stream_change_stops_every_old_pod_before_a_new_one_exists(
     settings = api.get("configmap", "minimal-settings")
     assert settings is not None
     env = container_env(sts_after)
-    for key, value in (
-        ("NUM_MACHINES", "9" if "machines" in change else "12"),
-        ("FAILURE_PROBABILITY", "0.2" if "failures" in change else "0.05"),
-    ):
+    expected = {"NUM_MACHINES": "9" if "machines" in change else "12"}
+    if "failures" in change:
+        expected["FAILURE_PROBABILITY"] = "0.2"
+    else:  # unset: the start chance follows from the failing share
+        assert "FAILURE_PROBABILITY" not in env
+    for key, value in expected.items():
         assert env[key]["value"] == value
         assert settings["data"][key] == value
     assert env["SIMULATION_UID"]["value"] == after["metadata"]["uid"]
