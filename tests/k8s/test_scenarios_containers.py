@@ -8,34 +8,21 @@ stream stays exact (no gap, no repeat, no two owners, one schedule).
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
 from testbed.pods import PodRunner
 from testbed.polling import wait_until
-from testbed.watching import Watch
-from tests.k8s.rollout_checks import TopicRecorder, reference_config_map
 from tests.k8s.test_operator_e2e import crd  # noqa: F401 - fixture: the CRD, established
 from tests.k8s.test_pods_as_containers import (
-    PARTITIONS,
     operator,  # noqa: F401 - fixture: the operator process
     runner,  # noqa: F401 - fixture: the podman pod runner
 )
-from tests.k8s.test_rollout_containers import (
-    NAME,
-    REFERENCE,
-    Fleet,
-    create_namespace,
-    now_ms,
-    simulation,
-)
+from tests.k8s.test_rollout_containers import NAME, Fleet, now_ms, running_fleet
 
 pytestmark = pytest.mark.container
 
@@ -53,27 +40,8 @@ def fleet(
     runner: PodRunner,  # noqa: F811
     kafka_bootstrap: str,
 ) -> Iterator[Fleet]:
-    api = create_namespace(k8s_cluster, "scenarios")
-    topic = f"scenarios-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
-    finally:
-        admin.close()
-    recorder = TopicRecorder(kafka_bootstrap, topic, PARTITIONS).start()
-    pods = Watch(k8s_cluster, api.namespace, "pods", f"app.kubernetes.io/instance={NAME}")
-    running = Fleet(api, operator, runner, kafka_bootstrap, topic, recorder, pods)
-    running.first_seq = dict.fromkeys(running.ids(), 0)
-    try:
-        api.apply(reference_config_map(REFERENCE, api.namespace, 0.0))
-        api.apply(simulation(kafka_bootstrap, topic))
-        started = running.settle()
-        running.records_after(started, cycles=2)
+    with running_fleet(k8s_cluster, operator, runner, kafka_bootstrap, "scenarios") as running:
         yield running
-    finally:
-        pods.stop()
-        recorder.stop()
-        k8s_cluster.kubectl("delete", "namespace", api.namespace, "--wait=false", check=False)
 
 
 def scenario_status(fleet: Fleet) -> list[dict[str, Any]]:

@@ -104,6 +104,21 @@ def sent_order(index: int) -> list[int]:
     return order
 
 
+def machine_indices() -> dict[bytes, int]:
+    """Machine id (the record key) -> machine index."""
+    return {machine_id.encode(): i for i, machine_id in enumerate(machine_ids(NAME, range(12)))}
+
+
+def fraction_drawn(streams: dict[bytes, list[Record]], ids: dict[bytes, int]) -> set[int]:
+    """The machines the ``fraction`` scenario drew (failing in the middle of its window)."""
+    return {
+        ids[key]
+        for key, stream in streams.items()
+        for record in stream
+        if seq(record) == 21 and body(record)["failure"] is not None
+    }
+
+
 def seq(record: Record) -> int:
     return int(record.headers["seq"])
 
@@ -135,6 +150,25 @@ def expected_labels(index: int, cycle: int, fraction: set[int]) -> dict[str, Any
     return {"failure": failure, "rul_cycles": rul, "quality": quality.get((index, cycle))}
 
 
+def assert_scheduled(record: Record, index: int, fraction: set[int]) -> None:
+    """Machine ``index``'s record says exactly what the scenario list schedules for it."""
+    data = body(record)
+    want = expected_labels(index, seq(record), fraction)
+    failure = data["failure"]
+    assert (failure and failure["type"]) == want["failure"], (index, seq(record))
+    assert data["rul_cycles"] == want["rul_cycles"], (index, seq(record))
+    assert data["quality"] == want["quality"], (index, seq(record))
+    assert record.headers.get("quality", b"").decode() == (want["quality"] or "")
+    if want["rul_cycles"] is not None:
+        assert int(record.headers["rul_cycles"]) == want["rul_cycles"]
+        assert float(record.headers["health"]) == data["health"]
+    else:
+        assert "health" not in record.headers
+        assert data["health"] is None
+    if want["quality"] == "dropout:Sensor 1":
+        assert data["readings"]["readings"]["Sensor 1"] is None
+
+
 def test_scenarios_give_the_scheduled_records_in_any_shard_layout_and_through_restarts(
     kafka_bootstrap: str,
 ) -> None:
@@ -153,13 +187,8 @@ def test_scenarios_give_the_scheduled_records_in_any_shard_layout_and_through_re
     assert result.returncode == 0, result.stderr
     reference = by_machine(read_topic(kafka_bootstrap, reference_topic))
 
-    ids = {machine_id.encode(): i for i, machine_id in enumerate(machine_ids(NAME, range(12)))}
-    fraction = {
-        ids[key]
-        for key, stream in reference.items()
-        for record in stream
-        if seq(record) == 21 and body(record)["failure"] is not None
-    }
+    ids = machine_indices()
+    fraction = fraction_drawn(reference, ids)
     assert 1 <= len(fraction) <= 8  # 30 % of 12, drawn from the seed
 
     assert set(reference) == set(sharded) == set(ids)
@@ -168,21 +197,7 @@ def test_scenarios_give_the_scheduled_records_in_any_shard_layout_and_through_re
         stream = unique_records(sent)
         assert [seq(r) for r in sent] == sent_order(index)
         for record in stream:
-            data = body(record)
-            want = expected_labels(index, seq(record), fraction)
-            failure = data["failure"]
-            assert (failure and failure["type"]) == want["failure"], (index, seq(record))
-            assert data["rul_cycles"] == want["rul_cycles"], (index, seq(record))
-            assert data["quality"] == want["quality"], (index, seq(record))
-            assert record.headers.get("quality", b"").decode() == (want["quality"] or "")
-            if want["rul_cycles"] is not None:
-                assert int(record.headers["rul_cycles"]) == want["rul_cycles"]
-                assert float(record.headers["health"]) == data["health"]
-            else:
-                assert "health" not in record.headers
-                assert data["health"] is None
-            if want["quality"] == "dropout:Sensor 1":
-                assert data["readings"]["readings"]["Sensor 1"] is None
+            assert_scheduled(record, index, fraction)
         # the 3- then 2-shard run with a SIGTERM between: the same records, byte for byte
         emitted = {seq(r): r for r in unique_records(sharded[key])}
         assert sorted(emitted) == list(range(len(emitted)))
@@ -262,22 +277,11 @@ def test_a_sigkill_repeats_identical_records_and_keeps_the_schedule(kafka_bootst
     assert int(resumed.group(1)) > 0  # from its checkpoint, not from the beginning
 
     reference = by_machine(read_topic(kafka_bootstrap, topic))
-    ids = {machine_id.encode(): i for i, machine_id in enumerate(machine_ids(NAME, range(12)))}
-    fraction = {
-        ids[key]
-        for key, stream in reference.items()
-        for record in stream
-        if seq(record) == 21 and body(record)["failure"] is not None
-    }
+    ids = machine_indices()
+    fraction = fraction_drawn(reference, ids)
     for key, sent in reference.items():
         index = ids[key]
         stream = unique_records(sent)  # repeats byte-identical
         assert [seq(r) for r in stream] == list(range(len(stream))), f"gap for {index}"
         for record in stream[: LAST_CYCLE + 1]:
-            data = body(record)
-            want = expected_labels(index, seq(record), fraction)
-            failure = data["failure"]
-            assert (failure and failure["type"]) == want["failure"], (index, seq(record))
-            assert data["rul_cycles"] == want["rul_cycles"], (index, seq(record))
-            assert data["quality"] == want["quality"], (index, seq(record))
-            assert record.headers.get("quality", b"").decode() == (want["quality"] or "")
+            assert_scheduled(record, index, fraction)
