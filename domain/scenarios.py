@@ -13,8 +13,9 @@ scenario names its machines (``target``), the cycle it starts at (``startCycle``
   exponential or knee), the type's sensors moving toward its signature along it, then a
   failure of the type for ``failureCycles``; records carry the health and the remaining useful
   life;
-* ``quality``: a data-quality fault of some sensors (stuck, dropout, spike, drift), labelled in
-  every record it touches.
+* ``quality``: a data-quality fault, labelled in every record it touches: of some sensors
+  (stuck, dropout, spike, drift) or of whole records (late, out of order, duplicated); on every
+  record of its window, or on each with a chance (``rate``).
 
 Keys are camelCase, as on the Kubernetes resource; the same document goes in SCENARIOS.
 Everything here is pure: which machines a fraction selects is drawn by the producer from the
@@ -49,6 +50,9 @@ MAX_SCENARIO_CYCLES: Final = 1_000_000
 MAX_START_CYCLE: Final = 2**53
 MAX_NAME: Final = 63
 MAX_MAGNITUDE: Final = 100.0
+MAX_QUALITY_CYCLES: Final = 2**53
+"""A quality fault's window may be unbounded in practice (random faults by rate run for ever)."""
+DEFAULT_LATE_CYCLES: Final = 5
 DEFAULT_DEGRADATION_FAILURE_CYCLES: Final = 30
 DEFAULT_MAGNITUDE: Final = 6.0
 
@@ -74,6 +78,21 @@ class QualityFault(StrEnum):
     """The reading is ``magnitude`` standard deviations away, up or down."""
     DRIFT = "drift"
     """A calibration offset growing linearly to ``magnitude`` standard deviations."""
+    LATE = "late"
+    """The record's timestamp is ``lateCycles`` cycles in the past."""
+    OUT_OF_ORDER = "out_of_order"
+    """The record is emitted after its machine's next record."""
+    DUPLICATE = "duplicate"
+    """The record is emitted twice, byte for byte."""
+
+
+RECORD_FAULTS: Final = frozenset(
+    {QualityFault.LATE, QualityFault.OUT_OF_ORDER, QualityFault.DUPLICATE}
+)
+"""Faults of whole records (the others change readings)."""
+WINDOW_FAULTS: Final = frozenset({QualityFault.STUCK, QualityFault.DRIFT})
+"""Faults that only mean something over a window of records (not by rate)."""
+RATE_FAULTS: Final = tuple(f for f in QualityFault if f not in WINDOW_FAULTS)
 
 
 class _Model(BaseModel):
@@ -162,10 +181,29 @@ class Degradation(_Model):
 
 
 class Quality(_Model):
-    """A data-quality fault of some sensors."""
+    """A data-quality fault of some sensors or of whole records."""
 
-    fault: QualityFault = Field(description="stuck, dropout, spike or drift.")
-    cycles: int = Field(ge=1, le=MAX_SCENARIO_CYCLES, description="Length of the window.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.rate) || !(self.fault in ['stuck', 'drift'])",
+                    "message": "stuck and drift need a window: they take no rate",
+                }
+            ]
+        }
+    )
+
+    fault: QualityFault = Field(
+        description="stuck, dropout, spike, drift, late, out_of_order or duplicate."
+    )
+    cycles: int = Field(ge=1, le=MAX_QUALITY_CYCLES, description="Length of the window.")
+    rate: float | None = Field(
+        None, gt=0.0, le=1.0, description="Each record's chance of the fault (unset: every one)."
+    )
+    late_cycles: int = Field(
+        DEFAULT_LATE_CYCLES, ge=1, le=MAX_SCENARIO_CYCLES, description="Late: cycles early."
+    )
     sensors: (
         list[Annotated[str, Field(min_length=1, max_length=256, description="A sensor.")]] | None
     ) = Field(
@@ -174,6 +212,26 @@ class Quality(_Model):
     magnitude: float = Field(
         DEFAULT_MAGNITUDE, gt=0.0, le=MAX_MAGNITUDE, description="Spike or drift, in stds."
     )
+
+    @model_validator(mode="after")
+    def _rate_fits(self) -> Self:
+        if self.rate is not None and self.fault in WINDOW_FAULTS:
+            raise ValueError("stuck and drift need a window: they take no rate")
+        return self
+
+    @property
+    def of_records(self) -> bool:
+        """Whether it is a fault of whole records (late, out of order, duplicate)."""
+        return self.fault in RECORD_FAULTS
+
+    def label(self, sensors: Sequence[str]) -> str:
+        """What a record it touches says (``quality``): ``<fault>:<sensors>``, ``late:<k>``,
+        ``out_of_order``, ``duplicate``."""
+        if self.fault is QualityFault.LATE:
+            return f"late:{self.late_cycles}"
+        if self.of_records:
+            return self.fault.value
+        return f"{self.fault.value}:{','.join(sensors)}"
 
 
 class Scenario(_Model):
@@ -273,7 +331,9 @@ def _unique_names(scenarios: list[Scenario]) -> list[Scenario]:
 
 
 ScenarioList = Annotated[
-    list[Scenario], Field(max_length=MAX_SCENARIOS), AfterValidator(_unique_names)
+    list[Scenario],
+    Field(max_length=MAX_SCENARIOS + len(RATE_FAULTS)),  # with those of QUALITY_FAULT_RATE
+    AfterValidator(_unique_names),
 ]
 _ADAPTER: Final = TypeAdapter(ScenarioList)
 
@@ -337,3 +397,20 @@ EXPONENTIAL_RATE: Final = 4.0
 quarter, 63 % in the last."""
 KNEE_DROP: Final = 0.15
 """``knee``: the health lost before the knee."""
+
+
+def random_quality_faults(
+    rate: float, faults: Sequence[QualityFault], *, start_cycle: int = 0
+) -> list[Scenario]:
+    """The scenarios of QUALITY_FAULT_RATE: every machine, from ``start_cycle`` for ever, each
+    record faulty with chance ``rate``, the fault one of ``faults`` (each its share of the
+    rate; one sensor drawn per record for the faults of readings)."""
+    share = rate / len(faults)
+    return [
+        Scenario(
+            target=Target(all=True),
+            start_cycle=start_cycle,
+            quality=Quality(fault=fault, cycles=MAX_QUALITY_CYCLES, rate=share),
+        )
+        for fault in faults
+    ]

@@ -74,6 +74,8 @@ MAX_SEED: Final = 2**64 - 1
 MAX_COLUMN_NAME: Final = 256
 MAX_COLUMN_LIST: Final = 65_536
 MAX_SCENARIOS_TEXT: Final = 1_048_576
+RATE_FAULT_NAMES: Final = ("dropout", "spike", "late", "out_of_order", "duplicate")
+"""The data-quality faults QUALITY_FAULT_RATE may draw (``domain.scenarios.RATE_FAULTS``)."""
 BUNDLED_SENSOR_COLUMNS: Final = 20
 """'Sensor <n>' columns of the bundled data/data_sensors.csv (a test reads the file)."""
 
@@ -461,6 +463,23 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "SCENARIOS_FILE",
         None,
         "A JSON or YAML file of scenarios (instead of SCENARIOS).",
+        shapes_stream=True,
+    ),
+    Setting(
+        "QUALITY_FAULT_RATE",
+        0.0,
+        "Each record's chance of a random data-quality fault, labelled (0 = none; "
+        "docs/scenarios.md).",
+        ge=0.0,
+        le=1.0,
+        shapes_stream=True,
+    ),
+    Setting(
+        "QUALITY_FAULT_KINDS",
+        ",".join(RATE_FAULT_NAMES),
+        "Comma-separated faults QUALITY_FAULT_RATE draws from, each its equal share.",
+        pattern=f"^({'|'.join(RATE_FAULT_NAMES)})(,({'|'.join(RATE_FAULT_NAMES)}))*$",
+        pattern_message=f"must be a comma-separated list of {', '.join(RATE_FAULT_NAMES)}",
         shapes_stream=True,
     ),
     # Kafka client

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from domain.messages import format_epoch
 from producer.continuity.coordinator import Continuity
+from producer.continuity.schedule import Schedule
 from producer.errors import ExitCode, IntervalAbortedError, ProducerError
 from producer.runtime.heartbeat import Heartbeat
 from producer.runtime.http_server import HealthServer
@@ -23,6 +24,7 @@ from producer.simulation.engine import CycleResult, SimulationEngine
 from producer.simulation.scenarios import record_headers
 from producer.simulation.stream_settings import EngineSettings
 from producer.sinks.protocol import OutgoingCycle, Sink
+from producer.sinks.record_faults import RecordFaultQueue
 
 log = logging.getLogger("producer")
 
@@ -65,6 +67,8 @@ class ProducerApp:
         self.metrics = metrics
         self._http = http
         self._cycles_done = 0
+        self._record_faults = RecordFaultQueue()
+        """Records held back by an out-of-order fault, until their machine's next record."""
 
     # -- signals -----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -114,6 +118,8 @@ class ProducerApp:
                           exc)  # fmt: skip
                 crashed = True
             cycles = max(cycles, self._cycles_done)
+            if not crashed:
+                self._release_held()
             self.readiness.ended()
             if self.stop.requested and self.stop.signal_name:
                 log.info("%s: stopped generating; flushing", self.stop.signal_name)
@@ -167,6 +173,7 @@ class ProducerApp:
             except IntervalAbortedError as exc:
                 cycles += self._cycles_done
                 self._cycles_done = 0
+                self._record_faults.clear()
                 self.continuity.aborted(exc)
                 self._resume()
 
@@ -246,7 +253,7 @@ class ProducerApp:
             took = time.monotonic() - now
             metrics.cycle_duration.observe(took)
             self.heartbeat.cycle_took(took)
-            self.continuity.maybe_checkpoint(self.sink)
+            self._maybe_checkpoint()
             cycle += 1
             iterations += 1
             self._cycles_done = iterations
@@ -257,6 +264,17 @@ class ProducerApp:
             if not self.sink.accepting:
                 break
         return iterations
+
+    def _maybe_checkpoint(self) -> None:
+        if len(self._record_faults) and self.continuity.checkpoint_due():
+            self._release_held()
+        self.continuity.maybe_checkpoint(self.sink)
+
+    def _release_held(self) -> None:
+        """Send the records an out-of-order fault holds back (before a checkpoint, or at the
+        stop): none is lost, at the price of being in order."""
+        for outgoing in self._record_faults.release_all():
+            self.sink.send_cycle(outgoing)
 
     def _sleep_until(self, due: float) -> bool:
         """Sleep until ``due`` (monotonic), beating the heartbeat every second; True if stopped."""
@@ -283,17 +301,34 @@ class ProducerApp:
         labels = None
         if result.labels is not None:
             labels = record_headers(result.labels, first, stop)
-        self.sink.send_cycle(
-            OutgoingCycle(
-                seq=result.cycle,
-                bodies=bodies[first:] if first else bodies,
-                failing=result.failing[rows].tolist(),
-                failure_type=result.failure_type[rows].tolist(),
-                first_row=first,
-                skipped=skipped,
-                labels=labels,
-            )
+        cycle = OutgoingCycle(
+            seq=result.cycle,
+            bodies=bodies[first:] if first else bodies,
+            failing=result.failing[rows].tolist(),
+            failure_type=result.failure_type[rows].tolist(),
+            first_row=first,
+            skipped=skipped,
+            labels=labels,
         )
+        faults = result.labels.records if result.labels is not None else None
+        late = _LateStamps(encoder or self.simulation.encoder, schedule, result.cycle)
+        for outgoing in self._record_faults.outgoing(cycle, faults, late):
+            self.sink.send_cycle(outgoing)
         self.metrics.observe_failures(
             result.failing[rows], result.started[rows], result.failure_type[rows]
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _LateStamps:
+    """Restamps a late record of ``cycle``: the timestamp of the cycle ``k`` earlier (a cycle
+    without a due time, SIMULATION_INTERVAL_MS=0, keeps its wall-clock stamp)."""
+
+    encoder: BodyEncoder
+    schedule: Schedule
+    cycle: int
+
+    def __call__(self, body: bytes, k: int) -> bytes:
+        if not self.schedule.stamped(self.cycle):
+            return body
+        return self.encoder.restamp(body, self.schedule.timestamp(self.cycle - k))

@@ -272,6 +272,13 @@ class BodyEncoder:
             bodies.extend(self._encode_chunk(result, micros, ts, start, stop))
         return bodies
 
+    def restamp(self, body: bytes, timestamp: str) -> bytes:
+        """``body`` (one this encoder wrote) with another timestamp (a late record's)."""
+        stamp = timestamp.encode("ascii")
+        if len(stamp) != 29:
+            raise ValueError(f"timestamp must look like 2026-11-29T12:34:56.789+00:00: {timestamp}")
+        return body[: self._ts_at] + stamp + body[self._ts_at + 29 :]
+
     def _encode_chunk(
         self, result: CycleResult, micros: IntArray, ts: bytes, start: int, stop: int
     ) -> list[bytes]:

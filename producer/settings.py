@@ -19,7 +19,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain import settings_contract as contract
 from domain.messages import MessageFormat
 from domain.reference_columns import ReferenceColumns
-from domain.scenarios import Scenario, ScenarioError, parse_scenarios_text
+from domain.scenarios import (
+    MAX_SCENARIOS,
+    QualityFault,
+    Scenario,
+    ScenarioError,
+    parse_scenarios_text,
+    random_quality_faults,
+)
 from domain.settings_contract import SaslMechanism, SecurityProtocol
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError
@@ -98,6 +105,8 @@ class ProducerSettings(BaseSettings):
     # scenarios
     scenarios: str | None = _SETTING["SCENARIOS"].field()
     scenarios_file: Path | None = _SETTING["SCENARIOS_FILE"].field()
+    quality_fault_rate: float = _SETTING["QUALITY_FAULT_RATE"].field()
+    quality_fault_kinds: str = _SETTING["QUALITY_FAULT_KINDS"].field()
     # Kafka client
     kafka_security_protocol: SecurityProtocol = _SETTING["KAFKA_SECURITY_PROTOCOL"].field()
     kafka_sasl_mechanism: SaslMechanism | None = _SETTING["KAFKA_SASL_MECHANISM"].field()
@@ -285,17 +294,23 @@ class ProducerSettings(BaseSettings):
         return []
 
     def scenario_list(self) -> list[Scenario]:
-        """The scenarios of SCENARIOS or SCENARIOS_FILE (none when both are unset);
-        ``ScenarioError`` says what is wrong."""
+        """The scenarios of SCENARIOS or SCENARIOS_FILE (none when both are unset), then those
+        of QUALITY_FAULT_RATE; ``ScenarioError`` says what is wrong."""
+        scenarios: list[Scenario] = []
         if self.scenarios is not None:
-            return parse_scenarios_text(self.scenarios)
-        if self.scenarios_file is not None:
+            scenarios = parse_scenarios_text(self.scenarios)
+        elif self.scenarios_file is not None:
             try:
                 text = self.scenarios_file.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ScenarioError(f"cannot read {self.scenarios_file}: {exc.strerror}") from None
-            return parse_scenarios_text(text)
-        return []
+            scenarios = parse_scenarios_text(text)
+        if len(scenarios) > MAX_SCENARIOS:
+            raise ScenarioError(f"{len(scenarios)} scenarios: at most {MAX_SCENARIOS}")
+        if self.quality_fault_rate > 0:
+            kinds = dict.fromkeys(QualityFault(k) for k in self.quality_fault_kinds.split(","))
+            scenarios += random_quality_faults(self.quality_fault_rate, list(kinds))
+        return scenarios
 
     def _continuity_problems(self) -> list[str]:
         problems = []

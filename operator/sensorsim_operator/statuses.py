@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from domain.partitioning import shard_table
 from sensorsim_operator import names, pod_problems
+from sensorsim_operator.api.kubernetes_types import MAX_SAFE_INTEGER
 from sensorsim_operator.api.v1alpha1 import (
     Condition,
     ConditionStatus,
@@ -257,7 +258,7 @@ def scenario_states(
         start = scenario.start_cycle
         if start is None and scenario.start_time is not None and epoch is not None and interval:
             start = max(0, math.ceil((scenario.start_time - epoch).total_seconds() / interval))
-        end = None if start is None else start + scenario.cycles
+        end = None if start is None else min(start + scenario.cycles, MAX_SAFE_INTEGER)
         state: ScenarioState = "upcoming"
         if cycle is not None and start is not None and end is not None:
             state = "done" if cycle >= end else "active" if cycle >= start else "upcoming"

@@ -261,10 +261,13 @@ class Continuity:
         if emitted < len(progress.next_cycle):
             progress.clean[emitted:] = False
 
+    def checkpoint_due(self) -> bool:
+        """Whether ``maybe_checkpoint`` would write a checkpoint now."""
+        return self.store is not None and time.monotonic() - self._last_checkpoint >= self._interval
+
     def maybe_checkpoint(self, sink: Sink) -> None:
-        if self.store is None or time.monotonic() - self._last_checkpoint < self._interval:
-            return
-        self.checkpoint(sink, CHECKPOINT_FLUSH_SECONDS)
+        if self.checkpoint_due():
+            self.checkpoint(sink, CHECKPOINT_FLUSH_SECONDS)
 
     def checkpoint(self, sink: Sink, flush_seconds: float) -> bool:
         """Write the state of every checkpointable row, once all records sent so far are

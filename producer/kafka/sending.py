@@ -102,14 +102,21 @@ class CycleSender:
             return
         headers = self._headers(cycle)
         first = cycle.first_row  # continuity: the bodies may start at a later row of the shard
-        if first:  # the batch writer indexes bodies and headers by the machine's row
+        wanted = None
+        if cycle.rows is not None:  # scattered rows (data-quality faults): placed at their rows
+            bodies, headers = self._placed(cycle.rows, bodies, headers)
+            wanted = set(cycle.rows)
+        elif first:  # the batch writer indexes bodies and headers by the machine's row
             bodies = [b""] * first + list(bodies)
             headers = [b""] * first + headers
         timestamp_ms = int(time.time() * 1000)
         stop = first + total
         some_rows = first > 0 or stop < self._machines
         for partition, machines in self._partitions.by_partition:
-            chosen = [i for i in machines if first <= i < stop] if some_rows else machines
+            if wanted is not None:
+                chosen = [i for i in machines if i in wanted]
+            else:
+                chosen = [i for i in machines if first <= i < stop] if some_rows else machines
             if not chosen:
                 continue
             self._wait_for_room()
@@ -129,6 +136,17 @@ class CycleSender:
         assert self._supervisor.writer is not None
         self._supervisor.writer.wakeup()
         self._supervisor.note_producer_id()
+
+    def _placed(
+        self, rows: Sequence[int], bodies: Sequence[bytes], headers: Sequence[bytes]
+    ) -> tuple[list[bytes], list[bytes]]:
+        """``bodies`` and ``headers`` moved to their ``rows`` of the shard."""
+        placed_bodies = [b""] * self._machines
+        placed_headers = [b""] * self._machines
+        for row, body, header in zip(rows, bodies, headers, strict=True):
+            placed_bodies[row] = body
+            placed_headers[row] = header
+        return placed_bodies, placed_headers
 
     def _headers(self, cycle: OutgoingCycle) -> list[bytes]:
         """Each machine's encoded headers; one block per distinct set, encoded once."""

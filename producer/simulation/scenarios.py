@@ -36,17 +36,14 @@ from domain.scenarios import (
     degradation_health,
 )
 from producer.simulation.episodes import EpisodeStep, FailureEpisodes
-from producer.simulation.randomness import derive_key, normals, uniforms
+from producer.simulation.quality_faults import RecordFaults, ShardQualityFaults, machine_words
+from producer.simulation.randomness import normals, uniforms
 from producer.simulation.reference_data import ReferenceProfile
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-DOMAIN_SCENARIO_MACHINE: Final = 2
-"""Philox counter domain of the per-machine draws of a scenario (the engine uses 0 and 1)."""
-DOMAIN_SCENARIO_CYCLE: Final = 3
-"""... and of its per-cycle draws (a spike's sign)."""
 PRECURSOR_REACH: Final = 0.6
 """How far toward the failure type's distribution a degrading machine's readings have moved
 when its health reaches 0 (the failure that follows starts from there)."""
@@ -57,27 +54,6 @@ PATH_SPREAD: Final = 0.25
 
 class ScenarioConfigError(ValueError):
     """A scenario that does not fit the simulation (an unknown failure type or sensor)."""
-
-
-def _machine_words(
-    seed: int,
-    name: str,
-    key: int,
-    machines: tuple[int, int],
-    *,
-    cycle: int = 0,
-    domain: int = DOMAIN_SCENARIO_MACHINE,
-) -> npt.NDArray[np.uint64]:
-    """Four words per machine for scenario ``key``: of ``machines`` = (first, count), machine
-    ``first + i`` gets row ``i``."""
-    first, count = machines
-    counter = np.array([first, key, cycle, domain], dtype=np.uint64)
-    words: npt.NDArray[np.uint64] = (
-        np.random.Philox(key=derive_key(seed, name), counter=counter)
-        .random_raw(4 * count)
-        .reshape(count, 4)
-    )
-    return words
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +99,9 @@ class ScenarioLabels:
     """Readings replaced by null (dropout), shape (machines, sensors)."""
     quality_labels: tuple[str, ...]
     """What ``quality`` indexes."""
+    records: RecordFaults | None = None
+    """Faults of whole records (late, out of order, duplicate), carried out where they are
+    sent; None: none this cycle."""
 
 
 class ShardScenarios:
@@ -147,16 +126,16 @@ class ShardScenarios:
         planned = []
         for scenario in self.scenarios:
             key = scenario.key()
-            words = _machine_words(seed, simulation_name, key, (first_machine, count))
+            words = machine_words(seed, simulation_name, key, (first_machine, count))
             draws = uniforms(words)
             rows = _target_rows(scenario, first_machine, count, ids, draws[:, 0])
             warp = np.exp(PATH_SPREAD * normals(words[rows, 3]))
             planned.append(self._plan(scenario, rows, draws[rows], warp, labels))
         self.quality_labels = tuple(labels)
         self._planned = planned
-        self._seed = seed
-        self._name = simulation_name
-        self._first = first_machine
+        self._quality = ShardQualityFaults(
+            profile, seed=seed, name=simulation_name, first=first_machine, count=count
+        )
 
     def _plan(
         self,
@@ -181,7 +160,10 @@ class ShardScenarios:
             failure_type = profile.failure_types.index(action.type)
         if isinstance(action, Quality):
             names = profile.sensor_names
-            if action.sensors is not None:
+            if action.of_records:
+                labels.append(action.label(()))
+                label_rows[:] = base
+            elif action.sensors is not None:
                 unknown = [s for s in action.sensors if s not in names]
                 if unknown:
                     raise ScenarioConfigError(
@@ -189,12 +171,12 @@ class ShardScenarios:
                         f"{list(names)}"
                     )
                 sensors[:, [names.index(s) for s in action.sensors]] = True
-                labels.append(f"{action.fault.value}:{','.join(action.sensors)}")
+                labels.append(action.label(action.sensors))
                 label_rows[:] = base
             else:
                 chosen = np.minimum((draws[:, 1] * len(names)).astype(np.int64), len(names) - 1)
                 sensors[np.arange(rows.size), chosen] = True
-                labels.extend(f"{action.fault.value}:{name}" for name in names)
+                labels.extend(action.label((name,)) for name in names)
                 label_rows = base + chosen
         start = scenario.start_cycle
         end = (start if start is not None else 0) + scenario.cycles
@@ -312,71 +294,30 @@ class ShardScenarios:
         count = self.count
         health = np.full(count, np.nan)
         rul = np.full(count, -1, dtype=np.int64)
-        quality = np.full(count, -1, dtype=np.int64)
-        nulls: BoolArray | None = None
-        copied = False
         for planned in active:
             action = planned.scenario.action
+            if not isinstance(action, Degradation):
+                continue
             assert planned.start is not None
             elapsed = cycle - planned.start
-            rows = planned.rows
-            if isinstance(action, Degradation):
-                if elapsed < action.cycles:
-                    health[rows] = _health(action, planned.warp, elapsed)
-                    rul[rows] = action.cycles - elapsed
-                else:
-                    health[rows] = 0.0
-                    rul[rows] = 0
-            elif isinstance(action, Quality):
-                if not copied:
-                    readings = readings.copy()
-                    copied = True
-                if action.fault is QualityFault.DROPOUT and nulls is None:
-                    nulls = np.zeros(readings.shape, dtype=np.bool_)
-                self._fault(planned, action, cycle, readings, nulls)
-                quality[rows] = planned.label_rows
-        return readings, ScenarioLabels(health, rul, quality, nulls, self.quality_labels)
+            if elapsed < action.cycles:
+                health[planned.rows] = _health(action, planned.warp, elapsed)
+                rul[planned.rows] = action.cycles - elapsed
+            else:
+                health[planned.rows] = 0.0
+                rul[planned.rows] = 0
+        faults = [p for p in active if isinstance(p.scenario.action, Quality)]
+        if not faults:
+            quality = np.full(count, -1, dtype=np.int64)
+            return readings, ScenarioLabels(health, rul, quality, None, self.quality_labels)
+        outcome = self._quality.apply(faults, cycle, readings, self._quality_active)
+        labels = ScenarioLabels(
+            health, rul, outcome.quality, outcome.nulls, self.quality_labels, outcome.records
+        )
+        return outcome.readings, labels
 
-    def _fault(
-        self,
-        planned: _Planned,
-        action: Quality,
-        cycle: int,
-        readings: FloatArray,
-        nulls: BoolArray | None,
-    ) -> None:
-        assert planned.start is not None
-        elapsed = cycle - planned.start
-        rows, sensors = planned.rows, planned.sensors
-        block = readings[rows]
-        std = np.broadcast_to(self._profile.std, block.shape)
-        if action.fault is QualityFault.STUCK:
-            reference = self._profile.normal_values
-            picked = np.minimum(
-                (planned.draws[:, 2] * reference.shape[0]).astype(np.int64), reference.shape[0] - 1
-            )
-            block = np.where(sensors, reference[picked], block)
-        elif action.fault is QualityFault.DROPOUT:
-            assert nulls is not None
-            block = np.where(sensors, 0.0, block)
-            held = nulls[rows]
-            held |= sensors
-            nulls[rows] = held
-        elif action.fault is QualityFault.SPIKE:
-            words = _machine_words(
-                self._seed,
-                self._name,
-                planned.scenario.key(),
-                (self._first, self.count),
-                cycle=cycle,
-                domain=DOMAIN_SCENARIO_CYCLE,
-            )
-            sign = np.where(uniforms(words[rows, :1]) < 0.5, -1.0, 1.0)
-            block = block + np.where(sensors, sign * action.magnitude * std, 0.0)
-        else:
-            offset = action.magnitude * (elapsed + 1) / action.cycles
-            block = block + np.where(sensors, offset * std, 0.0)
-        readings[rows] = block
+    def _quality_active(self, cycle: int) -> list[_Planned]:
+        return [p for p in self.active(cycle) if isinstance(p.scenario.action, Quality)]
 
 
 def _health(action: Degradation, warp: FloatArray, elapsed: int) -> FloatArray:

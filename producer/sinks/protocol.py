@@ -28,6 +28,9 @@ class OutgoingCycle:
     labels: list[list[tuple[str, bytes]]] | None = None
     """Scenario headers of each record (``health``, ``rul_cycles``, ``quality``), aligned with
     ``bodies``; None: no record has any."""
+    rows: list[int] | None = None
+    """The shard row of each body, ascending, when they are not the consecutive rows from
+    ``first_row`` (records held back, duplicated or released by a data-quality fault)."""
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ import pprint
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,27 +212,30 @@ class Fleet:
         return text
 
 
-@pytest.fixture(scope="module")
-def fleet(
-    k8s_cluster: KubeCluster,
-    operator: OperatorProcess,  # noqa: F811
-    runner: PodRunner,  # noqa: F811
-    kafka_bootstrap: str,
+@contextmanager
+def running_fleet(
+    cluster: KubeCluster,
+    operator_process: OperatorProcess,
+    pod_runner: PodRunner,
+    bootstrap: str,
+    prefix: str,
 ) -> Iterator[Fleet]:
-    api = create_namespace(k8s_cluster, "rollout")
-    topic = f"rollout-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    """The simulation in a new namespace ``prefix-...`` on a new topic, settled, with its first
+    records; the namespace is deleted after."""
+    api = create_namespace(cluster, prefix)
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
     finally:
         admin.close()
-    recorder = TopicRecorder(kafka_bootstrap, topic, PARTITIONS).start()
-    pods = Watch(k8s_cluster, api.namespace, "pods", f"app.kubernetes.io/instance={NAME}")
-    running = Fleet(api, operator, runner, kafka_bootstrap, topic, recorder, pods)
+    recorder = TopicRecorder(bootstrap, topic, PARTITIONS).start()
+    pods = Watch(cluster, api.namespace, "pods", f"app.kubernetes.io/instance={NAME}")
+    running = Fleet(api, operator_process, pod_runner, bootstrap, topic, recorder, pods)
     running.first_seq = dict.fromkeys(running.ids(), 0)
     try:
         api.apply(reference_config_map(REFERENCE, api.namespace, 0.0))
-        api.apply(simulation(kafka_bootstrap, topic))
+        api.apply(simulation(bootstrap, topic))
         started = running.settle()
         running.records_after(started, cycles=3)
         running.assert_invariants()
@@ -239,7 +243,18 @@ def fleet(
     finally:
         pods.stop()
         recorder.stop()
-        k8s_cluster.kubectl("delete", "namespace", api.namespace, "--wait=false", check=False)
+        cluster.kubectl("delete", "namespace", api.namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    k8s_cluster: KubeCluster,
+    operator: OperatorProcess,  # noqa: F811
+    runner: PodRunner,  # noqa: F811
+    kafka_bootstrap: str,
+) -> Iterator[Fleet]:
+    with running_fleet(k8s_cluster, operator, runner, kafka_bootstrap, "rollout") as running:
+        yield running
 
 
 # --- the steps, in order ---------------------------------------------------------------------

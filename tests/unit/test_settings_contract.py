@@ -168,6 +168,8 @@ def test_the_settings_that_shape_the_stream_are_the_design_list() -> None:
         "FAILURE_RAMP_CYCLES",
         "SCENARIOS",
         "SCENARIOS_FILE",
+        "QUALITY_FAULT_RATE",
+        "QUALITY_FAULT_KINDS",
         "KAFKA_TOPIC",
         "KAFKA_STATE_TOPIC",
     }
