@@ -169,17 +169,19 @@ class ProducerApp:
                 cycles += self._cycles_done
                 self._cycles_done = 0
                 self.continuity.aborted(exc)
-                self._resume()
+                self._resume(replay=True)
 
-    def _resume(self) -> None:
+    def _resume(self, *, replay: bool = False) -> None:
         """Continue each machine from its checkpoint (continuity; nothing without a state
-        topic), adopting the simulation's seed when the state topic has one."""
+        topic), adopting the simulation's seed when the state topic has one. ``replay``: the
+        engine has run on since it was made, so a new one is made first (machines without a
+        checkpoint start from the state a new process's engine has)."""
         try:
             seed = self.continuity.open(self.settings.simulation_seed, self.simulation.seed)
         except ProducerError:
             self.sink.close()
             raise
-        if seed != self.simulation.seed:
+        if replay or seed != self.simulation.seed:
             self.simulation.reseed(seed)
         self._time_scenarios(self.simulation.engine)
         self.continuity.restore(self.simulation.engine, self._variant)
