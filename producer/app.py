@@ -131,7 +131,11 @@ class ProducerApp:
     ) -> RunSummary:
         """Log the outcome and choose the exit code (a failure's message also to stderr)."""
         stats = self.sink.stats
-        ok = flushed and stats.failed == 0 and stats.delivered == stats.sent
+        transactional = self.continuity.transactional
+        if transactional:  # records that failed were aborted with their transaction and resent
+            ok = self.continuity.final_committed
+        else:
+            ok = flushed and stats.failed == 0 and stats.delivered == stats.sent
         if crashed:
             code = ExitCode.INTERNAL
         elif failure is not None:
@@ -146,7 +150,19 @@ class ProducerApp:
             stats.delivered,
             stats.failed,
         )
-        if not ok:
+        if transactional:
+            if stats.failed:
+                log.info(
+                    "exactly-once: %d records failed in aborted transactions and were sent "
+                    "again in later ones",
+                    stats.failed,
+                )
+            if not ok:
+                log.error(
+                    "exactly-once: the last transaction was not committed; a restart replays "
+                    "from the last committed checkpoint"
+                )
+        elif not ok:
             log.error(
                 "%d records were not delivered%s",
                 stats.sent - stats.delivered,
