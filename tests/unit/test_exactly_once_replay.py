@@ -16,18 +16,10 @@ from typing import Any
 import pytest
 
 from producer.assembly import assemble, load_shard
-from producer.continuity.codec import (
-    SegmentRecord,
-    SimulationRecord,
-    encode_segment,
-    encode_simulation,
-    segment_key,
-    simulation_key,
-)
-from producer.continuity.snapshot import SnapshotReader, StateSnapshot
 from producer.errors import ExitCode, IntervalAbortedError
 from producer.settings import ProducerSettings
 from producer.sinks.protocol import DeliveryStats, OutgoingCycle
+from tests.unit.test_producer_state_adoption import MemoryStateTopic
 
 pytestmark = pytest.mark.unit
 
@@ -35,33 +27,17 @@ Copy = tuple[bytes, tuple[tuple[str, bytes], ...]]
 """A record as a consumer sees it: body and scenario headers (seq and machine are the key)."""
 
 
-class CommittedStateTopic:
+class CommittedStateTopic(MemoryStateTopic):
     """The state topic's committed records, in order (``StateTopic``'s surface the producer
     uses): proposals are written at once, checkpoints only by a committed transaction."""
 
     def __init__(self, settings: ProducerSettings) -> None:
-        self._settings = settings
-        self.topic = "replay-state"
-        self.prefix = settings.state_prefix
-        self.records: list[tuple[bytes, bytes]] = []
+        super().__init__([], settings)
         self.failed = 0
         self.last_error = ""
 
     def ensure(self) -> None:
         return None
-
-    def read(self, machine_ids: set[str]) -> StateSnapshot:
-        reader = SnapshotReader.of(self._settings, self.topic, machine_ids)
-        for offset, (key, value) in enumerate(self.records):
-            reader.take(key, value, offset)
-        return reader.snapshot()
-
-    def propose(self, record: SimulationRecord, proposal: str) -> None:
-        self.records.append((simulation_key(self.prefix, proposal), encode_simulation(record)))
-
-    def propose_segment(self, record: SegmentRecord, proposal: str) -> None:
-        key = segment_key(self.prefix, record.index, proposal)
-        self.records.append((key, encode_segment(record)))
 
     def write(self, records: list[tuple[bytes, bytes]]) -> None:
         raise AssertionError("exactly-once writes checkpoints only through a commit")
@@ -108,7 +84,7 @@ class TransactionalSink:
             self.aborted += sent
             raise IntervalAbortedError("InvalidTxnStateError: forced by the test")
         self.committed += sent
-        self._store.records += records
+        self._store.log += records
 
     def delivering(self) -> bool:
         return True
