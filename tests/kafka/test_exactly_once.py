@@ -15,6 +15,9 @@ from collections import defaultdict
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from domain.machine_ids import machine_ids
+from domain.partitioning import shard_table
+from testbed.polling import wait_until
 from tests.kafka.test_continuity import (
     MACHINES,
     assert_bodies_of_an_undisturbed_run,
@@ -72,6 +75,16 @@ def committed_size(bootstrap: str, topic: str) -> int:
     return len(read_committed(bootstrap, topic))
 
 
+def uncommitted(bootstrap: str, topic: str, keys: set[bytes]) -> bool:
+    """Some of ``keys`` have records in the topic that are not committed (yet)."""
+    counts: dict[bytes, int] = defaultdict(int)
+    for record in read_committed(bootstrap, topic, "read_uncommitted"):
+        counts[record.key] += record.key in keys
+    for record in read_committed(bootstrap, topic):
+        counts[record.key] -= record.key in keys
+    return any(n > 0 for n in counts.values())
+
+
 def assert_every_cycle_once(bootstrap: str, topic: str) -> tuple[int, int]:
     """A read_committed consumer sees every machine's seq 0..N exactly once, bodies equal to
     an undisturbed run of the same seed; a read_uncommitted one sees those records and
@@ -112,14 +125,22 @@ def test_sigkill_mid_interval_leaves_every_cycle_once_for_read_committed(
     read_committed consumer sees each machine's seq 0..N exactly once, bodies equal to an
     undisturbed run; a read_uncommitted consumer sees the killed interval's records twice."""
     topic = unique_topic("eos-crash")
-    env = exactly_once_env(kafka_bootstrap, topic)
+    env = exactly_once_env(kafka_bootstrap, topic, CHECKPOINT_INTERVAL_MS="3000")
     first, second = shard_envs(env, 2)
+    victim_range = shard_table(MACHINES, 2)[1]
+    victim_keys = {
+        m.encode() for m in machine_ids("continuity", range(victim_range.start, victim_range.stop))
+    }
     survivor = start_producer(first)
     victim = start_producer(second)
     restarted = None
     try:
         wait_for_growth(kafka_bootstrap, f"{topic}-state", MACHINES)  # commits happened
-        wait_for_growth(kafka_bootstrap, topic, 10 * MACHINES)  # and an interval is open
+        wait_until(  # and the victim's open interval has records in the topic
+            lambda: uncommitted(kafka_bootstrap, topic, victim_keys),
+            timeout=60,
+            message="records of the victim's open transaction",
+        )
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)
         restarted = spawn(second)
