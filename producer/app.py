@@ -136,7 +136,11 @@ class ProducerApp:
     ) -> RunSummary:
         """Log the outcome and choose the exit code (a failure's message also to stderr)."""
         stats = self.sink.stats
-        ok = flushed and stats.failed == 0 and stats.delivered == stats.sent
+        transactional = self.continuity.transactional
+        if transactional:  # records that failed were aborted with their transaction and resent
+            ok = self.continuity.final_committed
+        else:
+            ok = flushed and stats.failed == 0 and stats.delivered == stats.sent
         if crashed:
             code = ExitCode.INTERNAL
         elif failure is not None:
@@ -151,7 +155,19 @@ class ProducerApp:
             stats.delivered,
             stats.failed,
         )
-        if not ok:
+        if transactional:
+            if stats.failed:
+                log.info(
+                    "exactly-once: %d records failed in aborted transactions and were sent "
+                    "again in later ones",
+                    stats.failed,
+                )
+            if not ok:
+                log.error(
+                    "exactly-once: the last transaction was not committed; a restart replays "
+                    "from the last committed checkpoint"
+                )
+        elif not ok:
             log.error(
                 "%d records were not delivered%s",
                 stats.sent - stats.delivered,
@@ -175,17 +191,19 @@ class ProducerApp:
                 self._cycles_done = 0
                 self._record_faults.clear()
                 self.continuity.aborted(exc)
-                self._resume()
+                self._resume(replay=True)
 
-    def _resume(self) -> None:
+    def _resume(self, *, replay: bool = False) -> None:
         """Continue each machine from its checkpoint (continuity; nothing without a state
-        topic), adopting the simulation's seed when the state topic has one."""
+        topic), adopting the simulation's seed when the state topic has one. ``replay``: the
+        engine has run on since it was made, so a new one is made first (machines without a
+        checkpoint start from the state a new process's engine has)."""
         try:
             seed = self.continuity.open(self.settings.simulation_seed, self.simulation.seed)
         except ProducerError:
             self.sink.close()
             raise
-        if seed != self.simulation.seed:
+        if replay or seed != self.simulation.seed:
             self.simulation.reseed(seed)
         self._time_scenarios(self.simulation.engine)
         self.continuity.restore(self.simulation.engine, self._variant)

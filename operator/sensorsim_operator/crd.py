@@ -246,6 +246,13 @@ def crd() -> JsonObject:
                             "priority": 1,
                         },
                         {
+                            "name": "Guarantee",
+                            "type": "string",
+                            "jsonPath": ".status.deliveryGuarantee",
+                            "description": "Delivery guarantee: at-least-once or exactly-once.",
+                            "priority": 1,
+                        },
+                        {
                             "name": "Age",
                             "type": "date",
                             "jsonPath": ".metadata.creationTimestamp",

@@ -337,6 +337,7 @@ def compute_status(
         progressing_since=since,
         scenarios=scenarios,
         scenario_summary=summary,
+        delivery_guarantee=spec.kafka.delivery_guarantee,
         conditions=new_conditions,
     )
 

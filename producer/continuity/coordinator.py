@@ -97,6 +97,8 @@ class Continuity:
         self._last_checkpoint = time.monotonic()
         self._interval = settings.checkpoint_interval_ms / 1000
         self._warned_unflushed = False
+        self.final_committed = False
+        """Exactly-once: the final commit (the records left and the last checkpoint) succeeded."""
         self.skipped_cycles = Counter(
             "sensorsim_skipped_cycles",
             "Missed cycles not re-emitted because they exceeded CATCH_UP_MAX_CYCLES.",
@@ -306,6 +308,11 @@ class Continuity:
         self.checkpoints.inc()
         return True
 
+    @property
+    def transactional(self) -> bool:
+        """Exactly-once: records count once their transaction commits."""
+        return self._committer is not None and self.store is not None
+
     def aborted(self, failure: IntervalAbortedError) -> None:
         """Exactly-once: the transaction in progress was aborted; the caller replays."""
         self.transactions_aborted.inc()
@@ -373,6 +380,7 @@ class Continuity:
                 exc,
             )
             return
+        self.final_committed = True
         log.info(
             "checkpointed %d machines at cycle %d to %r (committed)",
             int(self.progress.clean.sum()),

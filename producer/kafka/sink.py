@@ -89,6 +89,7 @@ class KafkaSink:
                 init_timeout=settings.kafka_connect_timeout_ms / 1000,
                 stop=self._stop,
                 heartbeat=self._heartbeat,
+                transaction_timeout=settings.transaction_timeout_ms / 1000,
             )
             if settings.exactly_once
             else None

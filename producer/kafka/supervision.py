@@ -117,7 +117,11 @@ class ClientSupervisor:
         if self._unusable is not None:
             raise BrokerError(self._unusable)
         if self._fatal is not None and self._transactions is not None:
-            raise self._transactions.failure(self.producer, self._fatal)
+            failure = self._transactions.failure(self.producer, self._fatal)
+            if isinstance(failure, IntervalAbortedError):  # the broker's abort: take over
+                self._fatal = None
+                self._replace(str(failure))
+            raise failure
         self._audit.maybe_start(self.generation, self._partitions())
         now = self._clock()
         pending = self.ledger.stats.pending

@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 ABORT_SECONDS = 5.0
 """How long an abort may take before the client is replaced instead."""
 
+_FENCED = (kafka_errors.ProducerFencedError, kafka_errors.InvalidProducerEpochError)
+"""A newer epoch of the transactional id exists: another producer's ``init_transactions``, or
+the broker's abort of a transaction older than ``transaction.timeout.ms``."""
 _FATAL = (
-    kafka_errors.ProducerFencedError,
+    *_FENCED,
     kafka_errors.TransactionalIdAuthorizationFailedError,
     kafka_errors.ClusterAuthorizationFailedError,
 )
@@ -71,12 +74,15 @@ class Transactions:
         init_timeout: float,
         stop: StopFlag,
         heartbeat: Callable[[], None],
+        transaction_timeout: float = float("inf"),
     ) -> None:
         """``init_timeout``: seconds ``init_transactions`` may take at start (KAFKA_CONNECT_
         TIMEOUT_MS); after a replacement it waits for the broker as long as it takes, unless
-        the process is stopping."""
+        the process is stopping. ``transaction_timeout``: seconds (transaction.timeout.ms)."""
         self.transactional = transactional
         self._init_timeout = init_timeout
+        self._transaction_timeout = transaction_timeout
+        self._began = time.monotonic()
         self._stop = stop
         self._heartbeat = heartbeat
 
@@ -97,7 +103,7 @@ class Transactions:
                     ) from None
             except kafka_errors.KafkaError as exc:
                 raise fenced(exc, self.transactional) from None
-        producer.begin_transaction()
+        self._begin(producer)
         log.info("exactly-once: transactional id %r", self.transactional)
 
     def commit(
@@ -124,7 +130,7 @@ class Transactions:
             raise IntervalAbortedError(f"the commit did not complete within {timeout:g} s")
         if result.exception is not None:
             raise self._failure(manager, result.exception)
-        producer.begin_transaction()
+        self._begin(producer)
 
     def abort(self, producer: Any) -> bool:
         """Abort the transaction in progress and begin the next; False if that could not be
@@ -141,7 +147,7 @@ class Transactions:
                 producer._sender.wakeup()
                 if not self._wait(result, ABORT_SECONDS) or result.exception is not None:
                     return False
-            producer.begin_transaction()
+            self._begin(producer)
         except kafka_errors.KafkaError:
             log.debug("abort failed", exc_info=True)
             return False
@@ -154,8 +160,28 @@ class Transactions:
     def _failure(self, manager: Any, error: BaseException) -> BaseException:
         cause = manager.last_error or error
         if is_fatal(cause) or is_fatal(error):
-            return fenced(cause if is_fatal(cause) else error, self.transactional)
+            reason = cause if is_fatal(cause) else error
+            if isinstance(reason, _FENCED) and self.outlived_timeout():
+                return IntervalAbortedError(
+                    f"{type(reason).__name__} after the transaction stayed open longer than "
+                    f"transaction.timeout.ms ({self._transaction_timeout:g} s): the broker "
+                    "aborted it"
+                )
+            return fenced(reason, self.transactional)
         return IntervalAbortedError(f"{type(cause).__name__}: {cause}")
+
+    def outlived_timeout(self) -> bool:
+        """The transaction in progress began longer than transaction.timeout.ms ago, so the
+        broker may have aborted it and bumped the epoch itself: being fenced then is no sign
+        of another producer, and a new client (``init_transactions``) may take over. A
+        producer fenced within the timeout stops instead, so two producers of one range never
+        take the id from each other in turn: the one that re-initialises after a long stall
+        fences the other within its timeout, which stops."""
+        return time.monotonic() - self._began > self._transaction_timeout
+
+    def _begin(self, producer: Any) -> None:
+        producer.begin_transaction()
+        self._began = time.monotonic()
 
     def _wait(self, result: Any, timeout: float) -> bool:
         """Wait for a transactional request's result, beating the heartbeat every second."""

@@ -15,6 +15,9 @@ from collections import defaultdict
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from domain.machine_ids import machine_ids
+from domain.partitioning import shard_table
+from testbed.polling import wait_until
 from tests.kafka.test_continuity import (
     MACHINES,
     assert_bodies_of_an_undisturbed_run,
@@ -64,17 +67,55 @@ def read_committed(bootstrap: str, topic: str, isolation: str = "read_committed"
 
 
 def exactly_once_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
-    return continuity_env(
-        bootstrap,
-        topic,
-        DELIVERY_GUARANTEE="exactly-once",
-        CHECKPOINT_INTERVAL_MS="1000",
-        **extra,
-    )
+    settings = {"DELIVERY_GUARANTEE": "exactly-once", "CHECKPOINT_INTERVAL_MS": "1000"}
+    return continuity_env(bootstrap, topic, **{**settings, **extra})
 
 
 def committed_size(bootstrap: str, topic: str) -> int:
     return len(read_committed(bootstrap, topic))
+
+
+def uncommitted(bootstrap: str, topic: str, keys: set[bytes]) -> bool:
+    """Some of ``keys`` have records in the topic that are not committed (yet)."""
+    counts: dict[bytes, int] = defaultdict(int)
+    for record in read_committed(bootstrap, topic, "read_uncommitted"):
+        counts[record.key] += record.key in keys
+    for record in read_committed(bootstrap, topic):
+        counts[record.key] -= record.key in keys
+    return any(n > 0 for n in counts.values())
+
+
+def assert_every_cycle_once(bootstrap: str, topic: str) -> tuple[int, int]:
+    """A read_committed consumer sees every machine's seq 0..N exactly once, bodies equal to
+    an undisturbed run of the same seed; a read_uncommitted one sees those records and
+    aborted copies of some, byte-identical (value and headers) to the committed ones.
+    Returns the number of committed records and of (machine, seq) pairs the read_uncommitted
+    consumer sees more than once (the aborted duplicates)."""
+    committed = read_committed(bootstrap, topic)
+    streams: dict[bytes, list[Record]] = defaultdict(list)
+    for record in committed:
+        streams[record.key].append(record)
+    assert len(streams) == MACHINES
+    for key, stream in streams.items():
+        seqs = [int(r.headers["seq"]) for r in stream]
+        assert seqs == list(range(len(seqs))), f"machine {key!r}: gap, duplicate or reorder"
+
+    everything = read_committed(bootstrap, topic, "read_uncommitted")
+    counts: dict[tuple[bytes, int], int] = defaultdict(int)
+    copies: dict[tuple[bytes, int], set[tuple[bytes, tuple[tuple[str, bytes], ...]]]] = defaultdict(
+        set
+    )
+    for record in everything:
+        counts[record.key, int(record.headers["seq"])] += 1
+        copies[record.key, int(record.headers["seq"])].add(
+            (record.value, tuple(sorted(record.headers.items())))
+        )
+    assert set(counts) == {(r.key, int(r.headers["seq"])) for r in committed}
+    assert all(len(c) == 1 for c in copies.values()), "an aborted copy differs from the replay"
+    assert len(everything) == len(committed) + sum(n - 1 for n in counts.values())
+
+    assert_bodies_of_an_undisturbed_run(bootstrap, streams)
+    return len(committed), sum(1 for n in counts.values() if n > 1)
 
 
 def test_sigkill_mid_interval_leaves_every_cycle_once_for_read_committed(
@@ -84,14 +125,22 @@ def test_sigkill_mid_interval_leaves_every_cycle_once_for_read_committed(
     read_committed consumer sees each machine's seq 0..N exactly once, bodies equal to an
     undisturbed run; a read_uncommitted consumer sees the killed interval's records twice."""
     topic = unique_topic("eos-crash")
-    env = exactly_once_env(kafka_bootstrap, topic)
+    env = exactly_once_env(kafka_bootstrap, topic, CHECKPOINT_INTERVAL_MS="3000")
     first, second = shard_envs(env, 2)
+    victim_range = shard_table(MACHINES, 2)[1]
+    victim_keys = {
+        m.encode() for m in machine_ids("continuity", range(victim_range.start, victim_range.stop))
+    }
     survivor = start_producer(first)
     victim = start_producer(second)
     restarted = None
     try:
         wait_for_growth(kafka_bootstrap, f"{topic}-state", MACHINES)  # commits happened
-        wait_for_growth(kafka_bootstrap, topic, 10 * MACHINES)  # and an interval is open
+        wait_until(  # and the victim's open interval has records in the topic
+            lambda: uncommitted(kafka_bootstrap, topic, victim_keys),
+            timeout=60,
+            message="records of the victim's open transaction",
+        )
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)
         restarted = spawn(second)
@@ -112,23 +161,8 @@ def test_sigkill_mid_interval_leaves_every_cycle_once_for_read_committed(
     assert resumed, startup
     assert int(resumed.group(1)) > 0  # from its committed checkpoint, not from the beginning
 
-    committed = read_committed(kafka_bootstrap, topic)
-    streams: dict[bytes, list[Record]] = defaultdict(list)
-    for record in committed:
-        streams[record.key].append(record)
-    assert len(streams) == MACHINES
-    for key, stream in streams.items():
-        seqs = [int(r.headers["seq"]) for r in stream]
-        assert seqs == list(range(len(seqs))), f"machine {key!r}: gap, duplicate or reorder"
-
-    everything = read_committed(kafka_bootstrap, topic, "read_uncommitted")
-    assert len(everything) > len(committed)
-    counts: dict[tuple[bytes, int], int] = defaultdict(int)
-    for record in everything:
-        counts[record.key, int(record.headers["seq"])] += 1
-    assert any(n > 1 for n in counts.values())  # the killed interval, written twice
-
-    assert_bodies_of_an_undisturbed_run(kafka_bootstrap, streams)
+    _, duplicates = assert_every_cycle_once(kafka_bootstrap, topic)
+    assert duplicates  # the killed interval, written twice (aborted the first time)
 
 
 def test_a_second_producer_of_the_same_machines_fences_the_first(kafka_bootstrap: str) -> None:

@@ -290,3 +290,10 @@ def test_scenarios_show_as_upcoming_active_or_done_by_the_schedule() -> None:
     ]
     assert summary == "1 active, 1 upcoming"
     assert scenario_states(spec_of(), None, created) == ([], None)
+
+
+def test_status_shows_the_delivery_guarantee() -> None:
+    assert status_of(spec_of(), sts()).delivery_guarantee == "at-least-once"
+    exactly = spec_of(kafka={"bootstrapServers": "k:9092", "deliveryGuarantee": "exactly-once"})
+    status = status_of(exactly, sts())
+    assert status.model_dump(by_alias=True, mode="json")["deliveryGuarantee"] == "exactly-once"

@@ -132,7 +132,7 @@ def test_crd_has_subresources_columns_and_short_name() -> None:
     default = [column["name"] for column in columns if not column.get("priority")]
     assert default == ["Replicas", "Ready", "Machines", "Topic", "Age"]
     wide = [column["name"] for column in columns if column.get("priority") == 1]
-    assert wide == ["Model", "Status", "Scenarios"]
+    assert wide == ["Model", "Status", "Scenarios", "Guarantee"]
     assert crd()["spec"]["names"]["shortNames"] == ["sensim"]
 
 

@@ -427,6 +427,14 @@ class SimulationStatus(ApiModel):
     scenario_summary: str | None = Field(
         default=None, max_length=64, description="<active> active, <upcoming> upcoming."
     )
+    delivery_guarantee: contract.DeliveryGuarantee | None = Field(
+        default=None,
+        description=(
+            "The delivery guarantee the producer pods were built with (spec.kafka."
+            "deliveryGuarantee): at-least-once, or exactly-once (read_committed consumers see "
+            "each cycle once, one checkpoint interval late)."
+        ),
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=8,
