@@ -3,7 +3,9 @@
 (a) engine + serialisation, messages/s at 1, 100, 10,000 and 100,000 machines (20 sensors),
     against a straightforward per-sensor Python implementation of the original algorithm; the
     learned model also with dynamics learned from a time column (the bundled rows in file
-    order), a full 20 x 20 transition per cycle;
+    order), a full 20 x 20 transition per cycle; and, at 10,000 machines, the learned model
+    with a scenario list configured whose windows all lie far in the future, against the
+    plain learned model, alternating runs;
 (b) end to end into a real broker: the project's Kafka sink (``ProducerApp``) against Kafka's
     Java ``ProducerPerformance`` on the same broker, same record size, ``acks=all``.
 
@@ -35,9 +37,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import kafka
 import numpy as np
@@ -47,16 +50,33 @@ from kafka.producer.sender import Sender
 from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
 from domain.reference_columns import ReferenceColumns
+from domain.scenarios import Scenario, parse_scenarios
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.assembly import build_app
 from producer.serialisation import BodyEncoder
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
+from producer.shard import scenario_fields
 from producer.simulation.engine import SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile, load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 
 TIMESTAMP = "2026-11-29T12:34:56.789+00:00"
+
+FAR_FUTURE: Final = 10**9
+IDLE_SCENARIOS: Final = [
+    {"target": {"machines": [17]}, "startCycle": FAR_FUTURE,
+     "failure": {"type": "bearing_wear", "cycles": 50}},
+    {"target": {"all": True}, "startCycle": FAR_FUTURE, "noFailures": {"cycles": 200}},
+    {"target": {"fraction": 0.05}, "startCycle": FAR_FUTURE,
+     "degradation": {"type": "overheating", "cycles": 1000}},
+    {"target": {"all": True}, "startCycle": FAR_FUTURE,
+     "quality": {"fault": "spike", "cycles": 100}},
+    {"target": {"fraction": 0.1}, "startCycle": FAR_FUTURE,
+     "quality": {"fault": "duplicate", "cycles": 100, "rate": 0.01}},
+]  # fmt: skip
+"""One scenario of each kind, none due before cycle 10**9: what configured scenarios cost
+while none is active."""
 
 
 class OriginalMachine:
@@ -141,10 +161,15 @@ def measure_baseline(
 
 
 def measure_vectorised(
-    profile: ReferenceProfile, machines: int, budget: float, model: SimulationModel
+    profile: ReferenceProfile,
+    machines: int,
+    budget: float,
+    model: SimulationModel,
+    scenarios: Sequence[Scenario] = (),
 ) -> tuple[float, float, float, float]:
     """(messages per wall second, per CPU second, engine share, encoder share) of
-    ``engine.step`` + ``encoder.encode``."""
+    ``engine.step`` + ``encoder.encode``; ``scenarios`` reach the engine and the encoder as
+    in the producer (``producer.shard``)."""
     engine = SimulationEngine(
         profile,
         FailureModel(),
@@ -153,6 +178,7 @@ def measure_vectorised(
         seed=1,
         simulation_name="bench",
         model=model,
+        scenarios=scenarios,
     )
     encoder = BodyEncoder(
         profile.sensor_names,
@@ -160,6 +186,7 @@ def measure_vectorised(
         profile.failure_types,
         MessageFormat.ORIGINAL,
         max_abs_value=engine.max_abs_reading,
+        scenarios=scenario_fields(engine),
     )
     encoder.encode(engine.step(), TIMESTAMP)  # warm up
     cycles = 0
@@ -224,7 +251,29 @@ def part_a(profile: ReferenceProfile, budget: float) -> None:
             f"{fast_cpu / slow_cpu:>5.1f}x | {dynamics_cpu:>17,.0f} "
             f"{dynamics_cpu / fast_cpu:>8.2f}x"
         )
+    idle_scenarios_row(profile, budget)
     print()
+
+
+def idle_scenarios_row(profile: ReferenceProfile, budget: float, machines: int = 10_000) -> None:
+    """The learned model with ``IDLE_SCENARIOS`` configured against the plain learned model,
+    three alternating runs each; the ratio of the medians (CPU)."""
+    scenarios = parse_scenarios(IDLE_SCENARIOS)
+    plain: list[float] = []
+    idle: list[float] = []
+    for _ in range(3):
+        plain.append(measure_vectorised(profile, machines, budget, SimulationModel.LEARNED)[1])
+        idle.append(
+            measure_vectorised(profile, machines, budget, SimulationModel.LEARNED, scenarios)[1]
+        )
+    ratio = median(idle) / median(plain)
+    print(
+        f"learned, scenarios configured, none active ({len(scenarios)} scenarios, all from cycle "
+        f"{FAR_FUTURE:,}), {machines:,} machines, 3 alternating runs, msg/s per CPU second:"
+    )
+    print(f"    plain learned {median(plain):,.0f} ({', '.join(f'{r:,.0f}' for r in plain)})")
+    print(f"    with scenarios {median(idle):,.0f} ({', '.join(f'{r:,.0f}' for r in idle)})")
+    print(f"    ratio with scenarios / plain (medians): {ratio:.3f} (cost {1 - ratio:.1%})")
 
 
 def run_sink(
