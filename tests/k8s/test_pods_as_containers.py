@@ -343,13 +343,17 @@ def test_a_replica_change_hands_every_machine_over_without_overlap_or_gap(
     found = overlaps(pod_changes)
     assert not found, found[:3]
     assert {pod_shards(c.object) for c in pod_changes} == {2, 5, 3}
-    handovers = {
-        condition(c.object, "Progressing")["message"]
+    # Each replica change was a handover (Progressing/Handover while the old pods stopped),
+    # reported in the status between that change and the next.
+    handovers = [
+        (c.arrived, condition(c.object, "Progressing")["message"])
         for c in simulation_changes
         if condition(c.object, "Progressing").get("reason") == "Handover"
-    }
-    assert any("from 2 to 5 shards" in m for m in handovers), handovers
-    assert any("from 5 to 3 shards" in m for m in handovers), handovers
+    ]
+    up = [m for at, m in handovers if scaled[5] <= at < scaled[3]]
+    down = [m for at, m in handovers if at >= scaled[3]]
+    assert any("stopping every old pod" in m for m in up), handovers
+    assert any("stopping every old pod" in m for m in down), handovers
 
     # Every machine's stream, from cycle 0 (the resource's creation) to past both handovers.
     last_seq = int((time.time() - epoch.timestamp()) * 1000 / interval_ms) + 10
