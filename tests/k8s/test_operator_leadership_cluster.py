@@ -20,6 +20,7 @@ import pytest
 from testbed.cluster import KubeCluster
 from testbed.operator import OperatorProcess
 from testbed.polling import wait_until
+from tests.k8s.test_operator_e2e import Api
 
 pytestmark = pytest.mark.k8s
 
@@ -38,25 +39,8 @@ QUIET_PERIOD = 12.0  # several resyncs (every 2 s) of both operators
 TIMEOUT = 120.0
 
 
-class Cluster:
+class Cluster(Api):
     """kubectl against one namespace (simulations and the Lease alike), parsed."""
-
-    def __init__(self, cluster: KubeCluster, namespace: str) -> None:
-        self.cluster = cluster
-        self.namespace = namespace
-
-    def kubectl(self, *args: str, input: str | None = None) -> str:
-        return self.cluster.kubectl("-n", self.namespace, *args, input=input).stdout
-
-    def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        result = self.cluster.kubectl(
-            "-n", self.namespace, "get", kind, name, "-o", "json", check=False
-        )
-        if result.returncode != 0:
-            assert "NotFound" in result.stderr, result.stderr
-            return None
-        found: dict[str, Any] = json.loads(result.stdout)
-        return found
 
     def holder(self) -> str:
         lease = self.get("lease", LEASE)
