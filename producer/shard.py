@@ -14,7 +14,7 @@ from producer.serialisation import EXACT_MAX_ABS, BodyEncoder, ScenarioFields
 from producer.settings import ProducerSettings
 from producer.simulation.engine import SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile, load_profile
-from producer.simulation.scenarios import ScenarioConfigError
+from producer.simulation.scenario_plans import ScenarioConfigError
 from producer.simulation.stream_settings import EngineSettings
 
 

@@ -26,7 +26,6 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from domain.machine_ids import machine_id_values
 from domain.scenarios import (
     Degradation,
     Failure,
@@ -36,77 +35,22 @@ from domain.scenarios import (
     degradation_health,
 )
 from producer.simulation.episodes import EpisodeStep, FailureEpisodes
-from producer.simulation.randomness import derive_key, normals, uniforms
+from producer.simulation.randomness import uniforms
 from producer.simulation.reference_data import ReferenceProfile
+from producer.simulation.scenario_plans import (
+    DOMAIN_SCENARIO_CYCLE,
+    PlannedScenario,
+    machine_words,
+    plan_scenarios,
+)
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-DOMAIN_SCENARIO_MACHINE: Final = 2
-"""Philox counter domain of the per-machine draws of a scenario (the engine uses 0 and 1)."""
-DOMAIN_SCENARIO_CYCLE: Final = 3
-"""... and of its per-cycle draws (a spike's sign)."""
 PRECURSOR_REACH: Final = 0.6
 """How far toward the failure type's distribution a degrading machine's readings have moved
 when its health reaches 0 (the failure that follows starts from there)."""
-PATH_SPREAD: Final = 0.25
-"""Machines of one degradation differ: machine ``m`` follows the shape at ``u ** g_m`` with
-``log g_m ~ N(0, PATH_SPREAD)`` (still 1 at the start, 0 at the end, monotone)."""
-
-
-class ScenarioConfigError(ValueError):
-    """A scenario that does not fit the simulation (an unknown failure type or sensor)."""
-
-
-def _machine_words(
-    seed: int,
-    name: str,
-    key: int,
-    machines: tuple[int, int],
-    *,
-    cycle: int = 0,
-    domain: int = DOMAIN_SCENARIO_MACHINE,
-) -> npt.NDArray[np.uint64]:
-    """Four words per machine for scenario ``key``: of ``machines`` = (first, count), machine
-    ``first + i`` gets row ``i``."""
-    first, count = machines
-    counter = np.array([first, key, cycle, domain], dtype=np.uint64)
-    words: npt.NDArray[np.uint64] = (
-        np.random.Philox(key=derive_key(seed, name), counter=counter)
-        .random_raw(4 * count)
-        .reshape(count, 4)
-    )
-    return words
-
-
-@dataclass(frozen=True, slots=True)
-class _Planned:
-    """One scenario resolved for this shard."""
-
-    scenario: Scenario
-    rows: IntArray
-    """The shard rows it targets."""
-    start: int | None
-    """Its first cycle (None: a start time not yet turned into a cycle)."""
-    end: int
-    failure_type: int
-    """Index of the failure type (failure, degradation), else -1."""
-    sensors: BoolArray
-    """Quality: which sensors of each targeted row, shape (rows, sensors)."""
-    label_base: int
-    """Quality: its first label in ``ShardScenarios.quality_labels``."""
-    label_rows: IntArray
-    """Quality: each targeted row's label."""
-    draws: FloatArray
-    """Per-row uniforms: [selection, sensor, stuck value, unused]."""
-    warp: FloatArray
-    """Per-row exponent of the degradation path (``PATH_SPREAD``)."""
-
-    @property
-    def steers(self) -> bool:
-        """Whether it rewrites the failure episodes (every action but a quality fault)."""
-        return not isinstance(self.scenario.action, Quality)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +70,8 @@ class ScenarioLabels:
 
 
 class ShardScenarios:
-    """A scenario list applied to shard rows ``0..count-1`` (machines ``first..``)."""
+    """A scenario list applied to shard rows ``0..count-1`` (machines ``first..``), planned
+    by ``scenario_plans``; ``ScenarioConfigError`` if a scenario does not fit ``profile``."""
 
     def __init__(
         self,
@@ -141,66 +86,17 @@ class ShardScenarios:
         self.scenarios = tuple(scenarios)
         self.count = count
         self._profile = profile
-        self.quality_labels: tuple[str, ...] = ()
-        labels: list[str] = []
-        ids = machine_id_values(simulation_name, range(first_machine, first_machine + count))
-        planned = []
-        for scenario in self.scenarios:
-            key = scenario.key()
-            words = _machine_words(seed, simulation_name, key, (first_machine, count))
-            draws = uniforms(words)
-            rows = _target_rows(scenario, first_machine, count, ids, draws[:, 0])
-            warp = np.exp(PATH_SPREAD * normals(words[rows, 3]))
-            planned.append(self._plan(scenario, rows, draws[rows], warp, labels))
-        self.quality_labels = tuple(labels)
-        self._planned = planned
+        self._planned, self.quality_labels = plan_scenarios(
+            self.scenarios,
+            profile,
+            seed=seed,
+            simulation_name=simulation_name,
+            first_machine=first_machine,
+            count=count,
+        )
         self._seed = seed
         self._name = simulation_name
         self._first = first_machine
-
-    def _plan(
-        self,
-        scenario: Scenario,
-        rows: IntArray,
-        draws: FloatArray,
-        warp: FloatArray,
-        labels: list[str],
-    ) -> _Planned:
-        profile = self._profile
-        action = scenario.action
-        failure_type = -1
-        sensors = np.zeros((rows.size, profile.num_sensors), dtype=np.bool_)
-        label_rows = np.full(rows.size, -1, dtype=np.int64)
-        base = len(labels)
-        if isinstance(action, Failure | Degradation):
-            if action.type not in profile.failure_types:
-                raise ScenarioConfigError(
-                    f"scenario {scenario.label()!r}: failure type {action.type!r} is not one of "
-                    f"the reference data's types {list(profile.failure_types)}"
-                )
-            failure_type = profile.failure_types.index(action.type)
-        if isinstance(action, Quality):
-            names = profile.sensor_names
-            if action.sensors is not None:
-                unknown = [s for s in action.sensors if s not in names]
-                if unknown:
-                    raise ScenarioConfigError(
-                        f"scenario {scenario.label()!r}: sensors {unknown} are not among "
-                        f"{list(names)}"
-                    )
-                sensors[:, [names.index(s) for s in action.sensors]] = True
-                labels.append(f"{action.fault.value}:{','.join(action.sensors)}")
-                label_rows[:] = base
-            else:
-                chosen = np.minimum((draws[:, 1] * len(names)).astype(np.int64), len(names) - 1)
-                sensors[np.arange(rows.size), chosen] = True
-                labels.extend(f"{action.fault.value}:{name}" for name in names)
-                label_rows = base + chosen
-        start = scenario.start_cycle
-        end = (start if start is not None else 0) + scenario.cycles
-        return _Planned(
-            scenario, rows, start, end, failure_type, sensors, base, label_rows, draws, warp
-        )
 
     def resolve_times(self, cycle_at: Callable[[datetime], int]) -> None:
         """Turn each ``startTime`` into a cycle with the simulation's schedule (the first cycle
@@ -229,7 +125,7 @@ class ShardScenarios:
     def affects_episodes(self) -> bool:
         return any(not isinstance(s.action, Quality) for s in self.scenarios)
 
-    def active(self, cycle: int) -> list[_Planned]:
+    def active(self, cycle: int) -> list[PlannedScenario]:
         """The scenarios whose window holds ``cycle`` and that target machines of this shard."""
         return [
             p
@@ -240,7 +136,7 @@ class ShardScenarios:
     # -- before the episodes advance ---------------------------------------------------------
     @staticmethod
     def steer_episodes(
-        active: Sequence[_Planned], cycle: int, episodes: FailureEpisodes
+        active: Sequence[PlannedScenario], cycle: int, episodes: FailureEpisodes
     ) -> BoolArray | None:
         """Rewrite the episode state of machines in a failure or no-failure window so that
         ``advance`` gives this cycle's reading of the window; returns the rows whose forced
@@ -278,7 +174,7 @@ class ShardScenarios:
 
     # -- what the sensor process is driven with ----------------------------------------------
     @staticmethod
-    def drive(active: Sequence[_Planned], cycle: int, step: EpisodeStep) -> EpisodeStep:
+    def drive(active: Sequence[PlannedScenario], cycle: int, step: EpisodeStep) -> EpisodeStep:
         """The episode step the readings follow: degrading machines move toward their type's
         distribution (without being labelled failing), and the failure ending a degradation
         starts from where the degradation left them."""
@@ -305,7 +201,7 @@ class ShardScenarios:
 
     # -- after the readings ------------------------------------------------------------------
     def labels(
-        self, active: Sequence[_Planned], cycle: int, readings: FloatArray
+        self, active: Sequence[PlannedScenario], cycle: int, readings: FloatArray
     ) -> tuple[FloatArray, ScenarioLabels]:
         """Apply this cycle's quality faults to ``readings`` (a copy when any applies) and say
         what the records carry."""
@@ -339,7 +235,7 @@ class ShardScenarios:
 
     def _fault(
         self,
-        planned: _Planned,
+        planned: PlannedScenario,
         action: Quality,
         cycle: int,
         readings: FloatArray,
@@ -363,7 +259,7 @@ class ShardScenarios:
             held |= sensors
             nulls[rows] = held
         elif action.fault is QualityFault.SPIKE:
-            words = _machine_words(
+            words = machine_words(
                 self._seed,
                 self._name,
                 planned.scenario.key(),
@@ -384,26 +280,6 @@ def _health(action: Degradation, warp: FloatArray, elapsed: int) -> FloatArray:
     progress = (elapsed / action.cycles) ** warp
     health: FloatArray = degradation_health(action.shape, action.knee, progress)
     return health
-
-
-def _target_rows(
-    scenario: Scenario,
-    first: int,
-    count: int,
-    ids: npt.NDArray[np.uint64],
-    selection: FloatArray,
-) -> IntArray:
-    target = scenario.target
-    if target.all:
-        return np.arange(count, dtype=np.int64)
-    if target.fraction is not None:
-        return np.flatnonzero(selection < target.fraction).astype(np.int64)
-    if target.machines is not None:
-        wanted = np.array(target.machines, dtype=np.int64)
-        return np.unique(wanted[(wanted >= first) & (wanted < first + count)] - first)
-    assert target.machine_ids is not None
-    values = np.array([int(m, 16) for m in target.machine_ids], dtype=np.uint64)
-    return np.flatnonzero(np.isin(ids, values)).astype(np.int64)
 
 
 def record_headers(

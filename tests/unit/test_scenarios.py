@@ -23,7 +23,8 @@ from producer.serialisation import BodyEncoder, ScenarioFields
 from producer.settings import load_settings
 from producer.simulation.engine import CycleResult, SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile, load_profile
-from producer.simulation.scenarios import ScenarioConfigError, record_headers
+from producer.simulation.scenario_plans import ScenarioConfigError
+from producer.simulation.scenarios import record_headers
 
 PROFILE = load_profile(Path("data/data_sensors.csv"), 20)
 TYPE = PROFILE.failure_types[0]
