@@ -1,7 +1,8 @@
 """The producer's configuration contract: every setting written once.
 
-Each :class:`Setting` holds a variable's name, default, bounds, pattern, choices, extra rules and
-meaning. Everything else is derived from this table:
+Each ``Setting`` (its type, with the enums, limits, patterns and rules it is written with, is in
+``domain.settings_vocabulary``) holds a variable's name, default, bounds, pattern, choices, extra
+rules and meaning. Everything else is derived from this table:
 
 * ``producer/settings.py`` builds its pydantic-settings fields from it (``Setting.field``) and
   checks its patterns and rules with ``Setting.problem``;
@@ -19,231 +20,43 @@ same values to the real API server and to the producer's settings, so the two ca
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Final, Literal, get_args
-
-from pydantic import Field
+from collections.abc import Mapping
+from typing import Final
 
 from domain.messages import MessageFormat
+from domain.settings_vocabulary import (
+    DEFAULT_SHUTDOWN_GRACE_SECONDS,
+    MAX_COLUMN_LIST,
+    MAX_COLUMN_NAME,
+    MAX_EPISODE_CYCLES,
+    MAX_INTERVAL_MS,
+    MAX_PARTITIONS,
+    MAX_SCENARIOS_TEXT,
+    MAX_SEED,
+    MAX_SENSORS,
+    MAX_SHARDS,
+    MAX_SHUTDOWN_GRACE_SECONDS,
+    MAX_SIMULATION_MACHINES,
+    RATE_FAULT_NAMES,
+    SERVERS_PATTERN,
+    SIMULATION_UID_PATTERN,
+    Acks,
+    Compression,
+    DeliveryGuarantee,
+    LogFormat,
+    LogLevel,
+    SaslMechanism,
+    SecurityProtocol,
+    Setting,
+    TableRow,
+    choices_of,
+    topic_setting,
+)
 from domain.simulation_model import (
     DEFAULT_PERSISTENCE,
     ORIGINAL_FAILURE_PROBABILITY,
     SimulationModel,
 )
-
-# --- enums --------------------------------------------------------------------------------------
-
-
-class SecurityProtocol(StrEnum):
-    PLAINTEXT = "PLAINTEXT"
-    SSL = "SSL"
-    SASL_PLAINTEXT = "SASL_PLAINTEXT"
-    SASL_SSL = "SASL_SSL"
-
-
-class SaslMechanism(StrEnum):
-    PLAIN = "PLAIN"
-    SCRAM_SHA_256 = "SCRAM-SHA-256"
-    SCRAM_SHA_512 = "SCRAM-SHA-512"
-
-
-class DeliveryGuarantee(StrEnum):
-    AT_LEAST_ONCE = "at-least-once"
-    EXACTLY_ONCE = "exactly-once"
-
-
-Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
-Acks = Literal["all", "1", "0"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-LogFormat = Literal["text", "json"]
-
-# --- limits -------------------------------------------------------------------------------------
-
-MAX_SIMULATION_MACHINES: Final = 10_000_000
-"""Machines in one simulation (over all shards). Machine ids exist for 2**32 machines; this bound
-catches a typo (an extra zero or three) before it asks a cluster for terabytes."""
-MAX_SHARDS: Final = 1024
-MAX_SENSORS: Final = 1000
-MAX_INTERVAL_MS: Final = 86_400_000  # one day
-MAX_EPISODE_CYCLES: Final = 1_000_000
-MAX_PARTITIONS: Final = 100_000
-MAX_SEED: Final = 2**64 - 1
-MAX_COLUMN_NAME: Final = 256
-MAX_COLUMN_LIST: Final = 65_536
-MAX_SCENARIOS_TEXT: Final = 1_048_576
-RATE_FAULT_NAMES: Final = ("dropout", "spike", "late", "out_of_order", "duplicate")
-"""The data-quality faults QUALITY_FAULT_RATE may draw (``domain.scenarios.RATE_FAULTS``)."""
-BUNDLED_SENSOR_COLUMNS: Final = 20
-"""'Sensor <n>' columns of the bundled data/data_sensors.csv (a test reads the file)."""
-
-# Kafka topic names: legal characters, and not the names Kafka refuses or keeps for itself.
-TOPIC_PATTERN: Final = r"^[A-Za-z0-9._-]+$"
-MAX_TOPIC_LENGTH: Final = 249
-STATE_TOPIC_SUFFIX: Final = "-state"
-"""The state topic's name is the data topic's with this suffix unless KAFKA_STATE_TOPIC is set,
-so a data topic derives a legal state topic only up to ``MAX_TOPIC_LENGTH`` minus its length."""
-SIMULATION_UID_PATTERN: Final = r"^[a-z0-9-]{1,64}$"
-DEFAULT_SHUTDOWN_GRACE_SECONDS: Final = 30
-MAX_SHUTDOWN_GRACE_SECONDS: Final = 3600
-# host:port with a port of 1-65535; hosts are names, IPv4 addresses or bracketed IPv6 addresses.
-HOST_PATTERN: Final = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?)"
-PORT_PATTERN: Final = (
-    r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-)
-SERVER_PATTERN: Final = f"^{HOST_PATTERN}:{PORT_PATTERN}$"
-SERVERS_PATTERN: Final = f"^{HOST_PATTERN}:{PORT_PATTERN}(,{HOST_PATTERN}:{PORT_PATTERN})*$"
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A check beyond bounds and pattern, as CEL (for the API server, ``self`` is the value) and
-    as a Python predicate (for the producer), with the message both give."""
-
-    cel: str
-    check: Callable[[Any], bool]
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One producer setting (an environment variable)."""
-
-    env: str
-    default: Any
-    description: str
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    pattern: str | None = None
-    pattern_message: str = ""
-    choices: tuple[str, ...] = ()
-    rules: tuple[Rule, ...] = ()
-    shown_default: str | None = None
-    secret: bool = False
-    option: str | None = None
-    """The command-line option of ``sensorsim run`` when it is not the variable's name in
-    lower case with dashes (``--bootstrap-servers`` for KAFKA_BOOTSTRAP_SERVERS)."""
-    shapes_stream: bool = False
-    """True when the setting changes what a machine emits or which process emits it (ownership,
-    identity, model, schedule, failures, data, topics). The producer records these values as a
-    segment of the simulation's configuration history; the operator hashes them to decide that
-    a change must stop every old pod before a new one starts (docs/operator.md)."""
-
-    @property
-    def name(self) -> str:
-        """The Python field name (the variable in lower case)."""
-        return self.env.lower()
-
-    @property
-    def flag(self) -> str | None:
-        """The command-line option that sets this variable (None: the environment only, for
-        secrets, which a process listing would show)."""
-        if self.secret:
-            return None
-        return self.option or "--" + self.env.lower().replace("_", "-")
-
-    def bounds(self) -> dict[str, Any]:
-        """The bounds that are set, as pydantic ``Field`` arguments (``ge``, ``le``, ...)."""
-        bounds = {
-            "ge": self.ge,
-            "gt": self.gt,
-            "le": self.le,
-            "lt": self.lt,
-            "min_length": self.min_length,
-            "max_length": self.max_length,
-        }
-        return {key: value for key, value in bounds.items() if value is not None}
-
-    def field(self) -> Any:
-        """The pydantic ``Field`` of the producer's setting (patterns and rules are checked by
-        :meth:`problem`, so their messages are the contract's own)."""
-        return Field(self.default, description=self.description, **self.bounds())
-
-    def validate(self, value: Any) -> Any:
-        """``value`` if :meth:`problem` finds nothing, else ValueError (a pydantic validator)."""
-        problem = self.problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
-
-    def problem(self, value: Any) -> str | None:
-        """What is wrong with ``value`` by this setting's pattern and rules (None = fine)."""
-        if (
-            self.pattern is not None
-            and isinstance(value, str)
-            and re.fullmatch(self.pattern, value) is None
-        ):
-            return self.pattern_message
-        for rule in self.rules:
-            if not rule.check(value):
-                return rule.message
-        return None
-
-    def render(self, value: Any) -> str:
-        """``value`` as this variable's text in a pod's environment."""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, StrEnum):
-            return value.value
-        if isinstance(value, float):
-            return repr(value)
-        return str(value)
-
-    def shown(self) -> str:
-        """The default as the docs show it."""
-        if self.shown_default is not None:
-            return self.shown_default
-        if self.default is None:
-            return "unset"
-        return self.render(self.default)
-
-
-def _values(enum: type[StrEnum]) -> tuple[str, ...]:
-    return tuple(member.value for member in enum)
-
-
-def _text(literal: Any) -> tuple[str, ...]:
-    return tuple(str(value) for value in get_args(literal))
-
-
-_TOPIC_RULES: Final = (
-    Rule(
-        cel="self != '.' && self != '..'",
-        check=lambda value: value not in {".", ".."},
-        message="'.' and '..' are not valid Kafka topic names",
-    ),
-    Rule(
-        cel="!self.startsWith('__')",
-        check=lambda value: not str(value).startswith("__"),
-        message=(
-            "topics starting with '__' are Kafka's internal topics (e.g. __consumer_offsets): "
-            "choose another name"
-        ),
-    ),
-)
-
-
-def _topic_setting(env: str, default: str | None, description: str, option: str) -> Setting:
-    """A Kafka topic name: what Kafka accepts, less what the producer must not write to."""
-    return Setting(
-        env,
-        default,
-        description,
-        min_length=1,
-        max_length=MAX_TOPIC_LENGTH,
-        pattern=TOPIC_PATTERN,
-        pattern_message=f"must be 1-{MAX_TOPIC_LENGTH} characters of A-Z a-z 0-9 . _ -",
-        rules=_TOPIC_RULES,
-        shapes_stream=True,
-        option=option,
-    )
-
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     # Kafka target (original names and defaults)
@@ -260,7 +73,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ),
         option="--bootstrap-servers",
     ),
-    _topic_setting(
+    topic_setting(
         "KAFKA_TOPIC", "sensor-data", "Topic the readings are published to.", option="--topic"
     ),
     # Simulation (original names and defaults)
@@ -391,7 +204,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "SIMULATION_MODEL",
         SimulationModel.LEARNED,
         "learned (the reference's distributions and dependence) or original.",
-        choices=_values(SimulationModel),
+        choices=choices_of(SimulationModel),
         shapes_stream=True,
         option="--model",
     ),
@@ -487,14 +300,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "KAFKA_SECURITY_PROTOCOL",
         SecurityProtocol.PLAINTEXT,
         "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
-        choices=_values(SecurityProtocol),
+        choices=choices_of(SecurityProtocol),
         option="--security-protocol",
     ),
     Setting(
         "KAFKA_SASL_MECHANISM",
         None,
         "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols).",
-        choices=_values(SaslMechanism),
+        choices=choices_of(SaslMechanism),
     ),
     Setting("KAFKA_SASL_USERNAME", None, "SASL user name.", secret=True),
     Setting("KAFKA_SASL_PASSWORD", None, "SASL password.", secret=True),
@@ -520,7 +333,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "KAFKA_COMPRESSION_TYPE",
         "none",
         "Batch compression: none, gzip, snappy, lz4 or zstd.",
-        choices=_text(Compression),
+        choices=choices_of(Compression),
         option="--compression",
     ),
     Setting("KAFKA_LINGER_MS", 5, "Producer linger (ms).", ge=0, le=60_000),
@@ -529,7 +342,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "KAFKA_ACKS",
         "all",
         "all (idempotent), 1 or 0 (both disable idempotence).",
-        choices=_text(Acks),
+        choices=choices_of(Acks),
         option="--acks",
     ),
     Setting(
@@ -570,7 +383,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         le=100_000_000,
     ),
     # Continuity (docs/continuity.md)
-    _topic_setting(
+    topic_setting(
         "KAFKA_STATE_TOPIC",
         None,
         "Compacted topic of the machines' checkpoints (default: KAFKA_TOPIC-state).",
@@ -588,7 +401,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         DeliveryGuarantee.AT_LEAST_ONCE,
         "at-least-once, or exactly-once for read_committed consumers (transactions committed "
         "every CHECKPOINT_INTERVAL_MS: their end-to-end latency).",
-        choices=_values(DeliveryGuarantee),
+        choices=choices_of(DeliveryGuarantee),
         option="--delivery-guarantee",
     ),
     Setting(
@@ -608,7 +421,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "MESSAGE_FORMAT",
         MessageFormat.ORIGINAL,
         "original (the compatible body) or extended.",
-        choices=_values(MessageFormat),
+        choices=choices_of(MessageFormat),
         option="--format",
     ),
     Setting(
@@ -633,8 +446,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ge=1,
         le=MAX_SHUTDOWN_GRACE_SECONDS,
     ),
-    Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", choices=_text(LogLevel)),
-    Setting("LOG_FORMAT", "text", "text or json lines.", choices=_text(LogFormat)),
+    Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", choices=choices_of(LogLevel)),
+    Setting("LOG_FORMAT", "text", "text or json lines.", choices=choices_of(LogFormat)),
 )
 
 BY_ENV: Final[Mapping[str, Setting]] = {setting.env: setting for setting in SETTINGS}
@@ -647,13 +460,6 @@ STREAM_SETTINGS: Final[frozenset[str]] = frozenset(s.env for s in SETTINGS if s.
 def setting(env: str) -> Setting:
     """The setting named ``env`` (a KeyError names a setting the contract does not have)."""
     return BY_ENV[env]
-
-
-@dataclass(frozen=True, slots=True)
-class TableRow:
-    variable: str
-    default: str
-    meaning: str = field(default="")
 
 
 def table_rows() -> list[TableRow]:

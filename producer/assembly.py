@@ -14,7 +14,8 @@ from typing import Literal
 
 from domain.simulation_model import SimulationModel
 from producer.app import ProducerApp
-from producer.continuity.coordinator import Continuity, IntervalCommitter
+from producer.continuity.checkpoints import IntervalCommitter
+from producer.continuity.coordinator import Continuity
 from producer.continuity.state_topic import StateTopic
 from producer.errors import ConfigError
 from producer.kafka.sink import KafkaSink

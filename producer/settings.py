@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain import settings_contract as contract
+from domain import settings_vocabulary as vocabulary
 from domain.messages import MessageFormat
 from domain.reference_columns import ReferenceColumns
 from domain.scenarios import (
@@ -27,7 +28,7 @@ from domain.scenarios import (
     parse_scenarios_text,
     random_quality_faults,
 )
-from domain.settings_contract import SaslMechanism, SecurityProtocol
+from domain.settings_vocabulary import SaslMechanism, SecurityProtocol
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError
 
@@ -116,10 +117,10 @@ class ProducerSettings(BaseSettings):
     kafka_ssl_cafile: Path | None = _SETTING["KAFKA_SSL_CAFILE"].field()
     kafka_ssl_certfile: Path | None = _SETTING["KAFKA_SSL_CERTFILE"].field()
     kafka_ssl_keyfile: Path | None = _SETTING["KAFKA_SSL_KEYFILE"].field()
-    kafka_compression_type: contract.Compression = _SETTING["KAFKA_COMPRESSION_TYPE"].field()
+    kafka_compression_type: vocabulary.Compression = _SETTING["KAFKA_COMPRESSION_TYPE"].field()
     kafka_linger_ms: int = _SETTING["KAFKA_LINGER_MS"].field()
     kafka_batch_size: int = _SETTING["KAFKA_BATCH_SIZE"].field()
-    kafka_acks: contract.Acks = _SETTING["KAFKA_ACKS"].field()
+    kafka_acks: vocabulary.Acks = _SETTING["KAFKA_ACKS"].field()
     kafka_create_topic: bool = _SETTING["KAFKA_CREATE_TOPIC"].field()
     kafka_allow_compacted_topic: bool = _SETTING["KAFKA_ALLOW_COMPACTED_TOPIC"].field()
     kafka_topic_partitions: int = _SETTING["KAFKA_TOPIC_PARTITIONS"].field()
@@ -129,7 +130,7 @@ class ProducerSettings(BaseSettings):
     # Continuity (docs/continuity.md)
     kafka_state_topic: str | None = _SETTING["KAFKA_STATE_TOPIC"].field()
     checkpoint_interval_ms: int = _SETTING["CHECKPOINT_INTERVAL_MS"].field()
-    delivery_guarantee: contract.DeliveryGuarantee = _SETTING["DELIVERY_GUARANTEE"].field()
+    delivery_guarantee: vocabulary.DeliveryGuarantee = _SETTING["DELIVERY_GUARANTEE"].field()
     catch_up_max_cycles: int = _SETTING["CATCH_UP_MAX_CYCLES"].field()
     simulation_epoch: datetime | None = _SETTING["SIMULATION_EPOCH"].field()
     # Output and operations
@@ -138,8 +139,8 @@ class ProducerSettings(BaseSettings):
     duration_seconds: float | None = _SETTING["DURATION_SECONDS"].field()
     http_port: int = _SETTING["HTTP_PORT"].field()
     shutdown_grace_seconds: int = _SETTING["SHUTDOWN_GRACE_SECONDS"].field()
-    log_level: contract.LogLevel = _SETTING["LOG_LEVEL"].field()
-    log_format: contract.LogFormat = _SETTING["LOG_FORMAT"].field()
+    log_level: vocabulary.LogLevel = _SETTING["LOG_LEVEL"].field()
+    log_format: vocabulary.LogFormat = _SETTING["LOG_FORMAT"].field()
 
     @field_validator("log_level", "kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
@@ -181,7 +182,7 @@ class ProducerSettings(BaseSettings):
         if not servers:
             raise ValueError("must list at least one host:port")
         for server in servers:
-            if re.fullmatch(contract.SERVER_PATTERN, server) is None:
+            if re.fullmatch(vocabulary.SERVER_PATTERN, server) is None:
                 raise ValueError(
                     f"{server!r} is not host:port with a port of 1-65535 "
                     "(no scheme such as PLAINTEXT://)"
@@ -350,7 +351,7 @@ class ProducerSettings(BaseSettings):
 
     @property
     def exactly_once(self) -> bool:
-        return self.delivery_guarantee is contract.DeliveryGuarantee.EXACTLY_ONCE
+        return self.delivery_guarantee is vocabulary.DeliveryGuarantee.EXACTLY_ONCE
 
     @property
     def transaction_timeout_ms(self) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from domain import settings_contract as contract
+from domain import settings_vocabulary as vocabulary
 from sensorsim_operator import names
 
 # The deadline of a handover is counted in the old pods' grace periods: two of them (SIGTERM to
@@ -54,7 +54,7 @@ class StoppingPod:
             node=spec.get("nodeName") or None,
             terminating=bool(meta.get("deletionTimestamp")),
             grace_seconds=(
-                int(grace) if grace is not None else contract.DEFAULT_SHUTDOWN_GRACE_SECONDS
+                int(grace) if grace is not None else vocabulary.DEFAULT_SHUTDOWN_GRACE_SECONDS
             ),
         )
 
@@ -76,7 +76,7 @@ class Handover:
         """How long the handover may take before it counts as stuck."""
         grace = max(
             (pod.grace_seconds for pod in self.stopping),
-            default=contract.DEFAULT_SHUTDOWN_GRACE_SECONDS,
+            default=vocabulary.DEFAULT_SHUTDOWN_GRACE_SECONDS,
         )
         return 2 * timedelta(seconds=grace) + DEADLINE_MARGIN
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from domain import settings_contract as contract
+from domain import settings_vocabulary as vocabulary
 from producer.assembly import build_app
 from producer.errors import ConfigError
 from producer.runtime.logging_setup import setup_logging
@@ -24,7 +25,7 @@ EXIT_CODES = (
 )
 
 
-def settings_options() -> list[contract.Setting]:
+def settings_options() -> list[vocabulary.Setting]:
     """The settings that have a command-line option (all but the secrets), contract order."""
     return [setting for setting in contract.SETTINGS if setting.flag is not None]
 
@@ -45,7 +46,7 @@ def _epilog(prog: str) -> str:
     return "\n".join([*lines, "", EXIT_CODES])
 
 
-def _add_setting(group: Any, setting: contract.Setting) -> None:
+def _add_setting(group: Any, setting: vocabulary.Setting) -> None:
     assert setting.flag is not None
     help_text = f"{setting.description} [default: {setting.shown()}]".replace("%", "%%")
     if isinstance(setting.default, bool):

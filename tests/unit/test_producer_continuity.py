@@ -214,7 +214,7 @@ def test_catch_up_steps_lagging_machines_alone_until_the_shard_is_aligned() -> N
         assert same(result, reference[result.cycle], slice(first, stop))
         sent.append((result.cycle, first, stop, skipped))
 
-    continuity.segments = ShardSegments(continuity.history, replay, 8, None)
+    continuity.position.segments = ShardSegments(continuity.history, replay, 8, None)
     continuity.catch_up(send, threading.Event())
     assert sent == [(c, 0, 3, 0) for c in range(5, 9)]
     assert replay.cycle == 9
@@ -231,7 +231,7 @@ def test_a_skip_is_announced_once_on_the_next_record() -> None:
     continuity.progress.skipped[:] = [0, 0, 0, 0, 7, 7, 7, 7]
     sent: list[tuple[int, int, int, int]] = []
     e = engine()
-    continuity.segments = ShardSegments(continuity.history, e, 8, None)
+    continuity.position.segments = ShardSegments(continuity.history, e, 8, None)
     continuity.catch_up(lambda r, a, b, s, _: sent.append((r.cycle, a, b, s)), threading.Event())
     assert sent == [(7, 0, 4, 0), (7, 4, 8, 7)]
     assert e.cycle == 8

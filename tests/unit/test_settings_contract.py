@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import settings_contract as contract
+from domain import settings_vocabulary as vocabulary
 from producer.errors import ConfigError
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings, load_settings
 from scripts import settings_table
@@ -134,7 +135,7 @@ def test_the_crd_takes_bounds_enums_and_rules_from_the_contract(env: str) -> Non
 def test_the_longest_topic_the_crd_admits_still_derives_a_legal_state_topic() -> None:
     longest = _crd_property("kafka.topic")["maxLength"]
     loaded = load_settings(kafka_topic="t" * longest)
-    assert len(loaded.state_topic) == contract.MAX_TOPIC_LENGTH
+    assert len(loaded.state_topic) == vocabulary.MAX_TOPIC_LENGTH
     with pytest.raises(ConfigError, match="too long to derive the state topic"):
         load_settings(kafka_topic="t" * (longest + 1))
 
@@ -218,7 +219,7 @@ def test_the_readme_and_contracts_tables_are_generated_from_the_contract() -> No
 def test_the_bundled_data_has_the_sensor_columns_the_crd_allows() -> None:
     columns = pd.read_csv(DEFAULT_DATA_FILE, nrows=0).columns
     sensors = [c for c in columns if str(c).startswith("Sensor ")]
-    assert len(sensors) == contract.BUNDLED_SENSOR_COLUMNS
+    assert len(sensors) == vocabulary.BUNDLED_SENSOR_COLUMNS
 
 
 @pytest.mark.parametrize(
@@ -246,8 +247,8 @@ _SPECS = st.fixed_dictionaries(
     {
         "replicas": st.integers(1, 8),
         "machines": st.integers(8, 10_000),
-        "sensors": st.integers(1, contract.BUNDLED_SENSOR_COLUMNS),
-        "intervalMs": st.integers(0, contract.MAX_INTERVAL_MS),
+        "sensors": st.integers(1, vocabulary.BUNDLED_SENSOR_COLUMNS),
+        "intervalMs": st.integers(0, vocabulary.MAX_INTERVAL_MS),
         "seed": st.integers(0, MAX_SAFE_INTEGER),
         "model": st.sampled_from(contract.setting("SIMULATION_MODEL").choices),
         "persistence": st.floats(0.0, 1.0, exclude_max=True),
@@ -257,14 +258,14 @@ _SPECS = st.fixed_dictionaries(
                 "bootstrapServers": st.sampled_from(["k:1", "k-0.k.svc:65535,[::1]:9092"]),
                 "topic": st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,30}\Z"),
                 "compression": st.sampled_from(contract.setting("KAFKA_COMPRESSION_TYPE").choices),
-                "partitions": st.integers(1, contract.MAX_PARTITIONS),
+                "partitions": st.integers(1, vocabulary.MAX_PARTITIONS),
             }
         ),
         "failures": st.integers(1, 1000).flatmap(
             lambda low: st.fixed_dictionaries(
                 {
                     "minCycles": st.just(low),
-                    "maxCycles": st.integers(low, contract.MAX_EPISODE_CYCLES),
+                    "maxCycles": st.integers(low, vocabulary.MAX_EPISODE_CYCLES),
                     "probability": st.floats(0.0, 1.0),
                 }
             )

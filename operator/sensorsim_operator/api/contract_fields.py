@@ -16,19 +16,20 @@ from pydantic import Field
 from pydantic.config import JsonDict, JsonValue
 
 from domain import settings_contract as contract
+from domain import settings_vocabulary as vocabulary
 from sensorsim_operator.api.kubernetes_types import MAX_SAFE_INTEGER
 
 API_UPPER_BOUNDS: Final[Mapping[str, int]] = {"SIMULATION_SEED": MAX_SAFE_INTEGER}
 """Upper bounds narrower than the contract's, by variable: the producer takes any 64-bit seed,
 the API server only integers it can hold as a float64."""
 API_MAX_LENGTHS: Final[Mapping[str, int]] = {
-    "KAFKA_TOPIC": contract.MAX_TOPIC_LENGTH - len(contract.STATE_TOPIC_SUFFIX)
+    "KAFKA_TOPIC": vocabulary.MAX_TOPIC_LENGTH - len(vocabulary.STATE_TOPIC_SUFFIX)
 }
 """Maximum lengths shorter than the contract's, by variable: the producers derive the state
 topic's name from the data topic's (``<topic>-state``), and a simulation sets no other."""
 
 
-def api_bounds(setting: contract.Setting) -> dict[str, Any]:
+def api_bounds(setting: vocabulary.Setting) -> dict[str, Any]:
     """The setting's bounds as ``Field`` arguments, the upper one (and the maximum length)
     narrowed for the API."""
     bounds = setting.bounds()
@@ -39,7 +40,7 @@ def api_bounds(setting: contract.Setting) -> dict[str, Any]:
     return bounds
 
 
-def cel_validations(setting: contract.Setting) -> list[JsonDict]:
+def cel_validations(setting: vocabulary.Setting) -> list[JsonDict]:
     """The setting's pattern and rules as ``x-kubernetes-validations`` entries."""
     found: list[JsonDict] = []
     if setting.pattern is not None:

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator, ConfigDict, Field
 
 from domain import settings_contract as contract
-from domain.settings_contract import (
+from domain.settings_vocabulary import (
     Compression,
     DeliveryGuarantee,
     SaslMechanism,

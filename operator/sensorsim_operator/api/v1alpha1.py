@@ -19,10 +19,10 @@ from typing import Any, Final, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from domain import settings_contract as contract
+from domain import settings_vocabulary as vocabulary
 from domain.messages import MessageFormat
 from domain.scenarios import MAX_SCENARIOS, Scenario
-from domain.settings_contract import BUNDLED_SENSOR_COLUMNS, LogLevel
+from domain.settings_vocabulary import BUNDLED_SENSOR_COLUMNS, LogLevel
 from domain.simulation_model import SimulationModel
 from sensorsim_operator.api.contract_fields import contract_field
 from sensorsim_operator.api.kafka_spec import KafkaSpec
@@ -46,8 +46,8 @@ SHORT_NAME: Final = "sensim"
 
 # Bounds. Generous enough for real use, small enough that a typo (an extra zero or three) is
 # caught at admission instead of starving a cluster.
-MAX_REPLICAS: Final = contract.MAX_SHARDS
-MAX_MACHINES: Final = contract.MAX_SIMULATION_MACHINES
+MAX_REPLICAS: Final = vocabulary.MAX_SHARDS
+MAX_MACHINES: Final = vocabulary.MAX_SIMULATION_MACHINES
 MAX_MACHINES_PER_POD: Final = 1_000_000
 """Machines one producer pod may simulate: its memory grows by about 3 KiB per machine
 (docs/operator.md, "Memory"), so more would need more than 4 GiB per pod."""
@@ -427,7 +427,7 @@ class SimulationStatus(ApiModel):
     scenario_summary: str | None = Field(
         default=None, max_length=64, description="<active> active, <upcoming> upcoming."
     )
-    delivery_guarantee: contract.DeliveryGuarantee | None = Field(
+    delivery_guarantee: vocabulary.DeliveryGuarantee | None = Field(
         default=None,
         description=(
             "The delivery guarantee the producer pods were built with (spec.kafka."

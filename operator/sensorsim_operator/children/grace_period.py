@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from domain import settings_contract as contract
+from domain import settings_vocabulary as vocabulary
 from sensorsim_operator.children.pod_resources import machines_per_pod
 
-BASE_SECONDS: Final = contract.DEFAULT_SHUTDOWN_GRACE_SECONDS
+BASE_SECONDS: Final = vocabulary.DEFAULT_SHUTDOWN_GRACE_SECONDS
 SECONDS_PER_BLOCK: Final = 2
 MACHINES_PER_BLOCK: Final = 10_000
 
@@ -24,4 +24,4 @@ MACHINES_PER_BLOCK: Final = 10_000
 def termination_grace_seconds(machines: int, replicas: int) -> int:
     """Seconds from SIGTERM to SIGKILL for the pods of ``machines`` split over ``replicas``."""
     blocks = -(-machines_per_pod(machines, replicas) // MACHINES_PER_BLOCK)
-    return min(BASE_SECONDS + SECONDS_PER_BLOCK * blocks, contract.MAX_SHUTDOWN_GRACE_SECONDS)
+    return min(BASE_SECONDS + SECONDS_PER_BLOCK * blocks, vocabulary.MAX_SHUTDOWN_GRACE_SECONDS)
