@@ -14,10 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from testbed import containers, tools
 from testbed.cluster import KubeCluster
 from testbed.kafka import KafkaBroker
+
+# Property tests judge results, not speed: a machine busy with brokers and pods must not fail
+# them on hypothesis's per-example deadline (benchmarks measure speed).
+settings.register_profile("sensorsim", deadline=None)
+settings.load_profile("sensorsim")
 
 _DIRECTORY_MARKERS = {"kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
 # What a test may need beyond the test process (pyproject.toml describes each marker).
