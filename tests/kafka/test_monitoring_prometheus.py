@@ -46,6 +46,10 @@ SIMULATION = "line-1"
 STALLING = "line-2"
 """One shard on this module's broker, which the alert test freezes."""
 SCRAPE_SECONDS = 1
+MACHINES = 6
+INTERVAL_MS = 200
+RECORDS_PER_SECOND = MACHINES * 1000 / INTERVAL_MS
+"""What a simulation sends once running: one record per machine and cycle."""
 STALLED_WINDOW = "10s"
 STALLED_FOR = "5s"
 RATE_INTERVAL = f"{4 * SCRAPE_SECONDS}s"
@@ -86,21 +90,13 @@ def start_producer(
     env = producer_env(
         bootstrap, topic,
         HTTP_PORT=str(pod.port), SIMULATION_NAME=pod.simulation, SHARD_INDEX=str(pod.shard),
-        SHARD_COUNT=str(shards), NUM_MACHINES="6", SIMULATION_INTERVAL_MS="200",
-        KAFKA_DELIVERY_TIMEOUT_MS="300000",
+        SHARD_COUNT=str(shards), NUM_MACHINES=str(MACHINES),
+        SIMULATION_INTERVAL_MS=str(INTERVAL_MS), KAFKA_DELIVERY_TIMEOUT_MS="300000",
     )  # fmt: skip
     with log.open("ab") as out:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "producer"], cwd=REPO, env=env, stdout=out, stderr=out
         )
-    wait_until(
-        lambda: http_ok(f"http://127.0.0.1:{pod.port}/metrics"),
-        timeout=60,
-        message=f"producer {pod.name} /metrics",
-        process=process,
-        log_file=log,
-    )
-    return process
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +123,14 @@ def producers(
             shards = sum(1 for other in pods if other.simulation == pod.simulation)
             bootstrap = own_broker.bootstrap if pod.simulation == STALLING else kafka_bootstrap
             processes.append(start_producer(pod, shards, bootstrap, topic, logs / pod.name))
+        for pod, process in zip(pods, processes, strict=True):
+            wait_until(
+                lambda: http_ok(f"http://127.0.0.1:{pod.port}/metrics"),  # noqa: B023
+                timeout=90,
+                message=f"producer {pod.name} /metrics",
+                process=process,
+                log_file=logs / pod.name,
+            )
         yield processes
     finally:
         for process in processes:
