@@ -18,6 +18,7 @@ import pytest
 from testbed import containers, tools
 from testbed.cluster import KubeCluster
 from testbed.kafka import KafkaBroker
+from testbed.procs import running
 
 _DIRECTORY_MARKERS = {"kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
 # What a test may need beyond the test process (pyproject.toml describes each marker).
@@ -62,13 +63,8 @@ def original_reference_csv() -> Path:
 
 def _broker(workdir: Path, **kwargs: str) -> Iterator[KafkaBroker]:
     tools.install(tools.KAFKA)
-    broker = KafkaBroker(workdir, **kwargs)  # type: ignore[arg-type]
-    atexit.register(broker.destroy)  # even if the session is interrupted
-    try:
-        broker.start()
+    with running(KafkaBroker(workdir, **kwargs)) as broker:  # type: ignore[arg-type]
         yield broker
-    finally:
-        broker.destroy()
 
 
 @pytest.fixture(scope="session")

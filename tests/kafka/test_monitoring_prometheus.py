@@ -11,7 +11,6 @@ to the session's shared one, which other tests use.
 
 from __future__ import annotations
 
-import atexit
 import math
 import re
 import subprocess
@@ -25,7 +24,7 @@ import pytest
 from testbed import tools
 from testbed.kafka import KafkaBroker
 from testbed.polling import wait_until
-from testbed.procs import free_port, http_ok
+from testbed.procs import free_port, http_ok, running
 from testbed.prometheus import PrometheusServer, promtool
 from tests.chart_support import Manifest, find
 from tests.producer_kafka_support import REPO, producer_env, unique_topic
@@ -75,13 +74,8 @@ def manifests() -> list[Manifest]:
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A broker this module may freeze."""
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-monitoring"))
-    atexit.register(broker.destroy)
-    try:
-        broker.start()
+    with running(KafkaBroker(tmp_path_factory.mktemp("kafka-monitoring"))) as broker:
         yield broker
-    finally:
-        broker.destroy()
 
 
 def start_producer(
@@ -157,12 +151,8 @@ def prometheus(
         rule_groups=rule_groups(manifests),
         interval=f"{SCRAPE_SECONDS}s",
     )
-    atexit.register(server.destroy)
-    try:
-        server.start()
+    with running(server):
         yield server
-    finally:
-        server.destroy()
 
 
 def delivering(prometheus: PrometheusServer, simulation: str, shards: int) -> bool:
