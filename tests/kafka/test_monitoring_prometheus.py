@@ -44,6 +44,8 @@ SIMULATION = "line-1"
 """Two shards on the shared broker: the healthy simulation every panel shows."""
 STALLING = "line-2"
 """One shard on this module's broker, which the alert test freezes."""
+CRASHING = "line-3"
+"""One shard on the shared broker, whose producer the shard-missing test kills."""
 SCRAPE_SECONDS = 1
 MACHINES = 6
 INTERVAL_MS = 200
@@ -51,6 +53,7 @@ RECORDS_PER_SECOND = MACHINES * 1000 / INTERVAL_MS
 """What a simulation sends once running: one record per machine and cycle."""
 STALLED_WINDOW = "10s"
 STALLED_FOR = "5s"
+SHARD_MISSING_FOR = "5s"
 RATE_INTERVAL = f"{4 * SCRAPE_SECONDS}s"
 """Grafana's ``$__rate_interval`` for this scrape interval (four scrapes)."""
 ALERTS = {
@@ -68,6 +71,7 @@ def manifests() -> list[Manifest]:
         f"producerMonitoring.podMonitor.interval={SCRAPE_SECONDS}s",
         f"producerMonitoring.prometheusRule.deliveryStalled.window={STALLED_WINDOW}",
         f"producerMonitoring.prometheusRule.deliveryStalled.for={STALLED_FOR}",
+        f"producerMonitoring.prometheusRule.shardMissing.for={SHARD_MISSING_FOR}",
     )
 
 
@@ -99,6 +103,7 @@ def pods() -> list[ProducerPod]:
         ProducerPod(NAMESPACE, SIMULATION, 0, "hash-a", free_port()),
         ProducerPod(NAMESPACE, SIMULATION, 1, "hash-a", free_port()),
         ProducerPod(NAMESPACE, STALLING, 0, "hash-b", free_port()),
+        ProducerPod(NAMESPACE, CRASHING, 0, "hash-c", free_port()),
     ]
 
 
@@ -179,13 +184,13 @@ def test_every_dashboard_panel_query_returns_data(
     )
     targets = prometheus.targets()
     assert {t["health"] for t in targets} == {"up"}, targets
-    assert {t["labels"]["pod"] for t in targets} == {"line-1-0", "line-1-1", "line-2-0"}
+    assert {t["labels"]["pod"] for t in targets} == {"line-1-0", "line-1-1", "line-2-0", "line-3-0"}
     for target in targets:
         labels = target["labels"]
         assert labels["namespace"] == NAMESPACE
         assert labels["job"] == "sensorsim"  # the PodMonitor's jobLabel
         assert labels["shard"] == labels["pod"].rsplit("-", 1)[1]
-        assert labels["stream_hash"] in {"hash-a", "hash-b"}
+        assert labels["stream_hash"] in {"hash-a", "hash-b", "hash-c"}
 
     board = dashboard(manifests)
     elapsed = math.ceil(time.monotonic() - started) + 5
@@ -226,7 +231,7 @@ def test_the_dashboards_variables_list_the_scraped_simulations(
         found[variable["name"]] = set(
             prometheus.api(f"label/{match.group(2)}/values", **{"match[]": selector})
         )
-    assert found == {"namespace": {NAMESPACE}, "simulation": {SIMULATION, STALLING}}
+    assert found == {"namespace": {NAMESPACE}, "simulation": {SIMULATION, STALLING, CRASHING}}
 
 
 def test_the_rules_load_and_evaluate_and_the_healthy_simulation_alerts_nothing(
@@ -291,3 +296,33 @@ def test_a_hung_broker_fires_delivery_stalled(
         timeout=120,
         message="SensorsimDeliveryStalled resolved once the broker answers again",
     )  # fmt: skip
+
+
+def test_a_producer_that_dies_fires_shard_missing(
+    prometheus: PrometheusServer,
+    pods: list[ProducerPod],
+    producers: list[subprocess.Popen[bytes]],
+) -> None:
+    wait_until(
+        lambda: delivering(prometheus, CRASHING, 1),
+        timeout=120,
+        message=f"Prometheus sees {CRASHING} delivering",
+    )
+
+    def shard_missing() -> list[dict[str, object]]:
+        return [
+            alert["labels"]
+            for alert in prometheus.alerts()
+            if alert["labels"]["alertname"] == "SensorsimShardMissing"
+            and alert["state"] == "firing"
+        ]
+
+    assert not shard_missing()
+    [crashing] = [p for pod, p in zip(pods, producers, strict=True) if pod.simulation == CRASHING]
+    crashing.kill()
+    crashing.wait(timeout=30)
+    missing = wait_until(shard_missing, timeout=90, message="SensorsimShardMissing firing")
+    assert missing == [
+        {"alertname": "SensorsimShardMissing", "namespace": NAMESPACE, "simulation": CRASHING,
+         "severity": "critical"}
+    ]  # fmt: skip
