@@ -72,7 +72,8 @@ ETCD = Tool("etcd", "ETCD_VERSION", ("etcd",))
 KWOK = Tool("kwok", "KWOK_VERSION", ("kwok",))
 HELM = Tool("helm", "HELM_VERSION", ("helm",))
 GO_TOOLS = (KUBERNETES, ETCD, KWOK, HELM)
-ALL_TOOLS = (KAFKA, *GO_TOOLS)
+PROMETHEUS = Tool("prometheus", "PROMETHEUS_DEB_VERSION", ("prometheus", "promtool"))
+ALL_TOOLS = (KAFKA, *GO_TOOLS, PROMETHEUS)
 
 
 def _stamp(directory: Path) -> Path:
@@ -85,7 +86,7 @@ def is_installed(tool: Tool) -> bool:
 
 def tool_path(binary: str) -> Path:
     """Absolute path of an installed binary, e.g. ``tool_path("kube-apiserver")``."""
-    for tool in GO_TOOLS:
+    for tool in (*GO_TOOLS, PROMETHEUS):
         if binary in tool.binaries:
             path = tool.install_dir() / "bin" / binary
             if not path.exists():
@@ -236,6 +237,29 @@ def _copy_kwok_stages(destination: Path) -> None:
                 shutil.copyfile(stage, destination / stage.name)
 
 
+# Prometheus and promtool come from Debian's package (tools/prometheus/README says why).
+def _install_prometheus(target: Path) -> None:
+    version = versions()[PROMETHEUS.version_key]
+    download = target / "download"
+    download.mkdir()
+    try:
+        _run(["apt-get", "download", f"prometheus={version}"], cwd=download)
+    except ToolError as error:
+        raise ToolError(
+            f"{error}: the apt index may be missing or stale (`apt-get update`), or the archive "
+            f"no longer has prometheus {version} (update PROMETHEUS_DEB_VERSION)"
+        ) from error
+    [package] = download.glob("prometheus_*.deb")
+    unpacked = target / "unpacked"
+    _run(["dpkg-deb", "-x", str(package), str(unpacked)], cwd=target)
+    bindir = target / "bin"
+    bindir.mkdir()
+    for binary in PROMETHEUS.binaries:
+        (unpacked / "usr" / "bin" / binary).rename(bindir / binary)
+    shutil.rmtree(unpacked)
+    shutil.rmtree(download)
+
+
 def kwok_stage_files() -> list[Path]:
     return sorted((KWOK.install_dir() / "stages").glob("*.yaml"))
 
@@ -251,6 +275,8 @@ def install(tool: Tool) -> Path:
     staging.mkdir(parents=True)
     if tool is KAFKA:
         _install_kafka(staging)
+    elif tool is PROMETHEUS:
+        _install_prometheus(staging)
     else:
         _install_go_tool(tool, staging)
     shutil.rmtree(target, ignore_errors=True)
@@ -276,6 +302,8 @@ def version_report() -> list[str]:
         ("etcd", ["--version"]),
         ("kwok", ["--version"]),
         ("helm", ["version", "--short"]),
+        ("prometheus", ["--version"]),
+        ("promtool", ["--version"]),
     ):
         out = subprocess.run(
             [str(tool_path(binary)), *args], capture_output=True, text=True, check=False

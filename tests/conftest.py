@@ -19,6 +19,7 @@ from hypothesis import settings
 from testbed import containers, tools
 from testbed.cluster import KubeCluster
 from testbed.kafka import KafkaBroker
+from testbed.procs import running
 
 # Property tests judge results, not speed: a machine busy with brokers and pods must not fail
 # them on hypothesis's per-example deadline (benchmarks measure speed).
@@ -68,13 +69,8 @@ def original_reference_csv() -> Path:
 
 def _broker(workdir: Path, **kwargs: str) -> Iterator[KafkaBroker]:
     tools.install(tools.KAFKA)
-    broker = KafkaBroker(workdir, **kwargs)  # type: ignore[arg-type]
-    atexit.register(broker.destroy)  # even if the session is interrupted
-    try:
-        broker.start()
+    with running(KafkaBroker(workdir, **kwargs)) as broker:  # type: ignore[arg-type]
         yield broker
-    finally:
-        broker.destroy()
 
 
 @pytest.fixture(scope="session")
