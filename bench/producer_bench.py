@@ -53,6 +53,7 @@ from domain.reference_columns import ReferenceColumns
 from domain.scenarios import Scenario, parse_scenarios
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.assembly import build_app
+from producer.runtime.heap import keep_cycle_memory
 from producer.serialisation import BodyEncoder
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
 from producer.shard import scenario_fields
@@ -519,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint-ms", type=int, default=30_000, help="CHECKPOINT_INTERVAL_MS of part (d)"
     )
     args = parser.parse_args(argv)
+    keep_cycle_memory()  # the heap policy of `sensorsim run`
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     # The test bed starts the broker; it lives in the checkout, which
