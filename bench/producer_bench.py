@@ -15,6 +15,11 @@
     python bench/producer_bench.py --guarantees --records 1000000   # (d) only
 
 (d) exactly-once against at-least-once, both with continuity, same broker, alternating runs.
+(e) engine + serialisation of this tree against a baseline commit, both models, alternating
+    runs in the same invocation (``bench/baseline_comparison.py``):
+
+    python bench/producer_bench.py --against             # the commit in bench/baseline_commit.txt
+    python bench/producer_bench.py --against 4cc883e --against-machines 10000,100000
 
 Everything runs pinned to one CPU (``--cpu``) so the figures are per core.
 """
@@ -494,7 +499,7 @@ def machine_description() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--bootstrap", help="Kafka bootstrap address for part (b)")
     parser.add_argument("--java-classpath", help="classpath of Kafka's jars ('.../libs/*')")
@@ -519,7 +524,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--checkpoint-ms", type=int, default=30_000, help="CHECKPOINT_INTERVAL_MS of part (d)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--against", nargs="?", const="", metavar="COMMIT",
+        help="only part (e): against COMMIT (default: the one in bench/baseline_commit.txt)",
+    )  # fmt: skip
+    parser.add_argument("--against-machines", default="10000,100000", help="part (e): fleet sizes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     keep_cycle_memory()  # the heap policy of `sensorsim run`
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -527,8 +541,19 @@ def main(argv: list[str] | None = None) -> int:
     # `python bench/producer_bench.py` does not put on the path by itself.
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+    from bench import baseline_comparison  # noqa: PLC0415
     from testbed import tools  # noqa: PLC0415
     from testbed.kafka import KafkaBroker  # noqa: PLC0415
+
+    if args.against is not None:
+        print(machine_description())
+        print()
+        baseline_comparison.compare(
+            args.against or baseline_comparison.stored_baseline(),
+            [int(n) for n in args.against_machines.split(",")],
+            args.budget, args.cpu, max(1, args.repeat),
+        )  # fmt: skip
+        return 0
 
     with contextlib.ExitStack() as stack:
         bootstrap = args.bootstrap
