@@ -37,6 +37,7 @@ import platform
 import pstats
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -284,9 +285,10 @@ def idle_scenarios_row(profile: ReferenceProfile, budget: float, machines: int =
 
 def run_sink(
     bootstrap: str, records: int, machines: int, codec: str = "none", **continuity: Any
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """Records/s of the project's producer (engine, encoder, Kafka sink) into the broker,
-    from the first cycle to the last acknowledgement; and the mean body size. ``continuity``:
+    from the first cycle to the last acknowledgement; the mean body size; and the CPU seconds
+    of this process (all its threads) per million records. ``continuity``:
     settings of continuity (``checkpoint_interval_ms``, ``delivery_guarantee``); without
     them, continuity is off."""
     topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
@@ -312,15 +314,24 @@ def run_sink(
         seed=1, simulation_name="bench", model=settings.simulation_model,
     )  # fmt: skip
     app.sink.start = lambda: None  # type: ignore[method-assign]  # already connected
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     summary = app.run()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if summary.delivered != records:
         raise SystemExit(f"only {summary.delivered} of {records} records were delivered")
-    return records / elapsed, round(sum(sizes) / len(sizes))
+    return records / elapsed, round(sum(sizes) / len(sizes)), cpu / records * 1e6
 
 
-def run_java(bootstrap: str, classpath: str, records: int, size: int, codec: str = "none") -> float:
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_java(
+    bootstrap: str, classpath: str, records: int, size: int, codec: str = "none"
+) -> tuple[float, float]:
+    """Records/s of Kafka's ``ProducerPerformance``, and the CPU seconds of its JVM (start-up
+    and JIT compilation included) per million records."""
     topic = f"bench-java-{uuid.uuid4().hex[:8]}"
     command = [
         "java", "-Xmx512m", "-cp", classpath, "org.apache.kafka.tools.ProducerPerformance",
@@ -328,12 +339,14 @@ def run_java(bootstrap: str, classpath: str, records: int, size: int, codec: str
         "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all",
         "linger.ms=5", "batch.size=65536", f"compression.type={codec}",
     ]  # fmt: skip
+    cpu_started = children_cpu_seconds()
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    cpu = children_cpu_seconds() - cpu_started
     last = [line for line in output.stdout.splitlines() if "records sent" in line][-1]
     match = re.search(r"([\d.]+) records/sec", last)
     if match is None:
         raise SystemExit(f"unexpected ProducerPerformance output: {last}")
-    return float(match.group(1))
+    return float(match.group(1)), cpu / records * 1e6
 
 
 def median(values: list[float]) -> float:
@@ -384,23 +397,34 @@ def part_b(
         f"(b) end to end into Kafka at {bootstrap}: {records:,} records from {machines:,} "
         f"machines, acks=all, linger 5 ms, batch 64 KiB; {repeat} alternating runs per codec"
     )
-    print(f"{'codec':<6} | {'producer':<44} | {'median':>9} | runs")
-    print("-" * 86)
+    print(f"{'codec':<6} | {'producer':<44} | {'median':>9} | {'CPU s/1M':>8} | runs (records/s)")
+    print("-" * 100)
     for codec in codecs:
-        ours: list[float] = []
-        java: list[float] = []
+        rates: dict[str, list[float]] = {"ours": [], "java": []}
+        cpu: dict[str, list[float]] = {"ours": [], "java": []}
         size = 0
         for _ in range(repeat):
-            rate, size = run_sink(bootstrap, records, machines, codec)
-            ours.append(rate)
-            java.append(run_java(bootstrap, classpath, records, size, codec))
-        runs = ", ".join(f"{r:,.0f}" for r in ours)
-        name = "sensorsim (engine+encoder+KafkaSink, python)"
-        print(f"{codec:<6} | {name:<44} | {median(ours):>9,.0f} | {runs}")
-        runs = ", ".join(f"{r:,.0f}" for r in java)
-        name = f"Kafka ProducerPerformance (java, {size} B)"
-        print(f"{codec:<6} | {name:<44} | {median(java):>9,.0f} | {runs}")
-        print(f"{codec:<6} | ratio sensorsim / java (medians): {median(ours) / median(java):.2f}")
+            rate, size, seconds = run_sink(bootstrap, records, machines, codec)
+            rates["ours"].append(rate)
+            cpu["ours"].append(seconds)
+            rate, seconds = run_java(bootstrap, classpath, records, size, codec)
+            rates["java"].append(rate)
+            cpu["java"].append(seconds)
+        names = {
+            "ours": "sensorsim (engine+encoder+KafkaSink, python)",
+            "java": f"Kafka ProducerPerformance (java, {size} B)",
+        }
+        for side, name in names.items():
+            runs = ", ".join(f"{r:,.0f}" for r in rates[side])
+            print(
+                f"{codec:<6} | {name:<44} | {median(rates[side]):>9,.0f} | "
+                f"{median(cpu[side]):>8.2f} | {runs}"
+            )
+        print(
+            f"{codec:<6} | ratio sensorsim / java (medians): records/s "
+            f"{median(rates['ours']) / median(rates['java']):.2f}, CPU s per 1M records "
+            f"{median(cpu['ours']) / median(cpu['java']):.2f}"
+        )
     print()
     if profile:
         profile_both_threads(bootstrap, records // 4, machines)
@@ -418,7 +442,7 @@ def part_d(bootstrap: str, records: int, machines: int, *, repeat: int, interval
     rates: dict[str, list[float]] = {"at-least-once": [], "exactly-once": []}
     for _ in range(repeat):
         for guarantee, runs in rates.items():
-            rate, _ = run_sink(
+            rate, _, _ = run_sink(
                 bootstrap, records, machines,
                 checkpoint_interval_ms=interval_ms, delivery_guarantee=guarantee,
             )  # fmt: skip
