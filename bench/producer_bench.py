@@ -15,6 +15,11 @@
     python bench/producer_bench.py --guarantees --records 1000000   # (d) only
 
 (d) exactly-once against at-least-once, both with continuity, same broker, alternating runs.
+(e) engine + serialisation of this tree against a baseline commit, both models, alternating
+    runs in the same invocation (``bench/baseline_comparison.py``):
+
+    python bench/producer_bench.py --against             # the commit in bench/baseline_commit.txt
+    python bench/producer_bench.py --against 4cc883e --against-machines 10000,100000
 
 Everything runs pinned to one CPU (``--cpu``) so the figures are per core.
 """
@@ -32,6 +37,7 @@ import platform
 import pstats
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,6 +59,7 @@ from domain.reference_columns import ReferenceColumns
 from domain.scenarios import Scenario, parse_scenarios
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.assembly import build_app
+from producer.runtime.heap import keep_cycle_memory
 from producer.serialisation import BodyEncoder
 from producer.settings import DEFAULT_DATA_FILE, ProducerSettings
 from producer.shard import scenario_fields
@@ -278,9 +285,10 @@ def idle_scenarios_row(profile: ReferenceProfile, budget: float, machines: int =
 
 def run_sink(
     bootstrap: str, records: int, machines: int, codec: str = "none", **continuity: Any
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """Records/s of the project's producer (engine, encoder, Kafka sink) into the broker,
-    from the first cycle to the last acknowledgement; and the mean body size. ``continuity``:
+    from the first cycle to the last acknowledgement; the mean body size; and the CPU seconds
+    of this process (all its threads) per million records. ``continuity``:
     settings of continuity (``checkpoint_interval_ms``, ``delivery_guarantee``); without
     them, continuity is off."""
     topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
@@ -306,15 +314,24 @@ def run_sink(
         seed=1, simulation_name="bench", model=settings.simulation_model,
     )  # fmt: skip
     app.sink.start = lambda: None  # type: ignore[method-assign]  # already connected
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     summary = app.run()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if summary.delivered != records:
         raise SystemExit(f"only {summary.delivered} of {records} records were delivered")
-    return records / elapsed, round(sum(sizes) / len(sizes))
+    return records / elapsed, round(sum(sizes) / len(sizes)), cpu / records * 1e6
 
 
-def run_java(bootstrap: str, classpath: str, records: int, size: int, codec: str = "none") -> float:
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_java(
+    bootstrap: str, classpath: str, records: int, size: int, codec: str = "none"
+) -> tuple[float, float]:
+    """Records/s of Kafka's ``ProducerPerformance``, and the CPU seconds of its JVM (start-up
+    and JIT compilation included) per million records."""
     topic = f"bench-java-{uuid.uuid4().hex[:8]}"
     command = [
         "java", "-Xmx512m", "-cp", classpath, "org.apache.kafka.tools.ProducerPerformance",
@@ -322,12 +339,14 @@ def run_java(bootstrap: str, classpath: str, records: int, size: int, codec: str
         "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all",
         "linger.ms=5", "batch.size=65536", f"compression.type={codec}",
     ]  # fmt: skip
+    cpu_started = children_cpu_seconds()
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    cpu = children_cpu_seconds() - cpu_started
     last = [line for line in output.stdout.splitlines() if "records sent" in line][-1]
     match = re.search(r"([\d.]+) records/sec", last)
     if match is None:
         raise SystemExit(f"unexpected ProducerPerformance output: {last}")
-    return float(match.group(1))
+    return float(match.group(1)), cpu / records * 1e6
 
 
 def median(values: list[float]) -> float:
@@ -378,23 +397,34 @@ def part_b(
         f"(b) end to end into Kafka at {bootstrap}: {records:,} records from {machines:,} "
         f"machines, acks=all, linger 5 ms, batch 64 KiB; {repeat} alternating runs per codec"
     )
-    print(f"{'codec':<6} | {'producer':<44} | {'median':>9} | runs")
-    print("-" * 86)
+    print(f"{'codec':<6} | {'producer':<44} | {'median':>9} | {'CPU s/1M':>8} | runs (records/s)")
+    print("-" * 100)
     for codec in codecs:
-        ours: list[float] = []
-        java: list[float] = []
+        rates: dict[str, list[float]] = {"ours": [], "java": []}
+        cpu: dict[str, list[float]] = {"ours": [], "java": []}
         size = 0
         for _ in range(repeat):
-            rate, size = run_sink(bootstrap, records, machines, codec)
-            ours.append(rate)
-            java.append(run_java(bootstrap, classpath, records, size, codec))
-        runs = ", ".join(f"{r:,.0f}" for r in ours)
-        name = "sensorsim (engine+encoder+KafkaSink, python)"
-        print(f"{codec:<6} | {name:<44} | {median(ours):>9,.0f} | {runs}")
-        runs = ", ".join(f"{r:,.0f}" for r in java)
-        name = f"Kafka ProducerPerformance (java, {size} B)"
-        print(f"{codec:<6} | {name:<44} | {median(java):>9,.0f} | {runs}")
-        print(f"{codec:<6} | ratio sensorsim / java (medians): {median(ours) / median(java):.2f}")
+            rate, size, seconds = run_sink(bootstrap, records, machines, codec)
+            rates["ours"].append(rate)
+            cpu["ours"].append(seconds)
+            rate, seconds = run_java(bootstrap, classpath, records, size, codec)
+            rates["java"].append(rate)
+            cpu["java"].append(seconds)
+        names = {
+            "ours": "sensorsim (engine+encoder+KafkaSink, python)",
+            "java": f"Kafka ProducerPerformance (java, {size} B)",
+        }
+        for side, name in names.items():
+            runs = ", ".join(f"{r:,.0f}" for r in rates[side])
+            print(
+                f"{codec:<6} | {name:<44} | {median(rates[side]):>9,.0f} | "
+                f"{median(cpu[side]):>8.2f} | {runs}"
+            )
+        print(
+            f"{codec:<6} | ratio sensorsim / java (medians): records/s "
+            f"{median(rates['ours']) / median(rates['java']):.2f}, CPU s per 1M records "
+            f"{median(cpu['ours']) / median(cpu['java']):.2f}"
+        )
     print()
     if profile:
         profile_both_threads(bootstrap, records // 4, machines)
@@ -412,7 +442,7 @@ def part_d(bootstrap: str, records: int, machines: int, *, repeat: int, interval
     rates: dict[str, list[float]] = {"at-least-once": [], "exactly-once": []}
     for _ in range(repeat):
         for guarantee, runs in rates.items():
-            rate, _ = run_sink(
+            rate, _, _ = run_sink(
                 bootstrap, records, machines,
                 checkpoint_interval_ms=interval_ms, delivery_guarantee=guarantee,
             )  # fmt: skip
@@ -493,7 +523,7 @@ def machine_description() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--bootstrap", help="Kafka bootstrap address for part (b)")
     parser.add_argument("--java-classpath", help="classpath of Kafka's jars ('.../libs/*')")
@@ -518,15 +548,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--checkpoint-ms", type=int, default=30_000, help="CHECKPOINT_INTERVAL_MS of part (d)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--against", nargs="?", const="", metavar="COMMIT",
+        help="only part (e): against COMMIT (default: the one in bench/baseline_commit.txt)",
+    )  # fmt: skip
+    parser.add_argument("--against-machines", default="10000,100000", help="part (e): fleet sizes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    keep_cycle_memory()  # the heap policy of `sensorsim run`
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     # The test bed starts the broker; it lives in the checkout, which
     # `python bench/producer_bench.py` does not put on the path by itself.
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+    from bench import baseline_comparison  # noqa: PLC0415
     from testbed import tools  # noqa: PLC0415
     from testbed.kafka import KafkaBroker  # noqa: PLC0415
+
+    if args.against is not None:
+        print(machine_description())
+        print()
+        baseline_comparison.compare(
+            args.against or baseline_comparison.stored_baseline(),
+            [int(n) for n in args.against_machines.split(",")],
+            args.budget, args.cpu, max(1, args.repeat),
+        )  # fmt: skip
+        return 0
 
     with contextlib.ExitStack() as stack:
         bootstrap = args.bootstrap

@@ -14,6 +14,7 @@ from domain import settings_contract as contract
 from domain import settings_vocabulary as vocabulary
 from producer.assembly import build_app
 from producer.errors import ConfigError
+from producer.runtime.heap import keep_cycle_memory
 from producer.runtime.logging_setup import setup_logging
 from producer.runtime.progress import DEFAULT_PROGRESS_SECONDS, ProgressReporter
 from producer.settings import ProducerSettings, load_settings
@@ -114,6 +115,7 @@ def run(argv: Sequence[str], prog: str, version: str) -> int:
         raise ConfigError("--progress-interval must be > 0")
     settings: ProducerSettings = load_settings(**option_overrides(args))
     setup_logging(settings.log_level, settings.log_format)
+    keep_cycle_memory()
     app = build_app(settings, args.sink)
     app.install_signal_handlers()
     show_progress = sys.stderr.isatty() if args.progress is None else args.progress

@@ -277,9 +277,12 @@ class LearnedProcess:
             if machines.size == 0:
                 continue
             weight = episodes.progress[machines]
-            failure_latent = lower_triangular_product(shape.mix, self._latent[:, machines])
+            # np.take gives C-ordered rows (a[:, index] comes out F-ordered, then copied)
+            failure_latent = lower_triangular_product(
+                shape.mix, np.take(self._latent, machines, axis=1)
+            )
             failing = GridPosition.of(failure_latent).read(shape.table)
-            healthy = out[:, machines]
+            healthy = np.take(out, machines, axis=1)
             # healthy + w (failing - healthy) = (1 - w) healthy + w failing
             failing -= healthy
             failing *= weight
