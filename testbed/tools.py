@@ -72,7 +72,8 @@ ETCD = Tool("etcd", "ETCD_VERSION", ("etcd",))
 KWOK = Tool("kwok", "KWOK_VERSION", ("kwok",))
 HELM = Tool("helm", "HELM_VERSION", ("helm",))
 GO_TOOLS = (KUBERNETES, ETCD, KWOK, HELM)
-ALL_TOOLS = (KAFKA, *GO_TOOLS)
+REGISTRY = Tool("registry", "REGISTRY_DEB_VERSION", ("registry",))
+ALL_TOOLS = (KAFKA, *GO_TOOLS, REGISTRY)
 
 
 def _stamp(directory: Path) -> Path:
@@ -240,6 +241,46 @@ def kwok_stage_files() -> list[Path]:
     return sorted((KWOK.install_dir() / "stages").glob("*.yaml"))
 
 
+# --- the OCI registry ------------------------------------------------------------------------
+# The release test pushes the image and the chart to a real registry. The registry is the CNCF
+# distribution registry 2.8 (the line of the `registry:2` image) from Debian's `docker-registry`
+# package: `apt-get download` of the pinned version and `dpkg -x` take seconds, where building
+# distribution from the Go module proxy compiles for minutes on these shared cores. Nothing is
+# installed on the machine (no service, no user): only the binary is unpacked into the cache.
+# Its configuration is the recipe, tools/registry/config.yml.
+
+
+def _install_registry(target: Path) -> None:
+    version = versions()[REGISTRY.version_key]
+    download = target / "download"
+    download.mkdir()
+    # (as root, apt warns that its _apt user cannot write there and downloads as root)
+    try:
+        _run(["apt-get", "download", "-q", f"docker-registry={version}"], cwd=download)
+    except ToolError:  # a fresh machine without package lists
+        _run(["apt-get", "update", "-qq"], cwd=download)
+        _run(["apt-get", "download", "-q", f"docker-registry={version}"], cwd=download)
+    [package] = download.glob("docker-registry_*.deb")
+    unpacked = target / "root"
+    _run(["dpkg-deb", "-x", str(package), str(unpacked)], cwd=target)
+    (target / "bin").mkdir()
+    (unpacked / "usr/bin/docker-registry").rename(target / "bin" / "registry")
+    shutil.copyfile(REGISTRY.recipe / "config.yml", target / "config.yml")
+    shutil.rmtree(download)
+    shutil.rmtree(unpacked)
+
+
+def registry_binary() -> Path:
+    path = REGISTRY.install_dir() / "bin" / "registry"
+    if not _stamp(REGISTRY.install_dir()).exists():
+        raise ToolError(f"the OCI registry is not installed ({path} missing): run `make tools`")
+    return path
+
+
+def registry_config() -> Path:
+    return REGISTRY.install_dir() / "config.yml"
+
+
 def install(tool: Tool) -> Path:
     """Install one tool unless the same pin and recipe are already installed."""
     target = tool.install_dir()
@@ -251,6 +292,8 @@ def install(tool: Tool) -> Path:
     staging.mkdir(parents=True)
     if tool is KAFKA:
         _install_kafka(staging)
+    elif tool is REGISTRY:
+        _install_registry(staging)
     else:
         _install_go_tool(tool, staging)
     shutil.rmtree(target, ignore_errors=True)
@@ -282,6 +325,10 @@ def version_report() -> list[str]:
         )
         first = (out.stdout or out.stderr).strip().splitlines()
         lines.append(f"{binary}: {first[0] if first else '?'}")
+    out = subprocess.run(
+        [str(registry_binary()), "--version"], capture_output=True, text=True, check=False
+    )
+    lines.append(f"registry: {out.stdout.strip()}")
     jar = next(kafka_libs().glob("kafka_2.13-*.jar"))
     lines.append(f"kafka: {jar.stem.removeprefix('kafka_2.13-')} ({jar.name})")
     return lines

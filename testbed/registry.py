@@ -1,0 +1,77 @@
+"""A real OCI registry (the CNCF distribution registry, see ``tools.REGISTRY``) on a free
+loopback port with its storage in a directory of its own, for pushing and pulling the release's
+image and chart. Plain HTTP: clients pass ``--tls-verify=false`` (podman) or ``--plain-http``
+(helm). Readiness means the registry answered its API's version check (``GET /v2/``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testbed import procs, tools
+from testbed.polling import wait_until
+
+
+@dataclass
+class OciRegistry:
+    workdir: Path
+    port: int = field(default_factory=procs.free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as image references and ``oci://`` URLs name the registry."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "registry.log"
+
+    def start(self, timeout: float = 30) -> None:
+        tools.install(tools.REGISTRY)
+        storage = self.workdir / "storage"
+        storage.mkdir(parents=True, exist_ok=True)
+        env = {
+            "REGISTRY_HTTP_ADDR": self.address,
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(storage),
+        }
+        command = [str(tools.registry_binary()), "serve", str(tools.registry_config())]
+        self.process = procs.start_detached(command, self.log_file, env)
+
+        def answers() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                log = self.log_file.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the registry exited ({self.process.returncode}):\n{log}")
+            try:
+                return procs.http_ok(f"http://{self.address}/v2/")
+            except OSError:
+                return False
+
+        wait_until(answers, timeout=timeout, interval=0.1, message=f"registry on {self.address}")
+
+    def tags(self, repository: str) -> list[str]:
+        """The tags of ``repository`` (empty when it does not exist)."""
+        url = f"http://{self.address}/v2/{repository}/tags/list"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                listing = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return []
+            raise
+        return sorted(listing.get("tags") or [])
+
+    def stop(self) -> None:
+        if self.process is not None:
+            procs.stop_pid(self.process.pid)
+            self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir / "storage", ignore_errors=True)
