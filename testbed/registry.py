@@ -17,9 +17,18 @@ from pathlib import Path
 from testbed import procs, tools
 from testbed.polling import wait_until
 
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+
 
 @dataclass
 class OciRegistry:
+    """One registry serving ``address`` from ``workdir``; ``start()``, ``destroy()``."""
+
     workdir: Path
     port: int = field(default_factory=procs.free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -66,6 +75,16 @@ class OciRegistry:
                 return []
             raise
         return sorted(listing.get("tags") or [])
+
+    def manifest_digest(self, repository: str, tag: str) -> str:
+        """The digest the registry serves ``repository:tag``'s manifest under."""
+        request = urllib.request.Request(
+            f"http://{self.address}/v2/{repository}/manifests/{tag}",
+            method="HEAD",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.headers["Docker-Content-Digest"])
 
     def stop(self) -> None:
         if self.process is not None:

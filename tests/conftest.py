@@ -18,6 +18,7 @@ import pytest
 from testbed import containers, tools
 from testbed.cluster import KubeCluster
 from testbed.kafka import KafkaBroker
+from testbed.registry import OciRegistry
 
 _DIRECTORY_MARKERS = {"kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
 # What a test may need beyond the test process (pyproject.toml describes each marker).
@@ -101,6 +102,18 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluste
         yield control_plane
     finally:
         control_plane.stop()
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OciRegistry]:
+    """A real OCI registry (plain HTTP on a loopback port, storage in a temporary directory)."""
+    registry = OciRegistry(tmp_path_factory.mktemp("registry"))
+    atexit.register(registry.destroy)
+    try:
+        registry.start()
+        yield registry
+    finally:
+        registry.destroy()
 
 
 @pytest.fixture(scope="session")
