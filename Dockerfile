@@ -34,8 +34,10 @@ COPY requirements.lock ./
 RUN uv venv "$VIRTUAL_ENV" \
     && uv pip sync --python "$VIRTUAL_ENV/bin/python" requirements.lock
 
-# The three packages: domain, producer and sensorsim_operator (from operator/).
+# The three packages: domain, producer and sensorsim_operator (from operator/), and the
+# reference table the wheel carries (pyproject.toml, data-files).
 COPY pyproject.toml README.md ./
+COPY data/data_sensors.csv data/data_sensors.csv
 COPY domain/ domain/
 COPY producer/ producer/
 COPY operator/sensorsim_operator/ operator/sensorsim_operator/
