@@ -111,30 +111,39 @@ def head_commit() -> str:
 # --- the versioned copy --------------------------------------------------------------------
 
 
+def with_version(pyproject: str, version: str) -> str:
+    """``pyproject.toml``'s text with the project's version set to ``version``."""
+    text, found = re.subn(r'^version = "[^"]*"$', f'version = "{version}"', pyproject, flags=re.M)
+    if found != 1:
+        raise ReleaseError('pyproject.toml has no single `version = "..."` line')
+    return text
+
+
+def with_image_registry(values: str, registry: str) -> str:
+    """The chart's ``values.yaml`` text with ``image.registry`` (the top-level ``image:``
+    block's, empty by default) set to ``registry``; comments and layout are kept."""
+    text, found = re.subn(
+        r'^(image:\n(?:[ ]+.*\n)*?[ ]+registry: )""$',
+        rf'\g<1>"{registry}"',
+        values,
+        count=1,
+        flags=re.M,
+    )
+    if found != 1:
+        raise ReleaseError('values.yaml: no `registry: ""` in the top-level image block')
+    return text
+
+
 def stamped_copy(commit: str, version: str, registry: str | None, scratch: Path) -> Path:
     """A clean copy of ``commit`` with ``version`` (and ``registry``) written in."""
     tree = scratch / "src"
     run(["git", "clone", "--quiet", "--shared", "--no-checkout", str(REPO), str(tree)], scratch)
     run(["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", commit], tree)
     pyproject = tree / "pyproject.toml"
-    text, found = re.subn(
-        r'^version = "[^"]*"$', f'version = "{version}"', pyproject.read_text(), flags=re.M
-    )
-    if found != 1:
-        raise ReleaseError('pyproject.toml has no single `version = "..."` line')
-    pyproject.write_text(text)
+    pyproject.write_text(with_version(pyproject.read_text(), version))
     if registry is not None:
         values = tree / "charts" / CHART_NAME / "values.yaml"
-        text, found = re.subn(
-            r'^(image:\n(?:[ ]+.*\n)*?[ ]+registry: )""$',
-            rf'\g<1>"{registry}"',
-            values.read_text(),
-            count=1,
-            flags=re.M,
-        )
-        if found != 1:
-            raise ReleaseError(f'{values}: no `registry: ""` in the top-level image block')
-        values.write_text(text)
+        values.write_text(with_image_registry(values.read_text(), registry))
     return tree
 
 
