@@ -204,6 +204,8 @@ class PodRunner:
         waiting = self.images.waiting_reason(image, container.get("imagePullPolicy", ""))
         if waiting is not None:
             if waiting[0] == "ContainerCreating":  # a pull under way: look again next pass
+                if state.waiting and state.waiting[0] in ("ErrImagePull", "ImagePullBackOff"):
+                    waiting = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
                 state.waiting = waiting
             else:
                 self._wait_before_retry(state, *waiting)

@@ -31,7 +31,7 @@ from testbed.pods import NODE_LABEL, NODE_NAME, TOLERATION, PodRunner
 from testbed.polling import wait_until
 from testbed.registry import OciRegistry
 from testbed.tools import REPO_ROOT
-from tests.k8s.test_operator_e2e import Api, minimal_example, wait_ready
+from tests.k8s.test_operator_e2e import Api, condition, minimal_example, wait_ready
 
 pytestmark = [pytest.mark.container, pytest.mark.tools, pytest.mark.timeout(1800)]
 
@@ -202,6 +202,31 @@ def test_the_released_chart_runs_a_simulation_from_the_registry_alone(
             assert status["imageID"] == expected_id
         counts = machines_in_topic(kafka_bootstrap, topic, machines)
         assert len(counts) == machines
+
+        # an image the registry does not have: the pull fails as a kubelet's would
+        missing = f"{release.registry.address}/sensorsim:0.0.0"
+        api.apply(
+            minimal_example(
+                "unpublished", replicas=1, machines=1, image=missing, podTemplate=ON_THE_RUNNER,
+                kafka={"bootstrapServers": kafka_bootstrap, "topic": topic},
+            )
+        )  # fmt: skip
+
+        def degraded() -> dict[str, Any] | None:
+            found = condition(api.simulation("unpublished"), "Degraded")
+            return found if found.get("status") == "True" else None
+
+        found = wait_until(degraded, timeout=120, message="unpublished Degraded")
+        assert found["reason"] in ("ErrImagePull", "ImagePullBackOff"), found
+        assert "unpublished-0" in found["message"], found
+
+        def pull_error() -> str | None:
+            [status] = api.pods("unpublished")[0]["status"]["containerStatuses"]
+            waiting = status["state"].get("waiting") or {}
+            return waiting.get("message") if waiting.get("reason") == "ErrImagePull" else None
+
+        message = wait_until(pull_error, timeout=60, message="unpublished-0 in ErrImagePull")
+        assert "manifest unknown" in message, message
     finally:
         k8s_cluster.helm("uninstall", "sensorsim", "-n", api.namespace, check=False)
         k8s_cluster.kubectl("delete", "namespace", api.namespace, "--wait=false", check=False)
