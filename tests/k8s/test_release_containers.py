@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer
-from kafka.admin import NewTopic
+from kafka import KafkaConsumer
 
 from testbed import containers
 from testbed.cluster import KubeCluster
@@ -32,6 +31,10 @@ from testbed.polling import wait_until
 from testbed.registry import OciRegistry
 from testbed.tools import REPO_ROOT
 from tests.k8s.test_operator_e2e import Api, condition, minimal_example, wait_ready
+from tests.k8s.test_pods_as_containers import (
+    runner,  # noqa: F401 - fixture: the podman pod runner
+    topic,  # noqa: F401 - fixture: a new topic
+)
 
 pytestmark = [pytest.mark.container, pytest.mark.tools, pytest.mark.timeout(1800)]
 
@@ -108,24 +111,6 @@ def release(
     remove_local_copies(released)
 
 
-@pytest.fixture
-def runner(k8s_cluster: KubeCluster, tmp_path: Path) -> Iterator[PodRunner]:
-    with PodRunner(k8s_cluster, tmp_path / "pods") as running:
-        yield running
-    assert not running.errors, running.errors
-
-
-@pytest.fixture
-def topic(kafka_bootstrap: str) -> str:
-    name = f"release-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    finally:
-        admin.close()
-    return name
-
-
 def operator_pod(api: Api) -> dict[str, Any] | None:
     for pod in api.items("pods", "app.kubernetes.io/component=operator"):
         statuses = pod.get("status", {}).get("containerStatuses", [])
@@ -134,10 +119,10 @@ def operator_pod(api: Api) -> dict[str, Any] | None:
     return None
 
 
-def machines_in_topic(kafka_bootstrap: str, topic: str, machines: int) -> dict[str, int]:
+def machines_in_topic(kafka_bootstrap: str, name: str, machines: int) -> dict[str, int]:
     """Records per machine in the topic, once every machine has published a few."""
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
         enable_auto_commit=False,
     )  # fmt: skip
     counts: dict[str, int] = {}
@@ -159,9 +144,9 @@ def machines_in_topic(kafka_bootstrap: str, topic: str, machines: int) -> dict[s
 def test_the_released_chart_runs_a_simulation_from_the_registry_alone(
     release: Release,
     k8s_cluster: KubeCluster,
-    runner: PodRunner,
+    runner: PodRunner,  # noqa: F811
     kafka_bootstrap: str,
-    topic: str,
+    topic: str,  # noqa: F811
 ) -> None:
     api = Api(k8s_cluster, f"release-{uuid.uuid4().hex[:6]}")
     k8s_cluster.helm(
