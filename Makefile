@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock
 
 venv: $(VENV)/.installed ## create .venv with sensorsim and its dev tools
 
-tools: venv ## build or reuse the pinned Kafka, Kubernetes, etcd, kwok, helm and OCI registry
+tools: venv ## build or reuse the pinned Kafka, Kubernetes, etcd, kwok, helm, Prometheus, OCI registry
 	$(PY) -m testbed tools
 
 kafka-up: venv ## start a local Kafka broker in the background (last line: KAFKA_BOOTSTRAP_SERVERS=)

@@ -4,14 +4,12 @@ shutdown. ``producer.assembly`` builds the parts from settings."""
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from dataclasses import dataclass
 
-from domain.messages import format_epoch
 from producer.continuity.coordinator import Continuity
-from producer.continuity.schedule import Schedule
+from producer.cycle_sender import CycleSender
 from producer.errors import ExitCode, IntervalAbortedError, ProducerError
+from producer.run_summary import RunSummary, summarise
 from producer.runtime.heartbeat import Heartbeat
 from producer.runtime.http_server import HealthServer
 from producer.runtime.metrics import ProducerMetrics
@@ -20,24 +18,13 @@ from producer.runtime.stopping import EXIT_MARGIN_SECONDS, StopFlag, install_sig
 from producer.serialisation import BodyEncoder
 from producer.settings import ProducerSettings
 from producer.shard import ShardSimulation
-from producer.simulation.engine import CycleResult, SimulationEngine
-from producer.simulation.scenarios import record_headers
+from producer.simulation.engine import SimulationEngine
 from producer.simulation.stream_settings import EngineSettings
-from producer.sinks.protocol import OutgoingCycle, Sink
-from producer.sinks.record_faults import RecordFaultQueue
+from producer.sinks.protocol import Sink
 
 log = logging.getLogger("producer")
 
 _LAG_WARNING_EVERY = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    cycles: int
-    sent: int
-    delivered: int
-    failed: int
-    exit_code: ExitCode
 
 
 class ProducerApp:
@@ -67,8 +54,7 @@ class ProducerApp:
         self.metrics = metrics
         self._http = http
         self._cycles_done = 0
-        self._record_faults = RecordFaultQueue()
-        """Records held back by an out-of-order fault, until their machine's next record."""
+        self._sender = CycleSender(sink, simulation.encoder, lambda: continuity.schedule, metrics)
 
     # -- signals -----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -119,7 +105,7 @@ class ProducerApp:
                 crashed = True
             cycles = max(cycles, self._cycles_done)
             if not crashed:
-                self._release_held()
+                self._sender.release_held()
             self.readiness.ended()
             if self.stop.requested and self.stop.signal_name:
                 log.info("%s: stopped generating; flushing", self.stop.signal_name)
@@ -129,53 +115,15 @@ class ProducerApp:
         finally:
             if self._http is not None:
                 self._http.stop()
-        return self._summarise(cycles, flushed, failure, crashed=crashed)
-
-    def _summarise(
-        self, cycles: int, flushed: bool, failure: ProducerError | None, *, crashed: bool
-    ) -> RunSummary:
-        """Log the outcome and choose the exit code (a failure's message also to stderr)."""
-        stats = self.sink.stats
-        transactional = self.continuity.transactional
-        if transactional:  # records that failed were aborted with their transaction and resent
-            ok = self.continuity.final_committed
-        else:
-            ok = flushed and stats.failed == 0 and stats.delivered == stats.sent
-        if crashed:
-            code = ExitCode.INTERNAL
-        elif failure is not None:
-            code = failure.exit_code
-        else:
-            code = ExitCode.OK if ok else ExitCode.UNDELIVERED
-        summary = RunSummary(cycles, stats.sent, stats.delivered, stats.failed, code)
-        log.info(
-            "stopped after %d cycles: %d records sent, %d delivered, %d failed",
+        return summarise(
+            self.sink.stats,
             cycles,
-            stats.sent,
-            stats.delivered,
-            stats.failed,
+            flushed=flushed,
+            failure=failure,
+            crashed=crashed,
+            transactional=self.continuity.transactional,
+            final_committed=self.continuity.final_committed,
         )
-        if transactional:
-            if stats.failed:
-                log.info(
-                    "exactly-once: %d records failed in aborted transactions and were sent "
-                    "again in later ones",
-                    stats.failed,
-                )
-            if not ok:
-                log.error(
-                    "exactly-once: the last transaction was not committed; a restart replays "
-                    "from the last committed checkpoint"
-                )
-        elif not ok:
-            log.error(
-                "%d records were not delivered%s",
-                stats.sent - stats.delivered,
-                f" (last error: {stats.last_error})" if stats.last_error else "",
-            )
-        if failure is not None:
-            print(f"sensorsim-producer: error: {failure}", file=sys.stderr, flush=True)
-        return summary
 
     def _run_cycles(self) -> int:
         """Catch up, then the cycle loop. Exactly-once: when the transaction in progress is
@@ -184,12 +132,12 @@ class ProducerApp:
         cycles = 0
         while True:
             try:
-                self.continuity.catch_up(self._send_rows, self.stop)
+                self.continuity.catch_up(self._sender.send_rows, self.stop)
                 return cycles + self._loop()
             except IntervalAbortedError as exc:
                 cycles += self._cycles_done
                 self._cycles_done = 0
-                self._record_faults.clear()
+                self._sender.forget_held()
                 self.continuity.aborted(exc)
                 self._resume(replay=True)
 
@@ -265,7 +213,7 @@ class ProducerApp:
 
             result = engine.step()
             count = engine.count if remaining is None else min(remaining, engine.count)
-            self._send_rows(result, 0, count, 0, None)
+            self._sender.send_rows(result, 0, count, 0, None)
             self.continuity.completed(result.cycle, count)
             metrics.cycles.inc()
             took = time.monotonic() - now
@@ -284,15 +232,9 @@ class ProducerApp:
         return iterations
 
     def _maybe_checkpoint(self) -> None:
-        if len(self._record_faults) and self.continuity.checkpoint_due():
-            self._release_held()
+        if self._sender.holding and self.continuity.checkpoint_due():
+            self._sender.release_held()
         self.continuity.maybe_checkpoint(self.sink)
-
-    def _release_held(self) -> None:
-        """Send the records an out-of-order fault holds back (before a checkpoint, or at the
-        stop): none is lost, at the price of being in order."""
-        for outgoing in self._record_faults.release_all():
-            self.sink.send_cycle(outgoing)
 
     def _sleep_until(self, due: float) -> bool:
         """Sleep until ``due`` (monotonic), beating the heartbeat every second; True if stopped."""
@@ -303,50 +245,3 @@ class ProducerApp:
             if self.stop.wait(min(left, 1.0)):
                 return True
             self.heartbeat.beat()
-
-    def _send_rows(
-        self, result: CycleResult, first: int, stop: int, skipped: int, encoder: BodyEncoder | None
-    ) -> None:
-        """Encode and hand over rows ``first..stop-1`` of a cycle, stamped with its due time
-        (``encoder``: an earlier segment's, for a cycle caught up under it; None: the shard's)."""
-        schedule = self.continuity.schedule
-        if schedule.stamped(result.cycle):
-            timestamp = schedule.timestamp(result.cycle)
-        else:
-            timestamp = format_epoch(time.time())
-        bodies = (encoder or self.simulation.encoder).encode(result, timestamp, stop)
-        rows = slice(first, stop)
-        labels = None
-        if result.labels is not None:
-            labels = record_headers(result.labels, first, stop)
-        cycle = OutgoingCycle(
-            seq=result.cycle,
-            bodies=bodies[first:] if first else bodies,
-            failing=result.failing[rows].tolist(),
-            failure_type=result.failure_type[rows].tolist(),
-            first_row=first,
-            skipped=skipped,
-            labels=labels,
-        )
-        faults = result.labels.records if result.labels is not None else None
-        late = _LateStamps(encoder or self.simulation.encoder, schedule, result.cycle)
-        for outgoing in self._record_faults.outgoing(cycle, faults, late):
-            self.sink.send_cycle(outgoing)
-        self.metrics.observe_failures(
-            result.failing[rows], result.started[rows], result.failure_type[rows]
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _LateStamps:
-    """Restamps a late record of ``cycle``: the timestamp of the cycle ``k`` earlier (a cycle
-    without a due time, SIMULATION_INTERVAL_MS=0, keeps its wall-clock stamp)."""
-
-    encoder: BodyEncoder
-    schedule: Schedule
-    cycle: int
-
-    def __call__(self, body: bytes, k: int) -> bytes:
-        if not self.schedule.stamped(self.cycle):
-            return body
-        return self.encoder.restamp(body, self.schedule.timestamp(self.cycle - k))

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain import settings_contract as contract
 from domain import settings_vocabulary as vocabulary
+from domain.jaas import jaas_options
 from domain.messages import MessageFormat
 from domain.reference_columns import ReferenceColumns
 from domain.scenarios import (
@@ -44,7 +45,6 @@ DEFAULT_DATA_FILE = (
 )
 _SETTING = contract.BY_ENV
 """The contract of each setting by its environment variable name."""
-_MAX_TOPIC = 249
 MAX_REFERENCE_SHARE = 0.99
 """A reference whose rows are (nearly) all labelled still leaves machines some healthy
 readings."""
@@ -325,10 +325,10 @@ class ProducerSettings(BaseSettings):
         problems = []
         if self.state_topic == self.kafka_topic:
             problems.append("KAFKA_STATE_TOPIC must differ from KAFKA_TOPIC")
-        elif len(self.state_topic) > _MAX_TOPIC:
+        elif len(self.state_topic) > vocabulary.MAX_TOPIC_LENGTH:
             problems.append(
                 f"KAFKA_TOPIC is too long to derive the state topic {self.state_topic!r} from it "
-                f"(over {_MAX_TOPIC} characters): set KAFKA_STATE_TOPIC"
+                f"(over {vocabulary.MAX_TOPIC_LENGTH} characters): set KAFKA_STATE_TOPIC"
             )
         if self.exactly_once:
             problems += self._transaction_problems()
@@ -415,29 +415,6 @@ class ProducerSettings(BaseSettings):
     @property
     def bootstrap_list(self) -> list[str]:
         return self.kafka_bootstrap_servers.split(",")
-
-
-_JAAS = re.compile(
-    r"^\s*(?P<module>[\w.$]+)\s+(?:required|requisite|sufficient|optional)"
-    r"(?P<options>(?:\s+\w+\s*=\s*(?:\"(?:[^\"\\]|\\.)*\"|[^\s;\"]+))*)\s*;\s*$",
-    re.DOTALL,
-)
-_JAAS_OPTION = re.compile(r"(\w+)\s*=\s*(?:\"((?:[^\"\\]|\\.)*)\"|([^\s;\"]+))")
-
-
-def jaas_options(line: str) -> dict[str, str]:
-    """The options of one JAAS login module line, as Kafka's ``sasl.jaas.config`` holds it:
-    ``<LoginModule> required username="alice" password="...";`` (quoted values may escape
-    ``\\"`` and ``\\\\``). ValueError names what is wrong, never the values."""
-    match = _JAAS.match(line)
-    if match is None:
-        raise ValueError(
-            'is not one JAAS line \'<LoginModule> required username="..." password="...";\''
-        )
-    options = {}
-    for key, quoted, bare in _JAAS_OPTION.findall(match.group("options")):
-        options[key] = re.sub(r"\\(.)", r"\1", quoted) if bare == "" else bare
-    return options
 
 
 def load_settings(**overrides: Any) -> ProducerSettings:

@@ -12,6 +12,10 @@ Every command line of README.md, docs/*.md and charts/sensorsim/README.md is cla
   ``--version`` aside), so an option the README shows must exist;
 - anything else is reported, so a new kind of command gets a decision.
 
+Beyond the commands, every repository path the prose names in backquotes
+(`` `producer/app.py` ``, `` `testbed/pods/` ``) must exist, so a moved module takes its docs
+along.
+
 Usage::
 
     python scripts/check_doc_commands.py      # exit 1 and list the problems
@@ -39,6 +43,10 @@ DOCUMENTS = (
 PATHS_ONLY = frozenset({"kubectl", "helm", "docker", "kind", "skaffold", "curl", "pip"})
 SHELL_WORDS = frozenset({".", "source", "cd", "export", "echo", "cat", "time", "git"})
 _BLOCK = re.compile(r"^```(?:console|bash|sh|shell)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_PROSE_PATH = re.compile(
+    r"`((?:producer|domain|operator|testbed|tests|bench|scripts|charts|tools|data|docs|examples)"
+    r"/[\w./-]+)`"
+)
 _REPO_PATH = re.compile(r"^(examples|charts|kind|data|scripts|bench|docs|operator)/[\w./-]*$")
 
 
@@ -134,15 +142,23 @@ def _sensorsim_problems(args: list[str]) -> list[str]:
     return [f"sensorsim {command}: unknown option {word}" for word in unknown]
 
 
+def missing_prose_paths(text: str) -> list[str]:
+    """The repository paths named in backquotes in ``text`` that do not exist."""
+    paths = dict.fromkeys(_PROSE_PATH.findall(text))
+    return [path for path in paths if not (REPO_ROOT / path).exists()]
+
+
 def check() -> list[str]:
     targets = _make_targets()
     found = []
     for document in DOCUMENTS:
-        for command in commands(document.read_text(encoding="utf-8")):
+        text = document.read_text(encoding="utf-8")
+        name = document.relative_to(REPO_ROOT)
+        for command in commands(text):
             found += [
-                f"{document.relative_to(REPO_ROOT)}: `{command}`: {problem}"
-                for problem in problems_of(command, targets)
+                f"{name}: `{command}`: {problem}" for problem in problems_of(command, targets)
             ]
+        found += [f"{name}: `{path}` does not exist" for path in missing_prose_paths(text)]
     return found
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from testbed.polling import WaitTimeoutError, wait_until
 
@@ -77,3 +79,24 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
     """True when ``url`` answers 2xx/3xx (for readiness waits; raises when nothing listens)."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return bool(200 <= response.status < 400)
+
+
+class Service(Protocol):
+    def start(self) -> None: ...
+
+    def destroy(self) -> None: ...
+
+
+S = TypeVar("S", bound=Service)
+
+
+@contextlib.contextmanager
+def running(service: S) -> Iterator[S]:
+    """Start ``service`` for the ``with`` block and destroy it after, and at interpreter exit
+    should the block never end (an interrupted test session)."""
+    atexit.register(service.destroy)
+    try:
+        service.start()
+        yield service
+    finally:
+        service.destroy()

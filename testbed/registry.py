@@ -50,7 +50,7 @@ class OciRegistry:
             "REGISTRY_HTTP_ADDR": self.address,
             "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(storage),
         }
-        command = [str(tools.registry_binary()), "serve", str(tools.registry_config())]
+        command = [str(tools.tool_path("registry")), "serve", str(tools.registry_config())]
         self.process = procs.start_detached(command, self.log_file, env)
 
         def answers() -> bool:

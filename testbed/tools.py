@@ -72,8 +72,18 @@ ETCD = Tool("etcd", "ETCD_VERSION", ("etcd",))
 KWOK = Tool("kwok", "KWOK_VERSION", ("kwok",))
 HELM = Tool("helm", "HELM_VERSION", ("helm",))
 GO_TOOLS = (KUBERNETES, ETCD, KWOK, HELM)
+PROMETHEUS = Tool("prometheus", "PROMETHEUS_DEB_VERSION", ("prometheus", "promtool"))
 REGISTRY = Tool("registry", "REGISTRY_DEB_VERSION", ("registry",))
-ALL_TOOLS = (KAFKA, *GO_TOOLS, REGISTRY)
+# Tools unpacked from Debian packages (tools/<name>/README says why): the package, and where
+# each binary is inside it.
+DEB_TOOLS: dict[Tool, tuple[str, dict[str, str]]] = {
+    PROMETHEUS: (
+        "prometheus",
+        {"prometheus": "usr/bin/prometheus", "promtool": "usr/bin/promtool"},
+    ),
+    REGISTRY: ("docker-registry", {"registry": "usr/bin/docker-registry"}),
+}
+ALL_TOOLS = (KAFKA, *GO_TOOLS, *DEB_TOOLS)
 
 
 def _stamp(directory: Path) -> Path:
@@ -86,7 +96,7 @@ def is_installed(tool: Tool) -> bool:
 
 def tool_path(binary: str) -> Path:
     """Absolute path of an installed binary, e.g. ``tool_path("kube-apiserver")``."""
-    for tool in GO_TOOLS:
+    for tool in (*GO_TOOLS, *DEB_TOOLS):
         if binary in tool.binaries:
             path = tool.install_dir() / "bin" / binary
             if not path.exists():
@@ -237,48 +247,39 @@ def _copy_kwok_stages(destination: Path) -> None:
                 shutil.copyfile(stage, destination / stage.name)
 
 
-def kwok_stage_files() -> list[Path]:
-    return sorted((KWOK.install_dir() / "stages").glob("*.yaml"))
-
-
-# --- the OCI registry ------------------------------------------------------------------------
-# The release test pushes the image and the chart to a real registry. The registry is the CNCF
-# distribution registry 2.8 (the line of the `registry:2` image) from Debian's `docker-registry`
-# package: `apt-get download` of the pinned version and `dpkg -x` take seconds, where building
-# distribution from the Go module proxy compiles for minutes on these shared cores. Nothing is
-# installed on the machine (no service, no user): only the binary is unpacked into the cache.
-# Its configuration is the recipe, tools/registry/config.yml.
-
-
-def _install_registry(target: Path) -> None:
-    version = versions()[REGISTRY.version_key]
+def _install_deb_tool(tool: Tool, target: Path) -> None:
+    """``apt-get download`` of the pinned package, ``dpkg-deb -x`` into ``target``, and only
+    the tool's binaries kept (no service is installed or started)."""
+    package, binaries = DEB_TOOLS[tool]
+    version = versions()[tool.version_key]
     download = target / "download"
     download.mkdir()
-    # (as root, apt warns that its _apt user cannot write there and downloads as root)
     try:
-        _run(["apt-get", "download", "-q", f"docker-registry={version}"], cwd=download)
-    except ToolError:  # a fresh machine without package lists
-        _run(["apt-get", "update", "-qq"], cwd=download)
-        _run(["apt-get", "download", "-q", f"docker-registry={version}"], cwd=download)
-    [package] = download.glob("docker-registry_*.deb")
-    unpacked = target / "root"
-    _run(["dpkg-deb", "-x", str(package), str(unpacked)], cwd=target)
-    (target / "bin").mkdir()
-    (unpacked / "usr/bin/docker-registry").rename(target / "bin" / "registry")
-    shutil.copyfile(REGISTRY.recipe / "config.yml", target / "config.yml")
-    shutil.rmtree(download)
+        _run(["apt-get", "download", f"{package}={version}"], cwd=download)
+    except ToolError as error:
+        raise ToolError(
+            f"{error}: the apt index may be missing or stale (`apt-get update`), or the archive "
+            f"no longer has {package} {version} (update {tool.version_key})"
+        ) from error
+    [deb] = download.glob(f"{package}_*.deb")
+    unpacked = target / "unpacked"
+    _run(["dpkg-deb", "-x", str(deb), str(unpacked)], cwd=target)
+    bindir = target / "bin"
+    bindir.mkdir()
+    for binary, inside in binaries.items():
+        (unpacked / inside).rename(bindir / binary)
     shutil.rmtree(unpacked)
-
-
-def registry_binary() -> Path:
-    path = REGISTRY.install_dir() / "bin" / "registry"
-    if not _stamp(REGISTRY.install_dir()).exists():
-        raise ToolError(f"the OCI registry is not installed ({path} missing): run `make tools`")
-    return path
+    shutil.rmtree(download)
 
 
 def registry_config() -> Path:
-    return REGISTRY.install_dir() / "config.yml"
+    """The test registry's configuration (its recipe; address and storage come from the
+    environment, see testbed/registry.py)."""
+    return REGISTRY.recipe / "config.yml"
+
+
+def kwok_stage_files() -> list[Path]:
+    return sorted((KWOK.install_dir() / "stages").glob("*.yaml"))
 
 
 def install(tool: Tool) -> Path:
@@ -292,8 +293,8 @@ def install(tool: Tool) -> Path:
     staging.mkdir(parents=True)
     if tool is KAFKA:
         _install_kafka(staging)
-    elif tool is REGISTRY:
-        _install_registry(staging)
+    elif tool in DEB_TOOLS:
+        _install_deb_tool(tool, staging)
     else:
         _install_go_tool(tool, staging)
     shutil.rmtree(target, ignore_errors=True)
@@ -319,16 +320,15 @@ def version_report() -> list[str]:
         ("etcd", ["--version"]),
         ("kwok", ["--version"]),
         ("helm", ["version", "--short"]),
+        ("prometheus", ["--version"]),
+        ("promtool", ["--version"]),
+        ("registry", ["--version"]),
     ):
         out = subprocess.run(
             [str(tool_path(binary)), *args], capture_output=True, text=True, check=False
         )
         first = (out.stdout or out.stderr).strip().splitlines()
         lines.append(f"{binary}: {first[0] if first else '?'}")
-    out = subprocess.run(
-        [str(registry_binary()), "--version"], capture_output=True, text=True, check=False
-    )
-    lines.append(f"registry: {out.stdout.strip()}")
     jar = next(kafka_libs().glob("kafka_2.13-*.jar"))
     lines.append(f"kafka: {jar.stem.removeprefix('kafka_2.13-')} ({jar.name})")
     return lines

@@ -14,11 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from testbed import containers, tools
 from testbed.cluster import KubeCluster
 from testbed.kafka import KafkaBroker
+from testbed.procs import running
 from testbed.registry import OciRegistry
+
+# Property tests judge results, not speed: a machine busy with brokers and pods must not fail
+# them on hypothesis's per-example deadline (benchmarks measure speed).
+settings.register_profile("sensorsim", deadline=None)
+settings.load_profile("sensorsim")
 
 _DIRECTORY_MARKERS = {"kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
 # What a test may need beyond the test process (pyproject.toml describes each marker).
@@ -63,13 +70,8 @@ def original_reference_csv() -> Path:
 
 def _broker(workdir: Path, **kwargs: str) -> Iterator[KafkaBroker]:
     tools.install(tools.KAFKA)
-    broker = KafkaBroker(workdir, **kwargs)  # type: ignore[arg-type]
-    atexit.register(broker.destroy)  # even if the session is interrupted
-    try:
-        broker.start()
+    with running(KafkaBroker(workdir, **kwargs)) as broker:  # type: ignore[arg-type]
         yield broker
-    finally:
-        broker.destroy()
 
 
 @pytest.fixture(scope="session")
@@ -107,13 +109,8 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluste
 @pytest.fixture(scope="session")
 def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OciRegistry]:
     """A real OCI registry (plain HTTP on a loopback port, storage in a temporary directory)."""
-    registry = OciRegistry(tmp_path_factory.mktemp("registry"))
-    atexit.register(registry.destroy)
-    try:
-        registry.start()
+    with running(OciRegistry(tmp_path_factory.mktemp("registry"))) as registry:
         yield registry
-    finally:
-        registry.destroy()
 
 
 @pytest.fixture(scope="session")

@@ -20,19 +20,20 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from testbed.polling import wait_until
-from tests.kafka.test_continuity import (
-    by_machine,
-    shard_envs,
-    spawn,
-    started,
-    wait_for_growth,
-)
 from tests.producer_kafka_support import (
     REPO,
     Record,
     producer_env,
     read_topic,
     unique_topic,
+)
+from tests.shard_processes import (
+    by_machine,
+    run_shards_until,
+    shard_envs,
+    spawn,
+    started,
+    wait_for_growth,
 )
 
 pytestmark = pytest.mark.kafka
@@ -52,28 +53,19 @@ def history_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
 
 
 def run_stage(bootstrap: str, topic: str, env: dict[str, str], shards: int, records: int) -> str:
-    """Start ``shards`` producers together, wait until every machine has a record and
-    ``records`` more records arrived, SIGTERM them all; every one exits 0 after its final
-    checkpoint. Returns what they logged."""
-    processes = [spawn(e) for e in shard_envs(env, shards)]
-    logs = []
+    """Run ``shards`` producers until every machine has a record and ``records`` more records
+    arrived; every one exits 0 after its final checkpoint. Returns what they logged."""
     machines = int(env["NUM_MACHINES"])
-    try:
-        logs = [started(process) for process in processes]
+
+    def running() -> None:
         wait_for_growth(bootstrap, topic, records)
         wait_until(
             lambda: len(keys_so_far(bootstrap, topic)) >= machines,
             timeout=120,
             message=f"records of all {machines} machines",
         )
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        errors = [process.communicate(timeout=60)[1] for process in processes]
-    for process, err in zip(processes, errors, strict=True):
-        assert process.returncode == 0, err
-        assert "checkpointed" in err, err
-    return "".join(logs) + "".join(errors)
+
+    return run_shards_until(env, shards, running)
 
 
 def keys_so_far(bootstrap: str, topic: str) -> set[bytes]:

@@ -10,18 +10,12 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 
-from testbed.polling import wait_until
 from tests.producer_kafka_support import (
-    REPO,
     Record,
     producer_env,
     read_topic,
@@ -29,65 +23,21 @@ from tests.producer_kafka_support import (
     start_producer,
     unique_topic,
 )
+from tests.shard_processes import (
+    by_machine,
+    run_shards,
+    shard_envs,
+    spawn,
+    started,
+    topic_size,
+    wait_for_growth,
+    without_timestamp,
+)
 
 pytestmark = pytest.mark.kafka
 
 MACHINES = 30
 INTERVAL_MS = 50
-
-
-def topic_size(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return sum(ends.values())
-    finally:
-        consumer.close()
-
-
-def wait_for_growth(bootstrap: str, topic: str, records: int, timeout: float = 90) -> None:
-    """Return once ``records`` more records than now are in ``topic``."""
-    target = topic_size(bootstrap, topic) + records
-    wait_until(
-        lambda: topic_size(bootstrap, topic) >= target,
-        timeout=timeout,
-        message=f"{topic} to grow by {records} records",
-    )
-
-
-def shard_envs(env: dict[str, str], shards: int) -> list[dict[str, str]]:
-    return [{**env, "SHARD_COUNT": str(shards), "SHARD_INDEX": str(i)} for i in range(shards)]
-
-
-def run_shards(bootstrap: str, topic: str, env: dict[str, str], shards: int, cycles: int) -> None:
-    """Start ``shards`` producers together, let about ``cycles`` cycles of the fleet reach the
-    topic, SIGTERM them all, and require a clean exit."""
-    processes = [spawn(e) for e in shard_envs(env, shards)]  # all at once, as pods start
-    try:
-        for process in processes:
-            started(process)
-        wait_for_growth(bootstrap, topic, cycles * MACHINES)
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        errors = [process.communicate(timeout=60)[1] for process in processes]
-    for process, err in zip(processes, errors, strict=True):
-        assert process.returncode == 0, err
-        assert "checkpointed" in err, err
-
-
-def by_machine(records: list[Record]) -> dict[bytes, list[Record]]:
-    machines: dict[bytes, list[Record]] = defaultdict(list)
-    for record in records:
-        machines[record.key].append(record)
-    return machines
-
-
-def without_timestamp(value: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(value)
-    del body["timestamp"]
-    return body
 
 
 def continuity_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
@@ -107,7 +57,7 @@ def test_restarts_and_resharding_continue_every_machine_exactly(kafka_bootstrap:
     topic = unique_topic("continuity")
     env = continuity_env(kafka_bootstrap, topic)
     for shards in (2, 3, 1):
-        run_shards(kafka_bootstrap, topic, env, shards, cycles=40)
+        run_shards(kafka_bootstrap, topic, env, shards, 40 * MACHINES)
 
     records = read_topic(kafka_bootstrap, topic)
     machines = by_machine(records)
@@ -145,24 +95,6 @@ def assert_bodies_of_an_undisturbed_run(
         for record in stream:
             seq = int(record.headers["seq"])
             assert without_timestamp(record.value) == expected[key, seq], (key, seq)
-
-
-def spawn(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "producer"], cwd=REPO, env=env, text=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-
-
-def started(process: subprocess.Popen[str]) -> str:
-    """What the producer logged until it began simulating (fails if it exited first)."""
-    assert process.stderr is not None
-    seen = []
-    for line in process.stderr:
-        seen.append(line)
-        if "simulating machines" in line:
-            return "".join(seen)
-    pytest.fail("producer exited early:\n" + "".join(seen))
 
 
 def test_sigkill_of_a_shard_repeats_identical_records_and_loses_none(

@@ -22,10 +22,6 @@ from tests.kafka.test_continuity import (
     MACHINES,
     assert_bodies_of_an_undisturbed_run,
     continuity_env,
-    shard_envs,
-    spawn,
-    started,
-    wait_for_growth,
 )
 from tests.producer_kafka_support import (
     Record,
@@ -33,6 +29,7 @@ from tests.producer_kafka_support import (
     start_producer,
     unique_topic,
 )
+from tests.shard_processes import shard_envs, spawn, started, wait_for_growth
 
 pytestmark = pytest.mark.kafka
 

@@ -16,8 +16,11 @@ import pytest
 
 from testbed.kafka import KafkaBroker
 from testbed.polling import wait_until
-from tests.kafka.test_continuity import (
-    MACHINES,
+from tests.kafka.test_continuity import MACHINES
+from tests.kafka.test_exactly_once import assert_every_cycle_once, exactly_once_env
+from tests.kafka.test_producer_faults import finish, frozen
+from tests.producer_kafka_support import unique_topic
+from tests.shard_processes import (
     run_shards,
     shard_envs,
     spawn,
@@ -25,9 +28,6 @@ from tests.kafka.test_continuity import (
     topic_size,
     wait_for_growth,
 )
-from tests.kafka.test_exactly_once import assert_every_cycle_once, exactly_once_env
-from tests.kafka.test_producer_faults import finish, frozen
-from tests.producer_kafka_support import unique_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -120,7 +120,7 @@ def test_a_replica_change_with_the_handover_leaves_every_cycle_once(kafka_bootst
     topic = unique_topic("eos-reshard")
     env = exactly_once_env(kafka_bootstrap, topic)
     for shards in (2, 3, 1):
-        run_shards(kafka_bootstrap, topic, env, shards, cycles=30)
+        run_shards(kafka_bootstrap, topic, env, shards, 30 * MACHINES)
     committed, duplicates = assert_every_cycle_once(kafka_bootstrap, topic)
     assert committed > MACHINES * 60  # three runs of ~30 cycles each
     print(f"{committed} committed records, {duplicates} aborted duplicates")

@@ -19,20 +19,20 @@ import pytest
 from domain.machine_ids import machine_ids
 from testbed.polling import wait_until
 from tests.kafka.test_config_history import run_stage
-from tests.kafka.test_continuity import (
-    by_machine,
-    shard_envs,
-    spawn,
-    started,
-    wait_for_growth,
-    without_timestamp,
-)
 from tests.producer_kafka_support import (
     Record,
     producer_env,
     read_topic,
     run_producer,
     unique_topic,
+)
+from tests.shard_processes import (
+    by_machine,
+    shard_envs,
+    spawn,
+    started,
+    wait_for_growth,
+    without_timestamp,
 )
 
 pytestmark = pytest.mark.kafka

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.kafka.test_config_history import history_env, run_stage, segments, seq
-from tests.kafka.test_continuity import by_machine
 from tests.producer_kafka_support import read_topic, unique_topic
+from tests.shard_processes import by_machine
 
 pytestmark = pytest.mark.kafka
 

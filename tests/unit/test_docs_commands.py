@@ -45,3 +45,8 @@ def test_sensorsim_commands_are_parsed_by_the_command_itself() -> None:
     assert docs.problems_of("sensorsim frobnicate", set()) == [
         "sensorsim has no command 'frobnicate'"
     ]
+
+
+def test_paths_named_in_prose_must_exist() -> None:
+    text = "The loop is in `producer/app.py`; the runner in `testbed/no_such_module.py`."
+    assert docs.missing_prose_paths(text) == ["testbed/no_such_module.py"]

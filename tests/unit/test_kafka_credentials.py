@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from domain.jaas import jaas_options
 from producer.errors import ConfigError
 from producer.kafka.client_config import admin_config, client_config
-from producer.settings import jaas_options, load_settings
+from producer.settings import load_settings
 from sensorsim_operator.api.v1alpha1 import parse_spec
 from sensorsim_operator.children.identity import SimulationRef
 from sensorsim_operator.children.manifests import Children, build_children
