@@ -52,17 +52,14 @@ class OciRegistry:
         }
         command = [str(tools.tool_path("registry")), "serve", str(tools.registry_config())]
         self.process = procs.start_detached(command, self.log_file, env)
-
-        def answers() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                log = self.log_file.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the registry exited ({self.process.returncode}):\n{log}")
-            try:
-                return procs.http_ok(f"http://{self.address}/v2/")
-            except OSError:
-                return False
-
-        wait_until(answers, timeout=timeout, interval=0.1, message=f"registry on {self.address}")
+        wait_until(
+            lambda: procs.http_ok(f"http://{self.address}/v2/"),
+            timeout=timeout,
+            interval=0.1,
+            message=f"registry on {self.address}",
+            process=self.process,
+            log_file=self.log_file,
+        )
 
     def tags(self, repository: str) -> list[str]:
         """The tags of ``repository`` (empty when it does not exist)."""
@@ -89,6 +86,7 @@ class OciRegistry:
     def stop(self) -> None:
         if self.process is not None:
             procs.stop_pid(self.process.pid)
+            self.process.wait(timeout=10)
             self.process = None
 
     def destroy(self) -> None:
