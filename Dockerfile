@@ -28,12 +28,16 @@ RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
 
 # Dependencies first, at the versions pinned in requirements.lock (`make lock` writes it from
-# pyproject.toml): this layer is rebuilt only when the lock changes, not on every code change.
-COPY pyproject.toml README.md requirements.lock ./
+# pyproject.toml): this layer is rebuilt only when the lock changes, not on every code change
+# or version bump.
+COPY requirements.lock ./
 RUN uv venv "$VIRTUAL_ENV" \
     && uv pip sync --python "$VIRTUAL_ENV/bin/python" requirements.lock
 
-# The three packages: domain, producer and sensorsim_operator (from operator/).
+# The three packages: domain, producer and sensorsim_operator (from operator/), and the
+# reference table the wheel carries (pyproject.toml, data-files).
+COPY pyproject.toml README.md ./
+COPY data/data_sensors.csv data/data_sensors.csv
 COPY domain/ domain/
 COPY producer/ producer/
 COPY operator/sensorsim_operator/ operator/sensorsim_operator/

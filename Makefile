@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help venv lock tools kafka-up kafka-down cluster-up cluster-down run test test-unit \
-        test-kafka test-k8s check lint typecheck crd operator bench clean image
+        test-kafka test-k8s check lint typecheck crd operator bench clean image release
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock
 
 venv: $(VENV)/.installed ## create .venv with sensorsim and its dev tools
 
-tools: venv ## build or reuse the pinned Kafka, Kubernetes, etcd, kwok and helm
+tools: venv ## build or reuse the pinned Kafka, Kubernetes, etcd, kwok, helm, Prometheus, OCI registry
 	$(PY) -m testbed tools
 
 kafka-up: venv ## start a local Kafka broker in the background (last line: KAFKA_BOOTSTRAP_SERVERS=)
@@ -40,6 +40,9 @@ cluster-down: venv ## stop the local control plane and remove its state
 
 image: venv ## build the Dockerfile with podman (stand-in base, see README); last line IMAGE=
 	@$(PY) -m testbed image
+
+release: venv ## VERSION=x [REGISTRY=host:port]: wheel, sdist, image, chart of HEAD; push to REGISTRY
+	@$(PY) scripts/release.py "$(VERSION)" $(if $(REGISTRY),--registry "$(REGISTRY)")
 
 run: venv ## demo: start a broker, run a small fleet for a few seconds, summarise the topic, stop
 	$(PY) scripts/demo.py

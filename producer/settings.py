@@ -8,6 +8,7 @@ variable and the rule.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +35,14 @@ from domain.simulation_model import FailureModel, SimulationModel
 from producer.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
+_CHECKOUT_DATA_FILE = REPO_ROOT / "data" / "data_sensors.csv"
+# An installed wheel carries the file in <prefix>/share/sensorsim (pyproject.toml, data-files).
+_INSTALLED_DATA_FILE = Path(sys.prefix) / "share" / "sensorsim" / "data_sensors.csv"
+DEFAULT_DATA_FILE = (
+    _INSTALLED_DATA_FILE
+    if not _CHECKOUT_DATA_FILE.exists() and _INSTALLED_DATA_FILE.exists()
+    else _CHECKOUT_DATA_FILE
+)
 _SETTING = contract.BY_ENV
 """The contract of each setting by its environment variable name."""
 MAX_REFERENCE_SHARE = 0.99

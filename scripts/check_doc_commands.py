@@ -5,8 +5,9 @@ Every command line of README.md, docs/*.md and charts/sensorsim/README.md is cla
 - run here by tests (``make`` targets, ``python -m`` modules, ``python scripts/...``): the
   target, module or script must exist;
 - needing a cluster, Docker or the internet (``kubectl``, ``helm``, ``docker``, ``kind``,
-  ``skaffold``, ``curl``): checked for syntax and paths only — every repository path they name
-  (``-f examples/minimal.yaml``, ``charts/sensorsim``, ``kind/cluster.yaml``) must exist;
+  ``skaffold``, ``curl``, ``pip``): checked for syntax and paths only — every repository path
+  they name (``-f examples/minimal.yaml``, ``charts/sensorsim``, ``kind/cluster.yaml``) must
+  exist;
 - ``sensorsim``: the command line is parsed by the command's own parsers (``--help`` and
   ``--version`` aside), so an option the README shows must exist;
 - anything else is reported, so a new kind of command gets a decision.
@@ -39,7 +40,7 @@ DOCUMENTS = (
     *sorted((REPO_ROOT / "docs").glob("*.md")),
     REPO_ROOT / "charts" / "sensorsim" / "README.md",
 )
-PATHS_ONLY = frozenset({"kubectl", "helm", "docker", "kind", "skaffold", "curl"})
+PATHS_ONLY = frozenset({"kubectl", "helm", "docker", "kind", "skaffold", "curl", "pip"})
 SHELL_WORDS = frozenset({".", "source", "cd", "export", "echo", "cat", "time", "git"})
 _BLOCK = re.compile(r"^```(?:console|bash|sh|shell)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _PROSE_PATH = re.compile(

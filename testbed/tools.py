@@ -73,7 +73,17 @@ KWOK = Tool("kwok", "KWOK_VERSION", ("kwok",))
 HELM = Tool("helm", "HELM_VERSION", ("helm",))
 GO_TOOLS = (KUBERNETES, ETCD, KWOK, HELM)
 PROMETHEUS = Tool("prometheus", "PROMETHEUS_DEB_VERSION", ("prometheus", "promtool"))
-ALL_TOOLS = (KAFKA, *GO_TOOLS, PROMETHEUS)
+REGISTRY = Tool("registry", "REGISTRY_DEB_VERSION", ("registry",))
+# Tools unpacked from Debian packages (tools/<name>/README says why): the package, and where
+# each binary is inside it.
+DEB_TOOLS: dict[Tool, tuple[str, dict[str, str]]] = {
+    PROMETHEUS: (
+        "prometheus",
+        {"prometheus": "usr/bin/prometheus", "promtool": "usr/bin/promtool"},
+    ),
+    REGISTRY: ("docker-registry", {"registry": "usr/bin/docker-registry"}),
+}
+ALL_TOOLS = (KAFKA, *GO_TOOLS, *DEB_TOOLS)
 
 
 def _stamp(directory: Path) -> Path:
@@ -86,7 +96,7 @@ def is_installed(tool: Tool) -> bool:
 
 def tool_path(binary: str) -> Path:
     """Absolute path of an installed binary, e.g. ``tool_path("kube-apiserver")``."""
-    for tool in (*GO_TOOLS, PROMETHEUS):
+    for tool in (*GO_TOOLS, *DEB_TOOLS):
         if binary in tool.binaries:
             path = tool.install_dir() / "bin" / binary
             if not path.exists():
@@ -237,27 +247,35 @@ def _copy_kwok_stages(destination: Path) -> None:
                 shutil.copyfile(stage, destination / stage.name)
 
 
-# Prometheus and promtool come from Debian's package (tools/prometheus/README says why).
-def _install_prometheus(target: Path) -> None:
-    version = versions()[PROMETHEUS.version_key]
+def _install_deb_tool(tool: Tool, target: Path) -> None:
+    """``apt-get download`` of the pinned package, ``dpkg-deb -x`` into ``target``, and only
+    the tool's binaries kept (no service is installed or started)."""
+    package, binaries = DEB_TOOLS[tool]
+    version = versions()[tool.version_key]
     download = target / "download"
     download.mkdir()
     try:
-        _run(["apt-get", "download", f"prometheus={version}"], cwd=download)
+        _run(["apt-get", "download", f"{package}={version}"], cwd=download)
     except ToolError as error:
         raise ToolError(
             f"{error}: the apt index may be missing or stale (`apt-get update`), or the archive "
-            f"no longer has prometheus {version} (update PROMETHEUS_DEB_VERSION)"
+            f"no longer has {package} {version} (update {tool.version_key})"
         ) from error
-    [package] = download.glob("prometheus_*.deb")
+    [deb] = download.glob(f"{package}_*.deb")
     unpacked = target / "unpacked"
-    _run(["dpkg-deb", "-x", str(package), str(unpacked)], cwd=target)
+    _run(["dpkg-deb", "-x", str(deb), str(unpacked)], cwd=target)
     bindir = target / "bin"
     bindir.mkdir()
-    for binary in PROMETHEUS.binaries:
-        (unpacked / "usr" / "bin" / binary).rename(bindir / binary)
+    for binary, inside in binaries.items():
+        (unpacked / inside).rename(bindir / binary)
     shutil.rmtree(unpacked)
     shutil.rmtree(download)
+
+
+def registry_config() -> Path:
+    """The test registry's configuration (its recipe; address and storage come from the
+    environment, see testbed/registry.py)."""
+    return REGISTRY.recipe / "config.yml"
 
 
 def kwok_stage_files() -> list[Path]:
@@ -275,8 +293,8 @@ def install(tool: Tool) -> Path:
     staging.mkdir(parents=True)
     if tool is KAFKA:
         _install_kafka(staging)
-    elif tool is PROMETHEUS:
-        _install_prometheus(staging)
+    elif tool in DEB_TOOLS:
+        _install_deb_tool(tool, staging)
     else:
         _install_go_tool(tool, staging)
     shutil.rmtree(target, ignore_errors=True)
@@ -304,6 +322,7 @@ def version_report() -> list[str]:
         ("helm", ["version", "--short"]),
         ("prometheus", ["--version"]),
         ("promtool", ["--version"]),
+        ("registry", ["--version"]),
     ):
         out = subprocess.run(
             [str(tool_path(binary)), *args], capture_output=True, text=True, check=False

@@ -20,6 +20,7 @@ from testbed import containers, tools
 from testbed.cluster import KubeCluster
 from testbed.kafka import KafkaBroker
 from testbed.procs import running
+from testbed.registry import OciRegistry
 
 # Property tests judge results, not speed: a machine busy with brokers and pods must not fail
 # them on hypothesis's per-example deadline (benchmarks measure speed).
@@ -103,6 +104,13 @@ def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluste
         yield control_plane
     finally:
         control_plane.stop()
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OciRegistry]:
+    """A real OCI registry (plain HTTP on a loopback port, storage in a temporary directory)."""
+    with running(OciRegistry(tmp_path_factory.mktemp("registry"))) as registry:
+        yield registry
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ tainted so that only pods with ``TOLERATION`` and that node selector land there)
   fields, ``secretKeyRef``/``configMapKeyRef``, ``envFrom``, ``KUBERNETES_SERVICE_HOST/PORT``)
   and materialises its volumes (``emptyDir``; ``configMap``, ``secret`` and ``projected``
   items as files, with a bound service-account token from the TokenRequest API);
+- finds the pod's image in podman's store or pulls it, in the background, as a kubelet does
+  (``imagePullPolicy``; plain HTTP for a registry on a loopback address);
 - runs the container from the pod's image, command and args with the pod's security context
   (user/group, read-only root filesystem, dropped capabilities, no privilege escalation);
 - reports back to the pod's status what a kubelet would: Running with Ready from the
@@ -24,7 +26,8 @@ and startup probes are not enforced.
 
 The parts: ``node`` (the Node object and its heartbeats), ``container_args`` (a pod spec as
 ``podman run`` arguments: environment, volumes, security), ``status`` (what is remembered per
-pod, readiness probes, the status a kubelet reports), ``podman`` (this runner's containers),
+pod, readiness probes, the status a kubelet reports), ``images`` (found or pulled),
+``podman`` (this runner's containers),
 ``runner`` (the loop that brings containers in line with the bound pods).
 """
 

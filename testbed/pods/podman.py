@@ -66,9 +66,6 @@ class PodmanContainers:
             check=False,
         )
 
-    def image_present(self, image: str) -> bool:
-        return containers.podman("image", "exists", image, check=False).returncode == 0
-
     def stop(self, pod: Manifest, container_id: str, grace_seconds: int) -> None:
         containers.podman(
             "stop",

@@ -14,6 +14,7 @@ import kubernetes
 
 from testbed import containers, procs
 from testbed.cluster import KubeCluster
+from testbed.pods import images
 from testbed.pods.container_args import ContainerArgs, PodConfigError
 from testbed.pods.node import NODE_NAME, NODE_TAINT, NodeHeartbeat, node_manifest, now
 from testbed.pods.podman import PodmanContainers
@@ -41,6 +42,7 @@ class PodRunner:
         self.core = kubernetes.client.CoreV1Api(client)
         self.heartbeat = NodeHeartbeat(client)
         self.containers = PodmanContainers(workdir)
+        self.images = images.ImagePuller()
         self.container_args = ContainerArgs(
             self.core, cluster.apiserver_port, workdir / "volumes", port_env
         )
@@ -75,6 +77,7 @@ class PodRunner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        self.images.stop()
         self.containers.remove_all()
         self.cluster.kubectl("delete", "node", NODE_NAME, "--wait=false", check=False)
 
@@ -198,9 +201,14 @@ class PodRunner:
         except PodConfigError as error:
             self._wait_before_retry(state, "CreateContainerConfigError", str(error))
             return
-        if not self.containers.image_present(image):
-            message = f'image "{image}" is not present on the node'
-            self._wait_before_retry(state, "ErrImageNeverPull", message)
+        waiting = self.images.waiting_reason(image, container.get("imagePullPolicy", ""))
+        if waiting is not None:
+            if waiting[0] == "ContainerCreating":  # a pull under way: look again next pass
+                if state.waiting and state.waiting[0] in ("ErrImagePull", "ImagePullBackOff"):
+                    waiting = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
+                state.waiting = waiting
+            else:
+                self._wait_before_retry(state, *waiting)
             return
         meta = pod["metadata"]
         # The pod's uid keeps the name unique across clusters that share this host's podman.
@@ -213,6 +221,7 @@ class PodRunner:
             self._wait_before_retry(state, "CreateContainerError", result.stderr.strip()[-300:])
             return
         state.container_name, state.container_id = name, result.stdout.strip()
+        state.image_id = images.image_id(image)
         state.running_since, state.waiting = now(), None
         state.ready, state.readiness_failures, state.next_probe = False, 0, 0.0
 

@@ -21,6 +21,7 @@ class PodState:
     started: str = field(default_factory=now)
     container_name: str | None = None  # set while its container runs
     container_id: str | None = None
+    image_id: str = ""  # of the image the current or last container ran
     ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
     restarts: int = 0
     running_since: str | None = None
@@ -122,7 +123,7 @@ def pod_status(pod: Manifest, state: PodState) -> Manifest:
             {
                 "name": container["name"],
                 "image": container["image"],
-                "imageID": "",
+                "imageID": state.image_id,
                 "containerID": f"podman://{state.container_id}" if running else None,
                 "ready": ready == "True",
                 "started": running,
