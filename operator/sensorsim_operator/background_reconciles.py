@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from sensorsim_operator import metrics
+from sensorsim_operator.event_relevance import Relevance
 from sensorsim_operator.kube import KubeError
-from sensorsim_operator.observed import Key, Observed, Relevance
+from sensorsim_operator.observed import Key, Observed
 from sensorsim_operator.simulation_reconciler import ReconcileError, Reconciler
 from sensorsim_operator.work_queue import Handled, WorkQueue
 
@@ -81,6 +82,7 @@ class Reconciles:
         self._full.discard(key)
         now, later = self._triggers.pop(key, None), self._later.pop(key, None)
         trigger = now or later or "event"
+        self.relevance.reconciling(key)
         observed = self._snapshot(key)  # on the event loop: the watches update it there
         loop = asyncio.get_running_loop()
         call = functools.partial(self._reconcile, key, observed, full, trigger)
@@ -110,6 +112,7 @@ class Reconciles:
             self._queue.forget(key)
         for written in outcome.written:
             self.relevance.wrote(*written)
+        self.relevance.reconciled(key, outcome.quiet_stream)
         return Handled.DONE
 
 

@@ -22,8 +22,6 @@ from typing import Any
 from sensorsim_operator import names
 from sensorsim_operator.children.conformance import same_object
 from sensorsim_operator.children.ownership import controller_owner
-from sensorsim_operator.handover import stream_hash_of
-from sensorsim_operator.pod_problems import PodProblem, pod_problems
 
 Key = tuple[str, str]
 """(namespace, simulation name)."""
@@ -67,50 +65,3 @@ class Observed:
     def child(self, manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The object ``manifest`` describes, when a watch has seen it."""
         return next((obj for obj in self.children if same_object(manifest, obj)), None)
-
-
-def _pod_digest(pod: Mapping[str, Any]) -> tuple[str, bool, tuple[PodProblem, ...]]:
-    """What a reconcile reads from a pod: its stream hash, whether it terminates, its problem.
-    (Pods becoming Ready reach the status through their StatefulSet's status.)"""
-    terminating = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-    return stream_hash_of(pod), terminating, tuple(pod_problems([pod]))
-
-
-class Relevance:
-    """Which watch events may change what a reconcile does; the others mark nothing.
-
-    A pod event matters when the pod is new or gone, or when what a reconcile reads from it
-    changed; a child event matters unless it only echoes the operator's own apply (the object
-    has the resourceVersion the apply returned). Called from the event loop (events) and the
-    reconciles' threads (:meth:`wrote`): each call is one dict operation.
-    """
-
-    def __init__(self) -> None:
-        self._pods: dict[str, tuple[str, bool, tuple[PodProblem, ...]]] = {}
-        self._written: dict[tuple[str, str, str], str] = {}
-
-    def pod_event(self, pod: Mapping[str, Any], *, deleted: bool) -> bool:
-        uid = str((pod.get("metadata") or {}).get("uid", ""))
-        if deleted:
-            self._pods.pop(uid, None)
-            return True
-        digest = _pod_digest(pod)
-        if self._pods.get(uid) == digest:
-            return False
-        self._pods[uid] = digest
-        return True
-
-    def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> None:
-        self._written[(kind, namespace, name)] = resource_version
-
-    def child_event(self, child: Mapping[str, Any], *, deleted: bool) -> bool:
-        meta = child.get("metadata") or {}
-        key = (
-            str(child.get("kind", "")),
-            str(meta.get("namespace", "")),
-            str(meta.get("name", "")),
-        )
-        if deleted:
-            self._written.pop(key, None)
-            return True
-        return self._written.get(key) != meta.get("resourceVersion")

@@ -23,6 +23,7 @@ from sensorsim_operator.api.v1alpha1 import SimulationSpec, SimulationStatus, pa
 from sensorsim_operator.children.identity import SimulationRef
 from sensorsim_operator.children.ownership import foreign_owner
 from sensorsim_operator.children.pod_template import BuildDefaults
+from sensorsim_operator.handover import stream_hash_of
 from sensorsim_operator.kube import Kube
 from sensorsim_operator.observed import Observed
 from sensorsim_operator.pod_problems import pod_problems
@@ -57,6 +58,9 @@ class Outcome:
     status_written: bool = False
     # (kind, namespace, name, resourceVersion) of each child as the apply left it
     written: tuple[tuple[str, str, str, str], ...] = ()
+    # The stream hash the simulation is quiet at: its StatefulSet as desired, no handover and
+    # no failure (event_relevance.py); None otherwise.
+    quiet_stream: str | None = None
 
 
 def _version_of(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
@@ -158,6 +162,11 @@ class Reconciler:
             applied=len(plan.to_apply),
             status_written=written,
             written=tuple(_version_of(obj) for obj in applied.values()),
+            quiet_stream=(
+                stream_hash_of(plan.children.stateful_set["spec"]["template"])
+                if handover is None
+                else None
+            ),
         )
 
     def _status_after(

@@ -13,8 +13,9 @@ from prometheus_client import REGISTRY
 
 from sensorsim_operator import handlers, names
 from sensorsim_operator.background_reconciles import Reconciles
+from sensorsim_operator.event_relevance import Relevance
 from sensorsim_operator.kube import KubeError
-from sensorsim_operator.observed import Key, Observed, Relevance
+from sensorsim_operator.observed import Key, Observed
 from sensorsim_operator.simulation_reconciler import Outcome, ReconcileError, Reconciler
 from sensorsim_operator.work_queue import Handled, WorkQueue
 
