@@ -17,21 +17,20 @@ reads the same as the object's previous event:
 
 *Quiet* is what the simulation's last reconcile found: its StatefulSet applied as desired (so
 the desired replicas are the StatefulSet's own ``spec.replicas``), no handover, no failure, at
-one stream hash. A reconcile that starts ends the quiet until it succeeds, so every event that
-arrives while one runs marks the simulation dirty again; without quiet only exact equality of
-the read fields drops an event. A dropped event's state is therefore always one a reconcile has
-seen, or equivalent to it.
+one stream hash; without quiet only exact equality of the read fields drops an event. The
+events that arrive while a reconcile runs are held and judged when it ends, against what it
+saw (its snapshot, and its applies' results) and the quiet it found. A dropped event's state is
+therefore always one a reconcile has seen, or equivalent to it for every read.
 
-Called from the event loop (events, :meth:`Relevance.reconciling`) and the reconciles' threads
-(:meth:`Relevance.wrote`, :meth:`Relevance.reconciled`): each call is a few dict operations.
+Called on the event loop only (the events, and the work queue before and after each reconcile).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sensorsim_operator.handover import scaled_to_zero, stream_hash_of
@@ -134,37 +133,90 @@ def pod_event_matters(
     return quiet_stream is None or streams != {quiet_stream}
 
 
+Ident = tuple[str, str, str]
+"""(kind, namespace, name) of a child."""
+
+
+@dataclass(slots=True)
+class _HeldChild:
+    """The events of one child that arrived while a reconcile of its simulation ran: the child
+    as that reconcile's snapshot had it, as the events left it, and its reading at each
+    resourceVersion, so that the reconcile's own apply is found among them."""
+
+    before: ChildReading | None
+    after: ChildReading | None = None
+    versions: dict[str, ChildReading] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Held:
+    """A simulation's events held while its reconcile runs."""
+
+    children: dict[Ident, _HeldChild] = field(default_factory=dict)
+    pods: dict[str, tuple[PodReading | None, PodReading | None]] = field(default_factory=dict)
+
+
 class Relevance:
     """The readings of the children and pods seen last, what the operator wrote, and which
-    simulations are quiet; decides which events mark a simulation dirty."""
+    simulations are quiet; decides which events mark a simulation dirty.
+
+    Events of a simulation whose reconcile runs are held, and judged when it ends
+    (:meth:`reconciled`) against what it saw: the snapshot it started from, and the children as
+    its applies returned them. So the echo of an apply that arrives before the apply's response,
+    and a status step that settles nothing, do not cost another reconcile.
+    """
 
     def __init__(self) -> None:
         self._pods: dict[str, PodReading] = {}
-        self._children: dict[tuple[str, str, str], ChildReading] = {}
-        self._written: dict[tuple[str, str, str], str] = {}
+        self._children: dict[Ident, ChildReading] = {}
+        self._written: dict[Ident, str] = {}
         self._quiet: dict[Key, str] = {}
+        self._held: dict[Key, _Held] = {}
 
     def reconciling(self, key: Key) -> None:
-        """A reconcile of ``key`` starts: every event until it succeeds matters."""
+        """A reconcile of ``key`` starts (its snapshot is taken now): its simulation's events
+        are held until :meth:`reconciled`."""
         self._quiet.pop(key, None)
+        self._held[key] = _Held()
 
-    def reconciled(self, key: Key, quiet_stream: str | None) -> None:
-        """A reconcile of ``key`` succeeded; quiet at ``quiet_stream`` unless None."""
+    def reconciled(
+        self,
+        key: Key,
+        quiet_stream: str | None,
+        written: Sequence[tuple[str, str, str, str]] = (),
+    ) -> str | None:
+        """The reconcile of ``key`` ended: quiet at ``quiet_stream`` (None: not quiet, also when
+        it failed), having applied ``written`` ((kind, namespace, name, resourceVersion) each).
+        Returns the trigger ("child" or "pod") when a held event still matters, else None."""
+        for kind, namespace, name, version in written:
+            self._written[(kind, namespace, name)] = version
         if quiet_stream is None:
             self._quiet.pop(key, None)
         else:
             self._quiet[key] = quiet_stream
-
-    def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> None:
-        self._written[(kind, namespace, name)] = resource_version
+        held = self._held.pop(key, _Held())
+        for ident, child in held.children.items():
+            applied = child.versions.get(self._written.get(ident, ""))
+            before = applied if applied is not None else child.before
+            if child_event_matters(before, child.after, quiet=quiet_stream is not None):
+                return "child"
+        for before_pod, after_pod in held.pods.values():
+            if pod_event_matters(before_pod, after_pod, quiet_stream=quiet_stream):
+                return "pod"
+        return None
 
     def pod_event(self, pod: Mapping[str, Any], *, deleted: bool) -> bool:
-        uid = str((pod.get("metadata") or {}).get("uid", ""))
+        meta = pod.get("metadata") or {}
+        uid = str(meta.get("uid", ""))
         after = None if deleted else pod_reading(pod)
         before = self._pods.pop(uid, None)
         if after is not None:
             self._pods[uid] = after
         key = pod_key(pod)
+        if key is not None and key in self._held:
+            pods = self._held[key].pods
+            pods[uid] = (pods[uid][0] if uid in pods else before, after)
+            return False
         quiet = self._quiet.get(key) if key is not None else None
         return pod_event_matters(before, after, quiet_stream=quiet)
 
@@ -175,15 +227,21 @@ class Relevance:
             str(meta.get("namespace", "")),
             str(meta.get("name", "")),
         )
+        before = self._children.pop(ident, None)
+        after = None if deleted else ChildReading.of(child)
+        if after is not None:
+            self._children[ident] = after
+        key = child_key(child)
+        if key is not None and key in self._held:
+            held = self._held[key].children.setdefault(ident, _HeldChild(before))
+            held.after = after
+            if after is not None:
+                held.versions[str(meta.get("resourceVersion", ""))] = after
+            return False
         if deleted:
             self._written.pop(ident, None)
-            self._children.pop(ident, None)
             return True
-        after = ChildReading.of(child)
-        before = self._children.get(ident)
-        self._children[ident] = after
         if self._written.get(ident) == meta.get("resourceVersion"):
             return False  # the echo of the operator's own apply
-        key = child_key(child)
         quiet = key is not None and key in self._quiet
         return child_event_matters(before, after, quiet=quiet)

@@ -106,8 +106,7 @@ def test_while_quiet_pods_of_its_stream_come_and_go_unnoticed_unless_they_have_a
     assert relevance.pod_event(pod("line-a-1", "h0"), deleted=False)  # another stream: a handover
     assert relevance.pod_event(crashing(pod("line-a-2", "h1")), deleted=False)
     assert relevance.pod_event(crashing(pod("line-a-2", "h1")), deleted=True)  # its problem goes
-    relevance.reconciling(KEY)  # a reconcile starts: not quiet until it succeeds
-    assert relevance.pod_event(pod("line-a-3", "h1"), deleted=False)
+    relevance.reconciling(KEY)
     relevance.reconciled(KEY, None)  # a handover or a failure: not quiet
     assert relevance.pod_event(pod("line-a-4", "h1"), deleted=False)
 
@@ -117,9 +116,9 @@ def test_the_echo_of_the_operators_own_apply_is_no_child_event() -> None:
     kube = FakeKube()
     kube.objects[PATH] = simulation()
     outcome = reconciler(kube).reconcile(*KEY)
-    for written in outcome.written:
-        relevance.wrote(*written)
     assert {kind for kind, *_ in outcome.written} == {"ConfigMap", "Service", "StatefulSet"}
+    relevance.reconciling(KEY)
+    relevance.reconciled(KEY, outcome.quiet_stream, outcome.written)
     sts = kube.objects[STS_PATH]
     assert not relevance.child_event(sts, deleted=False)
     edited = copy.deepcopy(sts)
@@ -127,6 +126,37 @@ def test_the_echo_of_the_operators_own_apply_is_no_child_event() -> None:
     edited["spec"]["replicas"] = 7  # someone scaled it
     assert relevance.child_event(edited, deleted=False)
     assert relevance.child_event(edited, deleted=True)
+
+
+def test_events_during_a_reconcile_are_judged_against_what_it_saw_when_it_ends() -> None:
+    kube = FakeKube()
+    kube.objects[PATH] = simulation()
+    relevance = Relevance()
+    relevance.reconciling(KEY)  # the snapshot: no child yet
+    outcome = reconciler(kube).reconcile(*KEY)
+    sts = kube.objects[STS_PATH]
+    sts["metadata"]["generation"] = 1
+    # The echo of the apply arrives before the reconcile ends, then the controller's first
+    # status step, which settles nothing: neither marks, now or when the reconcile ends.
+    assert not relevance.child_event(sts, deleted=False)
+    seen = with_status(sts, "50", observedGeneration=1, currentRevision="r", updateRevision="r")
+    assert not relevance.child_event(seen, deleted=False)
+    assert not relevance.pod_event(pod("line-a-0", outcome.quiet_stream or ""), deleted=False)
+    assert relevance.reconciled(KEY, outcome.quiet_stream, outcome.written) is None
+    # Held events that change what is read mark the simulation when the reconcile ends.
+    relevance.reconciling(KEY)
+    ready = with_status(sts, "51", observedGeneration=1, replicas=2, readyReplicas=2)
+    assert not relevance.child_event(ready, deleted=False)
+    assert relevance.reconciled(KEY, outcome.quiet_stream, ()) == "child"
+    relevance.reconciling(KEY)
+    assert not relevance.pod_event(pod("line-a-1", "another-stream"), deleted=False)
+    assert relevance.reconciled(KEY, outcome.quiet_stream, ()) == "pod"
+    # A reconcile that failed is not quiet: a held step of a raw flag matters then.
+    relevance.reconciling(KEY)
+    assert not relevance.child_event(with_status(sts, "52", observedGeneration=0), deleted=False)
+    assert relevance.reconciled(KEY, None) == "child"
+    # Nothing is held once it ended.
+    assert relevance.child_event(with_status(sts, "53", observedGeneration=1), deleted=False)
 
 
 def with_status(sts: dict[str, Any], version: str, **status: Any) -> dict[str, Any]:

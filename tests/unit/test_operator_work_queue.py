@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from sensorsim_operator import handlers, names
-from sensorsim_operator.background_reconciles import Reconciles
+from sensorsim_operator.background_reconciles import SETTLE_SECONDS, Reconciles
 from sensorsim_operator.event_relevance import Relevance
 from sensorsim_operator.kube import KubeError
 from sensorsim_operator.observed import Key, Observed
@@ -282,7 +282,7 @@ def test_handlers_share_kopfs_indexes_through_each_objects_copy_of_the_memo() ->
         **kwargs,
     )
     asyncio.run(cast(Coroutine[Any, Any, None], changed))  # kopf's decorators type it loosely
-    assert operator_memo.reconciles.marked == [(("plant", "line-a"), handlers.SETTLE_SECONDS)]
+    assert operator_memo.reconciles.marked == [(("plant", "line-a"), SETTLE_SECONDS)]
     assert operator_memo.reconciles.triggers == ["pod"]
     observed = handlers._snapshot(operator_memo.indexes, ("plant", "line-a"))
     assert observed is not None
