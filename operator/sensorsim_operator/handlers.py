@@ -32,7 +32,14 @@ from sensorsim_operator.background_reconciles import (
 )
 from sensorsim_operator.children.pod_template import BuildDefaults
 from sensorsim_operator.kube import ApiKube
-from sensorsim_operator.observed import Key, Observed, child_key, pod_key, trimmed
+from sensorsim_operator.observed import (
+    Key,
+    Observed,
+    child_key,
+    pod_key,
+    pod_summary,
+    trimmed,
+)
 from sensorsim_operator.settings import OperatorSettings
 from sensorsim_operator.simulation_reconciler import Reconciler
 
@@ -132,7 +139,7 @@ def _mark(
 @kopf.index("v1", "pods", labels=PRODUCER_POD_LABELS)
 def producer_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
     key = pod_key(body)
-    return None if key is None else {key: trimmed(body)}
+    return None if key is None else {key: pod_summary(body)}
 
 
 @kopf.index("apps", "v1", "statefulsets", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sensorsim_operator import names
 from sensorsim_operator.children.conformance import same_object
@@ -32,6 +32,47 @@ def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
     metadata that no reconcile reads."""
     meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
     return {**body, "metadata": meta}
+
+
+_POD_METADATA: Final = ("name", "namespace", "uid", "labels", "deletionTimestamp")
+_POD_SPEC: Final = ("nodeName", "terminationGracePeriodSeconds")
+_POD_STATUS: Final = ("phase", "reason", "message")
+_CONTAINER_STATUS: Final = ("name", "state", "lastState")
+
+
+def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A producer pod as the index keeps it: only what reconciles read from it (its identity and
+    labels, its stream-hash annotation, whether it terminates, its node and grace period, and
+    what pod_problems.py reads from its status). A simulation of a thousand pods is held in a
+    fraction of the memory the full objects take."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    return {
+        "apiVersion": body.get("apiVersion", "v1"),
+        "kind": body.get("kind", "Pod"),
+        "metadata": {
+            **{key: meta[key] for key in _POD_METADATA if key in meta},
+            "annotations": {
+                key: value
+                for key, value in annotations.items()
+                if key == names.STREAM_HASH_ANNOTATION
+            },
+        },
+        "spec": {key: spec[key] for key in _POD_SPEC if key in spec},
+        "status": {
+            **{key: status[key] for key in _POD_STATUS if key in status},
+            "conditions": [
+                condition
+                for condition in status.get("conditions") or ()
+                if condition.get("type") == "PodScheduled"
+            ],
+            "containerStatuses": [
+                {key: container[key] for key in _CONTAINER_STATUS if key in container}
+                for container in status.get("containerStatuses") or ()
+            ],
+        },
+    }
 
 
 def child_key(body: Mapping[str, Any]) -> Key | None:

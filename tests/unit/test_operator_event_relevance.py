@@ -18,7 +18,9 @@ from sensorsim_operator.event_relevance import (
     pod_event_matters,
     pod_reading,
 )
-from sensorsim_operator.observed import Observed
+from sensorsim_operator.handover import StoppingPod, stream_hash_of
+from sensorsim_operator.observed import Observed, pod_key, pod_summary
+from sensorsim_operator.pod_problems import pod_problems
 from tests.unit.test_operator_reconciling import PATH, STS_PATH, FakeKube, reconciler, simulation
 
 pytestmark = pytest.mark.unit
@@ -269,3 +271,70 @@ def test_a_dropped_pod_event_changes_no_status_and_no_decision(
         assert reconciled(kube, sts, with_before, full=full) == reconciled(
             kube, sts, with_after, full=full
         )
+
+
+def full_pod(**status: Any) -> dict[str, Any]:
+    """A pod as the API server returns it, with the fields no reconcile reads."""
+    body = pod("line-a-0", "abc")
+    body["metadata"].update(
+        managedFields=[{"manager": "kubelet"}],
+        ownerReferences=[{"kind": "StatefulSet", "name": "line-a"}],
+        annotations={names.STREAM_HASH_ANNOTATION: "abc", "other": "x"},
+        deletionTimestamp="2026-12-07T00:00:00Z",
+    )
+    body["spec"].update(
+        terminationGracePeriodSeconds=50,
+        containers=[{"name": "producer", "env": [{"name": "A", "value": "1" * 500}]}],
+    )
+    body["status"] = {"podIP": "10.0.0.1", **status}
+    return body
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available",
+                }
+            ],
+        },
+        {"phase": "Failed", "reason": "Evicted", "message": "low on memory"},
+        {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "producer",
+                    "image": "i",
+                    "imageID": "x",
+                    "ready": False,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+                    "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+                }
+            ],
+        },
+        {
+            "phase": "Pending",
+            "containerStatuses": [
+                {"name": "producer", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+            ],
+        },
+    ],
+)
+def test_the_index_keeps_of_a_pod_all_that_reconciles_read(status: dict[str, Any]) -> None:
+    body = full_pod(**status)
+    summary = pod_summary(body)
+    assert pod_problems([summary]) == pod_problems([body])
+    assert StoppingPod.of(summary) == StoppingPod.of(body)
+    assert stream_hash_of(summary) == stream_hash_of(body) == "abc"
+    assert pod_key(summary) == pod_key(body)
+    assert pod_reading(summary) == pod_reading(body)
+    assert "containers" not in summary["spec"]
+    assert "podIP" not in summary["status"]
+    assert "managedFields" not in summary["metadata"]
