@@ -11,7 +11,7 @@ Per size (pods of the large simulation), on a fresh namespace and a fresh operat
 
 Each step reports its wall time, the operator's reconciles (by trigger) and API requests (by
 verb and resource, from the API server's ``apiserver_request_total`` before and after, as the
-series counts them), its CPU time, and both per pod of the step (the pods it stops plus the
+series counts them, less the bench's own polling reads), its CPU time, and both per pod of the step (the pods it stops plus the
 pods it starts), so sizes compare: linear growth shows as equal per-pod figures. The operator's
 peak resident memory (``VmHWM``) is read at the end of the size.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,9 +110,12 @@ def _step(
     timeout: float,
     poll: float,
     meanwhile: Callable[[float], bool] | None = None,
+    own_gets: Counter[str],
 ) -> Step:
     """Run ``act`` (which returns the simulation applies it sent through kubectl) and wait for
-    ``done``; ``meanwhile(elapsed)`` is called each poll until it returns True."""
+    ``done``; ``meanwhile(elapsed)`` is called each poll until it returns True. ``own_gets``
+    counts the reads ``done`` and ``meanwhile`` send, by "GET resource": not the operator's."""
+    own_gets.clear()
     reconciles_before, requests_before, cpu_before = probe.counters()
     start = time.monotonic()
     applies = act()
@@ -127,6 +131,9 @@ def _step(
         time.sleep(poll)
     seconds = time.monotonic() - start
     reconciles_after, requests_after, cpu_after = probe.counters()
+    requests = operator_requests(requests_before, requests_after, applies)
+    for request, sent in own_gets.items():
+        requests[request] = requests.get(request, 0.0) - sent
     return Step(
         name=name,
         pods=pods,
@@ -136,7 +143,7 @@ def _step(
             for k, v in reconciles_after.items()
             if v - reconciles_before.get(k, 0.0)
         },
-        api_requests=operator_requests(requests_before, requests_after, applies),
+        api_requests={request: n for request, n in requests.items() if n},
         cpu_seconds=round(cpu_after - cpu_before, 2),
     )
 
@@ -157,12 +164,16 @@ def run_big(env: dict[str, str], workdir: Path, pods: int, *, timeout: float) ->
         kubectl(env, "apply", "--server-side", "-f", "-", stdin=json.dumps(body))
         return 1
 
+    own_gets: Counter[str] = Counter()
+
     def big_ready() -> bool:
+        own_gets["GET sensorsimulations"] += 1
         return _ready_at_generation(api.get(path))
 
     second_sent_at = 0.0
 
     def second_created(_elapsed: float) -> bool:
+        own_gets["GET statefulsets"] += 1
         if api.get(small_sts) is None:
             return False
         result.second_simulation_statefulset_seconds = round(time.monotonic() - second_sent_at, 2)
@@ -204,6 +215,7 @@ def run_big(env: dict[str, str], workdir: Path, pods: int, *, timeout: float) ->
                 timeout=timeout,
                 poll=poll,
                 meanwhile=meanwhile,
+                own_gets=own_gets,
             )
             result.steps.append(step)
             print_step(pods, step, flush=True)
