@@ -11,9 +11,10 @@ Per size (pods of the large simulation), on a fresh namespace and a fresh operat
 
 Each step reports its wall time, the operator's reconciles (by trigger) and API requests (by
 verb and resource, from the API server's ``apiserver_request_total`` before and after, as the
-series counts them, less the bench's own polling reads), its CPU time, and both per pod of the step (the pods it stops plus the
-pods it starts), so sizes compare: linear growth shows as equal per-pod figures. The operator's
-peak resident memory (``VmHWM``) is read at the end of the size.
+series counts them, less the bench's own polling reads), its CPU time, and both per pod of the
+step (the pods it stops plus the pods it starts), so sizes compare: linear growth shows as equal
+per-pod figures. The operator's peak resident memory (``VmHWM``) is read at the end of the
+size.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.cluster_probes import (
     cpu_seconds,
@@ -35,7 +35,7 @@ from bench.cluster_probes import (
     request_counts,
     rss_mib,
 )
-from bench.simulation_manifests import simulation
+from bench.simulation_manifests import is_ready, simulation
 from sensorsim_operator.kube import ApiKube
 from testbed.operator import OperatorProcess
 
@@ -68,20 +68,6 @@ class BigResult:
     second_simulation_statefulset_seconds: float | None = None
     operator_peak_rss_mib: float = 0.0
     operator_rss_idle_mib: float = 0.0
-
-
-def _ready_at_generation(obj: dict[str, Any] | None) -> bool:
-    if obj is None:
-        return False
-    status = obj.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
-    )
-    return (
-        ready
-        and status.get("observedGeneration") == obj["metadata"].get("generation")
-        and status.get("readyReplicas") == obj["spec"]["replicas"]
-    )
 
 
 @dataclass
@@ -168,7 +154,7 @@ def run_big(env: dict[str, str], workdir: Path, pods: int, *, timeout: float) ->
 
     def big_ready() -> bool:
         own_gets["GET sensorsimulations"] += 1
-        return _ready_at_generation(api.get(path))
+        return (found := api.get(path)) is not None and is_ready(found)
 
     second_sent_at = 0.0
 

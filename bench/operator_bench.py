@@ -43,7 +43,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
@@ -60,7 +59,7 @@ from bench.cluster_probes import (  # noqa: E402
     request_counts,
     rss_mib,
 )
-from bench.simulation_manifests import baseline_manifest, simulations  # noqa: E402
+from bench.simulation_manifests import baseline_manifest, is_ready, simulations  # noqa: E402
 from sensorsim_operator.kube import ApiKube  # noqa: E402
 from testbed import tools  # noqa: E402
 from testbed.operator import OperatorProcess  # noqa: E402
@@ -116,18 +115,6 @@ class Result:
     timeline: dict[str, tuple[float, float, float]]  # per simulation: seen, StatefulSet, Ready
     cpu_count: int
     python: str
-
-
-def is_ready(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
-    )
-    return (
-        ready
-        and status.get("observedGeneration") == obj["metadata"].get("generation")
-        and status.get("readyReplicas") == obj["spec"]["replicas"]
-    )
 
 
 @dataclass

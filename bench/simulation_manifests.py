@@ -1,5 +1,6 @@
-"""The objects the operator benchmarks apply: SensorSimulations, and for the baseline the
-StatefulSets the operator would build for them, without the operator."""
+"""The objects the operator benchmarks apply (SensorSimulations, and for the baseline the
+StatefulSets the operator would build for them, without the operator), and when they count a
+simulation Ready."""
 
 from __future__ import annotations
 
@@ -55,3 +56,16 @@ def baseline_manifest(namespace: str, count: int, replicas: int) -> str:
         del sts["metadata"]["ownerReferences"]  # no owner: the garbage collector would delete it
         items.append(sts)
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    """Ready=True for the simulation's current generation, with every replica ready."""
+    status = obj.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
+    )
+    return (
+        ready
+        and status.get("observedGeneration") == obj["metadata"].get("generation")
+        and status.get("readyReplicas") == obj["spec"]["replicas"]
+    )

@@ -21,6 +21,7 @@ from sensorsim_operator.event_relevance import (
 from sensorsim_operator.handover import StoppingPod, stream_hash_of
 from sensorsim_operator.observed import Observed, pod_key, pod_summary
 from sensorsim_operator.pod_problems import pod_problems
+from tests.unit.test_operator_observed import pod as observed_pod
 from tests.unit.test_operator_reconciling import PATH, STS_PATH, FakeKube, reconciler, simulation
 
 pytestmark = pytest.mark.unit
@@ -28,20 +29,12 @@ pytestmark = pytest.mark.unit
 KEY = ("plant", "line-a")
 
 
-def pod(name: str, stream: str, *, uid: str | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": "plant",
-            "uid": uid or name,
-            "labels": {names.INSTANCE_LABEL: "line-a"},
-            "annotations": {names.STREAM_HASH_ANNOTATION: stream},
-        },
-        "spec": {"nodeName": "kwok-node-0"},
-        "status": {"phase": "Running"},
-    }
+def pod(name: str, stream: str) -> dict[str, Any]:
+    """A running producer pod of the simulation, of the stream hash ``stream``."""
+    body = observed_pod(name)
+    body["metadata"].update(uid=name, annotations={names.STREAM_HASH_ANNOTATION: stream})
+    body["spec"] = {"nodeName": "kwok-node-0"}
+    return body
 
 
 def crashing(body: dict[str, Any]) -> dict[str, Any]:
