@@ -4,7 +4,7 @@ Per size (pods of the large simulation), on a fresh namespace and a fresh operat
 
 1. **create**: one simulation of ``pods`` replicas (5 machines each), until it is Ready with
    every pod;
-2. **replica change**: ``replicas`` raised by a tenth, a handover (every old pod stops before a
+2. **replica change**: ``replicas`` lowered by a tenth, a handover (every old pod stops before a
    new one starts), until Ready at the new generation; a second, small simulation (2 pods) is
    created while the handover runs, and the time until its StatefulSet exists is recorded;
 3. **settings rollout**: ``failures.probability`` changed, another handover, until Ready.
@@ -136,8 +136,8 @@ def _step(
 
 def run_big(env: dict[str, str], workdir: Path, pods: int, *, timeout: float) -> BigResult:
     """The three steps for one size; a fresh namespace and operator, deleted after."""
-    raised = pods + pods // 10
-    ensure_nodes(env, raised + pods + SECOND_SIMULATION_PODS)
+    changed = pods - pods // 10  # a simulation has at most 1,024 replicas
+    ensure_nodes(env, changed + pods + SECOND_SIMULATION_PODS)
     namespace = f"big-{pods}-{int(time.time())}"
     kubectl(env, "create", "namespace", namespace)
     api = ApiKube.from_environment()
@@ -165,9 +165,9 @@ def run_big(env: dict[str, str], workdir: Path, pods: int, *, timeout: float) ->
         result.second_simulation_statefulset_seconds = round(time.monotonic() - second_sent_at, 2)
         return True
 
-    def raise_replicas_and_create_second() -> int:
+    def change_replicas_and_create_second() -> int:
         nonlocal second_sent_at
-        apply("big", raised, 0.05)
+        apply("big", changed, 0.05)
         time.sleep(1.0)  # the handover has begun: its pods are stopping
         apply("second", SECOND_SIMULATION_PODS, 0.05)
         second_sent_at = time.monotonic()  # kubectl returned: the simulation exists
@@ -188,8 +188,8 @@ def run_big(env: dict[str, str], workdir: Path, pods: int, *, timeout: float) ->
         result.operator_rss_idle_mib = round(rss_mib(pid, "VmRSS"), 1)
         steps = (
             ("create", pods, lambda: apply("big", pods, 0.05), None),
-            ("replica change", pods + raised, raise_replicas_and_create_second, second_created),
-            ("settings rollout", 2 * raised, lambda: apply("big", raised, 0.02), None),
+            ("replica change", pods + changed, change_replicas_and_create_second, second_created),
+            ("settings rollout", 2 * changed, lambda: apply("big", changed, 0.02), None),
         )
         for name, step_pods, act, meanwhile in steps:
             step = _step(
