@@ -88,13 +88,13 @@ class Reconciles:
         # On the event loop, with no await between them: the events held from here on are
         # judged against this snapshot when the reconcile ends.
         self.relevance.reconciling(key)
-        observed = self._snapshot(key)
-        loop = asyncio.get_running_loop()
-        call = functools.partial(self._reconcile, key, observed, full, trigger)
         outcome: Outcome | None = None
         try:
+            observed = self._snapshot(key)
+            call = functools.partial(self._reconcile, key, observed, full, trigger)
+            loop = asyncio.get_running_loop()
             handled, outcome = await loop.run_in_executor(self._executor, call)
-        finally:
+        finally:  # whatever happened, the held events are judged and nothing stays held
             found = outcome is not None and outcome.found
             held = self.relevance.reconciled(
                 key,
