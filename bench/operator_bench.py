@@ -5,6 +5,7 @@ reach Ready=True, what it costs the operator and the API server, by fleet size.
     .venv/bin/python bench/operator_bench.py --series 50,200,500 --baseline
     .venv/bin/python bench/operator_bench.py --kubeconfig K          # uses an existing cluster
     .venv/bin/python bench/operator_bench.py --count 50 --replicas 2 --json out.json
+    .venv/bin/python bench/operator_bench.py --big-simulation 1000,250   # bench/big_simulation.py
 
 Method, per size: the CRD is installed, enough kwok nodes for every pod are added, and the
 operator (``python -m sensorsim_operator``, a subprocess) is started and idle; then one
@@ -42,11 +43,11 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
+from bench.big_simulation import BigResult, print_big, run_big  # noqa: E402
 from bench.cluster_probes import (  # noqa: E402
     control_plane,
     cpu_seconds,
@@ -58,10 +59,7 @@ from bench.cluster_probes import (  # noqa: E402
     request_counts,
     rss_mib,
 )
-from sensorsim_operator.api.v1alpha1 import parse_spec  # noqa: E402
-from sensorsim_operator.children.identity import SimulationRef  # noqa: E402
-from sensorsim_operator.children.manifests import build_stateful_set  # noqa: E402
-from sensorsim_operator.children.pod_template import BuildDefaults  # noqa: E402
+from bench.simulation_manifests import baseline_manifest, is_ready, simulations  # noqa: E402
 from sensorsim_operator.kube import ApiKube  # noqa: E402
 from testbed import tools  # noqa: E402
 from testbed.operator import OperatorProcess  # noqa: E402
@@ -117,35 +115,6 @@ class Result:
     timeline: dict[str, tuple[float, float, float]]  # per simulation: seen, StatefulSet, Ready
     cpu_count: int
     python: str
-
-
-def simulations(namespace: str, count: int, replicas: int) -> str:
-    items = [
-        {
-            "apiVersion": "sensorsim.io/v1alpha1",
-            "kind": "SensorSimulation",
-            "metadata": {"name": f"bench-{i:03d}", "namespace": namespace},
-            "spec": {
-                "replicas": replicas,
-                "machines": replicas * 5,
-                "kafka": {"bootstrapServers": "kafka:9092"},
-            },
-        }
-        for i in range(count)
-    ]
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-
-
-def is_ready(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
-    )
-    return (
-        ready
-        and status.get("observedGeneration") == obj["metadata"].get("generation")
-        and status.get("readyReplicas") == obj["spec"]["replicas"]
-    )
 
 
 @dataclass
@@ -218,20 +187,6 @@ def apply_and_watch(
         )
     timeline.applied_seconds = applied
     return timeline
-
-
-def baseline_manifest(namespace: str, count: int, replicas: int) -> str:
-    """The same StatefulSets the operator builds, applied directly (no owner, no operator)."""
-    spec = parse_spec(
-        {"replicas": replicas, "machines": replicas * 5, "kafka": {"bootstrapServers": "k:9092"}}
-    )
-    items = []
-    for i in range(count):
-        ref = SimulationRef(namespace=namespace, name=f"base-{i:03d}", uid="none", generation=1)
-        sts, _ = build_stateful_set(ref, spec, BuildDefaults(producer_image="sensorsim:bench"))
-        del sts["metadata"]["ownerReferences"]  # no owner: the garbage collector would delete it
-        items.append(sts)
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 
 
 def run_size(env: dict[str, str], workdir: Path, args: argparse.Namespace, count: int) -> Result:
@@ -329,8 +284,9 @@ def run_size(env: dict[str, str], workdir: Path, args: argparse.Namespace, count
     )
 
 
-def run(args: argparse.Namespace) -> list[Result]:
+def run(args: argparse.Namespace) -> tuple[list[Result], list[BigResult]]:
     results: list[Result] = []
+    big: list[BigResult] = []
     with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp:
         workdir = Path(tmp)
         with control_plane(args.kubeconfig, workdir) as env:
@@ -341,7 +297,9 @@ def run(args: argparse.Namespace) -> list[Result]:
                 result = run_size(env, workdir, args, count)
                 print_result(result)
                 results.append(result)
-    return results
+            for pods in args.big_simulation:
+                big.append(run_big(env, workdir, pods, timeout=args.timeout))
+    return results, big
 
 
 def print_result(result: Result) -> None:
@@ -424,21 +382,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", help="use this cluster instead of starting one")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
+        "--big-simulation",
+        help="pods of one large simulation, comma-separated (e.g. 1000,250): create, a replica "
+        "change with a second simulation created meanwhile, a settings rollout (after the series)",
+    )
+    parser.add_argument(
         "--baseline",
         action="store_true",
         help="also time the same StatefulSets applied directly, without the operator",
     )
     args = parser.parse_args(argv)
-    args.series = [int(n) for n in args.series.split(",")] if args.series else [args.count]
+    args.big_simulation = [int(n) for n in (args.big_simulation or "").split(",") if n]
+    default = [] if args.big_simulation else [args.count]
+    args.series = [int(n) for n in args.series.split(",")] if args.series else default
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        results = run(args)
+        results, big = run(args)
     except KeyboardInterrupt as stopped:
         print(f"stopped ({stopped}); the control plane was stopped", file=sys.stderr)
         return 130
-    print_series(results)
+    if results:
+        print_series(results)
+    if big:
+        print_big(big)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+        found = {"series": [asdict(r) for r in results], "big": [asdict(b) for b in big]}
+        args.json.write_text(json.dumps(found, indent=2) + "\n")
     return 0
 
 

@@ -23,15 +23,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from sensorsim_operator import metrics
+from sensorsim_operator.event_relevance import Relevance
 from sensorsim_operator.kube import KubeError
-from sensorsim_operator.observed import Key, Observed, Relevance
-from sensorsim_operator.simulation_reconciler import ReconcileError, Reconciler
+from sensorsim_operator.observed import Key, Observed
+from sensorsim_operator.simulation_reconciler import Outcome, ReconcileError, Reconciler
 from sensorsim_operator.work_queue import Handled, WorkQueue
 
 log = logging.getLogger(__name__)
 
 WORKERS: Final = 16
 """Reconciles mostly wait on the API server: more of them than cores keep it busy."""
+SETTLE_SECONDS: Final = 0.5
+"""A child or pod event waits this long before its reconcile, so that the events of a burst
+(a new simulation's children and pods appearing one by one) share one reconcile."""
 
 Snapshot = Callable[[Key], Observed | None]
 """The watches' snapshot of a simulation's children and pods (None when there is none yet)."""
@@ -81,17 +85,33 @@ class Reconciles:
         self._full.discard(key)
         now, later = self._triggers.pop(key, None), self._later.pop(key, None)
         trigger = now or later or "event"
-        observed = self._snapshot(key)  # on the event loop: the watches update it there
-        loop = asyncio.get_running_loop()
-        call = functools.partial(self._reconcile, key, observed, full, trigger)
-        handled = await loop.run_in_executor(self._executor, call)
+        # On the event loop, with no await between them: the events held from here on are
+        # judged against this snapshot when the reconcile ends.
+        self.relevance.reconciling(key)
+        outcome: Outcome | None = None
+        try:
+            observed = self._snapshot(key)
+            call = functools.partial(self._reconcile, key, observed, full, trigger)
+            loop = asyncio.get_running_loop()
+            handled, outcome = await loop.run_in_executor(self._executor, call)
+        finally:  # whatever happened, the held events are judged and nothing stays held
+            found = outcome is not None and outcome.found
+            held = self.relevance.reconciled(
+                key,
+                outcome.quiet_stream if outcome is not None else None,
+                outcome.written if outcome is not None else (),
+            )
+            if held is not None and (found or outcome is None):
+                self.mark(key, SETTLE_SECONDS, held)
         if handled is Handled.RETRY:
             _note(self._triggers, key, "retry")
             if full:
                 self._full.add(key)  # the retry must still be full
         return handled
 
-    def _reconcile(self, key: Key, observed: Observed | None, full: bool, trigger: str) -> Handled:
+    def _reconcile(
+        self, key: Key, observed: Observed | None, full: bool, trigger: str
+    ) -> tuple[Handled, Outcome | None]:
         namespace, name = key
         try:
             with metrics.observe(trigger) as result:
@@ -102,15 +122,13 @@ class Reconciles:
                     metrics.STATUS_WRITES.inc()
         except ReconcileError as error:
             log.warning(f"reconcile of {namespace}/{name} failed: {error}")
-            return Handled.RETRY if error.retry else Handled.DONE
+            return (Handled.RETRY if error.retry else Handled.DONE), None
         except KubeError as error:
             log.warning(f"reconcile of {namespace}/{name} failed: API error: {error}")
-            return Handled.RETRY
+            return Handled.RETRY, None
         if not outcome.found:
             self._queue.forget(key)
-        for written in outcome.written:
-            self.relevance.wrote(*written)
-        return Handled.DONE
+        return Handled.DONE, outcome
 
 
 _PRECEDENCE: Final = {"create": 0, "update": 0, "resume": 0, "resync": 1, "retry": 2}

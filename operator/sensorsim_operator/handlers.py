@@ -24,10 +24,22 @@ import kopf
 
 from sensorsim_operator import metrics, names
 from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
-from sensorsim_operator.background_reconciles import Reconciles, cancel, resync_forever
+from sensorsim_operator.background_reconciles import (
+    SETTLE_SECONDS,
+    Reconciles,
+    cancel,
+    resync_forever,
+)
 from sensorsim_operator.children.pod_template import BuildDefaults
 from sensorsim_operator.kube import ApiKube
-from sensorsim_operator.observed import Key, Observed, child_key, pod_key, trimmed
+from sensorsim_operator.observed import (
+    Key,
+    Observed,
+    child_key,
+    pod_key,
+    pod_summary,
+    trimmed,
+)
 from sensorsim_operator.settings import OperatorSettings
 from sensorsim_operator.simulation_reconciler import Reconciler
 
@@ -35,9 +47,6 @@ log = logging.getLogger(__name__)
 
 CHILD_SELECTOR: Final = f"{names.MANAGED_BY_LABEL}={names.FIELD_MANAGER}"
 CHILD_RESOURCES: Final = (("apps", "v1", "statefulsets"), ("v1", "services"), ("v1", "configmaps"))
-# A child or pod event waits this long before its reconcile, so that the events of a burst
-# (a new simulation's children and pods appearing one by one) share one reconcile.
-SETTLE_SECONDS: Final = 0.5
 CHILD_INDEXES: Final = ("child_statefulsets", "child_services", "child_configmaps")
 PRODUCER_POD_LABELS: Final = {
     names.NAME_LABEL: names.APP_NAME,
@@ -130,7 +139,7 @@ def _mark(
 @kopf.index("v1", "pods", labels=PRODUCER_POD_LABELS)
 def producer_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]] | None:
     key = pod_key(body)
-    return None if key is None else {key: trimmed(body)}
+    return None if key is None else {key: pod_summary(body)}
 
 
 @kopf.index("apps", "v1", "statefulsets", labels={names.MANAGED_BY_LABEL: names.FIELD_MANAGER})

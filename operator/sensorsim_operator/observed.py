@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sensorsim_operator import names
 from sensorsim_operator.children.conformance import same_object
 from sensorsim_operator.children.ownership import controller_owner
-from sensorsim_operator.handover import stream_hash_of
-from sensorsim_operator.pod_problems import PodProblem, pod_problems
 
 Key = tuple[str, str]
 """(namespace, simulation name)."""
@@ -34,6 +32,47 @@ def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
     metadata that no reconcile reads."""
     meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
     return {**body, "metadata": meta}
+
+
+_POD_METADATA: Final = ("name", "namespace", "uid", "labels", "deletionTimestamp")
+_POD_SPEC: Final = ("nodeName", "terminationGracePeriodSeconds")
+_POD_STATUS: Final = ("phase", "reason", "message")
+_CONTAINER_STATUS: Final = ("name", "state", "lastState")
+
+
+def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A producer pod as the index keeps it: only what reconciles read from it (its identity and
+    labels, its stream-hash annotation, whether it terminates, its node and grace period, and
+    what pod_problems.py reads from its status). A simulation of a thousand pods is held in a
+    fraction of the memory the full objects take."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    return {
+        "apiVersion": body.get("apiVersion", "v1"),
+        "kind": body.get("kind", "Pod"),
+        "metadata": {
+            **{key: meta[key] for key in _POD_METADATA if key in meta},
+            "annotations": {
+                key: value
+                for key, value in annotations.items()
+                if key == names.STREAM_HASH_ANNOTATION
+            },
+        },
+        "spec": {key: spec[key] for key in _POD_SPEC if key in spec},
+        "status": {
+            **{key: status[key] for key in _POD_STATUS if key in status},
+            "conditions": [
+                condition
+                for condition in status.get("conditions") or ()
+                if condition.get("type") == "PodScheduled"
+            ],
+            "containerStatuses": [
+                {key: container[key] for key in _CONTAINER_STATUS if key in container}
+                for container in status.get("containerStatuses") or ()
+            ],
+        },
+    }
 
 
 def child_key(body: Mapping[str, Any]) -> Key | None:
@@ -67,50 +106,3 @@ class Observed:
     def child(self, manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The object ``manifest`` describes, when a watch has seen it."""
         return next((obj for obj in self.children if same_object(manifest, obj)), None)
-
-
-def _pod_digest(pod: Mapping[str, Any]) -> tuple[str, bool, tuple[PodProblem, ...]]:
-    """What a reconcile reads from a pod: its stream hash, whether it terminates, its problem.
-    (Pods becoming Ready reach the status through their StatefulSet's status.)"""
-    terminating = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-    return stream_hash_of(pod), terminating, tuple(pod_problems([pod]))
-
-
-class Relevance:
-    """Which watch events may change what a reconcile does; the others mark nothing.
-
-    A pod event matters when the pod is new or gone, or when what a reconcile reads from it
-    changed; a child event matters unless it only echoes the operator's own apply (the object
-    has the resourceVersion the apply returned). Called from the event loop (events) and the
-    reconciles' threads (:meth:`wrote`): each call is one dict operation.
-    """
-
-    def __init__(self) -> None:
-        self._pods: dict[str, tuple[str, bool, tuple[PodProblem, ...]]] = {}
-        self._written: dict[tuple[str, str, str], str] = {}
-
-    def pod_event(self, pod: Mapping[str, Any], *, deleted: bool) -> bool:
-        uid = str((pod.get("metadata") or {}).get("uid", ""))
-        if deleted:
-            self._pods.pop(uid, None)
-            return True
-        digest = _pod_digest(pod)
-        if self._pods.get(uid) == digest:
-            return False
-        self._pods[uid] = digest
-        return True
-
-    def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> None:
-        self._written[(kind, namespace, name)] = resource_version
-
-    def child_event(self, child: Mapping[str, Any], *, deleted: bool) -> bool:
-        meta = child.get("metadata") or {}
-        key = (
-            str(child.get("kind", "")),
-            str(meta.get("namespace", "")),
-            str(meta.get("name", "")),
-        )
-        if deleted:
-            self._written.pop(key, None)
-            return True
-        return self._written.get(key) != meta.get("resourceVersion")

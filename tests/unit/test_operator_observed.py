@@ -10,7 +10,7 @@ import pytest
 
 from sensorsim_operator import names
 from sensorsim_operator.kube import object_path
-from sensorsim_operator.observed import Observed, Relevance, child_key, pod_key, trimmed
+from sensorsim_operator.observed import Observed, child_key, pod_key, trimmed
 from tests.unit.test_operator_reconciling import (
     PATH,
     STS_PATH,
@@ -153,39 +153,3 @@ def test_index_keys_and_trimmed_bodies() -> None:
     }
     assert child_key(owned) == ("plant", "line-a")
     assert child_key({"metadata": {"namespace": "plant"}}) is None
-
-
-def test_pod_events_matter_when_the_pod_comes_goes_or_changes_what_a_reconcile_reads() -> None:
-    relevance = Relevance()
-    started = pod("line-a-0", phase="Pending")
-    started["metadata"]["uid"] = "u0"
-    assert relevance.pod_event(started, deleted=False)  # new
-    running = copy.deepcopy(started)
-    running["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
-    running["spec"] = {"nodeName": "kwok-node-0"}
-    assert not relevance.pod_event(running, deleted=False)  # Ready comes through the StatefulSet
-    crashing = copy.deepcopy(running)
-    crashing["status"]["containerStatuses"] = [
-        {"name": "producer", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
-    ]
-    assert relevance.pod_event(crashing, deleted=False)
-    assert not relevance.pod_event(crashing, deleted=False)
-    stopping = copy.deepcopy(crashing)
-    stopping["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
-    assert relevance.pod_event(stopping, deleted=False)
-    assert relevance.pod_event(stopping, deleted=True)
-    assert relevance.pod_event(stopping, deleted=False)  # forgotten: seen anew
-
-
-def test_the_echo_of_the_operators_own_apply_is_no_child_event(kube: CountingKube) -> None:
-    relevance = Relevance()
-    outcome = reconciler(kube).reconcile("plant", "line-a")
-    for written in outcome.written:
-        relevance.wrote(*written)
-    assert {kind for kind, *_ in outcome.written} == {"ConfigMap", "Service", "StatefulSet"}
-    sts = kube.get(STS_PATH)
-    assert sts is not None
-    assert not relevance.child_event(sts, deleted=False)
-    sts["metadata"]["resourceVersion"] = "999"  # the controller wrote its status
-    assert relevance.child_event(sts, deleted=False)
-    assert relevance.child_event(sts, deleted=True)

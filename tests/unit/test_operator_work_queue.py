@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
@@ -12,9 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from sensorsim_operator import handlers, names
-from sensorsim_operator.background_reconciles import Reconciles
+from sensorsim_operator.background_reconciles import SETTLE_SECONDS, Reconciles
+from sensorsim_operator.event_relevance import Relevance
 from sensorsim_operator.kube import KubeError
-from sensorsim_operator.observed import Key, Observed, Relevance
+from sensorsim_operator.observed import Key, Observed
 from sensorsim_operator.simulation_reconciler import Outcome, ReconcileError, Reconciler
 from sensorsim_operator.work_queue import Handled, WorkQueue
 
@@ -281,9 +283,60 @@ def test_handlers_share_kopfs_indexes_through_each_objects_copy_of_the_memo() ->
         **kwargs,
     )
     asyncio.run(cast(Coroutine[Any, Any, None], changed))  # kopf's decorators type it loosely
-    assert operator_memo.reconciles.marked == [(("plant", "line-a"), handlers.SETTLE_SECONDS)]
+    assert operator_memo.reconciles.marked == [(("plant", "line-a"), SETTLE_SECONDS)]
     assert operator_memo.reconciles.triggers == ["pod"]
     observed = handlers._snapshot(operator_memo.indexes, ("plant", "line-a"))
     assert observed is not None
     assert [pod["metadata"]["name"] for pod in observed.pods] == ["line-a-0"]
     assert handlers._snapshot({}, ("plant", "line-a")) is None  # before any handler ran
+
+
+class BlockingReconciler:
+    """Reconciles quiet at stream "h1"; each call waits until the test lets it end."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+
+    def reconcile(
+        self, namespace: str, name: str, *, observed: Observed | None, full: bool
+    ) -> Outcome:
+        self.calls += 1
+        self.release.wait(timeout=10)
+        self.release.clear()
+        return Outcome(found=True, quiet_stream="h1")
+
+
+def test_events_held_during_a_reconcile_mark_it_again_only_when_they_matter() -> None:
+    def producer_pod(uid: str, stream: str) -> dict[str, Any]:
+        return {
+            "kind": "Pod",
+            "metadata": {
+                "uid": uid,
+                "namespace": "plant",
+                "labels": {names.INSTANCE_LABEL: "line-a"},
+                "annotations": {names.STREAM_HASH_ANNOTATION: stream},
+            },
+        }
+
+    async def main() -> None:
+        fake = BlockingReconciler()
+        reconciles = Reconciles(fake, lambda key: Observed(), workers=1)  # type: ignore[arg-type]
+        reconciles.start()
+        reconciles.mark(("plant", "line-a"))
+        await until(lambda: fake.calls == 1)
+        # A pod of the stream the reconcile finds the simulation quiet at: held, then dropped.
+        assert not reconciles.relevance.pod_event(producer_pod("p0", "h1"), deleted=False)
+        fake.release.set()
+        await asyncio.sleep(SETTLE_SECONDS + 0.7)  # past the settle delay: nothing ran
+        assert fake.calls == 1
+        reconciles.mark(("plant", "line-a"))
+        await until(lambda: fake.calls == 2)
+        # A pod of another stream arrives meanwhile: it marks the simulation once it ends.
+        assert not reconciles.relevance.pod_event(producer_pod("p1", "h0"), deleted=False)
+        fake.release.set()
+        await until(lambda: fake.calls == 3)
+        fake.release.set()
+        await reconciles.stop()
+
+    run(main)
