@@ -1,0 +1,361 @@
+"""Operating regimes and machine differences of the learned model (pure numpy, no I/O).
+
+Fitted to the reference's normal rows (``mixture``): a Gaussian mixture copula whose number of
+components (regimes) the information criterion chooses; one component is the learned model
+without regimes, exactly. With ``K > 1`` components each machine has
+
+* a **regime** ``r``, a Markov chain: its transition matrix per reference step is counted from
+  consecutive normal rows of a group (each row's most probable component; a pseudo-count of one
+  row per origin spread over the regimes by weight) when the reference is a time series, and
+  otherwise stays in its regime with probability ``1 - 1/DEFAULT_DWELL_CYCLES`` per cycle and
+  else draws one by weight (no time order, no dwell to learn; ``DEFAULT_DWELL_CYCLES`` is five
+  times the default persistence's correlation time, so regimes change more slowly than the
+  readings move within one). A cycle applies the transition to the power of the reference steps
+  per cycle, as the latent dynamics do;
+* a persistent **offset** ``o ~ N(0, T)`` in latent space: with at least
+  ``MIN_OFFSET_GROUPS`` groups (machines or recordings), ``T`` is the between-group covariance
+  of the rows' deviations from their regime's mean, less what a group's own noise explains (the
+  one-way analysis-of-variance estimate, its within-group part inflated by each sensor's lag-1
+  as a persistent series needs), kept to at most ``MAX_OFFSET_SHARE`` of any regime's variance.
+  Without groups there is none: rows of one unnamed source give no evidence of how machines
+  differ, and an invented offset would take variance from each machine's own movement;
+* a whitened state ``y ~ N(0, I)``, persistent in time: ``y <- B y + C eps`` with
+  ``C C^T = I - B B^T``, ``B`` the within-regime lag-1 of the reference's time series
+  (consecutive rows of one regime and group: ``W_k^-1 (G_k - T) W_k^-T`` pooled, where
+  ``G_k`` is their lag-1 cross-covariance), ``rho I`` with ``SIMULATION_PERSISTENCE``, else
+  ``DEFAULT_PERSISTENCE I``.
+
+The latent value is ``z = mu_r + o + W_r y`` with ``W_r W_r^T = Sigma_r - T``: at every cycle the
+fleet's latent law is the mixture (regimes in their stationary weights), and a sensor's reading
+is its reference quantile at ``F_j(z_j)``, ``F_j`` the mixture's marginal distribution function
+(tabulated with the latent grid, so reading it costs what the model without regimes does).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from domain.simulation_model import DEFAULT_PERSISTENCE
+from producer.simulation.dynamics import MAX_GAIN, consecutive_pairs, matrix_power
+from producer.simulation.learned_model import (
+    LATENT_GRID,
+    QuantileTable,
+    quantile_grid,
+    rounded,
+)
+from producer.simulation.mixture import (
+    Choice,
+    Mixture,
+    choose_mixture,
+    effective_rows,
+    latent_values,
+    marginal_cdf,
+    normal_quantile,
+    rank_probabilities,
+)
+from producer.simulation.reference_data import ReferenceProfile
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+MAX_REGIMES = 6
+DEFAULT_DWELL_CYCLES = 100
+MIN_OFFSET_GROUPS = 3
+MAX_OFFSET_SHARE = 0.5
+_MIN_PAIRS = 10
+
+
+@dataclass(frozen=True, eq=False)
+class Regimes:
+    """The regimes of a learned engine for its cycle's interval (module docstring)."""
+
+    choice: Choice
+    weights: FloatArray
+    """Stationary weight of each regime, shape (K,)."""
+    means: FloatArray
+    """Latent mean of each regime, shape (K, sensors)."""
+    within: FloatArray
+    """``W_k``, lower triangular, shape (K, sensors, sensors)."""
+    offset: FloatArray | None
+    """Lower-triangular ``T^(1/2)`` of the machine offsets (None: no offsets)."""
+    transition: FloatArray
+    """Regime transition per cycle, shape (K, K), rows summing to 1."""
+    dwell_cycles: FloatArray
+    """Mean cycles a regime lasts once entered."""
+    dwell_source: str
+    offset_source: str
+    persistence: float | None
+    """Set: ``B = persistence I``; None: ``step``."""
+    step: FloatArray | None
+    """``B^k`` for one cycle."""
+    innovation: FloatArray | None
+    """``C``, lower triangular, with ``C C^T = I - B^k B^k^T``."""
+    table: QuantileTable
+    """Each sensor's reading at latent value ``z``: its quantile at ``F_j(z)``."""
+    seconds_per_step: float | None
+    """The reference's median step in seconds (None: no time order)."""
+
+    @property
+    def components(self) -> int:
+        return len(self.weights)
+
+    @property
+    def offset_share(self) -> FloatArray:
+        """Per sensor, the offsets' share of the latent variance."""
+        if self.offset is None:
+            return np.zeros(self.means.shape[1])
+        between = np.diag(self.offset @ self.offset.T)
+        return np.asarray(between / self._variance(), dtype=np.float64)
+
+    def _variance(self) -> FloatArray:
+        mean = self.weights @ self.means
+        spread = ((self.means - mean) ** 2 * self.weights[:, None]).sum(axis=0)
+        within = sum(w * np.diag(c @ c.T) for w, c in zip(self.weights, self.within, strict=True))
+        offset = 0.0 if self.offset is None else np.diag(self.offset @ self.offset.T)
+        return np.asarray(spread + within + offset, dtype=np.float64)
+
+    def within_lag1(self) -> FloatArray:
+        """Per sensor, the lag-1 correlation of one cycle within a regime (offsets and regime
+        means aside): what thinning a stream to nearly independent readings goes by."""
+        within = sum(w * c @ c.T for w, c in zip(self.weights, self.within, strict=True))
+        if self.step is None:
+            return np.full(self.means.shape[1], self.persistence or 0.0)
+        lagged = sum(
+            w * c @ self.step @ c.T for w, c in zip(self.weights, self.within, strict=True)
+        )
+        return np.asarray(np.diag(lagged) / np.diag(within), dtype=np.float64)
+
+
+def _stationary(transition: FloatArray) -> FloatArray:
+    eigenvalues, vectors = np.linalg.eig(transition.T)
+    vector = np.abs(np.real(vectors[:, np.argmin(np.abs(eigenvalues - 1.0))]))
+    return np.asarray(vector / vector.sum(), dtype=np.float64)
+
+
+def _transition_power(transition: FloatArray, steps: float) -> FloatArray:
+    if float(steps).is_integer():
+        power = np.linalg.matrix_power(transition, int(steps))
+    else:
+        power = np.clip(matrix_power(transition, steps), 0.0, None)
+    return np.asarray(power / power.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def _counted_transition(labels: IntArray, pairs: tuple[IntArray, IntArray], weights: FloatArray):
+    previous, after = pairs
+    components = len(weights)
+    counts = np.zeros((components, components))
+    np.add.at(counts, (labels[previous], labels[after]), 1.0)
+    counts += weights[None, :]
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def _lag1(latent: FloatArray, pairs: tuple[IntArray, IntArray]) -> FloatArray:
+    a, b = latent[pairs[0]], latent[pairs[1]]
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+    return np.asarray((a * b).sum(axis=0) / np.where(denominator > 0, denominator, 1.0))
+
+
+def _offset_covariance(
+    residual: FloatArray, groups: IntArray, inflation: FloatArray
+) -> FloatArray | None:
+    """The one-way ANOVA estimate of the between-group covariance (module docstring)."""
+    codes, group_of = np.unique(groups, return_inverse=True)
+    count = len(codes)
+    if count < MIN_OFFSET_GROUPS:
+        return None
+    rows = len(residual)
+    sizes = np.bincount(group_of, minlength=count).astype(np.float64)
+    sums = np.zeros((count, residual.shape[1]))
+    np.add.at(sums, group_of, residual)
+    means = sums / sizes[:, None]
+    overall = residual.mean(axis=0)
+    centred_means = means - overall
+    between = (sizes[:, None] * centred_means).T @ centred_means / (count - 1)
+    deviations = residual - means[group_of]
+    within = deviations.T @ deviations / max(rows - count, 1)
+    size = (rows - (sizes**2).sum() / rows) / (count - 1)
+    scale = np.sqrt(np.outer(inflation, inflation))
+    estimate = (between - scale * within) / size
+    estimate = (estimate + estimate.T) / 2.0
+    values, vectors = np.linalg.eigh(estimate)
+    return np.asarray((vectors * np.clip(values, 0.0, None)) @ vectors.T, dtype=np.float64)
+
+
+def _bounded_offset(offset: FloatArray, covariances: FloatArray) -> FloatArray:
+    """``offset`` scaled so that it is at most ``MAX_OFFSET_SHARE`` of any regime's variance
+    in any direction."""
+    largest = 0.0
+    for covariance in covariances:
+        inverse = np.linalg.inv(np.linalg.cholesky(covariance))
+        largest = max(largest, float(np.linalg.eigvalsh(inverse @ offset @ inverse.T).max()))
+    factor = min(1.0, MAX_OFFSET_SHARE / largest) if largest > 0 else 1.0
+    return offset * factor
+
+
+def _within_transition(
+    latent: FloatArray,
+    labels: IntArray,
+    pairs: tuple[IntArray, IntArray],
+    mixture: Mixture,
+    within: FloatArray,
+    offset: FloatArray,
+) -> FloatArray | None:
+    """The pooled whitened within-regime lag-1 ``B`` (module docstring), gain-bounded."""
+    previous, after = pairs
+    same = labels[previous] == labels[after]
+    sensors = latent.shape[1]
+    total, weight = np.zeros((sensors, sensors)), 0
+    for k in range(mixture.components):
+        chosen = same & (labels[previous] == k)
+        count = int(chosen.sum())
+        if count < max(2 * sensors, _MIN_PAIRS):
+            continue
+        now = latent[after[chosen]] - mixture.means[k]
+        before = latent[previous[chosen]] - mixture.means[k]
+        lagged = now.T @ before / count - offset
+        inverse = np.linalg.inv(within[k])
+        total += count * (inverse @ lagged @ inverse.T)
+        weight += count
+    if weight == 0:
+        return None
+    step = total / weight
+    gain = float(np.linalg.norm(step, 2))
+    return step * (MAX_GAIN / gain) if gain > MAX_GAIN else step
+
+
+def _calibrated_table(values: FloatArray, mixture: Mixture) -> QuantileTable:
+    grid = np.stack(
+        [
+            quantile_grid(values[:, j], at=marginal_cdf(mixture, j, LATENT_GRID))
+            for j in range(values.shape[1])
+        ]
+    )
+    return QuantileTable.from_grid(rounded(grid))
+
+
+def fit_regimes(
+    profile: ReferenceProfile,
+    *,
+    components: int | None,
+    persistence: float | None,
+    interval_ms: int | None,
+) -> Regimes:
+    """The regimes of ``profile``'s normal rows (``components``: None chooses by the
+    criterion), for a cycle of ``interval_ms`` (module docstring)."""
+    values = profile.normal_values
+    sensors = values.shape[1]
+    probabilities = rank_probabilities(values)
+    series, normal = profile.series, profile.normal_mask
+    pairs = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if series is not None and normal is not None:
+        pairs = consecutive_pairs(series, normal)
+    timed = len(pairs[0]) >= max(2 * sensors, _MIN_PAIRS) and series is not None
+    start = normal_quantile(probabilities)
+    lag1 = float(np.median(_lag1(start, pairs))) if timed else 0.0
+    choice = choose_mixture(
+        probabilities,
+        most=MAX_REGIMES,
+        effective=effective_rows(len(values), lag1),
+        components=components,
+    )
+    mixture = choice.mixture
+    latent = latent_values(mixture, probabilities) if mixture.components > 1 else start
+    labels = mixture.assign(latent)
+    steps = 1.0
+    seconds: float | None = None
+    if timed and series is not None and series.median_step is not None:
+        per_step = _counted_transition(labels, pairs, mixture.weights)
+        steps = steps_per_cycle_of(series.median_step, interval_ms)
+        seconds = series.median_step
+        transition = _transition_power(per_step, steps)
+        dwell_source = f"learned from {len(pairs[0])} consecutive normal rows"
+    else:
+        leave = 1.0 / DEFAULT_DWELL_CYCLES
+        transition = (1.0 - leave) * np.eye(mixture.components) + leave * mixture.weights
+        dwell_source = f"default (no time order): {DEFAULT_DWELL_CYCLES} cycles between draws"
+    weights = _stationary(transition)
+    offset = np.zeros((sensors, sensors))
+    offset_source = "none: no GROUP_COLUMN (rows of one source show no machine differences)"
+    if series is not None and normal is not None and series.group_count >= MIN_OFFSET_GROUPS:
+        inflation = np.ones(sensors)
+        if timed:
+            rho = np.clip(_lag1(latent - mixture.means[labels], pairs), 0.0, 0.99)
+            inflation = (1.0 + rho) / (1.0 - rho)
+        estimate = _offset_covariance(
+            latent - mixture.means[labels], series.groups[normal], inflation
+        )
+        if estimate is not None:
+            offset = _bounded_offset(estimate, mixture.covariances)
+            offset_source = f"learned from {series.group_count} groups (GROUP_COLUMN)"
+    elif series is not None and series.group_count > 1:
+        offset_source = f"none: {series.group_count} groups, {MIN_OFFSET_GROUPS} needed"
+    within = np.stack([np.linalg.cholesky(c - offset) for c in mixture.covariances])
+    step = innovation = None
+    if persistence is None and timed:
+        fitted = _within_transition(latent, labels, pairs, mixture, within, offset)
+        if fitted is not None:
+            step = rounded(_bounded_power(fitted, steps))
+            inner = np.eye(sensors) - step @ step.T
+            innovation = rounded(np.tril(np.linalg.cholesky((inner + inner.T) / 2.0)))
+    if step is None and persistence is None:
+        persistence = DEFAULT_PERSISTENCE
+    stay = np.clip(np.diag(transition), 0.0, 1.0 - 1e-12)
+    has_offset = bool(np.any(offset))
+    return Regimes(
+        choice=choice,
+        weights=rounded(weights),
+        means=rounded(mixture.means),
+        within=rounded(within),
+        offset=rounded(np.linalg.cholesky(offset + 1e-12 * np.eye(sensors)))
+        if has_offset
+        else None,
+        transition=rounded(transition),
+        dwell_cycles=1.0 / (1.0 - stay),
+        dwell_source=dwell_source,
+        offset_source=offset_source,
+        persistence=persistence if step is None else None,
+        step=step,
+        innovation=innovation,
+        table=_calibrated_table(values, mixture),
+        seconds_per_step=seconds,
+    )
+
+
+def steps_per_cycle_of(median_step: float, interval_ms: int | None) -> float:
+    if not interval_ms:
+        return 1.0
+    return interval_ms / 1000.0 / median_step
+
+
+def _bounded_power(step: FloatArray, steps: float) -> FloatArray:
+    power = matrix_power(step, steps)
+    gain = float(np.linalg.norm(power, 2))
+    return power * (MAX_GAIN / gain) if gain > MAX_GAIN else power
+
+
+_CACHE: weakref.WeakKeyDictionary[ReferenceProfile, dict[tuple[object, ...], Regimes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def regimes_for(
+    profile: ReferenceProfile,
+    *,
+    components: int | None,
+    persistence: float | None,
+    interval_ms: int | None,
+) -> Regimes:
+    """``fit_regimes``, fitted once per profile and settings (engines of one shard's segments
+    and the ``profile`` command share it)."""
+    key = (components, persistence, interval_ms)
+    cached = _CACHE.setdefault(profile, {})
+    if key not in cached:
+        cached[key] = fit_regimes(
+            profile, components=components, persistence=persistence, interval_ms=interval_ms
+        )
+    return cached[key]
