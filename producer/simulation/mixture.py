@@ -293,3 +293,61 @@ def choose_mixture(
         criteria.append(information_criterion(mixture, rows, effective))
     chosen = len(candidates) - 1 if components is not None else int(np.argmin(criteria))
     return Choice(candidates[chosen], tuple(criteria), effective)
+
+
+HIDDEN_MARKOV_ROUNDS = 20
+HIDDEN_MARKOV_TOLERANCE = 1e-4
+"""Baum-Welch stops when no transition probability moves by more in a round."""
+
+
+def _chains(linked: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
+    """Row index of each (chain, position), -1 past a chain's end; chains are runs of rows each
+    linked to the one before."""
+    starts = np.flatnonzero(~linked)
+    ends = np.append(starts[1:], len(linked))
+    length = int((ends - starts).max())
+    index = starts[:, None] + np.arange(length)[None, :]
+    index = np.where(index < ends[:, None], index, -1)
+    return index.astype(np.int64), (ends - starts).astype(np.int64)
+
+
+def hidden_markov_transition(
+    log_densities: FloatArray, linked: npt.NDArray[np.bool_], start: FloatArray
+) -> FloatArray:
+    """The transition matrix of a hidden Markov chain over the components, the emissions held
+    at the mixture's (``log_densities``: per row, ``log N(row; component)``), by Baum-Welch
+    from ``start``. ``linked[i]``: row ``i`` follows row ``i - 1`` (one step apart). Rows
+    are run as chains side by side, so the loop is over positions in a chain, not rows."""
+    emission = np.exp(log_densities - log_densities.max(axis=1, keepdims=True))
+    index, lengths = _chains(linked)
+    chains, length = index.shape
+    components = emission.shape[1]
+    padded = np.ones((chains, length, components))
+    present = index >= 0
+    padded[present] = emission[index[present]]
+    transition = start.copy()
+    weights = np.full(components, 1.0 / components)
+    for _ in range(HIDDEN_MARKOV_ROUNDS):
+        forward = np.empty((chains, length, components))
+        belief = weights * padded[:, 0]
+        forward[:, 0] = belief / belief.sum(axis=1, keepdims=True)
+        for t in range(1, length):
+            belief = (forward[:, t - 1] @ transition) * padded[:, t]
+            forward[:, t] = belief / belief.sum(axis=1, keepdims=True)
+        backward = np.ones((chains, length, components))
+        counts = np.zeros((components, components))
+        for t in range(length - 2, -1, -1):
+            following = padded[:, t + 1] * backward[:, t + 1]
+            message = following @ transition.T
+            backward[:, t] = message / message.sum(axis=1, keepdims=True)
+            joint = forward[:, t, :, None] * transition[None] * following[:, None, :]
+            joint /= joint.sum(axis=(1, 2), keepdims=True)
+            counts += joint[t + 1 < lengths].sum(axis=0)
+        posterior = forward[:, 0] * backward[:, 0]
+        weights = (posterior / posterior.sum(axis=1, keepdims=True)).mean(axis=0)
+        counts += weights[None, :]  # one pseudo-row per origin, spread by weight
+        moved = transition
+        transition = counts / counts.sum(axis=1, keepdims=True)
+        if np.abs(transition - moved).max() < HIDDEN_MARKOV_TOLERANCE:
+            break
+    return transition

@@ -52,6 +52,7 @@ from producer.simulation.mixture import (
     Mixture,
     choose_mixture,
     effective_rows,
+    hidden_markov_transition,
     latent_values,
     marginal_cdf,
     normal_quantile,
@@ -268,8 +269,12 @@ def fit_regimes(
     labels = mixture.assign(latent)
     steps = 1.0
     seconds: float | None = None
-    if timed and series is not None and series.median_step is not None:
-        per_step = _counted_transition(labels, pairs, mixture.weights)
+    if timed and series is not None and series.median_step is not None and mixture.components > 1:
+        counted = _counted_transition(labels, pairs, mixture.weights)
+        linked = np.zeros(len(values), dtype=np.bool_)
+        linked[pairs[1]] = True
+        emissions = mixture.log_densities(latent) - np.log(mixture.weights)
+        per_step = hidden_markov_transition(emissions, linked, counted)
         steps = steps_per_cycle_of(series.median_step, interval_ms)
         seconds = series.median_step
         transition = _transition_power(per_step, steps)
