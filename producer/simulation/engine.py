@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +62,9 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 UInt64Array = npt.NDArray[np.uint64]
+
+if TYPE_CHECKING:
+    from producer.simulation.regime_process import RegimeProcess
 
 __all__ = ["CycleResult", "LearnedProcess", "OriginalWalk", "SimulationEngine", "to_micros"]
 
@@ -311,6 +314,8 @@ class SimulationEngine:
         )
         initial = self._stream.words(0, first_machine, count, domain=DOMAIN_INITIAL)
         self.process: SensorProcess
+        self.regimes: RegimeProcess | None = None
+        """The process again when it has operating regimes (their state and draws)."""
         self.learned_model: LearnedModel | None = None
         """The fitted learned model (None for the original one), for engines of the same
         reference data to share."""
@@ -338,6 +343,8 @@ class SimulationEngine:
                 persistence=persistence,
                 interval_ms=interval_ms,
             )
+            if hasattr(self.process, "extra_state"):
+                self.regimes = self.process  # type: ignore[assignment]
             self.learned_model = fitted
         else:
             self.process = OriginalWalk(profile, initial)
@@ -369,15 +376,16 @@ class SimulationEngine:
     def state_names(self) -> tuple[str, ...]:
         """The names ``export_state`` returns: the sensor process's state, then the episodes'."""
         process = "latent" if self.model is SimulationModel.LEARNED else "walk"
-        return (process, *getattr(self.process, "extra_state", ()), *FailureEpisodes.STATE)
+        extra = self.regimes.extra_state if self.regimes is not None else ()
+        return (process, *extra, *FailureEpisodes.STATE)
 
     def export_state(self, rows: IntArray) -> dict[str, npt.NDArray[np.generic]]:
         """Copies of the state of shard rows ``rows``: name -> array, first axis the machine."""
         state: dict[str, npt.NDArray[np.generic]] = {
             self.state_names[0]: self.process.export_state(rows)
         }
-        if hasattr(self.process, "extra_state"):  # regimes
-            state.update(self.process.export_extra(rows))
+        if self.regimes is not None:
+            state.update(self.regimes.export_extra(rows))
         state.update(self.episodes.export_state(rows))
         return state
 
@@ -388,27 +396,19 @@ class SimulationEngine:
         initial = self._stream.words(cycle, self.first_machine, self.count, domain=DOMAIN_INITIAL)
         return self.process.start(np.ascontiguousarray(initial[rows]))
 
-    def fresh_process_state(self, rows: IntArray, cycle: int) -> dict[str, npt.NDArray[np.generic]]:
-        """``fresh_state`` under its name, with what else the sensor process starts from."""
-        state: dict[str, npt.NDArray[np.generic]] = {
-            self.state_names[0]: self.fresh_state(rows, cycle)
-        }
-        if hasattr(self.process, "extra_state"):  # regimes
-            state.update(self.process.fresh_extra(rows, cycle))
-        return state
-
     def restore_state(self, rows: IntArray, state: dict[str, npt.NDArray[np.generic]]) -> None:
         """Overwrite the state of shard rows ``rows`` with ``state`` (as ``export_state``
         returned it)."""
-        optional = set(getattr(self.process, "extra_state", ()))  # absent before regimes
+        # a checkpoint of a release without regimes has no regime state
+        optional = set(self.regimes.extra_state if self.regimes is not None else ())
         if set(state) | optional != set(self.state_names):
             raise ValueError(f"state names {sorted(state)} are not {sorted(self.state_names)}")
         process = state[self.state_names[0]]
         if process.shape != (len(rows), self.profile.num_sensors):
             raise ValueError(f"state has shape {process.shape} for {len(rows)} rows")
         self.process.restore_state(rows, process.astype(np.float64))
-        if optional:
-            self.process.restore_extra(rows, state)
+        if self.regimes is not None:
+            self.regimes.restore_extra(rows, state)
         self.episodes.restore_state(rows, state)
 
     def step(self) -> CycleResult:
@@ -426,8 +426,8 @@ class SimulationEngine:
         else:
             episodes = FailureEpisodes.healthy(self.count)
         drive = ShardScenarios.drive(active, self.cycle, episodes) if active else episodes
-        if hasattr(self.process, "move_regimes"):
-            self.process.move_regimes(self.cycle)
+        if self.regimes is not None:
+            self.regimes.move_regimes(self.cycle)
         readings = self.process.readings(words, drive)
         labels = None
         if active:

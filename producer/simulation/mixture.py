@@ -81,7 +81,7 @@ def rank_probabilities(values: FloatArray, seed: int = 0) -> FloatArray:
     rng = np.random.default_rng(seed)
     probabilities = np.empty((rows, sensors))
     for j in range(sensors):
-        order = np.lexsort((rng.random(rows), values[:, j]))
+        order = np.lexsort(np.stack([rng.random(rows), values[:, j]]))
         probabilities[order, j] = positions
     return probabilities
 
@@ -92,12 +92,13 @@ _INV_CDF = np.frompyfunc(NormalDist().inv_cdf, 1, 1)
 
 def normal_cdf(values: FloatArray) -> FloatArray:
     """``Phi`` elementwise (``math.erf``: the same bits on every CPU)."""
-    out: FloatArray = 0.5 * (1.0 + _ERF(values / math.sqrt(2.0)).astype(np.float64))
+    erf = np.asarray(_ERF(values / math.sqrt(2.0)), dtype=np.float64)
+    out: FloatArray = 0.5 * (1.0 + erf)
     return out
 
 
 def normal_quantile(probabilities: FloatArray) -> FloatArray:
-    out: FloatArray = _INV_CDF(probabilities).astype(np.float64)
+    out: FloatArray = np.asarray(_INV_CDF(probabilities), dtype=np.float64)
     return out
 
 

@@ -82,7 +82,8 @@ def _draw(cumulative: FloatArray, draws: FloatArray) -> IntArray:
     """The category of each draw, ``cumulative`` the rows' cumulative probabilities (one row per
     draw, or one for all)."""
     chosen = (draws[:, None] >= cumulative).sum(axis=1)
-    return np.minimum(chosen, cumulative.shape[-1] - 1).astype(np.int64)
+    drawn: IntArray = np.minimum(chosen, cumulative.shape[-1] - 1).astype(np.int64)
+    return drawn
 
 
 class RegimeProcess(LearnedProcess):

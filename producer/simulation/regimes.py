@@ -33,7 +33,8 @@ is its reference quantile at ``F_j(z_j)``, ``F_j`` the mixture's marginal distri
 
 from __future__ import annotations
 
-import weakref
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,13 +146,15 @@ def _transition_power(transition: FloatArray, steps: float) -> FloatArray:
     return np.asarray(power / power.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-def _counted_transition(labels: IntArray, pairs: tuple[IntArray, IntArray], weights: FloatArray):
+def _counted_transition(
+    labels: IntArray, pairs: tuple[IntArray, IntArray], weights: FloatArray
+) -> FloatArray:
     previous, after = pairs
     components = len(weights)
     counts = np.zeros((components, components))
     np.add.at(counts, (labels[previous], labels[after]), 1.0)
     counts += weights[None, :]
-    return counts / counts.sum(axis=1, keepdims=True)
+    return np.asarray(counts / counts.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
 def _lag1(latent: FloatArray, pairs: tuple[IntArray, IntArray]) -> FloatArray:
@@ -198,16 +201,147 @@ def _bounded_offset(offset: FloatArray, covariances: FloatArray) -> FloatArray:
     return offset * factor
 
 
-def _within_transition(
-    latent: FloatArray,
-    labels: IntArray,
-    pairs: tuple[IntArray, IntArray],
-    mixture: Mixture,
-    within: FloatArray,
-    offset: FloatArray,
-) -> FloatArray | None:
+def _calibrated_table(values: FloatArray, mixture: Mixture) -> QuantileTable:
+    grid = np.stack(
+        [
+            quantile_grid(values[:, j], at=marginal_cdf(mixture, j, LATENT_GRID))
+            for j in range(values.shape[1])
+        ]
+    )
+    return QuantileTable.from_grid(rounded(grid))
+
+
+@dataclass(frozen=True, eq=False)
+class _Fit:
+    """The mixture and the reference's rows on its latent scale."""
+
+    profile: ReferenceProfile
+    choice: Choice
+    latent: FloatArray
+    labels: IntArray
+    """Each normal row's most probable regime."""
+    pairs: tuple[IntArray, IntArray]
+    """Consecutive normal rows (``dynamics.consecutive_pairs``), empty without time order."""
+    timed: bool
+    """Enough consecutive rows to learn from."""
+
+    @property
+    def mixture(self) -> Mixture:
+        return self.choice.mixture
+
+
+def _mixture_fit(profile: ReferenceProfile, components: int | None) -> _Fit:
+    values = profile.normal_values
+    probabilities = rank_probabilities(values)
+    series, normal = profile.series, profile.normal_mask
+    pairs = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if series is not None and normal is not None:
+        pairs = consecutive_pairs(series, normal)
+    timed = len(pairs[0]) >= max(2 * values.shape[1], _MIN_PAIRS) and series is not None
+    start = normal_quantile(probabilities)
+    lag1 = float(np.median(_lag1(start, pairs))) if timed else 0.0
+    choice = choose_mixture(
+        probabilities,
+        most=MAX_REGIMES,
+        effective=effective_rows(len(values), lag1),
+        components=components,
+    )
+    mixture = choice.mixture
+    latent = latent_values(mixture, probabilities) if mixture.components > 1 else start
+    return _Fit(profile, choice, latent, mixture.assign(latent), pairs, timed)
+
+
+def _chain(fit: _Fit, interval_ms: int | None) -> tuple[FloatArray, float, float | None, str]:
+    """The regimes' transition per cycle, reference steps per cycle, seconds per step and
+    where the transition came from."""
+    mixture, series = fit.mixture, fit.profile.series
+    if not fit.timed or series is None or series.median_step is None or mixture.components < 2:
+        leave = 1.0 / DEFAULT_DWELL_CYCLES
+        transition = (1.0 - leave) * np.eye(mixture.components) + leave * mixture.weights
+        source = f"default (no time order): {DEFAULT_DWELL_CYCLES} cycles between draws"
+        return transition, 1.0, None, source
+    counted = _counted_transition(fit.labels, fit.pairs, mixture.weights)
+    linked = np.zeros(len(fit.latent), dtype=np.bool_)
+    linked[fit.pairs[1]] = True
+    emissions = mixture.log_densities(fit.latent) - np.log(mixture.weights)
+    per_step = hidden_markov_transition(emissions, linked, counted)
+    steps = steps_per_cycle_of(series.median_step, interval_ms)
+    source = f"learned from {len(fit.pairs[0])} consecutive normal rows"
+    return _transition_power(per_step, steps), steps, series.median_step, source
+
+
+def _offsets(fit: _Fit) -> tuple[FloatArray, str]:
+    """The machine offsets' covariance ``T`` (zero: none) and where it came from."""
+    series, normal = fit.profile.series, fit.profile.normal_mask
+    mixture = fit.mixture
+    sensors = fit.latent.shape[1]
+    none = np.zeros((sensors, sensors))
+    if series is None or normal is None or series.group_count < 2:
+        return none, "none: no GROUP_COLUMN (rows of one source show no machine differences)"
+    if series.group_count < MIN_OFFSET_GROUPS:
+        return none, f"none: {series.group_count} groups, {MIN_OFFSET_GROUPS} needed"
+    residual = fit.latent - mixture.means[fit.labels]
+    inflation = np.ones(sensors)
+    if fit.timed:
+        rho = np.clip(_lag1(residual, fit.pairs), 0.0, 0.99)
+        inflation = (1.0 + rho) / (1.0 - rho)
+    estimate = _offset_covariance(residual, series.groups[normal], inflation)
+    if estimate is None:
+        return none, "none"
+    offset = _bounded_offset(estimate, mixture.covariances)
+    return offset, f"learned from {series.group_count} groups (GROUP_COLUMN)"
+
+
+def fit_regimes(
+    profile: ReferenceProfile,
+    *,
+    components: int | None,
+    persistence: float | None,
+    interval_ms: int | None,
+) -> Regimes:
+    """The regimes of ``profile``'s normal rows (``components``: None chooses by the
+    criterion), for a cycle of ``interval_ms`` (module docstring)."""
+    fit = _mixture_fit(profile, components)
+    mixture = fit.mixture
+    sensors = fit.latent.shape[1]
+    transition, steps, seconds, dwell_source = _chain(fit, interval_ms)
+    offset, offset_source = _offsets(fit)
+    within = np.stack([np.linalg.cholesky(c - offset) for c in mixture.covariances])
+    step = innovation = None
+    if persistence is None and fit.timed:
+        fitted = _within_transition(fit, within, offset)
+        if fitted is not None:
+            step = rounded(_bounded_power(fitted, steps))
+            inner = np.eye(sensors) - step @ step.T
+            innovation = rounded(np.tril(np.linalg.cholesky((inner + inner.T) / 2.0)))
+    if step is None and persistence is None:
+        persistence = DEFAULT_PERSISTENCE
+    stay = np.clip(np.diag(transition), 0.0, 1.0 - 1e-12)
+    offset_root = None
+    if np.any(offset):
+        offset_root = rounded(np.linalg.cholesky(offset + 1e-12 * np.eye(sensors)))
+    return Regimes(
+        choice=fit.choice,
+        weights=rounded(_stationary(transition)),
+        means=rounded(mixture.means),
+        within=rounded(within),
+        offset=offset_root,
+        transition=rounded(transition),
+        dwell_cycles=1.0 / (1.0 - stay),
+        dwell_source=dwell_source,
+        offset_source=offset_source,
+        persistence=persistence if step is None else None,
+        step=step,
+        innovation=innovation,
+        table=_calibrated_table(profile.normal_values, mixture),
+        seconds_per_step=seconds,
+    )
+
+
+def _within_transition(fit: _Fit, within: FloatArray, offset: FloatArray) -> FloatArray | None:
     """The pooled whitened within-regime lag-1 ``B`` (module docstring), gain-bounded."""
-    previous, after = pairs
+    previous, after = fit.pairs
+    labels, latent, mixture = fit.labels, fit.latent, fit.mixture
     same = labels[previous] == labels[after]
     sensors = latent.shape[1]
     total, weight = np.zeros((sensors, sensors)), 0
@@ -229,108 +363,6 @@ def _within_transition(
     return step * (MAX_GAIN / gain) if gain > MAX_GAIN else step
 
 
-def _calibrated_table(values: FloatArray, mixture: Mixture) -> QuantileTable:
-    grid = np.stack(
-        [
-            quantile_grid(values[:, j], at=marginal_cdf(mixture, j, LATENT_GRID))
-            for j in range(values.shape[1])
-        ]
-    )
-    return QuantileTable.from_grid(rounded(grid))
-
-
-def fit_regimes(
-    profile: ReferenceProfile,
-    *,
-    components: int | None,
-    persistence: float | None,
-    interval_ms: int | None,
-) -> Regimes:
-    """The regimes of ``profile``'s normal rows (``components``: None chooses by the
-    criterion), for a cycle of ``interval_ms`` (module docstring)."""
-    values = profile.normal_values
-    sensors = values.shape[1]
-    probabilities = rank_probabilities(values)
-    series, normal = profile.series, profile.normal_mask
-    pairs = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    if series is not None and normal is not None:
-        pairs = consecutive_pairs(series, normal)
-    timed = len(pairs[0]) >= max(2 * sensors, _MIN_PAIRS) and series is not None
-    start = normal_quantile(probabilities)
-    lag1 = float(np.median(_lag1(start, pairs))) if timed else 0.0
-    choice = choose_mixture(
-        probabilities,
-        most=MAX_REGIMES,
-        effective=effective_rows(len(values), lag1),
-        components=components,
-    )
-    mixture = choice.mixture
-    latent = latent_values(mixture, probabilities) if mixture.components > 1 else start
-    labels = mixture.assign(latent)
-    steps = 1.0
-    seconds: float | None = None
-    if timed and series is not None and series.median_step is not None and mixture.components > 1:
-        counted = _counted_transition(labels, pairs, mixture.weights)
-        linked = np.zeros(len(values), dtype=np.bool_)
-        linked[pairs[1]] = True
-        emissions = mixture.log_densities(latent) - np.log(mixture.weights)
-        per_step = hidden_markov_transition(emissions, linked, counted)
-        steps = steps_per_cycle_of(series.median_step, interval_ms)
-        seconds = series.median_step
-        transition = _transition_power(per_step, steps)
-        dwell_source = f"learned from {len(pairs[0])} consecutive normal rows"
-    else:
-        leave = 1.0 / DEFAULT_DWELL_CYCLES
-        transition = (1.0 - leave) * np.eye(mixture.components) + leave * mixture.weights
-        dwell_source = f"default (no time order): {DEFAULT_DWELL_CYCLES} cycles between draws"
-    weights = _stationary(transition)
-    offset = np.zeros((sensors, sensors))
-    offset_source = "none: no GROUP_COLUMN (rows of one source show no machine differences)"
-    if series is not None and normal is not None and series.group_count >= MIN_OFFSET_GROUPS:
-        inflation = np.ones(sensors)
-        if timed:
-            rho = np.clip(_lag1(latent - mixture.means[labels], pairs), 0.0, 0.99)
-            inflation = (1.0 + rho) / (1.0 - rho)
-        estimate = _offset_covariance(
-            latent - mixture.means[labels], series.groups[normal], inflation
-        )
-        if estimate is not None:
-            offset = _bounded_offset(estimate, mixture.covariances)
-            offset_source = f"learned from {series.group_count} groups (GROUP_COLUMN)"
-    elif series is not None and series.group_count > 1:
-        offset_source = f"none: {series.group_count} groups, {MIN_OFFSET_GROUPS} needed"
-    within = np.stack([np.linalg.cholesky(c - offset) for c in mixture.covariances])
-    step = innovation = None
-    if persistence is None and timed:
-        fitted = _within_transition(latent, labels, pairs, mixture, within, offset)
-        if fitted is not None:
-            step = rounded(_bounded_power(fitted, steps))
-            inner = np.eye(sensors) - step @ step.T
-            innovation = rounded(np.tril(np.linalg.cholesky((inner + inner.T) / 2.0)))
-    if step is None and persistence is None:
-        persistence = DEFAULT_PERSISTENCE
-    stay = np.clip(np.diag(transition), 0.0, 1.0 - 1e-12)
-    has_offset = bool(np.any(offset))
-    return Regimes(
-        choice=choice,
-        weights=rounded(weights),
-        means=rounded(mixture.means),
-        within=rounded(within),
-        offset=rounded(np.linalg.cholesky(offset + 1e-12 * np.eye(sensors)))
-        if has_offset
-        else None,
-        transition=rounded(transition),
-        dwell_cycles=1.0 / (1.0 - stay),
-        dwell_source=dwell_source,
-        offset_source=offset_source,
-        persistence=persistence if step is None else None,
-        step=step,
-        innovation=innovation,
-        table=_calibrated_table(values, mixture),
-        seconds_per_step=seconds,
-    )
-
-
 def steps_per_cycle_of(median_step: float, interval_ms: int | None) -> float:
     if not interval_ms:
         return 1.0
@@ -343,9 +375,19 @@ def _bounded_power(step: FloatArray, steps: float) -> FloatArray:
     return power * (MAX_GAIN / gain) if gain > MAX_GAIN else power
 
 
-_CACHE: weakref.WeakKeyDictionary[ReferenceProfile, dict[tuple[object, ...], Regimes]] = (
-    weakref.WeakKeyDictionary()
-)
+_CACHE: OrderedDict[tuple[object, ...], Regimes] = OrderedDict()
+_CACHED = 8
+
+
+def _content(profile: ReferenceProfile) -> str:
+    """A digest of what the regimes are fitted from: the normal rows and their time order."""
+    digest = hashlib.blake2b(np.ascontiguousarray(profile.normal_values).tobytes())
+    if profile.series is not None and profile.normal_mask is not None:
+        digest.update(np.ascontiguousarray(profile.series.times).tobytes())
+        digest.update(np.ascontiguousarray(profile.series.groups).tobytes())
+        digest.update(np.ascontiguousarray(profile.normal_mask).tobytes())
+        digest.update(repr((profile.series.median_step, profile.series.group_count)).encode())
+    return digest.hexdigest()
 
 
 def regimes_for(
@@ -355,12 +397,14 @@ def regimes_for(
     persistence: float | None,
     interval_ms: int | None,
 ) -> Regimes:
-    """``fit_regimes``, fitted once per profile and settings (engines of one shard's segments
-    and the ``profile`` command share it)."""
-    key = (components, persistence, interval_ms)
-    cached = _CACHE.setdefault(profile, {})
-    if key not in cached:
-        cached[key] = fit_regimes(
+    """``fit_regimes``, fitted once per reference rows and settings (the engines of a shard's
+    segments, its configuration record and the ``profile`` command share it)."""
+    key = (_content(profile), components, persistence, interval_ms)
+    if key not in _CACHE:
+        _CACHE[key] = fit_regimes(
             profile, components=components, persistence=persistence, interval_ms=interval_ms
         )
-    return cached[key]
+        while len(_CACHE) > _CACHED:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]

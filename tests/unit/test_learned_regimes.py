@@ -249,10 +249,11 @@ def test_machines_that_start_later_take_their_regime_from_the_cycle(
 ) -> None:
     sim = engine(recordings)
     rows = np.arange(5)
-    fresh = sim.fresh_process_state(rows, 0)
+    assert sim.regimes is not None
+    fresh = sim.regimes.fresh_extra(rows, 0)
     assert np.array_equal(fresh[REGIME_STATE], sim.export_state(rows)[REGIME_STATE])
-    later = sim.fresh_process_state(rows, 900)
-    assert set(later) == {"latent", REGIME_STATE}
+    later = [sim.regimes.fresh_extra(rows, cycle)[REGIME_STATE] for cycle in range(1, 60)]
+    assert len({tuple(r.tolist()) for r in later}) > 1  # drawn per cycle
 
 
 def test_regime_streams_keep_the_marginals_and_show_the_regimes(
