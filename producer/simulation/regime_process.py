@@ -10,8 +10,8 @@ cycle's words as without regimes; the regime's move from word 0 of the machine's
 cycle); the offset from the ``DOMAIN_MACHINE`` stream at cycle 0, so it is not state: a machine's
 offset is re-derived from the seed wherever it runs.
 
-A failing machine is read through its type as without regimes, from ``L y`` (``L L^T = R``):
-persistent, with the type's dependence.
+A failing machine is read through its type as without regimes, from its normal scores
+``Phi^-1(F_j(z_j))`` (persistent as its readings are), with the type's dependence.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from producer.simulation.learned_model import (
     GridPosition,
     LearnedModel,
     lower_triangular_product,
-    rounded,
     transition_step,
 )
 from producer.simulation.randomness import (
@@ -123,9 +122,7 @@ class RegimeProcess(LearnedProcess):
             words = machines.words(0, first_machine, self._count, domain=DOMAIN_MACHINE)
             noise = normals(np.ascontiguousarray(words[:, :sensors].T))
             self._offsets = lower_triangular_product(regimes.offset, noise)
-        self._failure_mixes = [
-            rounded(np.tril(shape.mix @ model.cholesky)) for shape in model.failures
-        ]
+        self._position: GridPosition | None = None
 
     def _words(self, cycle: int) -> UInt64Array:
         return self._stream.words(cycle, self._first, self._count, domain=DOMAIN_REGIME)
@@ -196,8 +193,15 @@ class RegimeProcess(LearnedProcess):
             machines = np.flatnonzero(self.regime == k)
             if machines.size:
                 latent[:, machines] += lower_triangular_product(within[k], state[:, machines])
-        out = GridPosition.of(latent).read(self.regimes.table)
+        self._position = GridPosition.of(latent)
+        out = self._position.read(self.regimes.table)
         return self._finish(out, episodes)
 
     def _failure_latent(self, shape: int, machines: npt.NDArray[np.intp]) -> FloatArray:
-        return lower_triangular_product(self._failure_mixes[shape], self._latent[:, machines])
+        """The machines' normal scores (persistent, as their readings) through the type."""
+        assert self._position is not None
+        position = GridPosition(
+            self._position.cell[:, machines], self._position.fraction[:, machines]
+        )
+        scores = position.read(self.regimes.scores)
+        return lower_triangular_product(self._model.failures[shape].mix, scores)

@@ -11,7 +11,9 @@ without regimes, exactly. With ``K > 1`` components each machine has
   else draws one by weight (no time order, no dwell to learn; ``DEFAULT_DWELL_CYCLES`` is five
   times the default persistence's correlation time, so regimes change more slowly than the
   readings move within one). A cycle applies the transition to the power of the reference steps
-  per cycle, as the latent dynamics do;
+  per cycle, as the latent dynamics do. ``SIMULATION_PERSISTENCE=rho`` sets the regimes'
+  persistence too: stay with chance ``rho``, else draw one by weight (``rho = 0``: independent
+  readings every cycle, as without regimes);
 * a persistent **offset** ``o ~ N(0, T)`` in latent space: with at least
   ``MIN_OFFSET_GROUPS`` groups (machines or recordings), ``T`` is the between-group covariance
   of the rows' deviations from their regime's mean, less what a group's own noise explains (the
@@ -56,6 +58,7 @@ from producer.simulation.mixture import (
     hidden_markov_transition,
     latent_values,
     marginal_cdf,
+    normal_cdf,
     normal_quantile,
     rank_probabilities,
 )
@@ -98,6 +101,9 @@ class Regimes:
     """``C``, lower triangular, with ``C C^T = I - B^k B^k^T``."""
     table: QuantileTable
     """Each sensor's reading at latent value ``z``: its quantile at ``F_j(z)``."""
+    scores: QuantileTable
+    """Each sensor's normal score at latent value ``z``: ``Phi^-1(F_j(z))`` (what a failure
+    type's dependence is applied to)."""
     seconds_per_step: float | None
     """The reference's median step in seconds (None: no time order)."""
 
@@ -201,14 +207,16 @@ def _bounded_offset(offset: FloatArray, covariances: FloatArray) -> FloatArray:
     return offset * factor
 
 
-def _calibrated_table(values: FloatArray, mixture: Mixture) -> QuantileTable:
-    grid = np.stack(
-        [
-            quantile_grid(values[:, j], at=marginal_cdf(mixture, j, LATENT_GRID))
-            for j in range(values.shape[1])
-        ]
-    )
-    return QuantileTable.from_grid(rounded(grid))
+def _calibrated_tables(values: FloatArray, mixture: Mixture) -> tuple[QuantileTable, ...]:
+    """The readings and the normal scores at the latent grid's points (``Regimes``)."""
+    sensors = values.shape[1]
+    probabilities = [marginal_cdf(mixture, j, LATENT_GRID) for j in range(sensors)]
+    readings = np.stack([quantile_grid(values[:, j], at=probabilities[j]) for j in range(sensors)])
+    limit = float(LATENT_GRID[-1])
+    inside = [np.clip(p, normal_cdf(np.array([-limit]))[0], normal_cdf(np.array([limit]))[0])
+              for p in probabilities]  # fmt: skip
+    scores = np.stack([normal_quantile(p) for p in inside])
+    return QuantileTable.from_grid(rounded(readings)), QuantileTable.from_grid(rounded(scores))
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,10 +259,21 @@ def _mixture_fit(profile: ReferenceProfile, components: int | None) -> _Fit:
     return _Fit(profile, choice, latent, mixture.assign(latent), pairs, timed)
 
 
-def _chain(fit: _Fit, interval_ms: int | None) -> tuple[FloatArray, float, float | None, str]:
+def _chain(
+    fit: _Fit, interval_ms: int | None, persistence: float | None
+) -> tuple[FloatArray, float, float | None, str]:
     """The regimes' transition per cycle, reference steps per cycle, seconds per step and
     where the transition came from."""
     mixture, series = fit.mixture, fit.profile.series
+    steps = 1.0
+    if series is not None and series.median_step is not None:
+        steps = steps_per_cycle_of(series.median_step, interval_ms)
+    if persistence is not None:
+        # stay with chance rho, else draw by weight: each regime's indicator has lag-1 rho
+        transition = persistence * np.eye(mixture.components) + (1.0 - persistence) * np.tile(
+            mixture.weights, (mixture.components, 1)
+        )
+        return transition, steps, None, "SIMULATION_PERSISTENCE (stay with that chance)"
     if not fit.timed or series is None or series.median_step is None or mixture.components < 2:
         leave = 1.0 / DEFAULT_DWELL_CYCLES
         transition = (1.0 - leave) * np.eye(mixture.components) + leave * mixture.weights
@@ -265,7 +284,6 @@ def _chain(fit: _Fit, interval_ms: int | None) -> tuple[FloatArray, float, float
     linked[fit.pairs[1]] = True
     emissions = mixture.log_densities(fit.latent) - np.log(mixture.weights)
     per_step = hidden_markov_transition(emissions, linked, counted)
-    steps = steps_per_cycle_of(series.median_step, interval_ms)
     source = f"learned from {len(fit.pairs[0])} consecutive normal rows"
     return _transition_power(per_step, steps), steps, series.median_step, source
 
@@ -304,7 +322,7 @@ def fit_regimes(
     fit = _mixture_fit(profile, components)
     mixture = fit.mixture
     sensors = fit.latent.shape[1]
-    transition, steps, seconds, dwell_source = _chain(fit, interval_ms)
+    transition, steps, seconds, dwell_source = _chain(fit, interval_ms, persistence)
     offset, offset_source = _offsets(fit)
     within = np.stack([np.linalg.cholesky(c - offset) for c in mixture.covariances])
     step = innovation = None
@@ -317,6 +335,7 @@ def fit_regimes(
     if step is None and persistence is None:
         persistence = DEFAULT_PERSISTENCE
     stay = np.clip(np.diag(transition), 0.0, 1.0 - 1e-12)
+    table, scores = _calibrated_tables(profile.normal_values, mixture)
     offset_root = None
     if np.any(offset):
         offset_root = rounded(np.linalg.cholesky(offset + 1e-12 * np.eye(sensors)))
@@ -333,7 +352,8 @@ def fit_regimes(
         persistence=persistence if step is None else None,
         step=step,
         innovation=innovation,
-        table=_calibrated_table(profile.normal_values, mixture),
+        table=table,
+        scores=scores,
         seconds_per_step=seconds,
     )
 
