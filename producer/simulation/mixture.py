@@ -271,6 +271,14 @@ class Choice:
     criteria: tuple[float, ...]
     """The criterion of 1, 2, ... components (lower is better)."""
     effective_rows: float
+    candidates: tuple[Mixture, ...] = ()
+    """The mixtures of 1, 2, ... components the criteria are of."""
+
+    def in_order(self) -> list[Mixture]:
+        """The chosen mixture, then those with fewer components, best criterion first."""
+        fewer = [m for m in self.candidates if m.components < self.mixture.components]
+        fewer.sort(key=lambda m: self.criteria[m.components - 1])
+        return [self.mixture, *fewer]
 
 
 def choose_mixture(
@@ -293,7 +301,7 @@ def choose_mixture(
         candidates.append(mixture)
         criteria.append(information_criterion(mixture, rows, effective))
     chosen = len(candidates) - 1 if components is not None else int(np.argmin(criteria))
-    return Choice(candidates[chosen], tuple(criteria), effective)
+    return Choice(candidates[chosen], tuple(criteria), effective, tuple(candidates))
 
 
 HIDDEN_MARKOV_ROUNDS = 20

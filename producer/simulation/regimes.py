@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -106,6 +106,9 @@ class Regimes:
     type's dependence is applied to)."""
     seconds_per_step: float | None
     """The reference's median step in seconds (None: no time order)."""
+    rejected: tuple[int, ...] = ()
+    """Numbers of components the criterion preferred whose regimes came and went too fast to
+    keep the reference's lag-1 (``fit_regimes``)."""
 
     @property
     def components(self) -> int:
@@ -238,7 +241,8 @@ class _Fit:
         return self.choice.mixture
 
 
-def _mixture_fit(profile: ReferenceProfile, components: int | None) -> _Fit:
+def _mixture_fits(profile: ReferenceProfile, components: int | None) -> list[_Fit]:
+    """The fits to try: the criterion's choice, then fewer components (``fit_regimes``)."""
     values = profile.normal_values
     probabilities = rank_probabilities(values)
     series, normal = profile.series, profile.normal_mask
@@ -254,16 +258,19 @@ def _mixture_fit(profile: ReferenceProfile, components: int | None) -> _Fit:
         effective=effective_rows(len(values), lag1),
         components=components,
     )
-    mixture = choice.mixture
-    latent = latent_values(mixture, probabilities) if mixture.components > 1 else start
-    return _Fit(profile, choice, latent, mixture.assign(latent), pairs, timed)
+    fits = []
+    for mixture in choice.in_order() if components is None else [choice.mixture]:
+        latent = latent_values(mixture, probabilities) if mixture.components > 1 else start
+        chosen = Choice(mixture, choice.criteria, choice.effective_rows, choice.candidates)
+        fits.append(_Fit(profile, chosen, latent, mixture.assign(latent), pairs, timed))
+    return fits
 
 
 def _chain(
     fit: _Fit, interval_ms: int | None, persistence: float | None
-) -> tuple[FloatArray, float, float | None, str]:
-    """The regimes' transition per cycle, reference steps per cycle, seconds per step and
-    where the transition came from."""
+) -> tuple[FloatArray, FloatArray | None, float, str]:
+    """The regimes' transition per cycle and per reference step (None: no time order or an
+    explicit persistence), reference steps per cycle and where the transition came from."""
     mixture, series = fit.mixture, fit.profile.series
     steps = 1.0
     if series is not None and series.median_step is not None:
@@ -273,19 +280,19 @@ def _chain(
         transition = persistence * np.eye(mixture.components) + (1.0 - persistence) * np.tile(
             mixture.weights, (mixture.components, 1)
         )
-        return transition, steps, None, "SIMULATION_PERSISTENCE (stay with that chance)"
+        return transition, None, steps, "SIMULATION_PERSISTENCE (stay with that chance)"
     if not fit.timed or series is None or series.median_step is None or mixture.components < 2:
         leave = 1.0 / DEFAULT_DWELL_CYCLES
         transition = (1.0 - leave) * np.eye(mixture.components) + leave * mixture.weights
         source = f"default (no time order): {DEFAULT_DWELL_CYCLES} cycles between draws"
-        return transition, 1.0, None, source
+        return transition, None, 1.0, source
     counted = _counted_transition(fit.labels, fit.pairs, mixture.weights)
     linked = np.zeros(len(fit.latent), dtype=np.bool_)
     linked[fit.pairs[1]] = True
     emissions = mixture.log_densities(fit.latent) - np.log(mixture.weights)
     per_step = hidden_markov_transition(emissions, linked, counted)
     source = f"learned from {len(fit.pairs[0])} consecutive normal rows"
-    return _transition_power(per_step, steps), steps, series.median_step, source
+    return _transition_power(per_step, steps), per_step, steps, source
 
 
 def _offsets(fit: _Fit) -> tuple[FloatArray, str]:
@@ -318,20 +325,42 @@ def fit_regimes(
     interval_ms: int | None,
 ) -> Regimes:
     """The regimes of ``profile``'s normal rows (``components``: None chooses by the
-    criterion), for a cycle of ``interval_ms`` (module docstring)."""
-    fit = _mixture_fit(profile, components)
+    criterion), for a cycle of ``interval_ms`` (module docstring).
+
+    Where the reference is a time series, the stream must keep its lag-1: regimes that come
+    and go so fast that no within-regime dynamics give it back (the transition ``B`` would need
+    a gain above 1) are not operating regimes but the signal's own fast structure, and the
+    next-best number of components is tried (one component always does)."""
+    fits = _mixture_fits(profile, components)
+    rejected: list[int] = []
+    for fit in fits:
+        regimes, reachable = _regimes_of(fit, persistence=persistence, interval_ms=interval_ms)
+        if reachable or fit.mixture.components == 1 or fit is fits[-1]:
+            return replace(regimes, rejected=tuple(rejected))
+        rejected.append(fit.mixture.components)
+    raise AssertionError("unreachable: the last fit is returned")
+
+
+def _regimes_of(
+    fit: _Fit, *, persistence: float | None, interval_ms: int | None
+) -> tuple[Regimes, bool]:
+    """The regimes of one mixture, and whether the reference's lag-1 is within reach."""
+    profile = fit.profile
     mixture = fit.mixture
     sensors = fit.latent.shape[1]
-    transition, steps, seconds, dwell_source = _chain(fit, interval_ms, persistence)
+    transition, per_step, steps, dwell_source = _chain(fit, interval_ms, persistence)
+    series = profile.series
+    seconds = None if per_step is None or series is None else series.median_step
     offset, offset_source = _offsets(fit)
     within = np.stack([np.linalg.cholesky(c - offset) for c in mixture.covariances])
     step = innovation = None
-    if persistence is None and fit.timed:
-        fitted = _within_transition(fit, within, offset)
-        if fitted is not None:
-            step = rounded(_bounded_power(fitted, steps))
-            inner = np.eye(sensors) - step @ step.T
-            innovation = rounded(np.tril(np.linalg.cholesky((inner + inner.T) / 2.0)))
+    reachable = True
+    if persistence is None and per_step is not None:
+        fitted, gain = _within_transition(fit, per_step, within, offset)
+        reachable = gain <= 1.0
+        step = rounded(_bounded_power(fitted, steps))
+        inner = np.eye(sensors) - step @ step.T
+        innovation = rounded(np.tril(np.linalg.cholesky((inner + inner.T) / 2.0)))
     if step is None and persistence is None:
         persistence = DEFAULT_PERSISTENCE
     stay = np.clip(np.diag(transition), 0.0, 1.0 - 1e-12)
@@ -355,32 +384,37 @@ def fit_regimes(
         table=table,
         scores=scores,
         seconds_per_step=seconds,
-    )
+    ), reachable
 
 
-def _within_transition(fit: _Fit, within: FloatArray, offset: FloatArray) -> FloatArray | None:
-    """The pooled whitened within-regime lag-1 ``B`` (module docstring), gain-bounded."""
+def _within_transition(
+    fit: _Fit, per_step: FloatArray, within: FloatArray, offset: FloatArray
+) -> tuple[FloatArray, float]:
+    """The whitened transition ``B`` per reference step that gives the stream the reference's
+    lag-1 cross-covariance of latent values, regime moves and offsets included (module
+    docstring), gain-bounded.
+
+    With ``pi`` the regimes' weights and ``P`` their transition per step, the stream's lag-1
+    cross-covariance is ``sum_ij pi_i P_ij [(mu_j - m)(mu_i - m)^T + W_j B W_i^T] + T``: linear
+    in ``B``, solved by least squares (row-major ``vec(W_j B W_i^T) = (W_j kron W_i) vec(B)``).
+    Returns ``B`` and the gain the solution needed."""
     previous, after = fit.pairs
-    labels, latent, mixture = fit.labels, fit.latent, fit.mixture
-    same = labels[previous] == labels[after]
+    mixture, latent = fit.mixture, fit.latent
     sensors = latent.shape[1]
-    total, weight = np.zeros((sensors, sensors)), 0
-    for k in range(mixture.components):
-        chosen = same & (labels[previous] == k)
-        count = int(chosen.sum())
-        if count < max(2 * sensors, _MIN_PAIRS):
-            continue
-        now = latent[after[chosen]] - mixture.means[k]
-        before = latent[previous[chosen]] - mixture.means[k]
-        lagged = now.T @ before / count - offset
-        inverse = np.linalg.inv(within[k])
-        total += count * (inverse @ lagged @ inverse.T)
-        weight += count
-    if weight == 0:
-        return None
-    step = total / weight
+    weights = _stationary(per_step)
+    centre = weights @ mixture.means
+    lagged = (latent[after] - centre).T @ (latent[previous] - centre) / len(previous)
+    system = np.zeros((sensors * sensors, sensors * sensors))
+    for i in range(mixture.components):
+        for j in range(mixture.components):
+            share = weights[i] * per_step[i, j]
+            lagged -= share * np.outer(mixture.means[j] - centre, mixture.means[i] - centre)
+            system += share * np.kron(within[j], within[i])
+    lagged -= offset
+    solved = np.linalg.lstsq(system, lagged.ravel(), rcond=None)[0]
+    step = np.asarray(solved.reshape(sensors, sensors), dtype=np.float64)
     gain = float(np.linalg.norm(step, 2))
-    return step * (MAX_GAIN / gain) if gain > MAX_GAIN else step
+    return (step * (MAX_GAIN / gain) if gain > MAX_GAIN else step), gain
 
 
 def steps_per_cycle_of(median_step: float, interval_ms: int | None) -> float:
