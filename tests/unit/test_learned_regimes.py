@@ -15,6 +15,10 @@ from domain.partitioning import shard_table
 from domain.reference_columns import ReferenceColumns
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.continuity.codec import decode_machine, encode_machines, stack_states
+from producer.continuity.fingerprint import simulation_config
+from producer.continuity.history import sensor_state_kept
+from producer.continuity.segments import segment_parameters
+from producer.settings import ProducerSettings
 from producer.simulation.engine import LearnedProcess, SimulationEngine
 from producer.simulation.mixture import (
     choose_mixture,
@@ -274,3 +278,17 @@ def test_regime_streams_keep_the_marginals_and_show_the_regimes(
         assert np.abs(gap).max() <= 0.06, j
     lagged = np.corrcoef(values[:-30, :, 0].ravel(), values[30:, :, 0].ravel())[0, 1]
     assert lagged > 0.3, lagged
+
+
+def test_the_configuration_history_records_the_regimes(bundled: ReferenceProfile) -> None:
+    """More than one regime is recorded (and read back for a segment's engine); a configuration
+    recorded without regimes builds its engines without them, so its checkpoints still fit."""
+    learned = ProducerSettings(simulation_interval_ms=0, num_machines=8, http_port=0)
+    config = simulation_config(learned, bundled, 1)
+    assert config["regimes"] == fitted(bundled).components > 1
+    assert segment_parameters(config).regimes == config["regimes"]
+    original = learned.model_copy(update={"simulation_model": SimulationModel.ORIGINAL})
+    assert "regimes" not in simulation_config(original, bundled, 1)
+    recorded_before = {key: value for key, value in config.items() if key != "regimes"}
+    assert segment_parameters(recorded_before).regimes == 1
+    assert not sensor_state_kept(recorded_before, config)
