@@ -43,7 +43,12 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.simulation_model import DEFAULT_PERSISTENCE
-from producer.simulation.dynamics import MAX_GAIN, consecutive_pairs, matrix_power
+from producer.simulation.dynamics import (
+    MAX_GAIN,
+    consecutive_pairs,
+    matrix_power,
+    steps_per_cycle,
+)
 from producer.simulation.learned_model import (
     LATENT_GRID,
     QuantileTable,
@@ -274,7 +279,7 @@ def _chain(
     mixture, series = fit.mixture, fit.profile.series
     steps = 1.0
     if series is not None and series.median_step is not None:
-        steps = steps_per_cycle_of(series.median_step, interval_ms)
+        steps = steps_per_cycle(series.median_step, interval_ms)
     if persistence is not None:
         # stay with chance rho, else draw by weight: each regime's indicator has lag-1 rho
         transition = persistence * np.eye(mixture.components) + (1.0 - persistence) * np.tile(
@@ -415,12 +420,6 @@ def _within_transition(
     step = np.asarray(solved.reshape(sensors, sensors), dtype=np.float64)
     gain = float(np.linalg.norm(step, 2))
     return (step * (MAX_GAIN / gain) if gain > MAX_GAIN else step), gain
-
-
-def steps_per_cycle_of(median_step: float, interval_ms: int | None) -> float:
-    if not interval_ms:
-        return 1.0
-    return interval_ms / 1000.0 / median_step
 
 
 def _bounded_power(step: FloatArray, steps: float) -> FloatArray:
