@@ -14,7 +14,7 @@ without regimes, exactly. With ``K > 1`` components each machine has
   per cycle, as the latent dynamics do. ``SIMULATION_PERSISTENCE=rho`` sets the regimes'
   persistence too: stay with chance ``rho``, else draw one by weight (``rho = 0``: independent
   readings every cycle, as without regimes);
-* a persistent **offset** ``o ~ N(0, T)`` in latent space: with at least
+* a persistent **offset** ``o ~ N(0, T)`` in latent space (``machine_offsets``): with at least
   ``MIN_OFFSET_GROUPS`` groups (machines or recordings), ``T`` is the between-group covariance
   of the rows' deviations from their regime's mean, less what a group's own noise explains (the
   one-way analysis-of-variance estimate, its within-group part inflated by each sensor's lag-1
@@ -55,6 +55,7 @@ from producer.simulation.learned_model import (
     quantile_grid,
     rounded,
 )
+from producer.simulation.machine_offsets import lag1, offset_covariance
 from producer.simulation.mixture import (
     Choice,
     Mixture,
@@ -74,8 +75,6 @@ IntArray = npt.NDArray[np.int64]
 
 MAX_REGIMES = 6
 DEFAULT_DWELL_CYCLES = 100
-MIN_OFFSET_GROUPS = 3
-MAX_OFFSET_SHARE = 0.5
 _MIN_PAIRS = 10
 
 
@@ -134,7 +133,7 @@ class Regimes:
         offset = 0.0 if self.offset is None else np.diag(self.offset @ self.offset.T)
         return np.asarray(spread + within + offset, dtype=np.float64)
 
-    def within_lag1(self) -> FloatArray:
+    def withinlag1(self) -> FloatArray:
         """Per sensor, the lag-1 correlation of one cycle within a regime (offsets and regime
         means aside): what thinning a stream to nearly independent readings goes by."""
         within = sum(w * c @ c.T for w, c in zip(self.weights, self.within, strict=True))
@@ -169,50 +168,6 @@ def _counted_transition(
     np.add.at(counts, (labels[previous], labels[after]), 1.0)
     counts += weights[None, :]
     return np.asarray(counts / counts.sum(axis=1, keepdims=True), dtype=np.float64)
-
-
-def _lag1(latent: FloatArray, pairs: tuple[IntArray, IntArray]) -> FloatArray:
-    a, b = latent[pairs[0]], latent[pairs[1]]
-    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
-    denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
-    return np.asarray((a * b).sum(axis=0) / np.where(denominator > 0, denominator, 1.0))
-
-
-def _offset_covariance(
-    residual: FloatArray, groups: IntArray, inflation: FloatArray
-) -> FloatArray | None:
-    """The one-way ANOVA estimate of the between-group covariance (module docstring)."""
-    codes, group_of = np.unique(groups, return_inverse=True)
-    count = len(codes)
-    if count < MIN_OFFSET_GROUPS:
-        return None
-    rows = len(residual)
-    sizes = np.bincount(group_of, minlength=count).astype(np.float64)
-    sums = np.zeros((count, residual.shape[1]))
-    np.add.at(sums, group_of, residual)
-    means = sums / sizes[:, None]
-    overall = residual.mean(axis=0)
-    centred_means = means - overall
-    between = (sizes[:, None] * centred_means).T @ centred_means / (count - 1)
-    deviations = residual - means[group_of]
-    within = deviations.T @ deviations / max(rows - count, 1)
-    size = (rows - (sizes**2).sum() / rows) / (count - 1)
-    scale = np.sqrt(np.outer(inflation, inflation))
-    estimate = (between - scale * within) / size
-    estimate = (estimate + estimate.T) / 2.0
-    values, vectors = np.linalg.eigh(estimate)
-    return np.asarray((vectors * np.clip(values, 0.0, None)) @ vectors.T, dtype=np.float64)
-
-
-def _bounded_offset(offset: FloatArray, covariances: FloatArray) -> FloatArray:
-    """``offset`` scaled so that it is at most ``MAX_OFFSET_SHARE`` of any regime's variance
-    in any direction."""
-    largest = 0.0
-    for covariance in covariances:
-        inverse = np.linalg.inv(np.linalg.cholesky(covariance))
-        largest = max(largest, float(np.linalg.eigvalsh(inverse @ offset @ inverse.T).max()))
-    factor = min(1.0, MAX_OFFSET_SHARE / largest) if largest > 0 else 1.0
-    return offset * factor
 
 
 def _calibrated_tables(values: FloatArray, mixture: Mixture) -> tuple[QuantileTable, ...]:
@@ -256,11 +211,11 @@ def _mixture_fits(profile: ReferenceProfile, components: int | None) -> list[_Fi
         pairs = consecutive_pairs(series, normal)
     timed = len(pairs[0]) >= max(2 * values.shape[1], _MIN_PAIRS) and series is not None
     start = normal_quantile(probabilities)
-    lag1 = float(np.median(_lag1(start, pairs))) if timed else 0.0
+    persistence = float(np.median(lag1(start, pairs))) if timed else 0.0
     choice = choose_mixture(
         probabilities,
         most=MAX_REGIMES,
-        effective=effective_rows(len(values), lag1),
+        effective=effective_rows(len(values), persistence),
         components=components,
     )
     fits = []
@@ -303,23 +258,16 @@ def _chain(
 def _offsets(fit: _Fit) -> tuple[FloatArray, str]:
     """The machine offsets' covariance ``T`` (zero: none) and where it came from."""
     series, normal = fit.profile.series, fit.profile.normal_mask
-    mixture = fit.mixture
     sensors = fit.latent.shape[1]
-    none = np.zeros((sensors, sensors))
     if series is None or normal is None or series.group_count < 2:
+        none = np.zeros((sensors, sensors))
         return none, "none: no GROUP_COLUMN (rows of one source show no machine differences)"
-    if series.group_count < MIN_OFFSET_GROUPS:
-        return none, f"none: {series.group_count} groups, {MIN_OFFSET_GROUPS} needed"
-    residual = fit.latent - mixture.means[fit.labels]
-    inflation = np.ones(sensors)
-    if fit.timed:
-        rho = np.clip(_lag1(residual, fit.pairs), 0.0, 0.99)
-        inflation = (1.0 + rho) / (1.0 - rho)
-    estimate = _offset_covariance(residual, series.groups[normal], inflation)
-    if estimate is None:
-        return none, "none"
-    offset = _bounded_offset(estimate, mixture.covariances)
-    return offset, f"learned from {series.group_count} groups (GROUP_COLUMN)"
+    return offset_covariance(
+        fit.latent - fit.mixture.means[fit.labels],
+        series.groups[normal],
+        fit.pairs if fit.timed else None,
+        fit.mixture.covariances,
+    )
 
 
 def fit_regimes(
