@@ -133,7 +133,7 @@ class Regimes:
         offset = 0.0 if self.offset is None else np.diag(self.offset @ self.offset.T)
         return np.asarray(spread + within + offset, dtype=np.float64)
 
-    def withinlag1(self) -> FloatArray:
+    def within_lag1(self) -> FloatArray:
         """Per sensor, the lag-1 correlation of one cycle within a regime (offsets and regime
         means aside): what thinning a stream to nearly independent readings goes by."""
         within = sum(w * c @ c.T for w, c in zip(self.weights, self.within, strict=True))
