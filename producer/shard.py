@@ -66,6 +66,7 @@ class ShardSimulation:
             interval_ms=stream.interval_ms,
             learned=self.engine.learned_model if profile is self.profile else None,
             scenarios=stream.scenarios,
+            regimes=stream.regimes,
         )
         encoder = BodyEncoder(
             body_sensor_names(profile.sensor_names, self.settings.message_format),

@@ -159,9 +159,11 @@ def simulate_sample(
     burn_in: int = 150,
     thin: int | None = None,
     seed: int = 1,
+    regimes: int | None = None,
 ) -> StreamSample:
     """Simulate ``machines`` for ``cycles`` at the reference's interval and keep what the
-    report needs (``thin``: None chooses it, module docstring)."""
+    report needs (``thin``: None chooses it, module docstring; ``regimes``: the learned model's
+    operating regimes, None: as the reference shows)."""
     engine = SimulationEngine(
         profile,
         failures or FailureModel(),
@@ -171,6 +173,7 @@ def simulate_sample(
         simulation_name="fidelity",
         model=model,
         persistence=persistence,
+        regimes=regimes,
     )
     if thin is None:
         thin = automatic_thinning(engine, cycles - burn_in)

@@ -9,6 +9,7 @@ from producer.settings import ProducerSettings
 from producer.simulation.dynamics import latent_dynamics
 from producer.simulation.learned_model import GRID_CELLS, LearnedModel, spearman
 from producer.simulation.reference_data import ReferenceProfile
+from producer.simulation.regimes import regimes_for
 
 _TOP_PAIRS = 8
 _TOP_SHIFTS = 4
@@ -54,7 +55,7 @@ def describe_learned(
     for index in order:
         a, b = upper[0][index], upper[1][index]
         lines.append(f"  {names[a]} ~ {names[b]}: {ranks[a, b]:+.3f}")
-    lines += ["", *_dynamics(profile, model, settings)]
+    lines += ["", *_dynamics(profile, model, settings), "", *_regimes(profile, settings)]
     if not profile.failures_enabled:
         return "\n".join(lines)
 
@@ -94,6 +95,45 @@ def describe_learned(
         f"{failures.min_cycles}-{failures.max_cycles} cycles",
     ]
     return "\n".join(lines)
+
+
+def _regimes(profile: ReferenceProfile, settings: ProducerSettings) -> list[str]:
+    """The operating regimes found, their weights and dwell times, and the machine offsets."""
+    regimes = regimes_for(
+        profile,
+        components=None,
+        persistence=settings.simulation_persistence,
+        interval_ms=settings.simulation_interval_ms,
+    )
+    criteria = ", ".join(f"{k + 1}: {c:.0f}" for k, c in enumerate(regimes.choice.criteria))
+    lines = [
+        f"operating regimes: {regimes.components} (a Gaussian mixture copula of the normal rows; "
+        f"information criterion by components, lower is better: {criteria}; "
+        f"{regimes.choice.effective_rows:.0f} effective rows)"
+    ]
+    if regimes.rejected:
+        lines.append(
+            f"  passed over: {', '.join(map(str, regimes.rejected))} components (their regimes "
+            "come and go too fast for the stream to keep the reference's lag-1)"
+        )
+    if regimes.components == 1:
+        lines.append("  one regime: every machine runs the model above, without offsets")
+        return lines
+    unit = ""
+    if regimes.seconds_per_step is not None:
+        unit = f" (a reference step is {regimes.seconds_per_step:g} s)"
+    lines.append(f"  dwell: {regimes.dwell_source}{unit}")
+    for k in range(regimes.components):
+        lines.append(
+            f"  regime {k + 1}: weight {regimes.weights[k]:.1%}, lasts "
+            f"{regimes.dwell_cycles[k]:.1f} cycles on average"
+        )
+    share = regimes.offset_share
+    lines.append(
+        f"  machine offsets: {regimes.offset_source}"
+        + (f"; up to {share.max():.1%} of a sensor's latent variance" if share.any() else "")
+    )
+    return lines
 
 
 def _dynamics(

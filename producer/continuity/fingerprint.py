@@ -12,11 +12,12 @@ import hashlib
 from typing import Any
 
 from domain.scenarios import canonical
-from domain.simulation_model import DEFAULT_PERSISTENCE
+from domain.simulation_model import DEFAULT_PERSISTENCE, SimulationModel
 from producer.continuity.codec import SimulationRecord
 from producer.errors import ConfigError
 from producer.settings import ProducerSettings
 from producer.simulation.reference_data import ReferenceProfile
+from producer.simulation.regimes import regimes_for
 
 
 def effective_persistence(settings: ProducerSettings, profile: ReferenceProfile) -> float | None:
@@ -26,6 +27,19 @@ def effective_persistence(settings: ProducerSettings, profile: ReferenceProfile)
     if settings.simulation_persistence is None and profile.series is None:
         return DEFAULT_PERSISTENCE
     return settings.simulation_persistence
+
+
+def regime_count(settings: ProducerSettings, profile: ReferenceProfile) -> int:
+    """The learned model's operating regimes with these settings (1: none, or another model)."""
+    if settings.simulation_model is not SimulationModel.LEARNED:
+        return 1
+    regimes = regimes_for(
+        profile,
+        components=None,
+        persistence=settings.simulation_persistence,
+        interval_ms=settings.simulation_interval_ms,
+    )
+    return regimes.components
 
 
 def simulation_config(
@@ -56,6 +70,9 @@ def simulation_config(
     scenarios = settings.scenario_list()
     if scenarios:  # absent without scenarios: simulations recorded before them continue
         config["scenarios"] = canonical(scenarios)
+    regimes = regime_count(settings, profile)
+    if regimes > 1:  # absent without regimes: simulations recorded before them continue
+        config["regimes"] = regimes
     columns = profile.columns.settings_text()
     if columns:  # absent with the defaults: simulations recorded before these settings continue
         config["columns"] = columns

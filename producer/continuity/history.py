@@ -17,7 +17,7 @@ from typing import Any
 from producer.continuity.codec import SegmentRecord, SimulationRecord
 from producer.continuity.schedule import Piece, Schedule
 
-SENSOR_STATE_KEYS = ("model", "sensors", "data_sha256")
+SENSOR_STATE_KEYS = ("model", "sensors", "data_sha256", "regimes")
 """Configuration keys whose change re-starts each machine's sensor state."""
 
 

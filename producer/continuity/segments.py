@@ -53,6 +53,7 @@ def segment_parameters(
         sensors=len(config["sensors"]),
         interval_ms=int(config["interval_ms"]),
         scenarios=parse_scenarios(config.get("scenarios")),
+        regimes=int(config.get("regimes", 1)),  # absent: recorded without regimes
     )
 
 
@@ -149,6 +150,7 @@ class ShardSegments:
         carried = _started(new, rows, cycle)
         if sensor_state_kept(configs[before].config, configs[after].config):
             carried[new.state_names[0]] = state[old.state_names[0]]
+            carried.update({name: state[name] for name in _process_extras(old, new)})
         if episodes_kept(configs[before].config, configs[after].config):
             carried.update({name: state[name] for name in FailureEpisodes.STATE})
         new.restore_state(rows, carried)
@@ -166,11 +168,22 @@ class ShardSegments:
         return groups
 
 
+def _process_extras(old: SimulationEngine, new: SimulationEngine) -> list[str]:
+    """The sensor process's state beyond its first array (the regimes) that both engines keep."""
+    kept = set(old.state_names) & set(new.state_names)
+    return [name for name in new.state_names[1:] if name in kept and name not in _EPISODES]
+
+
+_EPISODES = frozenset(FailureEpisodes.STATE)
+
+
 def _started(engine: SimulationEngine, rows: IntArray, cycle: int) -> StateArrays:
     """The state of machines that start at ``cycle``: a fresh sensor state, no episode."""
     count = len(rows)
+    extra = engine.regimes.fresh_extra(rows, cycle) if engine.regimes is not None else {}
     return {
         engine.state_names[0]: engine.fresh_state(rows, cycle),
+        **extra,
         "remaining": np.zeros(count, dtype=np.int64),
         "episode_cycle": np.zeros(count, dtype=np.int64),
         "failure_type": np.zeros(count, dtype=np.int64),

@@ -205,12 +205,12 @@ def step_matrices(
     return rounded(power), rounded(innovation)
 
 
-def steps_per_cycle(fitted: Transition, interval_ms: int | None) -> float:
+def steps_per_cycle(median_step: float, interval_ms: int | None) -> float:
     """Reference steps in one cycle of ``interval_ms`` (None, or 0 = as fast as possible: a
     cycle has no length in time, and runs at the reference's own step)."""
     if not interval_ms:
         return 1.0
-    return interval_ms / 1000.0 / fitted.median_step
+    return interval_ms / 1000.0 / median_step
 
 
 def latent_dynamics(
@@ -237,6 +237,6 @@ def latent_dynamics(
             else "no TIME_COLUMN"
         )
         return LatentDynamics(DEFAULT_PERSISTENCE, None, None, 1.0, None, f"default ({why})")
-    steps = steps_per_cycle(fitted, interval_ms)
+    steps = steps_per_cycle(fitted.median_step, interval_ms)
     power, innovation = step_matrices(fitted.matrix, model, steps)
     return LatentDynamics(None, power, innovation, steps, fitted, "learned from the time series")

@@ -5,13 +5,9 @@ A step draws all of the cycle's random numbers for the shard at once
 machine index, cycle) and never on which shard runs it. Failure episodes follow
 ``episodes`` for both models; the readings come from one of two sensor processes:
 
-``learned`` (``producer.simulation.learned_model``): a latent VAR(1) vector per machine,
-``z <- A z + C eps`` (``producer.simulation.dynamics``: ``A`` learned from the reference's time
-series for the cycle's interval, or a scalar persistence ``rho`` with ``C = sqrt(1-rho^2) L``),
-read through each sensor's learned quantile function;
-a failing machine's latent state is seen through its type's dependence and quantile functions,
-blended by the episode's progress (in and out); a sensor whose reference readings are on a
-grid (integers, tenths, ...) is rounded to it.
+``learned`` (``learned_model``): a latent VAR(1) vector per machine (``dynamics``), read through
+each sensor's quantile function, with operating regimes and machine offsets when the reference
+shows them (``regime_process``); failing machines blend toward their type's distribution.
 
 ``original`` (the documented behaviour of the seed system, vectorised):
 
@@ -28,8 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +38,7 @@ from domain.simulation_model import (
     FailureModel,
     SimulationModel,
 )
+from producer.simulation.cycle_result import CycleResult
 from producer.simulation.dynamics import LatentDynamics, latent_dynamics
 from producer.simulation.episodes import EXTRA_WORDS, EpisodeStep, FailureEpisodes
 from producer.simulation.learned_model import (
@@ -60,12 +56,17 @@ from producer.simulation.randomness import (
     words_per_machine,
 )
 from producer.simulation.reference_data import ReferenceProfile
-from producer.simulation.scenarios import ScenarioLabels, ShardScenarios
+from producer.simulation.scenarios import ShardScenarios
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 UInt64Array = npt.NDArray[np.uint64]
+
+if TYPE_CHECKING:
+    from producer.simulation.regime_process import RegimeProcess
+
+__all__ = ["CycleResult", "LearnedProcess", "OriginalWalk", "SimulationEngine", "to_micros"]
 
 
 def to_micros(values: FloatArray) -> IntArray:
@@ -73,31 +74,6 @@ def to_micros(values: FloatArray) -> IntArray:
     np.rint(scaled, out=scaled)
     micros: IntArray = scaled.astype(np.int64)
     return micros
-
-
-@dataclass(frozen=True, eq=False)
-class CycleResult:
-    """One cycle of one shard; row ``i`` is machine ``first_machine + i``."""
-
-    cycle: int
-    micros: IntArray
-    """Readings in millionths (rounded), shape (machines, sensors)."""
-    failing: BoolArray
-    failure_type: IntArray
-    """Index into ``ReferenceProfile.failure_types``; meaningful where ``failing``."""
-    progress: FloatArray
-    episode_cycle: IntArray
-    """1-based cycle within the episode; 0 where healthy."""
-    started: BoolArray
-    """An episode started at this cycle."""
-    labels: ScenarioLabels | None = None
-    """What scenarios did to the records of this cycle (None: no scenario is active)."""
-
-    @property
-    def values(self) -> FloatArray:
-        """Readings rounded to 6 decimals, shape (machines, sensors)."""
-        values: FloatArray = self.micros / MICROS
-        return values
 
 
 class SensorProcess(Protocol):
@@ -259,6 +235,10 @@ class LearnedProcess:
             innovation *= self._innovation
             latent += innovation
         out = GridPosition.of(latent).read(model.normal)
+        return self._finish(out, episodes)
+
+    def _finish(self, out: FloatArray, episodes: EpisodeStep) -> FloatArray:
+        """Failing machines blended toward their type, sensors on a grid rounded to it."""
         if episodes.failing.any():
             self._blend_failures(out, episodes)
         if self._on_grid.size:
@@ -269,6 +249,12 @@ class LearnedProcess:
             out[self._on_grid] = on_grid
         return np.ascontiguousarray(out.T)
 
+    def _failure_latent(self, shape: int, machines: npt.NDArray[np.intp]) -> FloatArray:
+        """The latent state of failing ``machines`` as failure type ``shape`` sees it."""
+        mix = self._model.failures[shape].mix
+        # np.take gives C-ordered rows (a[:, index] comes out F-ordered, then copied)
+        return lower_triangular_product(mix, np.take(self._latent, machines, axis=1))
+
     def _blend_failures(self, out: FloatArray, episodes: EpisodeStep) -> None:
         """Blend the readings of failing machines (columns of ``out``) toward their type."""
         model = self._model
@@ -277,10 +263,7 @@ class LearnedProcess:
             if machines.size == 0:
                 continue
             weight = episodes.progress[machines]
-            # np.take gives C-ordered rows (a[:, index] comes out F-ordered, then copied)
-            failure_latent = lower_triangular_product(
-                shape.mix, np.take(self._latent, machines, axis=1)
-            )
+            failure_latent = self._failure_latent(t, machines)
             failing = GridPosition.of(failure_latent).read(shape.table)
             healthy = np.take(out, machines, axis=1)
             # healthy + w (failing - healthy) = (1 - w) healthy + w failing
@@ -307,13 +290,15 @@ class SimulationEngine:
         learned: LearnedModel | None = None,
         interval_ms: int | None = None,
         scenarios: Sequence[Scenario] = (),
+        regimes: int | None = None,
     ) -> None:
         """``learned``: a model already fitted to ``profile`` (fitted here when omitted);
         ``persistence``: the learned model's scalar persistence, None to learn the dynamics
         from the reference's time series (``DEFAULT_PERSISTENCE`` without one);
         ``interval_ms``: the cycle's length, which learned dynamics scale to (None: the
         reference's own step); ``scenarios``: timed actions applied on top of the random
-        process."""
+        process; ``regimes``: operating regimes (``regime_process``; None: as many as the
+        reference shows, 1: none)."""
         if count < 1:
             raise ValueError("a shard simulates at least one machine")
         self.profile = profile
@@ -330,6 +315,8 @@ class SimulationEngine:
         )
         initial = self._stream.words(0, first_machine, count, domain=DOMAIN_INITIAL)
         self.process: SensorProcess
+        self.regimes: RegimeProcess | None = None
+        """The process again when it has operating regimes (their state and draws)."""
         self.learned_model: LearnedModel | None = None
         """The fitted learned model (None for the original one), for engines of the same
         reference data to share."""
@@ -343,7 +330,22 @@ class SimulationEngine:
                 series=profile.series,
                 normal=profile.normal_mask,
             )
-            self.process = LearnedProcess(fitted, dynamics, initial)
+            # regime_process builds on LearnedProcess (defined here): imported where it is used
+            from producer.simulation.regime_process import learned_process  # noqa: PLC0415
+
+            self.process = learned_process(
+                profile,
+                fitted,
+                dynamics,
+                initial,
+                stream=self._stream,
+                first_machine=first_machine,
+                regimes=regimes,
+                persistence=persistence,
+                interval_ms=interval_ms,
+            )
+            if hasattr(self.process, "extra_state"):
+                self.regimes = self.process  # type: ignore[assignment]
             self.learned_model = fitted
         else:
             self.process = OriginalWalk(profile, initial)
@@ -375,13 +377,16 @@ class SimulationEngine:
     def state_names(self) -> tuple[str, ...]:
         """The names ``export_state`` returns: the sensor process's state, then the episodes'."""
         process = "latent" if self.model is SimulationModel.LEARNED else "walk"
-        return (process, *FailureEpisodes.STATE)
+        extra = self.regimes.extra_state if self.regimes is not None else ()
+        return (process, *extra, *FailureEpisodes.STATE)
 
     def export_state(self, rows: IntArray) -> dict[str, npt.NDArray[np.generic]]:
         """Copies of the state of shard rows ``rows``: name -> array, first axis the machine."""
         state: dict[str, npt.NDArray[np.generic]] = {
             self.state_names[0]: self.process.export_state(rows)
         }
+        if self.regimes is not None:
+            state.update(self.regimes.export_extra(rows))
         state.update(self.episodes.export_state(rows))
         return state
 
@@ -395,12 +400,16 @@ class SimulationEngine:
     def restore_state(self, rows: IntArray, state: dict[str, npt.NDArray[np.generic]]) -> None:
         """Overwrite the state of shard rows ``rows`` with ``state`` (as ``export_state``
         returned it)."""
-        if set(state) != set(self.state_names):
+        # a checkpoint of a release without regimes has no regime state
+        optional = set(self.regimes.extra_state if self.regimes is not None else ())
+        if set(state) | optional != set(self.state_names):
             raise ValueError(f"state names {sorted(state)} are not {sorted(self.state_names)}")
         process = state[self.state_names[0]]
         if process.shape != (len(rows), self.profile.num_sensors):
             raise ValueError(f"state has shape {process.shape} for {len(rows)} rows")
         self.process.restore_state(rows, process.astype(np.float64))
+        if self.regimes is not None:
+            self.regimes.restore_extra(rows, state)
         self.episodes.restore_state(rows, state)
 
     def step(self) -> CycleResult:
@@ -418,6 +427,8 @@ class SimulationEngine:
         else:
             episodes = FailureEpisodes.healthy(self.count)
         drive = ShardScenarios.drive(active, self.cycle, episodes) if active else episodes
+        if self.regimes is not None:
+            self.regimes.move_regimes(self.cycle)
         readings = self.process.readings(words, drive)
         labels = None
         if active:

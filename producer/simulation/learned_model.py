@@ -58,7 +58,9 @@ _GRID_TOLERANCE = 1e-12
 """Relative distance from a grid point that still counts as on it (float64 parsing noise)."""
 _NORMAL = NormalDist()
 
-_GRID = np.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_CELLS + 1)
+LATENT_GRID = np.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_CELLS + 1)
+"""The latent values the quantile tables are tabulated at."""
+_GRID = LATENT_GRID
 _GRID_P = np.array([_NORMAL.cdf(float(z)) for z in _GRID])
 
 
@@ -142,7 +144,7 @@ def grid_decimals(values: FloatArray) -> npt.NDArray[np.int64]:
     return found
 
 
-def quantile_grid(column: FloatArray) -> FloatArray:
+def quantile_grid(column: FloatArray, at: FloatArray | None = None) -> FloatArray:
     """Readings of one sensor at the latent grid points (non-decreasing).
 
     Order statistics sit at probabilities ``(i - 0.5)/n``; below the first and above the last
@@ -152,6 +154,8 @@ def quantile_grid(column: FloatArray) -> FloatArray:
     >>> grid = quantile_grid(np.array([0.0, 1.0, 2.0, 3.0]))
     >>> float(grid[0]), float(grid[GRID_CELLS // 2]), float(grid[-1])
     (-1.0, 1.5, 4.0)
+
+    ``at``: other probabilities to read the function at (default: the latent grid's).
     """
     values = np.sort(column)
     n = len(values)
@@ -160,7 +164,7 @@ def quantile_grid(column: FloatArray) -> FloatArray:
     high_spacing = (values[-1] - values[n - k]) / max(k - 1, 1)
     probabilities = np.concatenate([[0.0], (np.arange(n) + 0.5) / n, [1.0]])
     points = np.concatenate([[values[0] - low_spacing], values, [values[-1] + high_spacing]])
-    grid: FloatArray = np.interp(_GRID_P, probabilities, points)
+    grid: FloatArray = np.interp(_GRID_P if at is None else at, probabilities, points)
     return grid
 
 

@@ -32,6 +32,10 @@ _UNIFORM_SCALE = 2.0**-53
 
 DOMAIN_CYCLE = 0
 DOMAIN_INITIAL = 1
+DOMAIN_REGIME = 2
+"""Each machine's operating regime: its moves and, where it starts, its first regime."""
+DOMAIN_MACHINE = 3
+"""What a machine is, drawn once (cycle 0): its persistent offset."""
 
 
 def _inverse_cdf_table() -> tuple[FloatArray, FloatArray]:
@@ -74,6 +78,14 @@ class CounterStream:
             raise ValueError("words_per_machine must be a multiple of 4")
         self._key = derive_key(seed, simulation_name)
         self.words_per_machine = words_per_machine
+
+    def with_words(self, words_per_machine: int) -> CounterStream:
+        """The same key (seed and simulation name) with another block size (for draws of
+        another domain)."""
+        other = CounterStream.__new__(CounterStream)
+        other._key = self._key
+        other.words_per_machine = words_per_machine
+        return other
 
     def words(
         self, cycle: int, first_machine: int, count: int, domain: int = DOMAIN_CYCLE

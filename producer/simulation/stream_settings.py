@@ -19,3 +19,5 @@ class EngineSettings:
     """How many sensor columns of the reference data."""
     interval_ms: int
     scenarios: list[Scenario] = field(default_factory=list)
+    regimes: int | None = None
+    """The learned model's operating regimes (None: as many as the reference shows)."""

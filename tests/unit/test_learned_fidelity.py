@@ -20,7 +20,7 @@ from domain.simulation_model import SimulationModel
 from producer.analysis.fidelity import ACCEPTANCE, FidelityReport, evaluate, simulate_sample
 from producer.analysis.two_sample import classifier_auc, reference_lag1, reference_thinning
 from producer.simulation.reference_data import ReferenceProfile, load_profile
-from tests import lagged_reference
+from tests import lagged_reference, regime_reference
 from tests.synthetic_reference import SPECS, write
 
 pytestmark = pytest.mark.unit
@@ -78,6 +78,21 @@ def test_recordings_with_lagged_dependence(tmp_path: Path) -> None:
     assert report.two_sample is not None
     assert report.two_sample.thin > 1  # the reference's rows are thinned: they persist
     assert_accepted(report)
+
+
+def test_recordings_with_operating_regimes_and_machine_offsets(tmp_path: Path) -> None:
+    """Machines that run in three regimes with their own dwell times and differ by persistent
+    offsets: the stream with regimes meets every bound, and the classifier tells the stream
+    without them apart from the reference better than the one with them."""
+    path = regime_reference.write(tmp_path / "machines.csv")
+    profile = load_profile(path, columns=LAGGED_COLUMNS)
+    report = report_for(profile, classifier=True)
+    assert report.two_sample is not None
+    assert report.two_sample.auc <= ACCEPTANCE["classifier_auc"], report.two_sample
+    assert_accepted(report)
+    without = evaluate(profile, simulate_sample(profile, seed=1, regimes=1), classifier=True)
+    assert without.two_sample is not None
+    assert without.two_sample.auc > report.two_sample.auc + 0.05, (without.two_sample, report)
 
 
 def test_the_lag1_check_fails_a_stream_with_the_wrong_persistence(tmp_path: Path) -> None:

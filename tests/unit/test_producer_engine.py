@@ -200,6 +200,8 @@ def test_machine_sequences_do_not_depend_on_the_shard_count(
 
     whole = shard(0, machines)
     parts = [shard(r.start, r.size) for r in shard_table(machines, shards)]
+    # the bundled rows show operating regimes: each machine's regime path is drawn per machine
+    assert (whole.regimes is not None) == (kind is SimulationModel.LEARNED)
     for _ in range(cycles):
         one = whole.step()
         split = [p.step() for p in parts]
