@@ -12,13 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from sensorsim_operator.api.v1alpha1 import (
-    API_GROUP,
-    API_VERSION,
-    KIND,
-    Condition,
-    SimulationStatus,
-)
+from sensorsim_operator.api.simulation_status import Condition, SimulationStatus
+from sensorsim_operator.api.v1alpha1 import API_GROUP, API_VERSION, KIND
 
 COMPONENT: Final = "sensorsim-operator"
 REPORTING_CONTROLLER: Final = f"{API_GROUP}/operator"

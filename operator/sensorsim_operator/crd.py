@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import core_schema
 
+from sensorsim_operator.api.simulation_status import SimulationStatus
 from sensorsim_operator.api.v1alpha1 import (
     API_GROUP,
     API_VERSION,
@@ -33,7 +34,6 @@ from sensorsim_operator.api.v1alpha1 import (
     SHORT_NAME,
     SINGULAR,
     SimulationSpec,
-    SimulationStatus,
 )
 
 CRD_NAME: Final = f"{PLURAL}.{API_GROUP}"

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sensorsim_operator.api.v1alpha1 import SimulationSpec, SimulationStatus
+from sensorsim_operator.api.simulation_status import SimulationStatus
+from sensorsim_operator.api.v1alpha1 import SimulationSpec
 from sensorsim_operator.children import pod_resources
 from sensorsim_operator.children.identity import Manifest, SimulationRef
 from sensorsim_operator.children.manifests import Children, build_children

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sensorsim_operator.api.v1alpha1 import SimulationStatus
+from sensorsim_operator.api.simulation_status import SimulationStatus
 from sensorsim_operator.children.identity import Manifest
 from sensorsim_operator.condition_events import transition_events
 from sensorsim_operator.kube import Kube, KubeError, manifest_path

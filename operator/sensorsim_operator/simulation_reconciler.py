@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from sensorsim_operator import names
-from sensorsim_operator.api.v1alpha1 import SimulationSpec, SimulationStatus, parse_spec
+from sensorsim_operator.api.simulation_status import SimulationStatus
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
 from sensorsim_operator.children.identity import SimulationRef
 from sensorsim_operator.children.ownership import foreign_owner
 from sensorsim_operator.children.pod_template import BuildDefaults

@@ -19,16 +19,16 @@ from pydantic import ValidationError
 from domain.partitioning import shard_table
 from sensorsim_operator import names, pod_problems
 from sensorsim_operator.api.kubernetes_types import MAX_SAFE_INTEGER
-from sensorsim_operator.api.v1alpha1 import (
+from sensorsim_operator.api.simulation_status import (
     Condition,
     ConditionStatus,
     ConditionType,
     ScenarioState,
     ScenarioStatus,
     ShardStatus,
-    SimulationSpec,
     SimulationStatus,
 )
+from sensorsim_operator.api.v1alpha1 import SimulationSpec
 from sensorsim_operator.handover import Handover
 from sensorsim_operator.pod_problems import PodProblem
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sensorsim_operator.api.v1alpha1 import SimulationStatus
+from sensorsim_operator.api.simulation_status import SimulationStatus
 from sensorsim_operator.condition_events import transition_events, transitions
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from domain.partitioning import shard_table
-from sensorsim_operator.api.v1alpha1 import Condition, SimulationSpec, SimulationStatus, parse_spec
+from sensorsim_operator.api.simulation_status import Condition, SimulationStatus
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
 from sensorsim_operator.statuses import (
     PROGRESS_DEADLINE,
     Failure,

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sensorsim_operator.api.v1alpha1 import SimulationSpec, SimulationStatus, parse_spec
+from sensorsim_operator.api.simulation_status import SimulationStatus
+from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
 from sensorsim_operator.crd import crd, spec_schema, status_schema
 
 pytestmark = pytest.mark.unit
