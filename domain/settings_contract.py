@@ -54,6 +54,7 @@ from domain.settings_vocabulary import (
 )
 from domain.simulation_model import (
     DEFAULT_PERSISTENCE,
+    MAX_REGIMES,
     ORIGINAL_FAILURE_PROBABILITY,
     SimulationModel,
 )
@@ -217,6 +218,17 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         lt=1.0,
         shapes_stream=True,
         shown_default=f"learned from TIME_COLUMN, else {DEFAULT_PERSISTENCE}",
+    ),
+    Setting(
+        "SIMULATION_REGIMES",
+        None,
+        "Operating regimes of the learned model: each machine moves between them, with its "
+        "own offset (1 = identical machines without regimes); unset: as many as the "
+        "reference shows.",
+        ge=1,
+        le=MAX_REGIMES,
+        shapes_stream=True,
+        shown_default=f"learned from the reference (1 to {MAX_REGIMES})",
     ),
     # Failure model
     Setting(

@@ -34,6 +34,9 @@ DEFAULT_PERSISTENCE = 0.95
 """Per-cycle autocorrelation of the learned model's latent process (the original's 5 %
 mean reversion)."""
 
+MAX_REGIMES = 6
+"""The most operating regimes the learned model fits (or SIMULATION_REGIMES may ask for)."""
+
 ORIGINAL_FAILURE_PROBABILITY = 0.05
 """The seed system's per-cycle start chance of a failure episode (the original model's default:
 with 30-60-cycle episodes, about 69 % of readings are failing)."""

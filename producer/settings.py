@@ -105,6 +105,7 @@ class ProducerSettings(BaseSettings):
     simulation_uid: str | None = _SETTING["SIMULATION_UID"].field()
     simulation_model: SimulationModel = _SETTING["SIMULATION_MODEL"].field()
     simulation_persistence: float | None = _SETTING["SIMULATION_PERSISTENCE"].field()
+    simulation_regimes: int | None = _SETTING["SIMULATION_REGIMES"].field()
     # Failure model
     failure_probability: float | None = _SETTING["FAILURE_PROBABILITY"].field()
     failure_share: float | None = _SETTING["FAILURE_SHARE"].field()

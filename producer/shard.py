@@ -92,6 +92,7 @@ def make_engine(
         simulation_name=settings.simulation_name,
         model=settings.simulation_model,
         persistence=settings.simulation_persistence,
+        regimes=settings.simulation_regimes,
         interval_ms=settings.simulation_interval_ms,
         scenarios=settings.scenario_list(),
     )

@@ -101,7 +101,7 @@ def _regimes(profile: ReferenceProfile, settings: ProducerSettings) -> list[str]
     """The operating regimes found, their weights and dwell times, and the machine offsets."""
     regimes = regimes_for(
         profile,
-        components=None,
+        components=settings.simulation_regimes,
         persistence=settings.simulation_persistence,
         interval_ms=settings.simulation_interval_ms,
     )

@@ -170,6 +170,7 @@ def fidelity_report(argv: Sequence[str], prog: str) -> int:
         model=settings.simulation_model,
         failures=settings.failure_model(profile.labelled_share),
         persistence=settings.simulation_persistence,
+        regimes=settings.simulation_regimes,
         machines=args.machines,
         cycles=args.cycles,
         burn_in=args.burn_in,

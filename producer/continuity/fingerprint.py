@@ -35,7 +35,7 @@ def regime_count(settings: ProducerSettings, profile: ReferenceProfile) -> int:
         return 1
     regimes = regimes_for(
         profile,
-        components=None,
+        components=settings.simulation_regimes,
         persistence=settings.simulation_persistence,
         interval_ms=settings.simulation_interval_ms,
     )

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from domain.simulation_model import DEFAULT_PERSISTENCE
+from domain.simulation_model import DEFAULT_PERSISTENCE, MAX_REGIMES
 from producer.simulation.dynamics import (
     MAX_GAIN,
     consecutive_pairs,
@@ -73,7 +73,6 @@ from producer.simulation.reference_data import ReferenceProfile
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-MAX_REGIMES = 6
 DEFAULT_DWELL_CYCLES = 100
 _MIN_PAIRS = 10
 

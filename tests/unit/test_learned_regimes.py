@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from domain.partitioning import shard_table
+from domain.partitioning import MachineRange, shard_table
 from domain.reference_columns import ReferenceColumns
 from domain.simulation_model import FailureModel, SimulationModel
 from producer.continuity.codec import decode_machine, encode_machines, stack_states
@@ -19,6 +19,7 @@ from producer.continuity.fingerprint import simulation_config
 from producer.continuity.history import sensor_state_kept
 from producer.continuity.segments import segment_parameters
 from producer.settings import ProducerSettings
+from producer.shard import make_engine
 from producer.simulation.engine import LearnedProcess, SimulationEngine
 from producer.simulation.mixture import (
     choose_mixture,
@@ -292,3 +293,19 @@ def test_the_configuration_history_records_the_regimes(bundled: ReferenceProfile
     recorded_before = {key: value for key, value in config.items() if key != "regimes"}
     assert segment_parameters(recorded_before).regimes == 1
     assert not sensor_state_kept(recorded_before, config)
+
+
+def test_simulation_regimes_sets_the_count_for_the_engine_and_the_history(
+    bundled: ReferenceProfile,
+) -> None:
+    """SIMULATION_REGIMES=1 is identical machines (no regimes recorded, none in the engine);
+    another count is fitted, recorded and simulated with exactly that many."""
+    machines = MachineRange(shard=0, start=0, stop=8)
+    one = ProducerSettings(simulation_interval_ms=0, num_machines=8, simulation_regimes=1)
+    assert "regimes" not in simulation_config(one, bundled, 1)
+    assert make_engine(one, bundled, machines, 1).regimes is None
+    two = one.model_copy(update={"simulation_regimes": 2})
+    assert simulation_config(two, bundled, 1)["regimes"] == 2
+    engine_two = make_engine(two, bundled, machines, 1)
+    assert engine_two.regimes is not None
+    assert engine_two.regimes.regimes.components == 2

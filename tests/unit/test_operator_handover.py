@@ -120,6 +120,7 @@ CHANGES: dict[str, list[dict[str, Any]]] = {
     "intervalMs": [{"intervalMs": 250}],
     "model": [{"model": "original"}],
     "persistence": [{"persistence": 0.5}],
+    "regimes": [{"regimes": 1}],
     "failures.probability": [{"failures": {"probability": 0.01}}],
     "failures.share": [{"failures": {"share": 0.02}}],
     "failures.minCycles": [{"failures": {"minCycles": 20}}],

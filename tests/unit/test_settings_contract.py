@@ -46,6 +46,7 @@ CRD_PATHS: dict[str, str] = {
     "SIMULATION_SEED": "seed",
     "SIMULATION_MODEL": "model",
     "SIMULATION_PERSISTENCE": "persistence",
+    "SIMULATION_REGIMES": "regimes",
     "FAILURE_PROBABILITY": "failures.probability",
     "FAILURE_SHARE": "failures.share",
     "SENSOR_COLUMNS": "referenceData.sensorColumns",
@@ -154,6 +155,7 @@ def test_the_settings_that_shape_the_stream_are_the_design_list() -> None:
         # what each machine emits, and where
         "SIMULATION_MODEL",
         "SIMULATION_PERSISTENCE",
+        "SIMULATION_REGIMES",
         "SIMULATION_INTERVAL_MS",
         "NUM_SENSORS",
         "SENSOR_DATA_FILE",
@@ -190,6 +192,7 @@ def test_every_crd_setting_reaches_the_pods_under_its_contract_name() -> None:
         {
             "seed": 5,
             "persistence": 0.9,
+            "regimes": 2,
             "failures": {"probability": 0.01, "share": 0.05},
             "referenceData": {
                 "configMapName": "data",
@@ -233,6 +236,8 @@ def test_the_bundled_data_has_the_sensor_columns_the_crd_allows() -> None:
         ("SIMULATION_MODEL", "walk", "SIMULATION_MODEL"),
         ("SIMULATION_PERSISTENCE", "1", "less than 1"),
         ("SIMULATION_PERSISTENCE", "-0.5", "greater than or equal to 0"),
+        ("SIMULATION_REGIMES", "0", "greater than or equal to 1"),
+        ("SIMULATION_REGIMES", "7", "less than or equal to 6"),
     ],
 )
 def test_the_producer_refuses_what_admission_refuses(

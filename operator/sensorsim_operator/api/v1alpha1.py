@@ -233,6 +233,13 @@ class SimulationSpec(ApiModel):
         "lag between sensors, from the reference data's time column (referenceData.timeColumn), "
         "else 0.95. Ignored by the original model.",
     )
+    regimes: int | None = contract_field(
+        "SIMULATION_REGIMES",
+        "Operating regimes of the learned model (1 to 6): each machine moves between them with "
+        "its own persistent offset, as the reference's recordings differ. 1: identical machines "
+        "without regimes. Unset: as many as the reference data shows (a Gaussian mixture sized "
+        "by an information criterion). Ignored by the original model.",
+    )
     suspend: bool = Field(
         default=False,
         description=(

@@ -60,6 +60,7 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
         "SIMULATION_SEED": spec.seed,
         "SIMULATION_MODEL": spec.model,
         "SIMULATION_PERSISTENCE": spec.persistence,
+        "SIMULATION_REGIMES": spec.regimes,
         "SENSOR_DATA_FILE": (
             None
             if spec.reference_data is None
