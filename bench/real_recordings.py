@@ -274,8 +274,7 @@ class Measured:
     healthy: FloatArray
     """The stream's healthy readings that the report compared."""
     shuffled_auc: float
-    """The classifier between two random halves of the reference's thinned rows: the test's
-    own noise."""
+    """The classifier between random halves of the thinned reference: the test's noise."""
     seconds: float
 
     def verdicts(self) -> dict[str, str]:
