@@ -186,7 +186,8 @@ class ObjectWatch:
                     with self.changed:
                         self.log.record_event(event["type"], obj, at)
                         self.changed.notify_all()
-                self.log.resumes += 1
+                if not self._stopping.is_set():
+                    self.log.resumes += 1  # the server ended the watch (timeoutSeconds)
             except client.ApiException as error:
                 if error.status != GONE:
                     raise
