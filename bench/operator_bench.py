@@ -110,7 +110,7 @@ class Result:
     from_apply: Latencies
     from_object_seen: Latencies
     baseline_statefulsets: Latencies | None  # the same StatefulSets applied without the operator
-    baseline_from_seen: Latencies | None  # per StatefulSet, from the first poll that saw it
+    baseline_from_seen: Latencies | None  # per StatefulSet, from its first event
     operator_peak_rss_mib: float
     operator_rss_idle_mib: float
     operator_cpu_seconds: float

@@ -3,10 +3,13 @@ latencies computed from arrival times."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from bench.object_watch import ArrivalLog, latencies
-from bench.simulation_manifests import is_ready
+from kubernetes import client
+
+from bench.object_watch import ArrivalLog, ObjectWatch, latencies, wait_for
+from bench.simulation_manifests import SIMULATIONS, is_ready
 
 
 def simulation(name: str, *, ready: bool = False, generation: int = 1) -> dict[str, Any]:
@@ -57,3 +60,68 @@ def test_latencies_are_end_minus_start_and_name_what_lacks_a_time() -> None:
     sample = latencies(start, end, ["a", "b", "c", "d"])
     assert sample.values == [0.5, 4.0]
     assert sample.missing == ["b", "d"]
+
+
+class ScriptedApi:
+    """Lists and watch streams in the order the watch asks for them: a list returns the next
+    of ``lists``; a stream plays the next of ``streams`` (events, or an exception to raise);
+    once they are played, a stream waits for ``stop``, as a quiet watch does."""
+
+    def __init__(self, lists: list[list[dict[str, Any]]], streams: list[Any]) -> None:
+        self.lists = lists
+        self.streams = streams
+        self.list_versions: list[str] = []
+        self.stream_versions: list[str] = []
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def list_namespaced_custom_object(self, *_args: Any) -> dict[str, Any]:
+        version = str(10 * (len(self.list_versions) + 1))
+        self.list_versions.append(version)
+        return {"metadata": {"resourceVersion": version}, "items": self.lists.pop(0)}
+
+    def stream(self, _func: Any, *_args: Any, resource_version: str, **_kwargs: Any) -> Any:
+        self.stream_versions.append(resource_version)
+        if not self.streams:
+            self.stopped.wait(timeout=10)
+            return
+        played = self.streams.pop(0)
+        if isinstance(played, BaseException):
+            raise played
+        yield from played
+
+
+def event(kind: str, name: str, version: str, *, ready: bool = False) -> dict[str, Any]:
+    obj = simulation(name, ready=ready)
+    obj["metadata"]["resourceVersion"] = version
+    return {"type": kind, "raw_object": obj}
+
+
+def test_the_watch_resumes_from_its_last_version_and_relists_when_it_is_gone() -> None:
+    scripted = ScriptedApi(
+        lists=[[], [simulation("a", ready=True), simulation("b")]],
+        streams=[
+            [event("ADDED", "a", "11")],  # the server ends the watch: resume from 11
+            client.ApiException(status=410),  # 11 is gone: list again, watch from 20
+            [event("ADDED", "c", "21"), event("BOOKMARK", "c", "22")],
+        ],
+    )
+    changed = threading.Condition()
+    watch = ObjectWatch(client.ApiClient(), SIMULATIONS, "ns", is_ready, changed)
+    watch._objects = scripted  # type: ignore[assignment]
+    watch._watch = scripted  # type: ignore[assignment]
+    with watch:
+
+        def resumed_after_the_bookmark() -> bool:
+            return len(scripted.stream_versions) == 4
+
+        assert wait_for(changed, [watch], resumed_after_the_bookmark, timeout=10)
+    assert scripted.list_versions == ["10", "20"]
+    assert scripted.stream_versions == ["10", "11", "20", "22"]
+    assert watch.log.added.keys() == {"a", "b", "c"}
+    assert watch.log.events["ADDED"] == 2
+    assert watch.log.listed == 1  # b, missed while the watch was gone
+    assert watch.log.relists == 1
+    assert "a" in watch.log.ready
