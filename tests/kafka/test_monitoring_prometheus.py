@@ -125,9 +125,10 @@ def producers(
             bootstrap = own_broker.bootstrap if pod.simulation == STALLING else kafka_bootstrap
             processes.append(start_producer(pod, shards, bootstrap, topic, logs / pod.name))
         for pod, process in zip(pods, processes, strict=True):
+            # Four producers start at once: on a loaded machine that takes minutes.
             wait_until(
                 lambda: http_ok(f"http://127.0.0.1:{pod.port}/metrics"),  # noqa: B023
-                timeout=90,
+                timeout=240,
                 message=f"producer {pod.name} /metrics",
                 process=process,
                 log_file=logs / pod.name,
