@@ -60,11 +60,17 @@ class Release:
         return self.clone / "dist" / f"sensorsim-{self.version}-py3-none-any.whl"
 
 
-def make(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``make`` in the clone, with an environment that points at nothing of this checkout."""
-    env = {
+def outside_checkout() -> dict[str, str]:
+    """This process's environment without what points at this checkout (its virtualenv, its
+    tree on PYTHONPATH, the running make's flags)."""
+    return {
         k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS")
     }
+
+
+def make(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``make`` in the clone, with an environment that points at nothing of this checkout."""
+    env = outside_checkout()
     return subprocess.run(
         ["make", "--no-print-directory", *args],
         cwd=clone,
@@ -220,22 +226,26 @@ def test_the_released_chart_runs_a_simulation_from_the_registry_alone(
 def test_the_released_wheel_installs_into_a_fresh_virtualenv_and_runs(
     release: Release, tmp_path: Path
 ) -> None:
+    # The checkout's tree (PYTHONPATH under make) would shadow the installed wheel.
+    env = outside_checkout()
     venv = tmp_path / "venv"
-    subprocess.run(["uv", "venv", "--quiet", "-p", "python3.11", str(venv)], check=True)
+    subprocess.run(["uv", "venv", "--quiet", "-p", "python3.11", str(venv)], check=True, env=env)
     python = str(venv / "bin" / "python")
     installed = subprocess.run(
         ["uv", "pip", "install", "--quiet", "--python", python, str(release.wheel)],
-        capture_output=True, text=True, check=False, timeout=600,
+        capture_output=True, text=True, check=False, timeout=600, env=env,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     sensorsim = str(venv / "bin" / "sensorsim")
-    shown = subprocess.run([sensorsim, "--version"], capture_output=True, text=True, check=True)
+    shown = subprocess.run(
+        [sensorsim, "--version"], capture_output=True, text=True, check=True, env=env
+    )
     assert shown.stdout.strip() == f"sensorsim {release.version}"
 
     ran = subprocess.run(
         [sensorsim, "run", "--sink", "stdout", "--machines", "3", "--interval", "50",
          "--max-messages", "30", "--seed", "5"],
-        capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     records = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]

@@ -11,6 +11,8 @@ import itertools
 import json
 import shutil
 import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -94,6 +96,37 @@ def segments(bootstrap: str, state_topic: str, prefix: str) -> list[dict[str, An
             value = json.loads(record.value)
             winners.setdefault(value["index"], value)
     return [winners[i] for i in sorted(winners)]
+
+
+def checkpointed_cycles(bootstrap: str, state_topic: str) -> dict[str, int]:
+    """Each machine's next cycle in its latest checkpoint."""
+    cycles: dict[str, int] = {}
+    for record in read_topic(bootstrap, state_topic):
+        value = json.loads(record.value)
+        if value.get("format") == "sensorsim-checkpoint/1":
+            cycles[value["machine_id"]] = value["cycle"]
+    return cycles
+
+
+def freeze_past_checkpoints(
+    bootstrap: str, topic: str, shards: list[subprocess.Popen[str]]
+) -> None:
+    """SIGSTOP every shard at a moment when each machine has records past its latest
+    checkpoint, so a shard killed now must repeat cycles: a stopped process writes no further
+    checkpoint, and what its sockets still held has reached the broker by the time we look."""
+    for _ in range(30):
+        for shard in shards:
+            shard.send_signal(signal.SIGSTOP)
+        time.sleep(1)
+        checkpointed = checkpointed_cycles(bootstrap, f"{topic}-state")
+        sent = {key.decode(): max(map(seq, stream))
+                for key, stream in by_machine(read_topic(bootstrap, topic)).items()}  # fmt: skip
+        if checkpointed and all(sent[m] >= cycle for m, cycle in checkpointed.items()):
+            return
+        for shard in shards:
+            shard.send_signal(signal.SIGCONT)
+        time.sleep(0.5)
+    raise AssertionError("no moment with records past every machine's checkpoint")
 
 
 def seq(record: Record) -> int:
@@ -204,8 +237,10 @@ def test_a_crash_before_a_change_repeats_only_identical_records(kafka_bootstrap:
         wait_for_growth(kafka_bootstrap, topic, 20 * 12)
         wait_for_growth(kafka_bootstrap, f"{topic}-state", 12)
         wait_for_growth(kafka_bootstrap, topic, 10 * 12)
+        freeze_past_checkpoints(kafka_bootstrap, topic, [first, second])
     finally:
         second.send_signal(signal.SIGKILL)
+        first.send_signal(signal.SIGCONT)
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
         second.communicate(timeout=60)
