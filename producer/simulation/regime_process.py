@@ -22,14 +22,16 @@ import numpy as np
 import numpy.typing as npt
 
 from producer.simulation.dynamics import LatentDynamics
-from producer.simulation.engine import LearnedProcess
 from producer.simulation.episodes import EpisodeStep
 from producer.simulation.learned_model import (
     GridPosition,
     LearnedModel,
+    grouped_product,
     lower_triangular_product,
+    sorted_by_group,
     transition_step,
 )
+from producer.simulation.learned_process import LearnedProcess, sensor_major_normals
 from producer.simulation.randomness import (
     DOMAIN_MACHINE,
     DOMAIN_REGIME,
@@ -175,7 +177,7 @@ class RegimeProcess(LearnedProcess):
 
     def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
         dynamics = self.dynamics
-        noise = normals(words[:, : self._sensors].T)
+        noise = sensor_major_normals(words, self._sensors)
         if dynamics.transition is not None and dynamics.innovation is not None:
             self._latent = transition_step(
                 dynamics.transition, self._latent, dynamics.innovation, noise
@@ -184,24 +186,27 @@ class RegimeProcess(LearnedProcess):
             self._latent *= self._persistence
             noise *= self._within_noise
             self._latent += noise
-        state = self._latent
-        latent = self._means[:, self.regime]
-        if self._offsets is not None:
-            latent += self._offsets
-        within = self.regimes.within
-        for k in range(self.regimes.components):
-            machines = np.flatnonzero(self.regime == k)
-            if machines.size:
-                latent[:, machines] += lower_triangular_product(within[k], state[:, machines])
-        self._position = GridPosition.of(latent)
+        self._position = GridPosition.of(self._regime_latent())
         out = self._position.read(self.regimes.table)
         return self._finish(out, episodes)
 
-    def _failure_latent(self, shape: int, machines: npt.NDArray[np.intp]) -> FloatArray:
-        """The machines' normal scores (persistent, as their readings) through the type."""
+    def _regime_latent(self) -> FloatArray:
+        """``z = mu_r + o + W_r y`` of every machine: ``W_r y`` on the machines sorted by
+        regime, one product per regime on a column slice, then back in machine order."""
+        regime = self.regime
+        order, bounds = sorted_by_group(regime, self.regimes.components)
+        state = np.take(self._latent, order, axis=1)
+        within = grouped_product(self.regimes.within, state, bounds, lower=True)
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order), dtype=order.dtype)
+        latent: FloatArray = np.take(self._means, regime, axis=1)
+        if self._offsets is not None:
+            latent += self._offsets
+        latent += np.take(within, back, axis=1)
+        return latent
+
+    def _failure_scores(self, machines: npt.NDArray[np.intp]) -> FloatArray:
+        """The machines' normal scores (persistent, as their readings), which a failure type's
+        mix applies to."""
         assert self._position is not None
-        position = GridPosition(
-            self._position.cell[:, machines], self._position.fraction[:, machines]
-        )
-        scores = position.read(self.regimes.scores)
-        return lower_triangular_product(self._model.failures[shape].mix, scores)
+        return self._position.columns(machines).read(self.regimes.scores)
