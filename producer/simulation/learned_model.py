@@ -32,7 +32,7 @@ latent value to a reading is two gathers, a multiply and an add (bit-identical o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -64,6 +64,14 @@ _GRID = LATENT_GRID
 _GRID_P = np.array([_NORMAL.cdf(float(z)) for z in _GRID])
 
 
+def paired(real: FloatArray, imaginary: FloatArray) -> npt.NDArray[np.complex128]:
+    """``real + i imaginary``, exactly (each part a copy of its array)."""
+    pairs = np.empty(real.shape, dtype=np.complex128)
+    pairs.real = real
+    pairs.imag = imaginary
+    return pairs
+
+
 @dataclass(frozen=True, eq=False)
 class QuantileTable:
     """Per-sensor readings on the latent grid: ``base[j, g]`` at grid point ``g`` and the slope
@@ -74,6 +82,11 @@ class QuantileTable:
     step: FloatArray
     minimum: FloatArray
     maximum: FloatArray
+    pairs: npt.NDArray[np.complex128] = field(init=False, repr=False)
+    """``base + i step``: both values of a cell in one gather (``GridPosition.read``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pairs", paired(self.base, self.step))
 
     @classmethod
     def from_grid(cls, values: FloatArray) -> QuantileTable:
@@ -414,9 +427,10 @@ class GridPosition:
         return cls(cell, position)
 
     def read(self, table: QuantileTable) -> FloatArray:
-        out: FloatArray = table.step[self.cell]
-        out *= self.fraction
-        out += table.base[self.cell]
+        """``base + fraction * step`` at each position."""
+        cells = np.take(table.pairs, self.cell)
+        out: FloatArray = cells.imag * self.fraction
+        out += cells.real
         return out
 
     def columns(self, index: npt.NDArray[np.intp]) -> GridPosition:

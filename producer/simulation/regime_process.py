@@ -109,7 +109,8 @@ class RegimeProcess(LearnedProcess):
         sensors = model.num_sensors
         self.regimes = regimes
         self._means = np.ascontiguousarray(regimes.means.T)
-        self._cumulative = np.cumsum(regimes.transition, axis=1)
+        cumulative = np.cumsum(regimes.transition, axis=1)
+        self._cumulative_columns = [column.copy() for column in cumulative.T]
         self._start_cumulative = np.cumsum(regimes.weights)
         self._within_noise = math.sqrt(1.0 - (regimes.persistence or 0.0) ** 2)
         self._stream = stream
@@ -145,7 +146,12 @@ class RegimeProcess(LearnedProcess):
     def move_regimes(self, cycle: int) -> None:
         """Every machine's regime chain moves on to ``cycle``."""
         draws = uniforms(self._words(cycle)[:, 0])
-        self.regime = _draw(self._cumulative[self.regime], draws)
+        # the count of each machine's cumulative probabilities at or below its draw, one
+        # regime's column at a time (gathered per machine)
+        chosen = np.zeros(len(draws), dtype=np.int64)
+        for column in self._cumulative_columns:
+            chosen += draws >= column[self.regime]
+        self.regime = np.minimum(chosen, self.regimes.components - 1)
 
     def export_extra(self, rows: IntArray) -> StateArrays:
         return {REGIME_STATE: self.regime[rows].copy()}
