@@ -197,19 +197,24 @@ class RegimeProcess(LearnedProcess):
         return self._finish(out, episodes)
 
     def _regime_latent(self) -> FloatArray:
-        """``z = mu_r + o + W_r y`` of every machine: ``W_r y`` on the machines sorted by
-        regime, one product per regime on a column slice, then back in machine order."""
-        regime = self.regime
-        order, bounds = sorted_by_group(regime, self.regimes.components)
-        state = np.take(self._latent, order, axis=1)
-        within = grouped_product(self.regimes.within, state, bounds, lower=True)
+        """``z = mu_r + o + W_r y`` of every machine, worked out on the machines sorted by
+        regime (one product per regime on a column slice, a regime's mean added to its slice),
+        then put back in machine order."""
+        order, bounds = sorted_by_group(self.regime, self.regimes.components)
+        within = grouped_product(
+            self.regimes.within, np.take(self._latent, order, axis=1), bounds, lower=True
+        )
+        # mu + o first, then + W y (additions commute: mu + W y is W y + mu, bit for bit)
+        latent = within if self._offsets is None else np.take(self._offsets, order, axis=1)
+        for regime in range(self.regimes.components):
+            start, stop = bounds[regime], bounds[regime + 1]
+            latent[:, start:stop] += self._means[:, regime : regime + 1]
+        if self._offsets is not None:
+            latent += within
         back = np.empty_like(order)
         back[order] = np.arange(len(order), dtype=order.dtype)
-        latent: FloatArray = np.take(self._means, regime, axis=1)
-        if self._offsets is not None:
-            latent += self._offsets
-        latent += np.take(within, back, axis=1)
-        return latent
+        result: FloatArray = np.take(latent, back, axis=1)
+        return result
 
     def _failure_scores(self, machines: npt.NDArray[np.intp]) -> FloatArray:
         """The machines' normal scores (persistent, as their readings), which a failure type's
