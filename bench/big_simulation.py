@@ -6,22 +6,25 @@ Per size (pods of the large simulation), on a fresh namespace and a fresh operat
    every pod;
 2. **replica change**: ``replicas`` lowered by a tenth, a handover (every old pod stops before a
    new one starts), until Ready at the new generation; a second, small simulation (2 pods) is
-   created while the handover runs, and the time until its StatefulSet exists is recorded;
+   created while the handover runs, and the time until its StatefulSet exists is recorded
+   (from kubectl's apply returning, and from the simulation's first watch event);
 3. **settings rollout**: ``failures.probability`` changed, another handover, until Ready.
 
 Each step reports its wall time, the operator's reconciles (by trigger) and API requests (by
 verb and resource, from the API server's ``apiserver_request_total`` before and after, as the
-series counts them, less the bench's own polling reads), its CPU time, and both per pod of the
+series counts them), its CPU time, and both per pod of the
 step (the pods it stops plus the pods it starts), so sizes compare: linear growth shows as equal
 per-pod figures. The operator's peak resident memory (``VmHWM``) is read at the end of the
-size.
+size. A step ends when the watches of the namespace's simulations and StatefulSets (started
+before the first step; bench/object_watch.py) bring the simulation Ready at the generation its
+apply returned.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +38,8 @@ from bench.cluster_probes import (
     request_counts,
     rss_mib,
 )
-from bench.simulation_manifests import is_ready, simulation
-from sensorsim_operator.kube import ApiKube
+from bench.object_watch import ObjectWatch, api_client, wait_for
+from bench.simulation_manifests import SIMULATIONS, STATEFULSETS, is_ready, simulation
 from testbed.operator import OperatorProcess
 
 RECONCILES = "sensorsim_operator_reconciles_total"
@@ -65,7 +68,9 @@ class Step:
 class BigResult:
     pods: int
     steps: list[Step] = field(default_factory=list)
-    second_simulation_statefulset_seconds: float | None = None
+    second_simulation_statefulset_seconds: float | None = None  # from its apply returning
+    second_simulation_seen_to_statefulset_seconds: float | None = None  # from its first event
+    watch_coverage: dict[str, str] = field(default_factory=dict)
     operator_peak_rss_mib: float = 0.0
     operator_rss_idle_mib: float = 0.0
 
@@ -93,33 +98,19 @@ def _step(
     *,
     act: Callable[[], int],
     done: Callable[[], bool],
+    watches: _Watches,
     timeout: float,
-    poll: float,
-    meanwhile: Callable[[float], bool] | None = None,
-    own_gets: Counter[str],
 ) -> Step:
-    """Run ``act`` (which returns the simulation applies it sent through kubectl) and wait for
-    ``done``; ``meanwhile(elapsed)`` is called each poll until it returns True. ``own_gets``
-    counts the reads ``done`` and ``meanwhile`` send, by "GET resource": not the operator's."""
-    own_gets.clear()
+    """Run ``act`` (which returns the simulation applies it sent through kubectl) and wait until
+    the watches' events make ``done`` true."""
     reconciles_before, requests_before, cpu_before = probe.counters()
     start = time.monotonic()
     applies = act()
-    waiting_for_meanwhile = meanwhile is not None
-    while True:
-        elapsed = time.monotonic() - start
-        if waiting_for_meanwhile and meanwhile is not None and meanwhile(elapsed):
-            waiting_for_meanwhile = False
-        if done() and not waiting_for_meanwhile:
-            break
-        if elapsed > timeout:
-            raise RuntimeError(f"{name}: not done within {timeout} s")
-        time.sleep(poll)
+    if not wait_for(watches.changed, watches.both, done, timeout=timeout):
+        raise RuntimeError(f"{name}: not done within {timeout} s")
     seconds = time.monotonic() - start
     reconciles_after, requests_after, cpu_after = probe.counters()
     requests = operator_requests(requests_before, requests_after, applies)
-    for request, sent in own_gets.items():
-        requests[request] = requests.get(request, 0.0) - sent
     return Step(
         name=name,
         pods=pods,
@@ -134,40 +125,71 @@ def _step(
     )
 
 
+@dataclass
+class _Watches:
+    """The simulations and the StatefulSets of the namespace, as their events arrive."""
+
+    changed: threading.Condition
+    simulations: ObjectWatch
+    stateful_sets: ObjectWatch
+
+    @property
+    def both(self) -> list[ObjectWatch]:
+        return [self.simulations, self.stateful_sets]
+
+
 def run_big(env: dict[str, str], workdir: Path, pods: int, *, timeout: float) -> BigResult:
     """The three steps for one size; a fresh namespace and operator, deleted after."""
     changed = pods - pods // 10  # a simulation has at most 1,024 replicas
     ensure_nodes(env, changed + pods + SECOND_SIMULATION_PODS)
     namespace = f"big-{pods}-{int(time.time())}"
     kubectl(env, "create", "namespace", namespace)
-    api = ApiKube.from_environment()
-    path = f"/apis/sensorsim.io/v1alpha1/namespaces/{namespace}/sensorsimulations/big"
-    small_sts = f"/apis/apps/v1/namespaces/{namespace}/statefulsets/second"
+    api = api_client()
+    notified = threading.Condition()
+    watches = _Watches(
+        notified,
+        ObjectWatch(api, SIMULATIONS, namespace, is_ready, notified),
+        ObjectWatch(api, STATEFULSETS, namespace, lambda _: False, notified),
+    )
     result = BigResult(pods=pods)
+    big_generation = 0
 
     def apply(name: str, replicas: int, probability: float) -> int:
+        """Apply a simulation; its generation, as the API server returned it."""
         body = simulation(namespace, name, replicas, failure_probability=probability)
-        kubectl(env, "apply", "--server-side", "-f", "-", stdin=json.dumps(body))
+        applied = kubectl(
+            env,
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            "-o",
+            "jsonpath={.metadata.generation}",
+            stdin=json.dumps(body),
+        )
+        return int(applied)
+
+    def apply_big(replicas: int, probability: float) -> int:
+        nonlocal big_generation
+        big_generation = apply("big", replicas, probability)
         return 1
 
-    own_gets: Counter[str] = Counter()
-
     def big_ready() -> bool:
-        own_gets["GET sensorsimulations"] += 1
-        return (found := api.get(path)) is not None and is_ready(found)
+        found = watches.simulations.log.latest.get("big")
+        return (
+            found is not None
+            and found["metadata"].get("generation", 0) >= big_generation
+            and is_ready(found)
+        )
+
+    def big_ready_and_second_created() -> bool:
+        return big_ready() and "second" in watches.stateful_sets.log.added
 
     second_sent_at = 0.0
 
-    def second_created(_elapsed: float) -> bool:
-        own_gets["GET statefulsets"] += 1
-        if api.get(small_sts) is None:
-            return False
-        result.second_simulation_statefulset_seconds = round(time.monotonic() - second_sent_at, 2)
-        return True
-
     def change_replicas_and_create_second() -> int:
         nonlocal second_sent_at
-        apply("big", changed, 0.05)
+        apply_big(changed, 0.05)
         time.sleep(1.0)  # the handover has begun: its pods are stopping
         apply("second", SECOND_SIMULATION_PODS, 0.05)
         second_sent_at = time.monotonic()  # kubectl returned: the simulation exists
@@ -180,34 +202,45 @@ def run_big(env: dict[str, str], workdir: Path, pods: int, *, timeout: float) ->
         OPERATOR_LOG_LEVEL="WARNING",
         PRODUCER_IMAGE="sensorsim:bench",
     )
-    poll = 0.2
-    with running:
+    with running, watches.simulations, watches.stateful_sets:
         assert running.process is not None
         pid = running.process.pid
         time.sleep(2)  # idle: startup done
         result.operator_rss_idle_mib = round(rss_mib(pid, "VmRSS"), 1)
         steps = (
-            ("create", pods, lambda: apply("big", pods, 0.05), None),
-            ("replica change", pods + changed, change_replicas_and_create_second, second_created),
-            ("settings rollout", 2 * changed, lambda: apply("big", changed, 0.02), None),
+            ("create", pods, lambda: apply_big(pods, 0.05), big_ready),
+            (
+                "replica change",
+                pods + changed,
+                change_replicas_and_create_second,
+                big_ready_and_second_created,
+            ),
+            ("settings rollout", 2 * changed, lambda: apply_big(changed, 0.02), big_ready),
         )
-        for name, step_pods, act, meanwhile in steps:
+        for name, step_pods, act, done in steps:
             step = _step(
                 name,
                 step_pods,
                 _Probe(env, running, pid),
                 act=act,
-                done=big_ready,
+                done=done,
+                watches=watches,
                 timeout=timeout,
-                poll=poll,
-                meanwhile=meanwhile,
-                own_gets=own_gets,
             )
             result.steps.append(step)
             print_step(pods, step, flush=True)
         result.operator_peak_rss_mib = round(rss_mib(pid, "VmHWM"), 1)
+    api.close()  # type: ignore[no-untyped-call]
+    second_sts = watches.stateful_sets.log.added["second"]
+    result.second_simulation_statefulset_seconds = round(second_sts - second_sent_at, 2)
+    result.second_simulation_seen_to_statefulset_seconds = round(
+        second_sts - watches.simulations.log.added["second"], 2
+    )
+    result.watch_coverage = {
+        "simulations": watches.simulations.log.coverage(2),
+        "StatefulSets": watches.stateful_sets.log.coverage(2),
+    }
     kubectl(env, "delete", "namespace", namespace, "--wait=true", "--timeout=900s")
-    api.close()
     return result
 
 
@@ -237,7 +270,10 @@ def print_big(results: list[BigResult]) -> None:
     for result in results:
         print(
             f"{result.pods} pods: second simulation's StatefulSet "
-            f"{result.second_simulation_statefulset_seconds} s after its apply returned; "
+            f"{result.second_simulation_statefulset_seconds} s after its apply returned, "
+            f"{result.second_simulation_seen_to_statefulset_seconds} s after its first event; "
             f"operator RSS idle {result.operator_rss_idle_mib} MiB, "
             f"peak {result.operator_peak_rss_mib} MiB"
         )
+        for watched, coverage in result.watch_coverage.items():
+            print(f"{result.pods} pods, watch of {watched}: {coverage}")

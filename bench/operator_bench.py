@@ -10,14 +10,15 @@ reach Ready=True, what it costs the operator and the API server, by fleet size.
 Method, per size: the CRD is installed, enough kwok nodes for every pod are added, and the
 operator (``python -m sensorsim_operator``, a subprocess) is started and idle; then one
 ``kubectl apply --server-side`` creates ``--count`` simulations in a fresh namespace. t0 is taken
-just before kubectl starts. Meanwhile a poller lists the simulations and the StatefulSets every
-``--poll`` seconds and records, per simulation, the first poll that sees it, the first that sees
-its StatefulSet, and the first that sees ``Ready=True`` with ``observedGeneration == generation``
-and all replicas ready. Latencies are reported from t0 (what a user applying them waits) and
-from the first poll that saw each object (the operator's own share); both are upper bounds
-within one poll interval. ``--baseline`` first applies the same StatefulSets directly (no
-operator) and times them to all pods Ready: the floor the operator's Ready latency is compared
-with, measured in the same run.
+just before kubectl starts. Two watches, of the simulations and of the StatefulSets, started
+before kubectl (bench/object_watch.py), record the arrival time of each object's first event and
+of the first event showing it ready: for a simulation ``Ready=True`` with ``observedGeneration
+== generation`` and all replicas ready. Latencies are reported from t0 (what a user applying
+them waits) and from the simulation's first event (the operator's own share). ``--baseline``
+first applies the same StatefulSets directly (no operator) and times them, from each
+StatefulSet's first event, to all pods Ready: the floor the operator's Ready latency is compared
+with, measured in the same run. Each watch reports how many objects it learnt from events and
+from lists against those expected.
 
 The operator's peak resident memory is its ``VmHWM`` from ``/proc/<pid>/status``, read before
 it stops; its CPU time from ``/proc/<pid>/stat``; its reconciles from its own /metrics. API
@@ -25,7 +26,7 @@ requests come from the API server's ``apiserver_request_total`` (difference over
 counting what only the operator sends: reads and patches of simulations (less kubectl's one
 apply each), their status, and the reads and patches of their ConfigMaps, Services and
 StatefulSets (the StatefulSet controller writes only their status). Lists and watches are left
-out (the poller lists; the watches are long-lived), and so are Events.
+out (the bench's watches list once; the watches are long-lived), and so are Events.
 
 SIGTERM and SIGINT stop the operator and the control plane the bench started.
 """
@@ -33,6 +34,7 @@ SIGTERM and SIGINT stop the operator and the control plane the bench started.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -40,9 +42,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
@@ -59,8 +63,15 @@ from bench.cluster_probes import (  # noqa: E402
     request_counts,
     rss_mib,
 )
-from bench.simulation_manifests import baseline_manifest, is_ready, simulations  # noqa: E402
-from sensorsim_operator.kube import ApiKube  # noqa: E402
+from bench.object_watch import ObjectWatch, api_client, latencies, wait_for  # noqa: E402
+from bench.simulation_manifests import (  # noqa: E402
+    SIMULATIONS,
+    STATEFULSETS,
+    baseline_manifest,
+    is_ready,
+    object_names,
+    simulations,
+)
 from testbed import tools  # noqa: E402
 from testbed.operator import OperatorProcess  # noqa: E402
 
@@ -95,12 +106,11 @@ class Latencies:
 class Result:
     count: int
     replicas_each: int
-    poll_seconds: float
     apply_seconds: float
     from_apply: Latencies
     from_object_seen: Latencies
     baseline_statefulsets: Latencies | None  # the same StatefulSets applied without the operator
-    baseline_from_seen: Latencies | None  # per StatefulSet, from the first poll that saw it
+    baseline_from_seen: Latencies | None  # per StatefulSet, from its first event
     operator_peak_rss_mib: float
     operator_rss_idle_mib: float
     operator_cpu_seconds: float
@@ -110,8 +120,8 @@ class Result:
     api_requests_per_simulation: float
     baseline_ready_ratio: float | None  # seen -> Ready p95 over the baseline's, both per object
     baseline_apply_ratio: float | None  # kubectl start -> Ready p95 over the baseline's
-    poll_gap_p50: float
-    poll_gap_max: float
+    watch_coverage: dict[str, str]  # by watch: objects learnt from events and lists, expected
+    missing: dict[str, int]  # by latency: expected objects lacking one of its two times
     timeline: dict[str, tuple[float, float, float]]  # per simulation: seen, StatefulSet, Ready
     cpu_count: int
     python: str
@@ -119,18 +129,23 @@ class Result:
 
 @dataclass
 class Timeline:
-    """Seconds after t0 (kubectl starting) at which each object was first seen: applied, its
-    StatefulSet existing, Ready."""
+    """Seconds after t0 (kubectl starting) at which each object's events arrived: the
+    simulation's first (seen), its StatefulSet's first (created), the first showing it Ready;
+    and how the watches learnt them, against the objects expected."""
 
     applied_seconds: float
     seen: dict[str, float]
     created: dict[str, float]
     ready: dict[str, float]
-    poll_gaps: list[float]
+    coverage: dict[str, str]
+
+
+def _all_pods_ready(stateful_set: dict[str, Any]) -> bool:
+    status = stateful_set.get("status") or {}
+    return bool(status.get("readyReplicas") == stateful_set["spec"]["replicas"])
 
 
 def apply_and_watch(
-    api: ApiKube,
     kubectl_binary: str,
     env: dict[str, str],
     manifest: str,
@@ -139,54 +154,51 @@ def apply_and_watch(
     args: argparse.Namespace,
     baseline: bool = False,
 ) -> Timeline:
-    """Apply ``manifest`` with one ``kubectl apply --server-side`` and poll until every object is
-    Ready. The poller runs while kubectl is still sending objects."""
-    sims_path = f"/apis/sensorsim.io/v1alpha1/namespaces/{namespace}/sensorsimulations"
-    sts_path = f"/apis/apps/v1/namespaces/{namespace}/statefulsets"
-    t0 = time.monotonic()
-    applying = subprocess.Popen(
-        [kubectl_binary, "apply", "--server-side", "-f", "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    assert applying.stdin is not None
-    applying.stdin.write(manifest)
-    applying.stdin.close()
-    timeline = Timeline(applied_seconds=0.0, seen={}, created={}, ready={}, poll_gaps=[])
-    applied: float | None = None
-    last_poll = time.monotonic()
-    while len(timeline.ready) < args.count and time.monotonic() < t0 + args.timeout:
-        if applied is None and applying.poll() is not None:
-            if applying.returncode != 0:
-                raise RuntimeError("kubectl apply failed")
-            applied = time.monotonic() - t0
-        now = time.monotonic() - t0
-        if not baseline:
-            for item in (api.get(sims_path) or {"items": []})["items"]:
-                timeline.seen.setdefault(item["metadata"]["name"], now)
-                if is_ready(item):
-                    timeline.ready.setdefault(item["metadata"]["name"], now)
-        for item in (api.get(sts_path) or {"items": []})["items"]:
-            name = item["metadata"]["name"]
-            timeline.created.setdefault(name, now)
-            if baseline:
-                timeline.seen.setdefault(name, now)
-                status = item.get("status") or {}
-                if status.get("readyReplicas") == item["spec"]["replicas"]:
-                    timeline.ready.setdefault(name, now)
-        time.sleep(args.poll)
-        timeline.poll_gaps.append(time.monotonic() - last_poll)
-        last_poll = time.monotonic()
-    applying.wait(timeout=60)
-    if len(timeline.ready) < args.count or applied is None:
-        raise RuntimeError(
-            f"only {len(timeline.ready)}/{args.count} Ready within {args.timeout}s "
-            f"(StatefulSets: {len(timeline.created)})"
+    """Apply ``manifest`` with one ``kubectl apply --server-side`` and wait until every object
+    is Ready, as the watches (started before kubectl) report it. Baseline: the manifest holds
+    StatefulSets; each is seen and created by its first event, Ready with all pods ready."""
+    changed = threading.Condition()
+    api = api_client()
+    simulations_watch = ObjectWatch(api, SIMULATIONS, namespace, is_ready, changed)
+    sets_watch = ObjectWatch(api, STATEFULSETS, namespace, _all_pods_ready, changed)
+    watches = [sets_watch] if baseline else [simulations_watch, sets_watch]
+    ready = sets_watch.log if baseline else simulations_watch.log
+    with contextlib.ExitStack() as stack:
+        for each in watches:
+            stack.enter_context(each)
+        t0 = time.monotonic()
+        applying = subprocess.run(
+            [kubectl_binary, "apply", "--server-side", "-f", "-"],
+            input=manifest,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            check=False,
         )
-    timeline.applied_seconds = applied
-    return timeline
+        applied = time.monotonic() - t0
+        if applying.returncode != 0:
+            raise RuntimeError(f"kubectl apply failed: {applying.stderr}")
+        finished = wait_for(
+            changed,
+            watches,
+            lambda: len(ready.ready) >= args.count,
+            timeout=max(0.0, args.timeout - applied),
+        )
+    api.close()  # type: ignore[no-untyped-call]
+    coverage = {"StatefulSets": sets_watch.log.coverage(args.count)}
+    if not baseline:
+        coverage["simulations"] = simulations_watch.log.coverage(args.count)
+    if not finished:
+        raise RuntimeError(f"not all Ready within {args.timeout}s: {coverage}")
+    seen = sets_watch.log.added if baseline else simulations_watch.log.added
+    return Timeline(
+        applied_seconds=applied,
+        seen={name: at - t0 for name, at in seen.items()},
+        created={name: at - t0 for name, at in sets_watch.log.added.items()},
+        ready={name: at - t0 for name, at in ready.ready.items()},
+        coverage=coverage,
+    )
 
 
 def run_size(env: dict[str, str], workdir: Path, args: argparse.Namespace, count: int) -> Result:
@@ -195,7 +207,6 @@ def run_size(env: dict[str, str], workdir: Path, args: argparse.Namespace, count
     ensure_nodes(env, count * args.replicas)
     namespace = f"bench-{count}-{int(time.time())}"
     kubectl(env, "create", "namespace", namespace)
-    api = ApiKube.from_environment()
     binary = str(tools.tool_path("kubectl")) if not args.kubeconfig else "kubectl"
     base: Timeline | None = None
     if args.baseline:
@@ -203,7 +214,6 @@ def run_size(env: dict[str, str], workdir: Path, args: argparse.Namespace, count
         base_ns = f"{namespace}-base"
         kubectl(env, "create", "namespace", base_ns)
         base = apply_and_watch(
-            api,
             binary,
             env,
             baseline_manifest(base_ns, count, args.replicas),
@@ -227,33 +237,47 @@ def run_size(env: dict[str, str], workdir: Path, args: argparse.Namespace, count
         cpu_before = cpu_seconds(pid)
         requests_before = request_counts(env)
         manifest = simulations(namespace, count, args.replicas)
-        timeline = apply_and_watch(api, binary, env, manifest, namespace=namespace, args=args)
+        timeline = apply_and_watch(binary, env, manifest, namespace=namespace, args=args)
         requests = operator_requests(requests_before, request_counts(env), count)
         peak = rss_mib(pid, "VmHWM")
         operator_cpu = cpu_seconds(pid) - cpu_before
         reconciles = metric_samples(running.metrics_port, "sensorsim_operator_reconciles_total")
     kubectl(env, "delete", "namespace", namespace, "--wait=true", "--timeout=600s")
-    api.close()
+    missing: dict[str, int] = {}
+
+    def sample(label: str, start: dict[str, float], end: dict[str, float], of: str) -> list[float]:
+        """``end - start`` per expected object; those lacking a time are counted as missing."""
+        found = latencies(start, end, object_names(of, count))
+        if found.missing:
+            missing[label] = len(found.missing)
+        return found.values
+
     seen, created, ready = timeline.seen, timeline.created, timeline.ready
-    # Per object, from the first poll that saw it: the operator's own share, without the
+    t0 = dict.fromkeys(seen | created | ready, 0.0)
+    # Per object, from its simulation's first event: the operator's own share, without the
     # time kubectl spent sending the objects before it.
-    own = Latencies.of([created[n] - seen[n] for n in created], [ready[n] - seen[n] for n in ready])
-    baseline = (
-        Latencies.of(list(base.created.values()), list(base.ready.values())) if base else None
+    own = Latencies.of(
+        sample("seen -> StatefulSet", seen, created, "bench"),
+        sample("seen -> Ready", seen, ready, "bench"),
     )
-    baseline_seen = (
-        Latencies.of(
-            [base.created[n] - base.seen[n] for n in base.created],
-            [base.ready[n] - base.seen[n] for n in base.ready],
+    from_apply = Latencies.of(
+        sample("t0 -> StatefulSet", t0, created, "bench"),
+        sample("t0 -> Ready", t0, ready, "bench"),
+    )
+    baseline = baseline_seen = None
+    if base is not None:
+        b0 = dict.fromkeys(base.seen, 0.0)
+        baseline = Latencies.of(
+            sample("baseline t0 -> StatefulSet", b0, base.created, "base"),
+            sample("baseline t0 -> Ready", b0, base.ready, "base"),
         )
-        if base
-        else None
-    )
-    from_apply = Latencies.of(list(created.values()), list(ready.values()))
+        baseline_seen = Latencies.of(
+            sample("baseline seen -> StatefulSet", base.seen, base.created, "base"),
+            sample("baseline seen -> Ready", base.seen, base.ready, "base"),
+        )
     return Result(
         count=count,
         replicas_each=args.replicas,
-        poll_seconds=args.poll,
         apply_seconds=round(timeline.applied_seconds, 3),
         from_apply=from_apply,
         from_object_seen=own,
@@ -276,9 +300,14 @@ def run_size(env: dict[str, str], workdir: Path, args: argparse.Namespace, count
             if baseline and baseline.ready_p95
             else None
         ),
-        poll_gap_p50=round(percentile(timeline.poll_gaps, 50), 3),
-        poll_gap_max=round(max(timeline.poll_gaps), 3),
-        timeline={n: (seen[n], created[n], ready[n]) for n in sorted(ready)},
+        watch_coverage={
+            **timeline.coverage,
+            **{f"baseline {k}": v for k, v in (base.coverage if base else {}).items()},
+        },
+        missing=missing,
+        timeline={
+            n: (seen[n], created[n], ready[n]) for n in sorted(ready) if n in seen and n in created
+        },
         cpu_count=os.cpu_count() or 0,
         python=platform.python_version(),
     )
@@ -342,10 +371,9 @@ def print_result(result: Result) -> None:
         f"operator API requests: {result.api_requests_per_simulation} per simulation "
         f"{result.api_requests}"
     )
-    print(
-        f"poll period: p50 {result.poll_gap_p50} s, max {result.poll_gap_max} s "
-        f"(the resolution of the latencies)"
-    )
+    for watched, coverage in result.watch_coverage.items():
+        print(f"watch of {watched}: {coverage}")
+    print(f"objects missing from a latency: {result.missing or 'none'}")
     print(flush=True)
 
 
@@ -377,7 +405,6 @@ def main(argv: list[str] | None = None) -> int:
         "--series", help="several counts, comma-separated (e.g. 50,200,500), one after the other"
     )
     parser.add_argument("--replicas", type=int, default=2, help="producer pods per simulation")
-    parser.add_argument("--poll", type=float, default=0.1, help="poll interval (seconds)")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after (seconds)")
     parser.add_argument("--kubeconfig", help="use this cluster instead of starting one")
     parser.add_argument("--json", type=Path, help="also write the results here")

@@ -13,6 +13,8 @@ from sensorsim_operator.children.manifests import build_stateful_set
 from sensorsim_operator.children.pod_template import BuildDefaults
 
 MACHINES_PER_POD = 5
+SIMULATIONS = ("sensorsim.io", "v1alpha1", "sensorsimulations")  # group, version, plural
+STATEFULSETS = ("apps", "v1", "statefulsets")
 
 
 def simulation(
@@ -34,9 +36,15 @@ def simulation(
     }
 
 
+def object_names(prefix: str, count: int) -> list[str]:
+    """``prefix-000``, ``prefix-001``, ...: the names of ``count`` simulations (``bench``) or
+    baseline StatefulSets (``base``)."""
+    return [f"{prefix}-{i:03d}" for i in range(count)]
+
+
 def simulations(namespace: str, count: int, replicas: int) -> str:
     """``count`` simulations ``bench-000`` ... as one List."""
-    items = [simulation(namespace, f"bench-{i:03d}", replicas) for i in range(count)]
+    items = [simulation(namespace, name, replicas) for name in object_names("bench", count)]
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 
 
@@ -50,8 +58,8 @@ def baseline_manifest(namespace: str, count: int, replicas: int) -> str:
         }
     )
     items = []
-    for i in range(count):
-        ref = SimulationRef(namespace=namespace, name=f"base-{i:03d}", uid="none", generation=1)
+    for name in object_names("base", count):
+        ref = SimulationRef(namespace=namespace, name=name, uid="none", generation=1)
         sts, _ = build_stateful_set(ref, spec, BuildDefaults(producer_image="sensorsim:bench"))
         del sts["metadata"]["ownerReferences"]  # no owner: the garbage collector would delete it
         items.append(sts)

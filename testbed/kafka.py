@@ -1,7 +1,10 @@
 """A real single-node Apache Kafka broker (KRaft, broker + controller) from the Maven jars.
 
-Used by the pytest fixtures and by `make kafka-up`. The broker runs detached with its output in
-``<workdir>/broker.log``; readiness means a client's metadata request was answered.
+Used by the pytest fixtures and by `make kafka-up`. Its listeners, credentials and
+``server.properties`` are in ``testbed.kafka_config``, its TLS material in
+``testbed.kafka_certificates``; this module formats its storage and runs it. The broker runs
+detached with its output in ``<workdir>/broker.log``; readiness means a client's metadata
+request was answered.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ import os
 import shutil
 import signal
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 
 from testbed import procs, tools
+from testbed.kafka_config import KafkaBrokerConfig
 from testbed.polling import wait_until
 
 CLUSTER_ID = "c2Vuc29yc2ltLXRlc3Qtaw"  # any 22-char base64 Kafka Uuid; fixed for tests
@@ -46,59 +50,11 @@ _JVM_OPTS = (
 
 
 @dataclass
-class KafkaBroker:
-    """One broker in ``workdir``. With ``scram_user`` set, the client listener requires
-    SASL_PLAINTEXT with SCRAM-SHA-512 (the broker talks to itself on a plaintext listener).
-    With ``secure`` (and ``scram_user``/``scram_password``), the client listener (``port``) is
-    SASL_SSL offering PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for that user, ``tls_port`` is
-    a TLS-only listener and ``mtls_port`` a TLS listener that requires a client certificate
-    signed by the CA (``client_cert_file``/``client_key_file`` is one); all present a
-    certificate for 127.0.0.1 signed by ``ca_file``."""
+class KafkaBroker(KafkaBrokerConfig):
+    """One broker in ``workdir``, configured as ``KafkaBrokerConfig`` says, run as a detached
+    JVM whose pid is kept in ``pid_file`` so another command can stop it."""
 
-    workdir: Path
-    port: int = field(default_factory=procs.free_port)
-    controller_port: int = field(default_factory=procs.free_port)
-    internal_port: int = field(default_factory=procs.free_port)
-    scram_user: str | None = None
-    scram_password: str | None = None
-    secure: bool = False
-    tls_port: int = field(default_factory=procs.free_port)
-    mtls_port: int = field(default_factory=procs.free_port)
     process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def username(self) -> str | None:
-        return self.scram_user
-
-    @property
-    def password(self) -> str | None:
-        return self.scram_password
-
-    @property
-    def tls_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.tls_port}"
-
-    @property
-    def mtls_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.mtls_port}"
-
-    @property
-    def ca_file(self) -> Path:
-        return self.workdir / "tls" / "ca.crt"
-
-    @property
-    def client_cert_file(self) -> Path:
-        """A client certificate signed by the CA (CN=sensorsim-user), PEM, as Strimzi's
-        ``user.crt``; its key (unencrypted PEM) is ``client_key_file``."""
-        return self.workdir / "tls" / "user.crt"
-
-    @property
-    def client_key_file(self) -> Path:
-        return self.workdir / "tls" / "user.key"
 
     @property
     def java_classpath(self) -> str:
@@ -111,89 +67,6 @@ class KafkaBroker:
     @property
     def pid_file(self) -> Path:
         return self.workdir / "broker.pid"
-
-    def _properties(self) -> str:
-        data = self.workdir / "data"
-        common = f"""\
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{self.controller_port}
-controller.listener.names=CONTROLLER
-log.dirs={data}
-num.network.threads=2
-num.io.threads=2
-num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-auto.create.topics.enable=true
-group.initial.rebalance.delay.ms=0
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-share.coordinator.state.topic.num.partitions=1
-log.retention.hours=1
-log.segment.bytes=67108864
-"""
-        if self.secure:
-            return common + self._secure_listeners()
-        if self.scram_user is None:
-            return (
-                common
-                + f"""\
-listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-"""
-            )
-        return (
-            common
-            + f"""\
-listeners=CLIENT://127.0.0.1:{self.port},INTERNAL://127.0.0.1:{self.internal_port},\
-CONTROLLER://127.0.0.1:{self.controller_port}
-advertised.listeners=CLIENT://127.0.0.1:{self.port},INTERNAL://127.0.0.1:{self.internal_port}
-inter.broker.listener.name=INTERNAL
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENT:SASL_PLAINTEXT
-sasl.enabled.mechanisms=SCRAM-SHA-512
-listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512
-listener.name.client.scram-sha-512.sasl.jaas.config=\
-org.apache.kafka.common.security.scram.ScramLoginModule required;
-"""
-        )
-
-    def _secure_listeners(self) -> str:
-        keystore = make_certificates(self.workdir / "tls")
-        jaas = {
-            "plain": "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'user_{self.scram_user}="{self.scram_password}";',
-            "scram-sha-256": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-            "scram-sha-512": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-        }
-        lines = [
-            f"listeners=CLIENT://127.0.0.1:{self.port},TLS://127.0.0.1:{self.tls_port},"
-            f"MTLS://127.0.0.1:{self.mtls_port},INTERNAL://127.0.0.1:{self.internal_port},"
-            f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=CLIENT://127.0.0.1:{self.port},TLS://127.0.0.1:{self.tls_port},"
-            f"MTLS://127.0.0.1:{self.mtls_port},INTERNAL://127.0.0.1:{self.internal_port}",
-            "inter.broker.listener.name=INTERNAL",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,"
-            "CLIENT:SASL_SSL,TLS:SSL,MTLS:SSL",
-            "listener.name.mtls.ssl.client.auth=required",
-            "listener.name.mtls.ssl.truststore.type=PEM",
-            f"listener.name.mtls.ssl.truststore.location={self.ca_file}",
-            "ssl.keystore.type=PKCS12",
-            f"ssl.keystore.location={keystore}",
-            f"ssl.keystore.password={KEYSTORE_PASSWORD}",
-            f"ssl.key.password={KEYSTORE_PASSWORD}",
-            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-            "listener.name.client.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-            *(f"listener.name.client.{m}.sasl.jaas.config={c}" for m, c in jaas.items()),
-        ]
-        return "\n".join(lines) + "\n"
 
     def _java(
         self, main_class: str, *args: str, jvm_opts: tuple[str, ...] = ("-Xmx256m",)
@@ -215,7 +88,7 @@ org.apache.kafka.common.security.scram.ScramLoginModule required;
         shutil.rmtree(self.workdir / "data", ignore_errors=True)
         config = self.workdir / "config"
         config.mkdir(parents=True, exist_ok=True)
-        (config / "server.properties").write_text(self._properties())
+        (config / "server.properties").write_text(self.server_properties())
         (config / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_file))
         cmd = self._java(
             "kafka.tools.StorageTool",
@@ -306,38 +179,3 @@ def _read_pid(pid_file: Path) -> int | None:
         return int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-
-
-KEYSTORE_PASSWORD = "sensorsim-test-keystore"
-
-
-def make_certificates(directory: Path) -> Path:
-    """A test CA (``ca.crt``), a broker certificate for 127.0.0.1/localhost signed by it in a
-    PKCS#12 keystore (returned), and a client certificate signed by it (``user.crt``,
-    ``user.key``). EC keys: quick to generate on a slow machine."""
-    directory.mkdir(parents=True, exist_ok=True)
-    keystore = directory / "broker.p12"
-    if keystore.exists() and (directory / "user.crt").exists():
-        return keystore
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    steps = [
-        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3",
-         "-subj", "/CN=sensorsim test CA"],
-        ["req", *ec, "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=127.0.0.1"],
-        ["x509", "-req", "-in", "broker.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-         "-CAcreateserial", "-out", "broker.crt", "-days", "3", "-extfile", "san.ext"],
-        ["pkcs12", "-export", "-in", "broker.crt", "-inkey", "broker.key", "-certfile", "ca.crt",
-         "-out", keystore.name, "-passout", f"pass:{KEYSTORE_PASSWORD}"],
-        # a client's certificate for TLS client authentication, as a Strimzi KafkaUser's
-        ["req", *ec, "-keyout", "user.key", "-out", "user.csr", "-subj", "/CN=sensorsim-user"],
-        ["x509", "-req", "-in", "user.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-         "-CAcreateserial", "-out", "user.crt", "-days", "3"],
-    ]  # fmt: skip
-    for step in steps:
-        result = subprocess.run(
-            ["openssl", *step], cwd=directory, capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"openssl {step[0]} failed:\n{result.stderr}")
-    return keystore

@@ -21,7 +21,8 @@ tainted so that only pods with ``TOLERATION`` and that node selector land there)
 
 The one deviation, because every container shares the host's network (the test broker and
 API server listen on 127.0.0.1): each container port gets a free host port, and the variables
-named in ``port_env`` whose value is that port are rewritten to it; probes follow. Liveness
+named in ``port_env`` whose value is that port are rewritten to it; probes follow, and
+``PodRunner.host_ports`` tells a test (a scraper, a client) where a pod's port is. Liveness
 and startup probes are not enforced.
 
 The parts: ``node`` (the Node object and its heartbeats), ``container_args`` (a pod spec as

@@ -88,6 +88,15 @@ class PodRunner:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    def host_ports(self, pod_uid: str) -> dict[int, int]:
+        """The host port each container port of the pod with ``pod_uid`` is published on while
+        its container runs (empty otherwise): where the pod's ``podIP:containerPort`` is reached
+        on this host network."""
+        state = self.pods.get(pod_uid)
+        if state is None or state.container_name is None:
+            return {}
+        return dict(state.ports)
+
     def logs(self, namespace: str, pod: str) -> str:
         """Everything the pod's containers printed so far (exited ones and the current one)."""
         return self.containers.logs(namespace, pod)

@@ -26,12 +26,14 @@ from testbed.kafka import KafkaBroker
 from testbed.polling import wait_until
 from testbed.procs import free_port, http_ok, running
 from testbed.prometheus import PrometheusServer, promtool
+from tests import prometheus_support
 from tests.chart_support import Manifest, find
 from tests.producer_kafka_support import REPO, producer_env, unique_topic
 from tests.prometheus_support import (
     ProducerPod,
+    assert_a_frozen_broker_fires_delivery_stalled,
+    assert_every_panel_answers,
     dashboard,
-    panel_queries,
     render_monitoring,
     rule_groups,
     scrape_config,
@@ -123,9 +125,10 @@ def producers(
             bootstrap = own_broker.bootstrap if pod.simulation == STALLING else kafka_bootstrap
             processes.append(start_producer(pod, shards, bootstrap, topic, logs / pod.name))
         for pod, process in zip(pods, processes, strict=True):
+            # Four producers start at once: on a loaded machine that takes minutes.
             wait_until(
                 lambda: http_ok(f"http://127.0.0.1:{pod.port}/metrics"),  # noqa: B023
-                timeout=90,
+                timeout=240,
                 message=f"producer {pod.name} /metrics",
                 process=process,
                 log_file=logs / pod.name,
@@ -152,7 +155,7 @@ def prometheus(
     tools.install(tools.PROMETHEUS)
     server = PrometheusServer(
         tmp_path_factory.mktemp("prometheus"),
-        scrape_configs=[scrape_config(find(manifests, "PodMonitor"), pods)],
+        scrape_configs=[scrape_config(find(manifests, "PodMonitor"), [pod.target for pod in pods])],
         rule_groups=rule_groups(manifests),
         interval=f"{SCRAPE_SECONDS}s",
     )
@@ -161,15 +164,7 @@ def prometheus(
 
 
 def delivering(prometheus: PrometheusServer, simulation: str, shards: int) -> bool:
-    """Prometheus sees every shard of ``simulation`` acknowledged and timing acknowledgements."""
-    selector = f'simulation="{simulation}"'
-    acked = prometheus.query(
-        f"rate(sensorsim_records_delivered_total{{{selector}}}[{RATE_INTERVAL}]) > 0"
-    )
-    timed = prometheus.query(
-        f"rate(sensorsim_ack_latency_seconds_count{{{selector}}}[{RATE_INTERVAL}]) > 0"
-    )
-    return len(acked) == shards and len(timed) == shards
+    return prometheus_support.delivering(prometheus, simulation, shards, RATE_INTERVAL)
 
 
 def test_every_dashboard_panel_query_returns_data(
@@ -192,7 +187,6 @@ def test_every_dashboard_panel_query_returns_data(
         assert labels["shard"] == labels["pod"].rsplit("-", 1)[1]
         assert labels["stream_hash"] in {"hash-a", "hash-b", "hash-c"}
 
-    board = dashboard(manifests)
     elapsed = math.ceil(time.monotonic() - started) + 5
     variables = {
         "namespace": NAMESPACE,
@@ -200,17 +194,7 @@ def test_every_dashboard_panel_query_returns_data(
         "__rate_interval": RATE_INTERVAL,
         "__range": f"{elapsed}s",
     }
-    answers = {
-        (title, query): prometheus.query(query) for title, query in panel_queries(board, variables)
-    }
-    empty = [key for key, series in answers.items() if not series]
-    assert not empty, f"panel queries without data: {empty}"
-    for (title, query), series in answers.items():
-        for one in series:
-            assert one["metric"].get("simulation") == SIMULATION, (title, query, one)
-            assert math.isfinite(float(one["value"][1])), (title, query, one)
-    shards = [s for (title, q), s in answers.items() if title.startswith("Shards") and "count" in q]
-    assert [float(one["value"][1]) for series in shards for one in series] == [2.0]
+    assert_every_panel_answers(prometheus, manifests, variables, shards=2)
 
 
 def test_the_dashboards_variables_list_the_scraped_simulations(
@@ -268,34 +252,7 @@ def test_a_hung_broker_fires_delivery_stalled(
         timeout=120,
         message=f"Prometheus sees {STALLING} delivering",
     )
-    states: list[str] = []
-
-    def stalled_state() -> str | None:
-        for alert in prometheus.alerts():
-            labels = alert["labels"]
-            if labels["alertname"] == "SensorsimDeliveryStalled":
-                assert labels["simulation"] == STALLING, alert
-                assert labels["severity"] == "critical"
-                if not states or states[-1] != alert["state"]:
-                    states.append(alert["state"])
-                return str(alert["state"]) if alert["state"] == "firing" else None
-        return None
-
-    assert stalled_state() is None
-    assert not states
-    own_broker.freeze()
-    try:
-        wait_until(stalled_state, timeout=120, message="SensorsimDeliveryStalled firing",
-                   log_file=prometheus.log_file)  # fmt: skip
-    finally:
-        own_broker.thaw()
-    assert states == ["pending", "firing"]
-    wait_until(
-        lambda: not any(a["labels"]["alertname"] == "SensorsimDeliveryStalled"
-                        for a in prometheus.alerts()),
-        timeout=120,
-        message="SensorsimDeliveryStalled resolved once the broker answers again",
-    )  # fmt: skip
+    assert_a_frozen_broker_fires_delivery_stalled(prometheus, own_broker, STALLING, shards=1)
 
 
 def test_a_producer_that_dies_fires_shard_missing(
