@@ -67,7 +67,9 @@ class LearnedProcess:
         self._grid_scale = model.grid_scale[self._on_grid][:, None]
         types = len(model.failures)
         self._mixes = np.stack([f.mix for f in model.failures]) if types else None
-        self._failure_table = stacked_table(tuple(f.table for f in model.failures))
+        self._failure_table = (
+            stacked_table(tuple(f.table for f in model.failures)) if types else None
+        )
         self._type_cells = np.arange(types, dtype=np.intp) * (sensors * GRID_CELLS)
         # Start in the stationary law N(0, R): no burn-in needed.
         self._latent: FloatArray = lower_triangular_product(
@@ -141,6 +143,7 @@ class LearnedProcess:
         """Blend the readings of failing machines (columns of ``out``) toward their type: each
         type's mix of the machines' scores, read through the type's table."""
         assert self._mixes is not None
+        assert self._failure_table is not None
         types = len(self._mixes)
         machines, bounds = sorted_by_group(
             episodes.failure_type, types, np.flatnonzero(episodes.failing)
