@@ -5,9 +5,10 @@ A step draws all of the cycle's random numbers for the shard at once
 machine index, cycle) and never on which shard runs it. Failure episodes follow
 ``episodes`` for both models; the readings come from one of two sensor processes:
 
-``learned`` (``learned_model``): a latent VAR(1) vector per machine (``dynamics``), read through
-each sensor's quantile function, with operating regimes and machine offsets when the reference
-shows them (``regime_process``); failing machines blend toward their type's distribution.
+``learned`` (``learned_process``, ``learned_model``): a latent VAR(1) vector per machine
+(``dynamics``), read through each sensor's quantile function, with operating regimes and machine
+offsets when the reference shows them (``regime_process``); failing machines blend toward their
+type's distribution.
 
 ``original`` (the documented behaviour of the seed system, vectorised):
 
@@ -22,16 +23,14 @@ All readings are rounded to 6 decimals.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from domain.scenarios import Scenario
 from domain.simulation_model import (
-    DECIMALS,
     DRIFT_FACTOR,
     MEAN_REVERSION,
     MICROS,
@@ -39,15 +38,10 @@ from domain.simulation_model import (
     SimulationModel,
 )
 from producer.simulation.cycle_result import CycleResult
-from producer.simulation.dynamics import LatentDynamics, latent_dynamics
+from producer.simulation.dynamics import latent_dynamics
 from producer.simulation.episodes import EXTRA_WORDS, EpisodeStep, FailureEpisodes
-from producer.simulation.learned_model import (
-    GridPosition,
-    LearnedModel,
-    fit_learned_model,
-    lower_triangular_product,
-    transition_step,
-)
+from producer.simulation.learned_model import LearnedModel, fit_learned_model
+from producer.simulation.learned_process import LearnedProcess
 from producer.simulation.randomness import (
     DOMAIN_INITIAL,
     CounterStream,
@@ -56,15 +50,13 @@ from producer.simulation.randomness import (
     words_per_machine,
 )
 from producer.simulation.reference_data import ReferenceProfile
+from producer.simulation.regime_process import RegimeProcess, learned_process
 from producer.simulation.scenarios import ShardScenarios
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 UInt64Array = npt.NDArray[np.uint64]
-
-if TYPE_CHECKING:
-    from producer.simulation.regime_process import RegimeProcess
 
 __all__ = ["CycleResult", "LearnedProcess", "OriginalWalk", "SimulationEngine", "to_micros"]
 
@@ -157,122 +149,6 @@ class OriginalWalk:
         return blended
 
 
-def _sensor_major_normals(words: UInt64Array, sensors: int) -> FloatArray:
-    """Normals from the first ``sensors`` words of each machine, shape (sensors, machines),
-    C-contiguous (a transposed view would make every later row operation strided)."""
-    return normals(np.ascontiguousarray(words[:, :sensors].T))
-
-
-class LearnedProcess:
-    """Latent VAR(1) Gaussian copula with learned marginals (see ``learned_model`` and
-    ``dynamics``).
-
-    The latent state is kept sensor-major, shape (sensors, machines), so every operation runs
-    over contiguous rows of machines.
-    """
-
-    def __init__(
-        self, model: LearnedModel, dynamics: LatentDynamics | float, initial: UInt64Array
-    ) -> None:
-        """``dynamics``: the latent process's step, or a scalar persistence."""
-        if not isinstance(dynamics, LatentDynamics):
-            dynamics = LatentDynamics(dynamics, None, None, 1.0, None, "persistence")
-        persistence = dynamics.persistence
-        if persistence is not None and not 0.0 <= persistence < 1.0:
-            raise ValueError(f"persistence must be in [0, 1), got {persistence}")
-        sensors = model.num_sensors
-        self.normal_words = sensors
-        self._model = model
-        self._sensors = sensors
-        self.dynamics = dynamics
-        self._persistence = persistence or 0.0
-        self._innovation = math.sqrt(1.0 - self._persistence**2)
-        self._on_grid = np.flatnonzero(model.decimals < DECIMALS)
-        self._grid_scale = model.grid_scale[self._on_grid][:, None]
-        # Start in the stationary law N(0, R): no burn-in needed.
-        self._latent: FloatArray = lower_triangular_product(
-            model.cholesky, _sensor_major_normals(initial, sensors)
-        )
-
-    def start(self, initial: UInt64Array) -> FloatArray:
-        """The starting state of machines drawn from ``initial`` words (the stationary law),
-        shape (machines, sensors) as ``export_state`` gives it."""
-        latent = lower_triangular_product(
-            self._model.cholesky, _sensor_major_normals(initial, self._sensors)
-        )
-        return np.ascontiguousarray(latent.T)
-
-    @property
-    def max_abs_reading(self) -> float:
-        tables = [self._model.normal, *(f.table for f in self._model.failures)]
-        extreme = max(max(np.abs(t.minimum).max(), np.abs(t.maximum).max()) for t in tables)
-        # rounding to a grid may move a reading half a grid step beyond the tables' range
-        half_step = 0.5 / float(self._grid_scale.min()) if self._on_grid.size else 0.0
-        return float(extreme) + half_step
-
-    @property
-    def latent_lag1(self) -> FloatArray:
-        """Per sensor, the latent lag-1 autocorrelation of one cycle."""
-        return self.dynamics.lag1(self._model.correlation)
-
-    def export_state(self, rows: IntArray) -> FloatArray:
-        return np.ascontiguousarray(self._latent[:, rows].T)
-
-    def restore_state(self, rows: IntArray, state: FloatArray) -> None:
-        self._latent[:, rows] = state.T
-
-    def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
-        model = self._model
-        dynamics = self.dynamics
-        noise = normals(words[:, : self._sensors].T)
-        if dynamics.transition is not None and dynamics.innovation is not None:
-            latent = transition_step(dynamics.transition, self._latent, dynamics.innovation, noise)
-            self._latent = latent
-        else:
-            latent = self._latent
-            innovation = lower_triangular_product(model.cholesky, noise)
-            latent *= self._persistence
-            innovation *= self._innovation
-            latent += innovation
-        out = GridPosition.of(latent).read(model.normal)
-        return self._finish(out, episodes)
-
-    def _finish(self, out: FloatArray, episodes: EpisodeStep) -> FloatArray:
-        """Failing machines blended toward their type, sensors on a grid rounded to it."""
-        if episodes.failing.any():
-            self._blend_failures(out, episodes)
-        if self._on_grid.size:
-            on_grid = out[self._on_grid]
-            on_grid *= self._grid_scale
-            np.rint(on_grid, out=on_grid)
-            on_grid /= self._grid_scale
-            out[self._on_grid] = on_grid
-        return np.ascontiguousarray(out.T)
-
-    def _failure_latent(self, shape: int, machines: npt.NDArray[np.intp]) -> FloatArray:
-        """The latent state of failing ``machines`` as failure type ``shape`` sees it."""
-        mix = self._model.failures[shape].mix
-        # np.take gives C-ordered rows (a[:, index] comes out F-ordered, then copied)
-        return lower_triangular_product(mix, np.take(self._latent, machines, axis=1))
-
-    def _blend_failures(self, out: FloatArray, episodes: EpisodeStep) -> None:
-        """Blend the readings of failing machines (columns of ``out``) toward their type."""
-        model = self._model
-        for t, shape in enumerate(model.failures):
-            machines = np.flatnonzero(episodes.failing & (episodes.failure_type == t))
-            if machines.size == 0:
-                continue
-            weight = episodes.progress[machines]
-            failure_latent = self._failure_latent(t, machines)
-            failing = GridPosition.of(failure_latent).read(shape.table)
-            healthy = np.take(out, machines, axis=1)
-            # healthy + w (failing - healthy) = (1 - w) healthy + w failing
-            failing -= healthy
-            failing *= weight
-            healthy += failing
-            out[:, machines] = healthy
-
-
 class SimulationEngine:
     """Simulates machines ``first_machine .. first_machine + count - 1``."""
 
@@ -330,9 +206,6 @@ class SimulationEngine:
                 series=profile.series,
                 normal=profile.normal_mask,
             )
-            # regime_process builds on LearnedProcess (defined here): imported where it is used
-            from producer.simulation.regime_process import learned_process  # noqa: PLC0415
-
             self.process = learned_process(
                 profile,
                 fitted,

@@ -32,7 +32,7 @@ latent value to a reading is two gathers, a multiply and an add (bit-identical o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -64,6 +64,14 @@ _GRID = LATENT_GRID
 _GRID_P = np.array([_NORMAL.cdf(float(z)) for z in _GRID])
 
 
+def paired(real: FloatArray, imaginary: FloatArray) -> npt.NDArray[np.complex128]:
+    """``real + i imaginary``, exactly (each part a copy of its array)."""
+    pairs = np.empty(real.shape, dtype=np.complex128)
+    pairs.real = real
+    pairs.imag = imaginary
+    return pairs
+
+
 @dataclass(frozen=True, eq=False)
 class QuantileTable:
     """Per-sensor readings on the latent grid: ``base[j, g]`` at grid point ``g`` and the slope
@@ -74,6 +82,11 @@ class QuantileTable:
     step: FloatArray
     minimum: FloatArray
     maximum: FloatArray
+    pairs: npt.NDArray[np.complex128] = field(init=False, repr=False)
+    """``base + i step``: both values of a cell in one gather (``GridPosition.read``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pairs", paired(self.base, self.step))
 
     @classmethod
     def from_grid(cls, values: FloatArray) -> QuantileTable:
@@ -275,8 +288,10 @@ _INV_CELL = GRID_CELLS / (2.0 * GRID_LIMIT)
 _LAST = GRID_CELLS - 1e-9
 
 
-_ROW_BY_ROW_FROM = 3000
-"""Machines from which the row-by-row product beats the column-by-column one (measured)."""
+_ROW_BY_ROW_FROM = 1000
+"""Machines from which the row-by-row product beats the column-by-column one (measured in a
+whole engine step, where the column-by-column temporaries of (sensors, machines) push the
+step's other arrays out of the cache; alone, column by column is faster up to ~20,000)."""
 
 
 def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatArray:
@@ -284,9 +299,16 @@ def lower_triangular_product(matrix: FloatArray, vectors: FloatArray) -> FloatAr
     return matrix_product(matrix, vectors, lower=True)
 
 
-def matrix_product(matrix: FloatArray, vectors: FloatArray, *, lower: bool = False) -> FloatArray:
+def matrix_product(
+    matrix: FloatArray,
+    vectors: FloatArray,
+    *,
+    lower: bool = False,
+    out: FloatArray | None = None,
+) -> FloatArray:
     """``matrix @ vectors`` for sensor-major ``vectors`` (``lower``: ``matrix`` is lower
-    triangular, and the terms above the diagonal are skipped).
+    triangular, and the terms above the diagonal are skipped), into ``out`` when given (an
+    array or a view of ``vectors``' shape whose rows are contiguous, such as a column slice).
 
     Written as multiply-adds instead of a BLAS call: only IEEE multiplications and additions,
     in the same order (``k = 0, 1, ...`` for output row ``j``) whichever of the two loops runs,
@@ -295,15 +317,18 @@ def matrix_product(matrix: FloatArray, vectors: FloatArray, *, lower: bool = Fal
     machines stays in cache); few: column by column (fewer numpy calls).
     """
     sensors, machines = vectors.shape
-    # rows must be contiguous (a column gather such as ``a[:, index]`` comes out F-ordered)
-    vectors = np.ascontiguousarray(vectors)
+    # rows must be contiguous (a column gather such as ``a[:, index]`` comes out F-ordered);
+    # a column slice of a C-ordered array has contiguous rows and is used as it is
+    if vectors.strides[1] != vectors.itemsize:
+        vectors = np.ascontiguousarray(vectors)
+    if out is None:
+        out = np.empty((sensors, machines))
     if machines < _ROW_BY_ROW_FROM:
-        out: FloatArray = matrix[:, :1] * vectors[0]
+        np.multiply(matrix[:, :1], vectors[0], out=out)
         for k in range(1, sensors):
             first = k if lower else 0
             out[first:] += matrix[first:, k : k + 1] * vectors[k]
         return out
-    out = np.empty((sensors, machines))
     term = np.empty(machines)
     for j in range(sensors):
         row = out[j]
@@ -312,6 +337,34 @@ def matrix_product(matrix: FloatArray, vectors: FloatArray, *, lower: bool = Fal
             np.multiply(vectors[k], matrix[j, k], out=term)
             row += term
     return out
+
+
+def grouped_product(
+    matrices: FloatArray, vectors: FloatArray, bounds: npt.NDArray[np.intp], *, lower: bool
+) -> FloatArray:
+    """``matrices[g] @ vectors[:, bounds[g]:bounds[g + 1]]`` for every group ``g`` of columns
+    (machines sorted by group), as ``matrix_product``: one output array, no per-group copies."""
+    vectors = np.ascontiguousarray(vectors)
+    out = np.empty(vectors.shape)
+    for group, matrix in enumerate(matrices):
+        start, stop = int(bounds[group]), int(bounds[group + 1])
+        if stop > start:
+            matrix_product(matrix, vectors[:, start:stop], lower=lower, out=out[:, start:stop])
+    return out
+
+
+def sorted_by_group(
+    group: npt.NDArray[np.int64], groups: int, among: npt.NDArray[np.intp] | None = None
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The indices of ``among`` (default: all) sorted by ``group`` (ascending index within a
+    group), and each group's bounds in that order (``groups + 1`` of them)."""
+    if among is None:
+        among = np.arange(len(group), dtype=np.intp)
+    of_among = group[among]
+    members = [among[of_among == g] for g in range(groups)]
+    bounds = np.zeros(groups + 1, dtype=np.intp)
+    np.cumsum([len(m) for m in members], out=bounds[1:])
+    return np.concatenate(members), bounds
 
 
 def transition_step(
@@ -326,6 +379,29 @@ def transition_step(
     return out
 
 
+_SENSOR_CELLS: dict[int, npt.NDArray[np.intp]] = {}
+
+
+def _sensor_cells(sensors: int) -> npt.NDArray[np.intp]:
+    """Each sensor's first cell in a flat table, shape (sensors, 1)."""
+    cells = _SENSOR_CELLS.get(sensors)
+    if cells is None:
+        cells = (np.arange(sensors, dtype=np.intp) * GRID_CELLS)[:, None]
+        _SENSOR_CELLS[sensors] = cells
+    return cells
+
+
+def stacked_table(tables: tuple[QuantileTable, ...]) -> QuantileTable:
+    """One flat table of several (table ``t`` from cell ``t * sensors * GRID_CELLS`` on), for
+    ``GridPosition.of``'s ``column_cells``."""
+    return QuantileTable(
+        base=np.concatenate([t.base for t in tables]),
+        step=np.concatenate([t.step for t in tables]),
+        minimum=np.concatenate([t.minimum for t in tables]),
+        maximum=np.concatenate([t.maximum for t in tables]),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class GridPosition:
     """Where latent values fall on the grid: flat cell index and fraction within the cell."""
@@ -334,17 +410,31 @@ class GridPosition:
     fraction: FloatArray
 
     @classmethod
-    def of(cls, latent: FloatArray) -> GridPosition:
+    def of(
+        cls, latent: FloatArray, column_cells: npt.NDArray[np.intp] | None = None
+    ) -> GridPosition:
+        """``column_cells``: per column (machine), cells to add (which of stacked tables)."""
         position = latent + GRID_LIMIT
         position *= _INV_CELL
         np.clip(position, 0.0, _LAST, out=position)
-        cell = position.astype(np.intp)
-        position -= cell
-        cell += (np.arange(latent.shape[0], dtype=np.intp) * GRID_CELLS)[:, None]
+        # the position is not negative: its floor is the cell, exact in float64
+        floor = np.floor(position)
+        position -= floor
+        cell = floor.astype(np.intp)
+        cell += _sensor_cells(latent.shape[0])
+        if column_cells is not None:
+            cell += column_cells
         return cls(cell, position)
 
     def read(self, table: QuantileTable) -> FloatArray:
-        out: FloatArray = table.step[self.cell]
-        out *= self.fraction
-        out += table.base[self.cell]
+        """``base + fraction * step`` at each position."""
+        cells = np.take(table.pairs, self.cell)
+        out: FloatArray = cells.imag * self.fraction
+        out += cells.real
         return out
+
+    def columns(self, index: npt.NDArray[np.intp]) -> GridPosition:
+        """The positions of columns ``index`` (C-ordered)."""
+        return GridPosition(
+            np.take(self.cell, index, axis=1), np.take(self.fraction, index, axis=1)
+        )

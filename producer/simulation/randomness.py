@@ -50,6 +50,10 @@ def _inverse_cdf_table() -> tuple[FloatArray, FloatArray]:
 
 
 _BASE, _SLOPE = _inverse_cdf_table()
+_PAIRS = np.empty(_BASE.shape, dtype=np.complex128)
+"""``_BASE + i _SLOPE``: a cell's two values in one gather."""
+_PAIRS.real = _BASE
+_PAIRS.imag = _SLOPE
 
 
 def derive_key(seed: int, simulation_name: str) -> npt.NDArray[np.uint64]:
@@ -104,8 +108,9 @@ def normals(words: UInt64Array) -> FloatArray:
     index = (words >> _INDEX_SHIFT).astype(np.intp)
     fraction = ((words & _MANTISSA) | _ONE).view(np.float64)
     fraction -= 1.0
-    out: FloatArray = _BASE[index]
-    out += fraction * _SLOPE[index]
+    cells = np.take(_PAIRS, index)
+    fraction *= cells.imag
+    out: FloatArray = cells.real + fraction
     return out
 
 

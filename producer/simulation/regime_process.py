@@ -22,14 +22,16 @@ import numpy as np
 import numpy.typing as npt
 
 from producer.simulation.dynamics import LatentDynamics
-from producer.simulation.engine import LearnedProcess
 from producer.simulation.episodes import EpisodeStep
 from producer.simulation.learned_model import (
     GridPosition,
     LearnedModel,
+    grouped_product,
     lower_triangular_product,
+    sorted_by_group,
     transition_step,
 )
+from producer.simulation.learned_process import LearnedProcess, sensor_major_normals
 from producer.simulation.randomness import (
     DOMAIN_MACHINE,
     DOMAIN_REGIME,
@@ -107,7 +109,8 @@ class RegimeProcess(LearnedProcess):
         sensors = model.num_sensors
         self.regimes = regimes
         self._means = np.ascontiguousarray(regimes.means.T)
-        self._cumulative = np.cumsum(regimes.transition, axis=1)
+        cumulative = np.cumsum(regimes.transition, axis=1)
+        self._cumulative_columns = [column.copy() for column in cumulative.T]
         self._start_cumulative = np.cumsum(regimes.weights)
         self._within_noise = math.sqrt(1.0 - (regimes.persistence or 0.0) ** 2)
         self._stream = stream
@@ -143,7 +146,12 @@ class RegimeProcess(LearnedProcess):
     def move_regimes(self, cycle: int) -> None:
         """Every machine's regime chain moves on to ``cycle``."""
         draws = uniforms(self._words(cycle)[:, 0])
-        self.regime = _draw(self._cumulative[self.regime], draws)
+        # the count of each machine's cumulative probabilities at or below its draw, one
+        # regime's column at a time (gathered per machine)
+        chosen = np.zeros(len(draws), dtype=np.int64)
+        for column in self._cumulative_columns:
+            chosen += draws >= column[self.regime]
+        self.regime = np.minimum(chosen, self.regimes.components - 1)
 
     def export_extra(self, rows: IntArray) -> StateArrays:
         return {REGIME_STATE: self.regime[rows].copy()}
@@ -175,7 +183,7 @@ class RegimeProcess(LearnedProcess):
 
     def readings(self, words: UInt64Array, episodes: EpisodeStep) -> FloatArray:
         dynamics = self.dynamics
-        noise = normals(words[:, : self._sensors].T)
+        noise = sensor_major_normals(words, self._sensors)
         if dynamics.transition is not None and dynamics.innovation is not None:
             self._latent = transition_step(
                 dynamics.transition, self._latent, dynamics.innovation, noise
@@ -184,24 +192,32 @@ class RegimeProcess(LearnedProcess):
             self._latent *= self._persistence
             noise *= self._within_noise
             self._latent += noise
-        state = self._latent
-        latent = self._means[:, self.regime]
-        if self._offsets is not None:
-            latent += self._offsets
-        within = self.regimes.within
-        for k in range(self.regimes.components):
-            machines = np.flatnonzero(self.regime == k)
-            if machines.size:
-                latent[:, machines] += lower_triangular_product(within[k], state[:, machines])
-        self._position = GridPosition.of(latent)
+        self._position = GridPosition.of(self._regime_latent())
         out = self._position.read(self.regimes.table)
         return self._finish(out, episodes)
 
-    def _failure_latent(self, shape: int, machines: npt.NDArray[np.intp]) -> FloatArray:
-        """The machines' normal scores (persistent, as their readings) through the type."""
-        assert self._position is not None
-        position = GridPosition(
-            self._position.cell[:, machines], self._position.fraction[:, machines]
+    def _regime_latent(self) -> FloatArray:
+        """``z = mu_r + o + W_r y`` of every machine, worked out on the machines sorted by
+        regime (one product per regime on a column slice, a regime's mean added to its slice),
+        then put back in machine order."""
+        order, bounds = sorted_by_group(self.regime, self.regimes.components)
+        within = grouped_product(
+            self.regimes.within, np.take(self._latent, order, axis=1), bounds, lower=True
         )
-        scores = position.read(self.regimes.scores)
-        return lower_triangular_product(self._model.failures[shape].mix, scores)
+        # mu + o first, then + W y (additions commute: mu + W y is W y + mu, bit for bit)
+        latent = within if self._offsets is None else np.take(self._offsets, order, axis=1)
+        for regime in range(self.regimes.components):
+            start, stop = bounds[regime], bounds[regime + 1]
+            latent[:, start:stop] += self._means[:, regime : regime + 1]
+        if self._offsets is not None:
+            latent += within
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order), dtype=order.dtype)
+        result: FloatArray = np.take(latent, back, axis=1)
+        return result
+
+    def _failure_scores(self, machines: npt.NDArray[np.intp]) -> FloatArray:
+        """The machines' normal scores (persistent, as their readings), which a failure type's
+        mix applies to."""
+        assert self._position is not None
+        return self._position.columns(machines).read(self.regimes.scores)
