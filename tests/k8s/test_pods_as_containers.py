@@ -276,8 +276,11 @@ def describe_breaks(stream: list[Record]) -> str:
         for (a, _, _), (b, _, skipped) in itertools.pairwise(stream)
         if b != a + 1
     ]
-    first = stream[0][0] if stream else None
-    return f"{len(stream)} records, first {first}; jumps: {', '.join(jumps)}"
+    if not stream:
+        return "no records"
+    first, _, skipped = stream[0]
+    marked = f" (skipped_cycles={skipped})" if skipped else ""
+    return f"{len(stream)} records, first {first}{marked}; jumps: {', '.join(jumps)}"
 
 
 def records_until(
