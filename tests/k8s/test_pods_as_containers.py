@@ -308,8 +308,10 @@ def records_until(
         )
 
     try:
+        # After each handover the pods catch up the pause as fast as they can; on a loaded
+        # machine, at 20 ms, that can take minutes.
         wait_until(
-            enough, timeout=120, message=f"seq {last_seq} of each of {len(machines)} machines"
+            enough, timeout=300, message=f"seq {last_seq} of each of {len(machines)} machines"
         )
     finally:
         consumer.close()
