@@ -264,41 +264,81 @@ def overlaps(changes: list[Change]) -> list[str]:
     return found
 
 
+Record = tuple[int, int, int]
+"""A machine's record as read back: (seq header, timestamp ms, skipped_cycles header or 0)."""
+
+
+def describe_breaks(stream: list[Record]) -> str:
+    """Where a machine's ``seq`` stream jumps (a gap or a repeat), as ``a -> b`` pairs, each
+    with the ``skipped_cycles`` header of record ``b`` if it has one (a catch-up skip)."""
+    jumps = [
+        f"{a} -> {b}" + (f" (skipped_cycles={skipped})" if skipped else "")
+        for (a, _, _), (b, _, skipped) in itertools.pairwise(stream)
+        if b != a + 1
+    ]
+    if not stream:
+        return "no records"
+    first, _, skipped = stream[0]
+    marked = f" (skipped_cycles={skipped})" if skipped else ""
+    return f"{len(stream)} records, first {first}{marked}; jumps: {', '.join(jumps)}"
+
+
 def records_until(
     kafka_bootstrap: str, topic: str, machines: set[str], last_seq: int
-) -> dict[str, list[tuple[int, int]]]:
-    """Every machine's (seq header, record timestamp ms) from the topic's beginning, until every
-    machine of ``machines`` has published ``last_seq``."""
+) -> dict[str, list[Record]]:
+    """Every machine's records from the topic's beginning, until every machine of ``machines``
+    has published ``last_seq``."""
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
-    records: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    records: dict[str, list[Record]] = defaultdict(list)
 
     def enough() -> bool:
         for batch in consumer.poll(timeout_ms=500).values():
             for record in batch:
                 body = json.loads(record.value)
-                seq = int(dict(record.headers)["seq"])
+                headers = dict(record.headers)
+                seq = int(headers["seq"])
                 assert body["seq"] == seq, body  # the extended body carries it too
-                records[body["machine_id"]].append((seq, record.timestamp))
+                skipped = int(headers.get("skipped_cycles", b"0"))
+                records[body["machine_id"]].append((seq, record.timestamp, skipped))
         return set(records) == machines and all(
-            any(seq >= last_seq for seq, _ in r) for r in records.values()
+            any(seq >= last_seq for seq, _, _ in r) for r in records.values()
         )
 
     try:
+        # After each handover the pods catch up the pause as fast as they can; on a loaded
+        # machine, at 20 ms, that can take minutes.
         wait_until(
-            enough, timeout=120, message=f"seq {last_seq} of each of {len(machines)} machines"
+            enough, timeout=300, message=f"seq {last_seq} of each of {len(machines)} machines"
         )
     finally:
         consumer.close()
     return records
 
 
+_CONTINUITY_LOG_WORDS = ("checkpoint", "restor", "resume", "replac", "failed", "skip", "SIG")
+
+
+def continuity_log_lines(api: Api, runner: PodRunner, pods: list[str]) -> str:
+    """What each of ``pods`` logged about checkpoints, restores, client replacements, failures
+    and skips: the diagnostics of a gap or a repeat."""
+    lines = []
+    for pod in pods:
+        for line in runner.logs(api.namespace, pod).splitlines():
+            if any(word in line for word in _CONTINUITY_LOG_WORDS):
+                lines.append(f"{pod}: {line}")
+    return "\n".join(lines)
+
+
 def test_a_replica_change_hands_every_machine_over_without_overlap_or_gap(
-    api: Api, kafka_bootstrap: str, topic: str
+    api: Api, runner: PodRunner, kafka_bootstrap: str, topic: str
 ) -> None:
-    machines, interval_ms = 12, 200
+    # At 20 ms the producer's default catch-up bound (600 cycles) is 12 s, shorter than any
+    # handover's pause: the pause is caught up, not skipped, only thanks to the bound the
+    # operator sets for its handovers (CATCH_UP_MAX_CYCLES, docs/operator.md "Grace period").
+    machines, interval_ms = 12, 20
     ids = set(machine_ids("handover", range(machines)))
     api.apply(
         minimal_example(
@@ -358,13 +398,19 @@ def test_a_replica_change_hands_every_machine_over_without_overlap_or_gap(
     # Every machine's stream, from cycle 0 (the resource's creation) to past both handovers.
     last_seq = int((time.time() - epoch.timestamp()) * 1000 / interval_ms) + 10
     records = records_until(kafka_bootstrap, topic, ids, last_seq)
-    for machine, stream in records.items():
-        seqs = [seq for seq, _ in stream]
-        assert seqs == list(range(len(seqs))), (machine, seqs)
+    broken = {
+        machine: stream
+        for machine, stream in records.items()
+        if [seq for seq, _, _ in stream] != list(range(len(stream)))
+    }
+    if broken:  # what the pods said about checkpoints, restores and skips, for the diagnosis
+        pods_seen = sorted({c.object["metadata"]["name"] for c in pod_changes})
+        print(continuity_log_lines(api, runner, pods_seen))
+    assert not broken, {machine: describe_breaks(stream) for machine, stream in broken.items()}
     # What a handover costs (printed, not asserted): each machine's two longest waits between
     # two records (one per handover).
     gaps = [
-        sorted((b - a) / 1000 for (_, a), (_, b) in itertools.pairwise(stream))[-2:]
+        sorted((b - a) / 1000 for (_, a, _), (_, b, _) in itertools.pairwise(stream))[-2:]
         for stream in records.values()
     ]
     pauses = sorted(gap for pair in gaps for gap in pair)

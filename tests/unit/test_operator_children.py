@@ -12,13 +12,14 @@ import pytest
 from domain import settings_contract as contract
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec, parse_spec
-from sensorsim_operator.children import pod_resources
+from sensorsim_operator.children import grace_period, pod_resources
 from sensorsim_operator.children.conformance import conforms, same_object
 from sensorsim_operator.children.identity import SimulationRef
 from sensorsim_operator.children.manifests import Children, build_children
 from sensorsim_operator.children.ownership import controller_owner
 from sensorsim_operator.children.pod_template import BuildDefaults
 from sensorsim_operator.children.producer_env import producer_settings
+from sensorsim_operator.handover import Handover, StoppingPod
 
 pytestmark = pytest.mark.unit
 
@@ -446,6 +447,35 @@ def test_the_grace_period_grows_with_the_machines_per_pod_and_the_producer_is_to
     pod = children.stateful_set["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] == grace
     assert env_of(children)["SHUTDOWN_GRACE_SECONDS"]["value"] == str(grace)
+
+
+@pytest.mark.parametrize("interval_ms", [1, 50, 200, 1000, 60_000])
+@pytest.mark.parametrize(("machines", "replicas"), [(12, 5), (100_000, 1), (1_000_000, 1)])
+def test_the_catch_up_bound_covers_a_handover_that_is_not_stuck(
+    interval_ms: int, machines: int, replicas: int
+) -> None:
+    """A replica change stops every old pod (up to the handover's deadline before it counts as
+    stuck) and then starts the new ones: the machines' pause must be caught up, never skipped
+    by a restored machine beyond CATCH_UP_MAX_CYCLES."""
+    children = build(machines=machines, replicas=replicas, intervalMs=interval_ms)
+    env = env_of(children)
+    grace = int(env["SHUTDOWN_GRACE_SECONDS"]["value"])
+    bound = int(env["CATCH_UP_MAX_CYCLES"]["value"])
+    old_pod = StoppingPod("sim-0", node=None, terminating=True, grace_seconds=grace)
+    deadline = Handover((old_pod,), scale_down=False, stateful_set_missing=False).deadline
+    pause_seconds = deadline.total_seconds() + grace_period.POD_START_SECONDS
+    assert bound * interval_ms >= pause_seconds * 1000
+    assert bound >= contract.setting("CATCH_UP_MAX_CYCLES").default  # never below the default
+
+
+def test_the_catch_up_bound_at_200_ms_exceeds_the_producer_default() -> None:
+    """600 cycles of 200 ms are 2 minutes: less than a handover of 32 s pods may take."""
+    env = env_of(build(machines=12, replicas=5, intervalMs=200))
+    assert int(env["CATCH_UP_MAX_CYCLES"]["value"]) == 1520  # (2 x 32 + 60 + 180) s / 0.2 s
+
+
+def test_without_a_schedule_the_pods_keep_the_default_catch_up_bound() -> None:
+    assert "CATCH_UP_MAX_CYCLES" not in env_of(build(intervalMs=0))
 
 
 def stream_hash_of(children: Children) -> str:

@@ -14,7 +14,10 @@ from domain.reference_columns import DEFAULT_LABEL_COLUMN, split_list
 from domain.scenarios import canonical
 from sensorsim_operator import names
 from sensorsim_operator.api.v1alpha1 import SimulationSpec
-from sensorsim_operator.children.grace_period import termination_grace_seconds
+from sensorsim_operator.children.grace_period import (
+    catch_up_max_cycles,
+    termination_grace_seconds,
+)
 from sensorsim_operator.children.identity import Manifest, SimulationRef
 
 REFERENCE_DATA_DIR: Final = "/etc/sensorsim/reference-data"
@@ -45,6 +48,7 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
     kafka, failures, data = spec.kafka, spec.failures, spec.reference_data
     sensor_columns = None if data is None else data.sensor_columns
     client_cert = None if kafka.tls is None else kafka.tls.client_certificate_secret
+    grace = termination_grace_seconds(spec.machines, spec.replicas)
     values: dict[str, object | None] = {
         "SIMULATION_NAME": simulation.name,
         # A simulation deleted and created again under the same name is another simulation.
@@ -111,7 +115,9 @@ def producer_settings(simulation: SimulationRef, spec: SimulationSpec) -> dict[s
         "LOG_LEVEL": spec.log_level,
         "LOG_FORMAT": "json",
         # The pod's terminationGracePeriodSeconds: the producer's shutdown budget.
-        "SHUTDOWN_GRACE_SECONDS": termination_grace_seconds(spec.machines, spec.replicas),
+        "SHUTDOWN_GRACE_SECONDS": grace,
+        # A handover's pause is caught up, not skipped.
+        "CATCH_UP_MAX_CYCLES": catch_up_max_cycles(spec.interval_ms, grace),
     }
     return {
         env: contract.setting(env).render(value)
