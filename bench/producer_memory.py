@@ -66,8 +66,12 @@ def print_peak_rss(
                 kafka = "-"
                 if bootstrap is not None:
                     topic = f"bench-rss-{uuid.uuid4().hex[:8]}"
+                    # The final flush must see every record acknowledged, however long a
+                    # million machines' cycles take on a shared broker: a failed run measures
+                    # nothing.
                     kafka_env = {**env, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                                 "KAFKA_TOPIC": topic, "KAFKA_CREATE_TOPIC": "true"}  # fmt: skip
+                                 "KAFKA_TOPIC": topic, "KAFKA_CREATE_TOPIC": "true",
+                                 "SHUTDOWN_GRACE_SECONDS": "1800"}  # fmt: skip
                     kafka = f"{peak_rss_mib(run, kafka_env):,.0f}"
                 print(f"{machines:>9,} | {sensors:>7} | {stdout:>15,.0f} | {kafka:>14}", flush=True)
     print()

@@ -179,6 +179,11 @@ class CycleSender:
         stats, limit = self._ledger.stats, self._max_pending
         if stats.pending <= limit:
             return
+        # kafka-python's sender thread sleeps while its accumulator was empty when it last
+        # looked; the batches appended since are only sent once it is woken.
+        writer = self._supervisor.writer
+        assert writer is not None
+        writer.wakeup()
         started = time.monotonic()
         last_check = started
         warned = False

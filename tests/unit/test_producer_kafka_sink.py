@@ -323,6 +323,19 @@ def test_backpressure_blocks_instead_of_dropping() -> None:
     assert sink.stats.sent == sink.stats.delivered == 600
 
 
+def test_the_backpressure_wait_wakes_the_sender_for_what_it_waits_on() -> None:
+    # The fake sender delivers only when woken, like kafka-python's sender that went to sleep
+    # on an empty accumulator: a wait for room that does not wake it waits forever.
+    sink = new_sink(settings(kafka_max_pending_records=2), MANY)
+    sink.start()
+    done = threading.Event()
+    worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done), daemon=True)
+    worker.start()
+    assert done.wait(10.0), "the cycle loop waited for records its sender was not told of"
+    worker.join()
+    assert sink.stats.sent == sink.stats.delivered == 600
+
+
 def test_a_stop_ends_the_backpressure_wait_and_hands_over_the_cycle() -> None:
     stop = StopFlag()
     sink = new_sink(settings(kafka_max_pending_records=2), MANY, stop=stop)
