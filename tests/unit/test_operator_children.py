@@ -203,8 +203,8 @@ def test_probes_resources_and_ports() -> None:
     assert producer["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     # Memory unset: sized from the machines per pod (4 here) and the sensors (20).
     assert producer["resources"] == {
-        "requests": {"cpu": "100m", "memory": "177Mi"},
-        "limits": {"cpu": "1", "memory": "285Mi"},
+        "requests": {"cpu": "100m", "memory": "175Mi"},
+        "limits": {"cpu": "1", "memory": "347Mi"},
     }
     assert producer["image"] == "sensorsim:test"
     assert container(build(image="registry.example/p:2"))["image"] == "registry.example/p:2"
@@ -365,12 +365,12 @@ def test_resource_quantities_conform_by_value() -> None:
 @pytest.mark.parametrize(
     ("machines", "replicas", "sensors", "requested", "limit"),
     [
-        # need: 169 MiB + 360 KiB x sensors + machines x (3,994 B + 112 B x sensors)
-        (200_000, 1, 20, "1366Mi", "1771Mi"),
-        (200_000, 4, 20, "474Mi", "656Mi"),
-        (1_000_000, 1, 20, "6122Mi", "7716Mi"),
-        (100_000, 1, 100, "1654Mi", "2131Mi"),
-        (1_000, 1, 6, "176Mi", "284Mi"),
+        # need: 167 MiB + 395 KiB x sensors + machines x (4,281 B + 109 B x sensors)
+        (200_000, 1, 20, "1408Mi", "1887Mi"),
+        (200_000, 4, 20, "483Mi", "732Mi"),
+        (1_000_000, 1, 20, "6337Mi", "8049Mi"),
+        (100_000, 1, 100, "1654Mi", "2195Mi"),
+        (1_000, 1, 6, "175Mi", "346Mi"),
     ],
 )
 def test_memory_is_sized_from_the_machines_per_pod_and_the_sensors(
@@ -387,6 +387,7 @@ MEASURED_RSS_MIB = {
     (1_000, 6): 176, (1_000, 20): 182, (1_000, 100): 220,
     (10_000, 6): 220, (10_000, 20): 230, (10_000, 100): 351,
     (100_000, 6): 648, (100_000, 20): 728, (100_000, 100): 1717,
+    (1_000_000, 6): 5149, (1_000_000, 20): 6235,
 }  # fmt: skip
 
 
@@ -404,7 +405,7 @@ def test_the_need_is_within_a_tenth_of_every_measurement_and_the_limit_covers_it
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ({"limits": {"memory": "8Gi"}}, ("6122Mi", "8Gi")),
+        ({"limits": {"memory": "8Gi"}}, ("6337Mi", "8Gi")),
         ({"limits": {"memory": "1Gi"}}, ("1Gi", "1Gi")),  # request never above the limit
         ({"requests": {"memory": "9Gi"}}, ("9Gi", "9Gi")),  # limit never below the request
         ({"requests": {"memory": "1Gi"}, "limits": {"memory": "2Gi"}}, ("1Gi", "2Gi")),
@@ -420,7 +421,7 @@ def test_a_memory_limit_below_the_need_names_the_need() -> None:
     why = pod_resources.shortfall(100_000, 2, 100, limit="512Mi")
     assert why is not None
     assert "512Mi" in why
-    assert "929Mi" in why
+    assert "930Mi" in why
     assert "50000 machines x 100 sensors" in why
     assert pod_resources.shortfall(100_000, 2, 100, limit=None) is None
 

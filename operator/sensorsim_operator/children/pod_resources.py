@@ -5,9 +5,9 @@ docs/operator.md, "Memory"), is a fixed base plus a little per sensor (the refer
 plus per machine of its shard a part that does not depend on the sensors (state, identities)
 and one that grows with them (readings, encoded records waiting for the Kafka client)::
 
-    need = 169 MiB + 360 KiB x sensors + machines x (3,994 B + 112 B x sensors)
+    need = 167 MiB + 395 KiB x sensors + machines x (4,281 B + 109 B x sensors)
 
-The request is that need for the largest shard; the limit adds a quarter and 64 MiB for what a
+The request is that need for the largest shard; the limit adds a quarter and 128 MiB for what a
 busier cycle holds on top. A limit the spec sets below the need is refused (:func:`shortfall`):
 such pods would be killed for lack of memory.
 """
@@ -21,12 +21,12 @@ from typing import Final
 from kubernetes.utils import parse_quantity
 
 MIB: Final = 2**20
-BASE_BYTES: Final = 169 * MIB
-BYTES_PER_SENSOR: Final = 360 * 1024
-BYTES_PER_MACHINE: Final = 3994
-BYTES_PER_MACHINE_SENSOR: Final = 112
+BASE_BYTES: Final = 167 * MIB
+BYTES_PER_SENSOR: Final = 395 * 1024
+BYTES_PER_MACHINE: Final = 4281
+BYTES_PER_MACHINE_SENSOR: Final = 109
 LIMIT_FACTOR: Final = 1.25
-LIMIT_EXTRA_BYTES: Final = 64 * MIB
+LIMIT_EXTRA_BYTES: Final = 128 * MIB
 
 
 def quantity(text: str) -> Decimal:
