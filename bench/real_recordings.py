@@ -301,6 +301,7 @@ def shuffled_split_auc(profile: ReferenceProfile, seed: int) -> float:
 def measure(recording: Recording, table: Path, args: argparse.Namespace) -> Measured:
     """The fidelity report of the learned model on the table, from its column settings."""
     started = time.perf_counter()
+    # the recording's column settings over the environment's (SIMULATION_REGIMES=3 ...)
     settings = load_settings(
         sensor_data_file=table, **{k.lower(): v for k, v in recording.settings.items()}
     )
@@ -311,6 +312,7 @@ def measure(recording: Recording, table: Path, args: argparse.Namespace) -> Meas
         model=settings.simulation_model,
         failures=settings.failure_model(profile.labelled_share),
         persistence=settings.simulation_persistence,
+        regimes=settings.simulation_regimes,
         machines=args.machines,
         cycles=args.cycles,
         burn_in=args.burn_in,

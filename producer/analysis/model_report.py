@@ -116,7 +116,7 @@ def _regimes(profile: ReferenceProfile, settings: ProducerSettings) -> list[str]
             f"  passed over: {', '.join(map(str, regimes.rejected))} components (their regimes "
             "come and go too fast for the stream to keep the reference's lag-1)"
         )
-    if regimes.components == 1:
+    if regimes.components == 1 and regimes.extremes is None:
         lines.append("  one regime: every machine runs the model above, without offsets")
         return lines
     unit = ""
@@ -133,6 +133,17 @@ def _regimes(profile: ReferenceProfile, settings: ProducerSettings) -> list[str]
         f"  machine offsets: {regimes.offset_source}"
         + (f"; up to {share.max():.1%} of a sensor's latent variance" if share.any() else "")
     )
+    extremes = regimes.extremes
+    if extremes is not None:
+        shares = ", ".join(
+            f"{profile.sensor_names[j]} {q:.1%}"
+            for j, q in zip(extremes.components, extremes.shares, strict=True)
+        )
+        lines.append(
+            f"  isolated extremes: {shares} of readings are a fresh draw from the tail every "
+            "cycle (the reference's lag-1 of these sensors is below what persistent extremes "
+            "give)"
+        )
     return lines
 
 

@@ -36,6 +36,8 @@ DOMAIN_REGIME = 2
 """Each machine's operating regime: its moves and, where it starts, its first regime."""
 DOMAIN_MACHINE = 3
 """What a machine is, drawn once (cycle 0): its persistent offset."""
+DOMAIN_EXTREMES = 4
+"""Fresh tail draws of isolated extremes (``isolated_extremes``)."""
 
 
 def _inverse_cdf_table() -> tuple[FloatArray, FloatArray]:

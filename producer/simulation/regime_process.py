@@ -10,6 +10,9 @@ cycle's words as without regimes; the regime's move from word 0 of the machine's
 cycle); the offset from the ``DOMAIN_MACHINE`` stream at cycle 0, so it is not state: a machine's
 offset is re-derived from the seed wherever it runs.
 
+Isolated extremes (``isolated_extremes``), where the reference has them, change what ``y``
+emits, not ``y``: their draws come from the ``DOMAIN_EXTREMES`` stream at the cycle.
+
 A failing machine is read through its type as without regimes, from its normal scores
 ``Phi^-1(F_j(z_j))`` (persistent as its readings are), with the type's dependence.
 """
@@ -33,6 +36,7 @@ from producer.simulation.learned_model import (
 )
 from producer.simulation.learned_process import LearnedProcess, sensor_major_normals
 from producer.simulation.randomness import (
+    DOMAIN_EXTREMES,
     DOMAIN_MACHINE,
     DOMAIN_REGIME,
     CounterStream,
@@ -68,13 +72,12 @@ def learned_process(
 ) -> LearnedProcess:
     """The learned model's process for machines ``first_machine ..`` (``initial``: their
     starting words): with regimes when ``regimes`` asks for them or, None, the reference shows
-    more than one; ``stream`` gives the key (seed and simulation name)."""
-    if regimes == 1:
-        return LearnedProcess(model, dynamics, initial)
+    more than one, or the reference's extremes are isolated in time; ``stream`` gives the key
+    (seed and simulation name)."""
     found = regimes_for(
         profile, components=regimes, persistence=persistence, interval_ms=interval_ms
     )
-    if found.components == 1:
+    if found.components == 1 and found.extremes is None:
         return LearnedProcess(model, dynamics, initial)
     return RegimeProcess(model, found, initial, stream.with_words(REGIME_WORDS), first_machine)
 
@@ -126,6 +129,11 @@ class RegimeProcess(LearnedProcess):
             noise = normals(np.ascontiguousarray(words[:, :sensors].T))
             self._offsets = lower_triangular_product(regimes.offset, noise)
         self._position: GridPosition | None = None
+        self._extremes = regimes.extremes
+        self._extreme_stream = None
+        if self._extremes is not None:
+            self._extreme_stream = stream.with_words(words_per_machine(self._extremes.words))
+        self._cycle = 0
 
     def _words(self, cycle: int) -> UInt64Array:
         return self._stream.words(cycle, self._first, self._count, domain=DOMAIN_REGIME)
@@ -144,7 +152,9 @@ class RegimeProcess(LearnedProcess):
         return self.regimes.within_lag1()
 
     def move_regimes(self, cycle: int) -> None:
-        """Every machine's regime chain moves on to ``cycle``."""
+        """Every machine's regime chain moves on to ``cycle`` (the cycle whose readings come
+        next)."""
+        self._cycle = cycle
         draws = uniforms(self._words(cycle)[:, 0])
         # the count of each machine's cumulative probabilities at or below its draw, one
         # regime's column at a time (gathered per machine)
@@ -192,17 +202,26 @@ class RegimeProcess(LearnedProcess):
             self._latent *= self._persistence
             noise *= self._within_noise
             self._latent += noise
-        self._position = GridPosition.of(self._regime_latent())
+        self._position = GridPosition.of(self._regime_latent(self._emitted()))
         out = self._position.read(self.regimes.table)
         return self._finish(out, episodes)
 
-    def _regime_latent(self) -> FloatArray:
+    def _emitted(self) -> FloatArray:
+        """What the whitened state emits this cycle: itself, or with its isolated extremes."""
+        if self._extremes is None or self._extreme_stream is None:
+            return self._latent
+        words = self._extreme_stream.words(
+            self._cycle, self._first, self._count, domain=DOMAIN_EXTREMES
+        )
+        return self._extremes.emit(self._latent, words)
+
+    def _regime_latent(self, emitted: FloatArray) -> FloatArray:
         """``z = mu_r + o + W_r y`` of every machine, worked out on the machines sorted by
         regime (one product per regime on a column slice, a regime's mean added to its slice),
         then put back in machine order."""
         order, bounds = sorted_by_group(self.regime, self.regimes.components)
         within = grouped_product(
-            self.regimes.within, np.take(self._latent, order, axis=1), bounds, lower=True
+            self.regimes.within, np.take(emitted, order, axis=1), bounds, lower=True
         )
         # mu + o first, then + W y (additions commute: mu + W y is W y + mu, bit for bit)
         latent = within if self._offsets is None else np.take(self._offsets, order, axis=1)

@@ -49,8 +49,10 @@ from producer.simulation.dynamics import (
     matrix_power,
     steps_per_cycle,
 )
+from producer.simulation.isolated_extremes import IsolatedExtremes, calibrated
 from producer.simulation.learned_model import (
     LATENT_GRID,
+    GridPosition,
     QuantileTable,
     quantile_grid,
     rounded,
@@ -68,10 +70,12 @@ from producer.simulation.mixture import (
     normal_quantile,
     rank_probabilities,
 )
+from producer.simulation.randomness import normals, uniforms
 from producer.simulation.reference_data import ReferenceProfile
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+UInt64Array = npt.NDArray[np.uint64]
 
 DEFAULT_DWELL_CYCLES = 100
 _MIN_PAIRS = 10
@@ -112,6 +116,9 @@ class Regimes:
     rejected: tuple[int, ...] = ()
     """Numbers of components the criterion preferred whose regimes came and went too fast to
     keep the reference's lag-1 (``fit_regimes``)."""
+    extremes: IsolatedExtremes | None = None
+    """Components of ``y`` whose excursions beyond a limit are fresh draws every cycle
+    (``isolated_extremes``); None: none."""
 
     @property
     def components(self) -> int:
@@ -240,11 +247,13 @@ def _chain(
             mixture.weights, (mixture.components, 1)
         )
         return transition, None, steps, "SIMULATION_PERSISTENCE (stay with that chance)"
-    if not fit.timed or series is None or series.median_step is None or mixture.components < 2:
+    if not fit.timed or series is None or series.median_step is None:
         leave = 1.0 / DEFAULT_DWELL_CYCLES
         transition = (1.0 - leave) * np.eye(mixture.components) + leave * mixture.weights
         source = f"default (no time order): {DEFAULT_DWELL_CYCLES} cycles between draws"
         return transition, None, 1.0, source
+    if mixture.components == 1:
+        return np.ones((1, 1)), np.ones((1, 1)), steps, "one regime"
     counted = _counted_transition(fit.labels, fit.pairs, mixture.weights)
     linked = np.zeros(len(fit.latent), dtype=np.bool_)
     linked[fit.pairs[1]] = True
@@ -286,17 +295,23 @@ def fit_regimes(
     fits = _mixture_fits(profile, components)
     rejected: list[int] = []
     for fit in fits:
-        regimes, reachable = _regimes_of(fit, persistence=persistence, interval_ms=interval_ms)
+        regimes, reachable, stream = _regimes_of(
+            fit, persistence=persistence, interval_ms=interval_ms
+        )
         if reachable or fit.mixture.components == 1 or fit is fits[-1]:
-            return replace(regimes, rejected=tuple(rejected))
+            extremes = None
+            if stream is not None:
+                extremes = calibrated(lag1(profile.normal_values, fit.pairs), stream.lag1)
+            return replace(regimes, rejected=tuple(rejected), extremes=extremes)
         rejected.append(fit.mixture.components)
     raise AssertionError("unreachable: the last fit is returned")
 
 
 def _regimes_of(
     fit: _Fit, *, persistence: float | None, interval_ms: int | None
-) -> tuple[Regimes, bool]:
-    """The regimes of one mixture, and whether the reference's lag-1 is within reach."""
+) -> tuple[Regimes, bool, _ReferenceStepStream | None]:
+    """The regimes of one mixture, whether the reference's lag-1 is within reach, and (learned
+    dynamics) the stream at the reference's step that isolated extremes are fitted with."""
     profile = fit.profile
     mixture = fit.mixture
     sensors = fit.latent.shape[1]
@@ -307,36 +322,118 @@ def _regimes_of(
     within = np.stack([np.linalg.cholesky(c - offset) for c in mixture.covariances])
     step = innovation = None
     reachable = True
-    if persistence is None and per_step is not None:
-        fitted, gain = _within_transition(fit, per_step, within, offset)
-        reachable = gain <= 1.0
-        step = rounded(_bounded_power(fitted, steps))
-        inner = np.eye(sensors) - step @ step.T
-        innovation = rounded(np.tril(np.linalg.cholesky((inner + inner.T) / 2.0)))
-    if step is None and persistence is None:
-        persistence = DEFAULT_PERSISTENCE
-    stay = np.clip(np.diag(transition), 0.0, 1.0 - 1e-12)
     table, scores = _calibrated_tables(profile.normal_values, mixture)
     offset_root = None
     if np.any(offset):
         offset_root = rounded(np.linalg.cholesky(offset + 1e-12 * np.eye(sensors)))
-    return Regimes(
-        choice=fit.choice,
-        weights=rounded(_stationary(transition)),
-        means=rounded(mixture.means),
-        within=rounded(within),
-        offset=offset_root,
-        transition=rounded(transition),
-        dwell_cycles=1.0 / (1.0 - stay),
-        dwell_source=dwell_source,
-        offset_source=offset_source,
-        persistence=persistence if step is None else None,
-        step=step,
-        innovation=innovation,
-        table=table,
-        scores=scores,
-        seconds_per_step=seconds,
-    ), reachable
+    stream = None
+    if persistence is None and per_step is not None:
+        fitted, gain = _within_transition(fit, per_step, within, offset)
+        reachable = gain <= 1.0
+        step = rounded(_bounded_power(fitted, steps))
+        innovation = _innovation(step)
+        stream = _ReferenceStepStream(
+            per_step,
+            means=rounded(mixture.means),
+            within=rounded(within),
+            offset_root=offset_root,
+            step=rounded(fitted),
+            table=table,
+        )
+    if step is None and persistence is None:
+        persistence = DEFAULT_PERSISTENCE
+    stay = np.clip(np.diag(transition), 0.0, 1.0 - 1e-12)
+    return (
+        Regimes(
+            choice=fit.choice,
+            weights=rounded(_stationary(transition)),
+            means=rounded(mixture.means),
+            within=rounded(within),
+            offset=offset_root,
+            transition=rounded(transition),
+            dwell_cycles=1.0 / (1.0 - stay),
+            dwell_source=dwell_source,
+            offset_source=offset_source,
+            persistence=persistence if step is None else None,
+            step=step,
+            innovation=innovation,
+            table=table,
+            scores=scores,
+            seconds_per_step=seconds,
+        ),
+        reachable,
+        stream,
+    )
+
+
+def _innovation(step: FloatArray) -> FloatArray:
+    """``C``, lower triangular, with ``C C^T = I - B B^T``."""
+    inner = np.eye(len(step)) - step @ step.T
+    return rounded(np.tril(np.linalg.cholesky((inner + inner.T) / 2.0)))
+
+
+class _ReferenceStepStream:
+    """A short stream of the regimes at the reference's own step, for the lag-1 of readings
+    that ``isolated_extremes.calibrated`` fits the extremes' shares to. Its random numbers are
+    fixed words of a counter stream, the same in every simulation (normals and uniforms as the
+    engine makes them)."""
+
+    STEPS = 600
+    KEY = np.array([0x5E750451, 0x1507A7ED], dtype=np.uint64)
+
+    def __init__(
+        self,
+        per_step: FloatArray,
+        *,
+        means: FloatArray,
+        within: FloatArray,
+        offset_root: FloatArray | None,
+        step: FloatArray,
+        table: QuantileTable,
+    ) -> None:
+        self._sensors = sensors = means.shape[1]
+        self._chains = max(20, min(200, 4000 // sensors))
+        self._cumulative = np.cumsum(per_step, axis=1)
+        self._start = np.cumsum(_stationary(per_step))
+        self._means, self._within, self._offset_root = means, within, offset_root
+        self._step, self._innovation, self._table = step, _innovation(step), table
+        self._generator = np.random.Philox(key=self.KEY)
+
+    def _words(self, count: int) -> UInt64Array:
+        words: UInt64Array = self._generator.random_raw(count * self._chains)
+        return words.reshape(count, self._chains)
+
+    def _regimes(self, draws: FloatArray, cumulative: FloatArray) -> IntArray:
+        chosen = (draws[:, None] >= cumulative).sum(axis=1)
+        regimes: IntArray = np.minimum(chosen, len(self._start) - 1).astype(np.int64)
+        return regimes
+
+    def lag1(self, extremes: IsolatedExtremes | None) -> FloatArray:
+        """Per sensor, the lag-1 of the stream's readings with ``extremes``."""
+        self._generator = np.random.Philox(key=self.KEY)
+        sensors = self._sensors
+        latent = normals(self._words(sensors))
+        regime = self._regimes(uniforms(self._words(1)[0]), self._start)
+        offsets = np.zeros((sensors, self._chains))
+        if self._offset_root is not None:
+            offsets = self._offset_root @ normals(self._words(sensors))
+        readings = np.empty((self.STEPS, sensors, self._chains))
+        for t in range(self.STEPS):
+            noise, moves = normals(self._words(sensors)), uniforms(self._words(1)[0])
+            extra = np.ascontiguousarray(self._words(sensors).T)
+            if t:
+                latent = self._step @ latent + self._innovation @ noise
+                regime = self._regimes(moves, self._cumulative[regime])
+            emitted = latent if extremes is None else extremes.emit(latent, extra)
+            value = np.einsum("cij,jc->ic", self._within[regime], emitted)
+            value += self._means[regime].T
+            value += offsets
+            readings[t] = GridPosition.of(value).read(self._table)
+        previous = readings[:-1] - readings[:-1].mean(axis=(0, 2), keepdims=True)
+        after = readings[1:] - readings[1:].mean(axis=(0, 2), keepdims=True)
+        products = (previous * after).sum(axis=(0, 2))
+        scale = np.sqrt((previous**2).sum(axis=(0, 2)) * (after**2).sum(axis=(0, 2)))
+        return np.asarray(products / np.where(scale > 0, scale, 1.0), dtype=np.float64)
 
 
 def _within_transition(
