@@ -425,8 +425,10 @@ class _ReferenceStepStream:
                 latent = self._step @ latent + self._innovation @ noise
                 regime = self._regimes(moves, self._cumulative[regime])
             emitted = latent if extremes is None else extremes.emit(latent, extra)
-            value = np.einsum("cij,jc->ic", self._within[regime], emitted)
-            value += self._means[regime].T
+            value = self._means[regime].T.copy()
+            for k, within in enumerate(self._within):
+                mine = regime == k
+                value[:, mine] += within @ emitted[:, mine]
             value += offsets
             readings[t] = GridPosition.of(value).read(self._table)
         previous = readings[:-1] - readings[:-1].mean(axis=(0, 2), keepdims=True)
