@@ -81,6 +81,10 @@ class CycleSender:
         self._simulation = simulation
         self._failure_types = failure_types
         self._max_pending = max_pending
+        # records go to the client in slices of at most half the bound, each after a wait for
+        # room: at most 1.5 times the bound is ever unacknowledged, however many machines a
+        # partition has in a cycle
+        self._slice = max(1, max_pending // 2)
         self._give_up_after = delivery_timeout
         self._stop = stop
         self._heartbeat = heartbeat
@@ -117,25 +121,36 @@ class CycleSender:
                 chosen = [i for i in machines if i in wanted]
             else:
                 chosen = [i for i in machines if first <= i < stop] if some_rows else machines
-            if not chosen:
-                continue
-            self._wait_for_room()
-            writer, generation = self._supervisor.writer, self._supervisor.generation
-            assert writer is not None
-            count = len(chosen)
-            self._ledger.count_sent(generation, count)
-            try:
-                writer.write(
-                    partition, chosen, bodies, headers,
-                    partial(self._ledger.batch_done, generation, sent_at=self._ledger.now()),
-                    timestamp_ms=timestamp_ms,
-                )  # fmt: skip
-            except Exception as exc:  # the client was closed under us: these never left
-                self._ledger.batch_done(generation, count, exc)
-                raise
+            for start in range(0, len(chosen), self._slice):
+                self._write(partition, chosen[start : start + self._slice], bodies, headers,
+                            timestamp_ms)  # fmt: skip
         assert self._supervisor.writer is not None
         self._supervisor.writer.wakeup()
         self._supervisor.note_producer_id()
+
+    def _write(
+        self,
+        partition: int,
+        machines: list[int],
+        bodies: Sequence[bytes],
+        headers: Sequence[bytes],
+        timestamp_ms: int,
+    ) -> None:
+        """Once there is room: the records of ``machines`` to ``partition``, counted as sent."""
+        self._wait_for_room()
+        writer, generation = self._supervisor.writer, self._supervisor.generation
+        assert writer is not None
+        count = len(machines)
+        self._ledger.count_sent(generation, count)
+        try:
+            writer.write(
+                partition, machines, bodies, headers,
+                partial(self._ledger.batch_done, generation, sent_at=self._ledger.now()),
+                timestamp_ms=timestamp_ms,
+            )  # fmt: skip
+        except Exception as exc:  # the client was closed under us: these never left
+            self._ledger.batch_done(generation, count, exc)
+            raise
 
     def _placed(
         self, rows: Sequence[int], bodies: Sequence[bytes], headers: Sequence[bytes]

@@ -336,6 +336,33 @@ def test_the_backpressure_wait_wakes_the_sender_for_what_it_waits_on() -> None:
     assert sink.stats.sent == sink.stats.delivered == 600
 
 
+def test_no_more_than_one_and_a_half_times_the_bound_is_ever_unacknowledged() -> None:
+    # 600 records on 6 partitions: 100 per partition, far more than half the bound of 40
+    sink = new_sink(settings(kafka_max_pending_records=40), MANY)
+    sink.start()
+    fake = FakeProducer.instances[-1]
+    fake.auto_ack = False
+    done = threading.Event()
+    worker = threading.Thread(target=send_then_set, args=(sink, cycle_of(600), done), daemon=True)
+    worker.start()
+    peak = 0
+    while not done.is_set():
+        # the loop waits (pending over the bound) until acknowledgements make room: what is
+        # pending while it waits is the most it ever handed over
+        wait_until(
+            lambda: done.is_set() or sink.stats.pending > 40,
+            timeout=10.0,
+            interval=0.001,
+            message="a wait for room or the end of the cycle",
+        )
+        peak = max(peak, sink.stats.pending)
+        fake.ack_all()
+    worker.join()
+    fake.ack_all()
+    assert 40 < peak <= 60
+    assert sink.stats.sent == sink.stats.delivered == 600
+
+
 def test_a_stop_ends_the_backpressure_wait_and_hands_over_the_cycle() -> None:
     stop = StopFlag()
     sink = new_sink(settings(kafka_max_pending_records=2), MANY, stop=stop)
