@@ -40,7 +40,11 @@ def memory_refusal(spec: SimulationSpec) -> Failure | None:
     """A memory limit below what the pods need is refused: nothing is applied (pods that run
     keep running) until the spec raises it."""
     why = pod_resources.shortfall(
-        spec.machines, spec.replicas, sensor_count(spec), limit=spec.resources.limits.memory
+        spec.machines,
+        spec.replicas,
+        sensor_count(spec),
+        limit=spec.resources.limits.memory,
+        max_pending=spec.kafka.producer.max_pending_records,
     )
     return None if why is None else Failure("MemoryBelowNeed", why, retry=False)
 

@@ -203,8 +203,8 @@ def test_probes_resources_and_ports() -> None:
     assert producer["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     # Memory unset: sized from the machines per pod (4 here) and the sensors (20).
     assert producer["resources"] == {
-        "requests": {"cpu": "100m", "memory": "175Mi"},
-        "limits": {"cpu": "1", "memory": "347Mi"},
+        "requests": {"cpu": "100m", "memory": "178Mi"},
+        "limits": {"cpu": "1", "memory": "350Mi"},
     }
     assert producer["image"] == "sensorsim:test"
     assert container(build(image="registry.example/p:2"))["image"] == "registry.example/p:2"
@@ -365,12 +365,13 @@ def test_resource_quantities_conform_by_value() -> None:
 @pytest.mark.parametrize(
     ("machines", "replicas", "sensors", "requested", "limit"),
     [
-        # need: 167 MiB + 395 KiB x sensors + machines x (4,281 B + 109 B x sensors)
-        (200_000, 1, 20, "1408Mi", "1887Mi"),
-        (200_000, 4, 20, "483Mi", "732Mi"),
-        (1_000_000, 1, 20, "6337Mi", "8049Mi"),
-        (100_000, 1, 100, "1654Mi", "2195Mi"),
-        (1_000, 1, 6, "175Mi", "346Mi"),
+        # need: 157 MiB + 1,025 KiB x sensors + machines x (559 B + 102 B x sensors)
+        #       + min(machines, 300,000) x (1,120 B + 16 B x sensors)
+        (200_000, 1, 20, "948Mi", "1313Mi"),
+        (200_000, 4, 20, "370Mi", "591Mi"),
+        (1_000_000, 1, 20, "3068Mi", "3963Mi"),
+        (100_000, 1, 100, "1543Mi", "2057Mi"),
+        (1_000, 1, 6, "166Mi", "335Mi"),
     ],
 )
 def test_memory_is_sized_from_the_machines_per_pod_and_the_sensors(
@@ -384,10 +385,10 @@ def test_memory_is_sized_from_the_machines_per_pod_and_the_sensors(
 # Peak RSS (MiB) measured with the Kafka sink, `bench/producer_bench.py --memory` (the table in
 # docs/operator.md, "Memory"): (machines, sensors) -> MiB.
 MEASURED_RSS_MIB = {
-    (1_000, 6): 176, (1_000, 20): 182, (1_000, 100): 220,
-    (10_000, 6): 220, (10_000, 20): 230, (10_000, 100): 351,
-    (100_000, 6): 648, (100_000, 20): 728, (100_000, 100): 1717,
-    (1_000_000, 6): 5149, (1_000_000, 20): 6235,
+    (1_000, 6): 164, (1_000, 20): 180, (1_000, 100): 263,
+    (10_000, 6): 187, (10_000, 20): 220, (10_000, 100): 404,
+    (100_000, 6): 377, (100_000, 20): 602, (100_000, 100): 1487,
+    (1_000_000, 6): 1632, (1_000_000, 20): 3058, (1_000_000, 100): 11334,
 }  # fmt: skip
 
 
@@ -405,7 +406,7 @@ def test_the_need_is_within_a_tenth_of_every_measurement_and_the_limit_covers_it
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ({"limits": {"memory": "8Gi"}}, ("6337Mi", "8Gi")),
+        ({"limits": {"memory": "8Gi"}}, ("3068Mi", "8Gi")),
         ({"limits": {"memory": "1Gi"}}, ("1Gi", "1Gi")),  # request never above the limit
         ({"requests": {"memory": "9Gi"}}, ("9Gi", "9Gi")),  # limit never below the request
         ({"requests": {"memory": "1Gi"}, "limits": {"memory": "2Gi"}}, ("1Gi", "2Gi")),
@@ -421,9 +422,26 @@ def test_a_memory_limit_below_the_need_names_the_need() -> None:
     why = pod_resources.shortfall(100_000, 2, 100, limit="512Mi")
     assert why is not None
     assert "512Mi" in why
-    assert "930Mi" in why
+    assert "900Mi" in why
     assert "50000 machines x 100 sensors" in why
     assert pod_resources.shortfall(100_000, 2, 100, limit=None) is None
+
+
+def test_more_records_allowed_pending_size_more_memory() -> None:
+    # a shard of 1,000,000 machines: the default bound lets 300,000 records wait, a bound of
+    # 1,000,000 lets the whole cycle wait
+    resources = container(
+        build(machines=1_000_000, replicas=1, kafka={**BASE["kafka"],
+              "producer": {"maxPendingRecords": 1_000_000}})
+    )["resources"]  # fmt: skip
+    assert (resources["requests"]["memory"], resources["limits"]["memory"]) == (
+        "4029Mi",
+        "5165Mi",
+    )
+    assert pod_resources.shortfall(
+        1_000_000, 1, 20, limit="4000Mi", max_pending=1_000_000
+    ) is not None  # fmt: skip
+    assert pod_resources.shortfall(1_000_000, 1, 20, limit="4000Mi") is None
 
 
 def test_the_sensors_of_sensor_columns_size_the_memory() -> None:

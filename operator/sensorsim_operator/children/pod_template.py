@@ -93,6 +93,7 @@ def _resources(spec: SimulationSpec) -> Manifest:
         sensor_count(spec),
         request=spec.resources.requests.memory,
         limit=spec.resources.limits.memory,
+        max_pending=spec.kafka.producer.max_pending_records,
     )
     requests = {"cpu": spec.resources.requests.cpu, "memory": request}
     limits = {"memory": limit}
