@@ -451,21 +451,71 @@ def _within_transition(
     Returns ``B`` and the gain the solution needed."""
     previous, after = fit.pairs
     mixture, latent = fit.mixture, fit.latent
-    sensors = latent.shape[1]
     weights = _stationary(per_step)
     centre = weights @ mixture.means
     lagged = (latent[after] - centre).T @ (latent[previous] - centre) / len(previous)
-    system = np.zeros((sensors * sensors, sensors * sensors))
+    if mixture.components == 1:
+        # one regime: W B W^T = G - T, solved directly (the system below is sensors^4 large)
+        left = np.linalg.solve(within[0], lagged - offset)
+        step = np.asarray(np.linalg.solve(within[0], left.T).T, dtype=np.float64)
+        gain = float(np.linalg.norm(step, 2))
+        return (step * (MAX_GAIN / gain) if gain > MAX_GAIN else step), gain
+    terms = []
     for i in range(mixture.components):
         for j in range(mixture.components):
             share = weights[i] * per_step[i, j]
             lagged -= share * np.outer(mixture.means[j] - centre, mixture.means[i] - centre)
-            system += share * np.kron(within[j], within[i])
+            terms.append((share, within[j], within[i]))
     lagged -= offset
-    solved = np.linalg.lstsq(system, lagged.ravel(), rcond=None)[0]
-    step = np.asarray(solved.reshape(sensors, sensors), dtype=np.float64)
+    step = solve_regime_sum(terms, lagged)
     gain = float(np.linalg.norm(step, 2))
     return (step * (MAX_GAIN / gain) if gain > MAX_GAIN else step), gain
+
+
+_DIRECT_MAX_SENSORS = 30
+"""Up to this many sensors the linear system of ``B`` is solved as one matrix (``sensors^2``
+unknowns: its least-squares solve costs ``sensors^6``); above, by conjugate gradients on
+matrix products."""
+
+
+def solve_regime_sum(
+    terms: list[tuple[float, FloatArray, FloatArray]],
+    target: FloatArray,
+    *,
+    direct_max: int = _DIRECT_MAX_SENSORS,
+) -> FloatArray:
+    """The least-squares ``B`` of ``sum_t share_t L_t B R_t^T = target``."""
+    sensors = len(target)
+    if sensors <= direct_max:
+        system = sum(share * np.kron(left, right) for share, left, right in terms)
+        solved = np.linalg.lstsq(system, target.ravel(), rcond=None)[0]
+        return np.asarray(solved.reshape(sensors, sensors), dtype=np.float64)
+
+    def apply(b: FloatArray) -> FloatArray:
+        return np.asarray(sum(share * left @ b @ right.T for share, left, right in terms))
+
+    def adjoint(r: FloatArray) -> FloatArray:
+        return np.asarray(sum(share * left.T @ r @ right for share, left, right in terms))
+
+    # conjugate gradients on the normal equations (CGNR)
+    solution = np.zeros_like(target)
+    residual = target.copy()
+    gradient = adjoint(residual)
+    direction = gradient.copy()
+    norm = float(np.sum(gradient * gradient))
+    floor = 1e-24 * max(norm, 1e-300)
+    for _ in range(10 * sensors * sensors):
+        if norm <= floor:
+            break
+        mapped = apply(direction)
+        alpha = norm / float(np.sum(mapped * mapped))
+        solution += alpha * direction
+        residual -= alpha * mapped
+        gradient = adjoint(residual)
+        updated = float(np.sum(gradient * gradient))
+        direction = gradient + (updated / norm) * direction
+        norm = updated
+    return solution
 
 
 def _bounded_power(step: FloatArray, steps: float) -> FloatArray:

@@ -29,7 +29,12 @@ from producer.simulation.mixture import (
 )
 from producer.simulation.reference_data import ReferenceProfile, load_profile
 from producer.simulation.regime_process import REGIME_STATE, RegimeProcess
-from producer.simulation.regimes import DEFAULT_DWELL_CYCLES, Regimes, regimes_for
+from producer.simulation.regimes import (
+    DEFAULT_DWELL_CYCLES,
+    Regimes,
+    regimes_for,
+    solve_regime_sum,
+)
 from tests import lagged_reference, regime_reference
 from tests.regime_reference import RegimeSpec
 
@@ -309,3 +314,21 @@ def test_simulation_regimes_sets_the_count_for_the_engine_and_the_history(
     engine_two = make_engine(two, bundled, machines, 1)
     assert engine_two.regimes is not None
     assert engine_two.regimes.regimes.components == 2
+
+
+def test_the_regimes_transition_is_the_same_solved_by_conjugate_gradients() -> None:
+    """Wide references solve ``sum share W_j B W_i^T = G`` by conjugate gradients instead of
+    one least-squares solve of ``sensors^2`` unknowns: the same ``B``."""
+    rng = np.random.default_rng(4)
+    sensors = 9
+    roots: list[FloatArray] = [
+        np.asarray(np.linalg.cholesky(np.cov(rng.normal(size=(sensors, 40)))), dtype=np.float64)
+        for _ in range(3)
+    ]
+    pairs = [(0, 0), (0, 1), (1, 1), (2, 0), (2, 2)]
+    shares = rng.dirichlet(np.ones(len(pairs)))
+    terms = [(float(w), roots[j], roots[i]) for (i, j), w in zip(pairs, shares, strict=True)]
+    target = rng.normal(size=(sensors, sensors))
+    direct = solve_regime_sum(terms, target)
+    iterative = solve_regime_sum(terms, target, direct_max=0)
+    assert np.abs(direct - iterative).max() < 1e-8 * np.abs(direct).max()
