@@ -31,6 +31,10 @@ The latent value is ``z = mu_r + o + W_r y`` with ``W_r W_r^T = Sigma_r - T``: a
 fleet's latent law is the mixture (regimes in their stationary weights), and a sensor's reading
 is its reference quantile at ``F_j(z_j)``, ``F_j`` the mixture's marginal distribution function
 (tabulated with the latent grid, so reading it costs what the model without regimes does).
+
+Where the reference is a time series whose extremes do not persist (spikes), what ``y`` emits
+replaces its excursions beyond a limit with fresh draws from the same tail (``isolated_extremes``,
+fitted with a short stream at the reference's step): the law of every cycle stays the one above.
 """
 
 from __future__ import annotations
