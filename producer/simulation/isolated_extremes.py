@@ -23,7 +23,7 @@ beyond its limit. Only IEEE arithmetic and table reads on the hot path, as elsew
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
@@ -42,6 +42,8 @@ MAX_SHARE = 0.25
 """The largest share of a component's cycles that are fresh tail draws."""
 _CELLS = 256
 """Cells of the piecewise-linear table of tail depths."""
+_GRID = np.arange(_CELLS + 1) / _CELLS
+"""The table's points in ``u`` (the depth into the tail, 0 at its far end)."""
 _BISECTIONS = 9
 _ONE = np.uint64(1)
 
@@ -50,7 +52,7 @@ def _tail_depths(share: float) -> FloatArray:
     """``|y|`` at tail probabilities ``u * share / 2`` for ``u`` on the table's grid (its first
     point at an eighth of a cell: the tail's far end, finite)."""
     normal = NormalDist()
-    grid = np.arange(_CELLS + 1) / _CELLS
+    grid = _GRID.copy()
     grid[0] = 1.0 / (8 * _CELLS)
     return np.array([normal.inv_cdf(1.0 - float(u) * share / 2.0) for u in grid])
 
@@ -63,11 +65,15 @@ class IsolatedExtremes:
     """Indices into the whitened state, ascending."""
     shares: FloatArray
     """Per component, the share of cycles beyond its limit (both tails)."""
+    limits: FloatArray = field(init=False)
+    """Per component, ``c`` with ``2 Phi(-c)`` its share."""
+    depths: list[FloatArray] = field(init=False)
+    """Per component, ``|y|`` on ``_GRID`` (``_tail_depths``)."""
 
     def __post_init__(self) -> None:
         limits = [NormalDist().inv_cdf(1.0 - float(q) / 2.0) for q in self.shares]
-        object.__setattr__(self, "_limits", np.array(limits))
-        object.__setattr__(self, "_depths", [_tail_depths(float(q)) for q in self.shares])
+        object.__setattr__(self, "limits", np.array(limits))
+        object.__setattr__(self, "depths", [_tail_depths(float(q)) for q in self.shares])
 
     @property
     def words(self) -> int:
@@ -78,15 +84,12 @@ class IsolatedExtremes:
         """What sensor-major ``state`` (shape (components, machines)) emits this cycle, drawing
         from ``words`` (shape (machines, >= ``words``)); ``state`` itself is left alone."""
         emitted = state.copy()
-        grid = np.arange(_CELLS + 1) / _CELLS
-        limits: FloatArray = self._limits  # type: ignore[attr-defined]
-        depths: list[FloatArray] = self._depths  # type: ignore[attr-defined]
         for index, component in enumerate(self.components):
-            beyond = np.flatnonzero(np.abs(state[component]) > limits[index])
+            beyond = np.flatnonzero(np.abs(state[component]) > self.limits[index])
             if beyond.size == 0:
                 continue
             drawn = words[beyond, index]
-            depth = np.interp(uniforms(drawn), grid, depths[index])
+            depth = np.interp(uniforms(drawn), _GRID, self.depths[index])
             emitted[component, beyond] = np.where(drawn & _ONE, -depth, depth)
         return emitted
 
