@@ -23,7 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).with_name("engine_probe.py")
 STORED_BASELINE = Path(__file__).with_name("baseline_commit.txt")
 NO_SUCH_MODEL = 3  # engine_probe's exit code
-MODELS = ("original", "learned")
+RUNS = (("original", "default"), ("learned", "default"), ("learned", "original"))
+"""(model, failure rate) of each row: each model as ``python -m producer`` runs it (the learned
+model fails at the reference's labelled share), then the learned model at the original's rate,
+where the failure blend runs on most machines."""
 
 
 def stored_baseline() -> str:
@@ -70,10 +73,12 @@ class Series:
         return median([run[key] for run in self.runs])
 
 
-def probe(tree: Path, machines: int, model: str, budget: float, cpu: int) -> dict[str, float]:
+def probe(
+    tree: Path, machines: int, model: str, budget: float, cpu: int, *, failures: str = "default"
+) -> dict[str, float]:
     """One ``engine_probe.py`` run in ``tree``; empty when the tree has no such model."""
     command = [sys.executable, str(PROBE), "--machines", str(machines), "--model", model,
-               "--budget", str(budget), "--cpu", str(cpu)]  # fmt: skip
+               "--budget", str(budget), "--cpu", str(cpu), "--failures", failures]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
     if done.returncode == NO_SUCH_MODEL:
@@ -96,7 +101,7 @@ def compare(commit: str, machines_list: list[int], budget: float, cpu: int, repe
           f"{'base':>5} | runs current / baseline")  # fmt: skip
     print("-" * 132)
     for machines in machines_list:
-        for model in MODELS:
+        for model, failures in RUNS:
             current, baseline = Series(model, []), Series(model, [])
             for _ in range(repeat):
                 measured = probe(baseline_tree, machines, baseline.model, budget, cpu)
@@ -104,13 +109,14 @@ def compare(commit: str, machines_list: list[int], budget: float, cpu: int, repe
                     baseline.model = "original"
                     measured = probe(baseline_tree, machines, baseline.model, budget, cpu)
                 baseline.runs.append(measured)
-                current.runs.append(probe(REPO, machines, model, budget, cpu))
+                current.runs.append(probe(REPO, machines, model, budget, cpu, failures=failures))
             runs = " / ".join(
                 ", ".join(f"{run['messages_per_cpu_second']:,.0f}" for run in series.runs)
                 for series in (current, baseline)
             )
             print(
-                f"{machines:>9,} | {model:<8} | {baseline.median():>9,.0f} "
+                f"{machines:>9,} | {model + ('*' if failures == 'original' else ''):<8} | "
+                f"{baseline.median():>9,.0f} "
                 f"{f'({baseline.model})':<10} | {current.median():>9,.0f} | "
                 f"{current.median() / baseline.median():>15.2f}x | "
                 f"{current.median('engine_us'):>9.2f} {baseline.median('engine_us'):>5.2f} | "
@@ -118,4 +124,8 @@ def compare(commit: str, machines_list: list[int], budget: float, cpu: int, repe
                 f"{runs}",
                 flush=True,
             )
+    print(
+        "learned: at the reference's labelled failure share, as the producer runs it; "
+        "learned*: at the original model's failure rate (the failure blend on most machines)"
+    )
     print()

@@ -55,10 +55,22 @@ def apply_heap_policy() -> None:
     heap.keep_cycle_memory()
 
 
-def build(machines: int, model: str) -> tuple[Any, Any]:
+def failure_model(model: str, rate: str, profile: Any) -> Any:
+    """The failure model of the run: ``default``, the one ``python -m producer`` gives
+    ``model`` without failure settings (the learned model's: the reference's labelled share);
+    ``original``, the seed system's start chance for both models."""
+    from domain.simulation_model import FailureModel  # noqa: PLC0415
+
+    if rate == "original" or model == "original":
+        return FailureModel()
+    settings = importlib.import_module("producer.settings")
+    chosen = settings.ProducerSettings(simulation_model=model, _env_file=None)
+    return chosen.failure_model(profile.labelled_share)
+
+
+def build(machines: int, model: str, rate: str = "default") -> tuple[Any, Any]:
     from domain.machine_ids import machine_ids  # noqa: PLC0415
     from domain.messages import MessageFormat  # noqa: PLC0415
-    from domain.simulation_model import FailureModel  # noqa: PLC0415
     from producer.serialisation import BodyEncoder  # noqa: PLC0415
     from producer.settings import DEFAULT_DATA_FILE  # noqa: PLC0415
 
@@ -73,7 +85,7 @@ def build(machines: int, model: str) -> tuple[Any, Any]:
     elif model != "original":
         raise SystemExit(NO_SUCH_MODEL)
     engine = engines.SimulationEngine(
-        profile, FailureModel(), first_machine=0, count=machines, seed=1,
+        profile, failure_model(model, rate, profile), first_machine=0, count=machines, seed=1,
         simulation_name="bench", **options,
     )  # fmt: skip
     bound = getattr(engine, "max_abs_reading", None)
@@ -118,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--machines", type=int, default=10_000)
     parser.add_argument("--model", default="original")
+    parser.add_argument(
+        "--failures",
+        choices=("default", "original"),
+        default="default",
+        help="failure rate: the model's default, or the original model's for both",
+    )
     parser.add_argument("--budget", type=float, default=3.0, help="CPU seconds")
     parser.add_argument("--cpu", type=int, default=-1, help="CPU to pin to (-1: do not pin)")
     args = parser.parse_args(argv)
@@ -125,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {args.cpu})
     measure_this_tree_only()
     apply_heap_policy()
-    engine, encoder = build(args.machines, args.model)
+    engine, encoder = build(args.machines, args.model, args.failures)
     print(json.dumps(measure(engine, encoder, args.machines, args.budget)))
     return 0
 

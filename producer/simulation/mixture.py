@@ -304,6 +304,32 @@ def choose_mixture(
     return Choice(candidates[chosen], tuple(criteria), effective, tuple(candidates))
 
 
+STATIONARY_ROUNDS = 1000
+STATIONARY_TOLERANCE = 1e-12
+"""``with_stationary`` stops when no row or column of the pair law is off by more."""
+
+
+def with_stationary(transition: FloatArray, weights: FloatArray) -> FloatArray:
+    """The transition matrix closest to ``transition`` whose stationary distribution is
+    ``weights``.
+
+    Baum-Welch's chain settles in its own stationary distribution, which is not the mixture's
+    weights (it assigns rows by their neighbours too); a fleet started in the weights would
+    drift to it, and every marginal, tabulated with the weights, with it. The law of a step's
+    (origin, destination) pair is scaled, rows and columns in turn (Sinkhorn), until both of its
+    marginals are ``weights``: the pair law of that form nearest to the chain's in
+    Kullback-Leibler divergence, so transitions the chain never makes stay impossible."""
+    eigenvalues, vectors = np.linalg.eig(transition.T)
+    stationary = np.abs(np.real(vectors[:, np.argmin(np.abs(eigenvalues - 1.0))]))
+    pairs = stationary[:, None] / stationary.sum() * transition
+    for _ in range(STATIONARY_ROUNDS):
+        pairs *= (weights / pairs.sum(axis=1))[:, None]
+        pairs *= weights / pairs.sum(axis=0)
+        if np.abs(pairs.sum(axis=1) - weights).max() < STATIONARY_TOLERANCE:
+            break
+    return np.asarray(pairs / pairs.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
 HIDDEN_MARKOV_ROUNDS = 20
 HIDDEN_MARKOV_TOLERANCE = 1e-4
 """Baum-Welch stops when no transition probability moves by more in a round."""

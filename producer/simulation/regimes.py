@@ -6,7 +6,8 @@ without regimes, exactly. With ``K > 1`` components each machine has
 
 * a **regime** ``r``, a Markov chain: its transition matrix per reference step is counted from
   consecutive normal rows of a group (each row's most probable component; a pseudo-count of one
-  row per origin spread over the regimes by weight) when the reference is a time series, and
+  row per origin spread over the regimes by weight, refined by Baum-Welch and scaled so that
+  its stationary distribution is the mixture's weights) when the reference is a time series, and
   otherwise stays in its regime with probability ``1 - 1/DEFAULT_DWELL_CYCLES`` per cycle and
   else draws one by weight (no time order, no dwell to learn; ``DEFAULT_DWELL_CYCLES`` is five
   times the default persistence's correlation time, so regimes change more slowly than the
@@ -73,6 +74,7 @@ from producer.simulation.mixture import (
     normal_cdf,
     normal_quantile,
     rank_probabilities,
+    with_stationary,
 )
 from producer.simulation.randomness import normals, uniforms
 from producer.simulation.reference_data import ReferenceProfile
@@ -262,7 +264,9 @@ def _chain(
     linked = np.zeros(len(fit.latent), dtype=np.bool_)
     linked[fit.pairs[1]] = True
     emissions = mixture.log_densities(fit.latent) - np.log(mixture.weights)
-    per_step = hidden_markov_transition(emissions, linked, counted)
+    per_step = with_stationary(
+        hidden_markov_transition(emissions, linked, counted), mixture.weights
+    )
     source = f"learned from {len(fit.pairs[0])} consecutive normal rows"
     return _transition_power(per_step, steps), per_step, steps, source
 

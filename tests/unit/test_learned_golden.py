@@ -7,8 +7,7 @@ machine offsets), each also without regimes and with a set persistence. Failures
 and ramp quickly, so the failing reads and blends run on many machines. Two fleet sizes: 40
 machines (the matrix products column by column) and 3,200 (row by row).
 
-The digests were taken from the engine before its regime products were folded per machine
-(commit c52a9e4). Run as a script (``python -m tests.unit.test_learned_golden``) to print the
+Run as a script (``python -m tests.unit.test_learned_golden``) to print the
 digests of the tree it runs in.
 """
 
@@ -101,14 +100,14 @@ GOLDEN = {
     "bundled/1/-/3200": "aab0c8b80876798fe631a6dc10b1b7d2254bcb6d431dee6ef1cb61964a906007",
     "bundled/found/0.8/40": "d52d9c2caa796840a303db6df40ee992cd7fc7ae800b8cab4fd0d6683b439078",
     "bundled/found/0.8/3200": "aaf8d9758f68c549ec66927e1aab9fb92217fca2fc8fa47aee5b6062c7b71116",
-    "timed/found/-/40": "27bcc9abfd211a66daf16e2a971b26cde5b5e1e149dbc7f6d239aaa8d2d146a8",
-    "timed/found/-/3200": "9c42c5ba4dda58aa99994dbaaa118762f680e4f6769f77bc6096c71aba6ef0e0",
+    "timed/found/-/40": "00fde42401947534a6bb79c7f9a2d35110834f255efce25c1d16bf2536bb61a6",
+    "timed/found/-/3200": "329eed9c6a37636b7654a9f622c568729070b8291de399a0b93f3b0699f3fb94",
     "timed/1/-/40": "8c1bd2b97581285704530e584129e09e3422bf3aa129ad04695099d29ccb2364",
     "timed/1/-/3200": "615b12bdef8eae5fae23f368571df1fba99f533f8102bf9557486e6df270a177",
     "timed/found/0.8/40": "d52d9c2caa796840a303db6df40ee992cd7fc7ae800b8cab4fd0d6683b439078",
     "timed/found/0.8/3200": "aaf8d9758f68c549ec66927e1aab9fb92217fca2fc8fa47aee5b6062c7b71116",
-    "recordings/found/-/40": "f3dbc547bba73978e0069d373f084d5492ec3a7413e096dd1e005c12d6da266c",
-    "recordings/found/-/3200": "96456007e95735f204f2d36ee9663ac7a01b75e56869ec078c52eccb30d845c8",
+    "recordings/found/-/40": "26862bec426a64bcd8321bf814334ad22436d79a7d4578cef386132789f60936",
+    "recordings/found/-/3200": "f4ffcb18808e0ed5472b48e430a5510bd8ca4cde145acaa3e4a76dfb945d8815",
     "recordings/1/-/40": "231ddf1e11208c9c403b0a3bd7e615cc3a26a64a7cf69a85757cb64f6c50b2bc",
     "recordings/1/-/3200": "156f6088b7fc264db7321b43aec015c6934fce4ff70735035fd212342534085e",
     "recordings/found/0.8/40": "8e4a48d51af7056f90c3ba5ba1b38babb043418b7b64c2bbf82ded6e4a7b624f",

@@ -26,6 +26,7 @@ from producer.simulation.mixture import (
     fit_mixture,
     hidden_markov_transition,
     rank_probabilities,
+    with_stationary,
 )
 from producer.simulation.reference_data import ReferenceProfile, load_profile
 from producer.simulation.regime_process import REGIME_STATE, RegimeProcess
@@ -332,3 +333,16 @@ def test_the_regimes_transition_is_the_same_solved_by_conjugate_gradients() -> N
     direct = solve_regime_sum(terms, target)
     iterative = solve_regime_sum(terms, target, direct_max=0)
     assert np.abs(direct - iterative).max() < 1e-8 * np.abs(direct).max()
+
+
+def test_the_learned_chain_keeps_the_mixtures_weights() -> None:
+    """A fleet started in the mixture's weights stays in them (the marginals are tabulated with
+    them), and transitions the chain never makes stay impossible."""
+    transition = np.array([[0.9, 0.1, 0.0], [0.05, 0.9, 0.05], [0.0, 0.2, 0.8]])
+    weights = np.array([0.2, 0.3, 0.5])
+    kept = with_stationary(transition, weights)
+    np.testing.assert_allclose(kept.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(weights @ kept, weights, atol=1e-9)
+    assert kept[0, 2] == 0.0
+    assert kept[2, 0] == 0.0
+    assert not np.allclose(weights @ transition, weights)  # the chain's own law differs
