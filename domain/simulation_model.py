@@ -34,7 +34,7 @@ DEFAULT_PERSISTENCE = 0.95
 """Per-cycle autocorrelation of the learned model's latent process (the original's 5 %
 mean reversion)."""
 
-MAX_REGIMES = 6
+MAX_REGIMES = 24
 """The most operating regimes the learned model fits (or SIMULATION_REGIMES may ask for)."""
 
 ORIGINAL_FAILURE_PROBABILITY = 0.05

@@ -17,6 +17,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tests import recording_table
+from tests.recording_table import recording_frame
+
 FloatArray = npt.NDArray[np.float64]
 
 SENSOR_NAMES = ("temperature", "accel_x", "accel_y")
@@ -34,7 +37,7 @@ class SpikySpec:
     seed: int = 11
 
 
-def generate(spec: SpikySpec) -> pd.DataFrame:
+def generate(spec: SpikySpec) -> list[pd.DataFrame]:
     rng = np.random.default_rng(spec.seed)
     correlation = np.array([[1.0, 0.4, 0.3], [0.4, 1.0, 0.5], [0.3, 0.5, 1.0]])
     root = np.linalg.cholesky(correlation)
@@ -52,16 +55,13 @@ def generate(spec: SpikySpec) -> pd.DataFrame:
         size = rng.choice([-1.0, 1.0], spec.rows) * (4.0 + rng.exponential(6.0, spec.rows))
         for sensor, gain in zip(SPIKY, (1.0, 0.7), strict=True):
             values[impacts, sensor] += gain * size[impacts]
-        frame = pd.DataFrame(np.round(values, 3), columns=list(SENSOR_NAMES))
-        frame.insert(0, "recording", f"rec-{recording}")
-        start = pd.Timestamp("2026-01-01") + pd.Timedelta(hours=recording)
-        stamps = start + pd.to_timedelta(np.arange(spec.rows) * spec.step_seconds, unit="s")
-        frame.insert(0, "timestamp", stamps.strftime("%Y-%m-%d %H:%M:%S.%f"))
-        frame["is_anomaly"] = 0
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+        frames.append(
+            recording_frame(
+                values, SENSOR_NAMES, index=recording, step_seconds=spec.step_seconds, decimals=3
+            )
+        )
+    return frames
 
 
 def write(path: Path, spec: SpikySpec) -> Path:
-    generate(spec).to_csv(path, index=False)
-    return path
+    return recording_table.write(generate(spec), path)

@@ -105,7 +105,7 @@ def _regimes(profile: ReferenceProfile, settings: ProducerSettings) -> list[str]
         persistence=settings.simulation_persistence,
         interval_ms=settings.simulation_interval_ms,
     )
-    criteria = ", ".join(f"{k + 1}: {c:.0f}" for k, c in enumerate(regimes.choice.criteria))
+    criteria = ", ".join(f"{k}: {c:.0f}" for k, c in regimes.choice.criteria)
     lines = [
         f"operating regimes: {regimes.components} (a Gaussian mixture copula of the normal rows; "
         f"information criterion by components, lower is better: {criteria}; "

@@ -20,6 +20,7 @@ scikit-learn's ``GaussianMixture`` does the same, but scikit-learn is only the o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -268,40 +269,84 @@ def information_criterion(mixture: Mixture, rows: int, effective: float) -> floa
 @dataclass(frozen=True, eq=False)
 class Choice:
     mixture: Mixture
-    criteria: tuple[float, ...]
-    """The criterion of 1, 2, ... components (lower is better)."""
+    criteria: tuple[tuple[int, float], ...]
+    """(components, criterion at the effective rows) of every mixture fitted, lower is better."""
     effective_rows: float
     candidates: tuple[Mixture, ...] = ()
-    """The mixtures of 1, 2, ... components the criteria are of."""
+    """The mixtures fitted, in the order of ``criteria``."""
 
-    def in_order(self) -> list[Mixture]:
-        """The chosen mixture, then those with fewer components, best criterion first."""
-        fewer = [m for m in self.candidates if m.components < self.mixture.components]
-        fewer.sort(key=lambda m: self.criteria[m.components - 1])
-        return [self.mixture, *fewer]
+
+COMPONENT_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24)
+"""The numbers of components tried, in order: each while one component is a large share of the
+law, then sparser, as one more changes the fit less."""
+PATIENCE = 2
+"""A search stops after this many steps in a row that do not improve its criterion."""
+
+
+def _search(
+    probabilities: FloatArray,
+    *,
+    most: int,
+    rows_for_limit: float,
+    criterion: Callable[[Mixture], float],
+    fitted: dict[int, Mixture],
+) -> None:
+    """Fits (into ``fitted``, reusing what it holds) the steps of ``COMPONENT_STEPS`` up to
+    ``most`` while each has ``ROWS_PER_PARAMETER`` of ``rows_for_limit`` per parameter, until
+    ``PATIENCE`` steps in a row do not improve ``criterion``."""
+    sensors = probabilities.shape[1]
+    best, worse = math.inf, 0
+    for k in COMPONENT_STEPS:
+        if k > most or worse >= PATIENCE:
+            return
+        if k > 1 and rows_for_limit < ROWS_PER_PARAMETER * parameter_count(k, sensors):
+            return
+        if k not in fitted:
+            fitted[k] = fit_copula_mixture(probabilities, k)[0]
+        value = criterion(fitted[k])
+        best, worse = (value, 0) if value < best else (best, worse + 1)
 
 
 def choose_mixture(
     probabilities: FloatArray, *, most: int, effective: float, components: int | None = None
 ) -> Choice:
-    """The mixture of 1..``most`` components with the lowest criterion (``components`` set:
-    that many, the criteria still reported up to it)."""
-    rows, sensors = probabilities.shape
-    largest = components or most
-    candidates: list[Mixture] = []
-    criteria: list[float] = []
-    for k in range(1, largest + 1):
-        if (
-            components is None
-            and k > 1
-            and effective < ROWS_PER_PARAMETER * parameter_count(k, sensors)
-        ):
-            break
-        mixture, _ = fit_copula_mixture(probabilities, k)
-        candidates.append(mixture)
-        criteria.append(information_criterion(mixture, rows, effective))
-    chosen = len(candidates) - 1 if components is not None else int(np.argmin(criteria))
-    return Choice(candidates[chosen], tuple(criteria), effective, tuple(candidates))
+    """The mixture of at most ``most`` components with the lowest criterion at ``effective``
+    rows (``components`` set: that many)."""
+    rows = len(probabilities)
+    if components is not None:
+        mixture = fit_copula_mixture(probabilities, components)[0]
+        value = information_criterion(mixture, rows, effective)
+        return Choice(mixture, ((components, value),), effective, (mixture,))
+    fitted: dict[int, Mixture] = {}
+    _search(
+        probabilities,
+        most=most,
+        rows_for_limit=effective,
+        criterion=lambda m: information_criterion(m, rows, effective),
+        fitted=fitted,
+    )
+    criteria = tuple((k, information_criterion(m, rows, effective)) for k, m in fitted.items())
+    chosen = min(criteria, key=lambda pair: pair[1])[0]
+    return Choice(fitted[chosen], criteria, effective, tuple(fitted.values()))
+
+
+def finer_mixtures(probabilities: FloatArray, choice: Choice, *, most: int) -> list[Mixture]:
+    """The mixtures to try when the chosen one's regimes switch too fast to keep the
+    reference's lag-1: those of the criterion over all the rows (searched on from the ones
+    ``choice`` fitted), best first, all but the chosen one. Counting every row asks for more
+    components: a finer mixture resolves the signal's fast structure into nearby components,
+    each switch a small step."""
+    rows = len(probabilities)
+    fitted = {m.components: m for m in choice.candidates}
+    _search(
+        probabilities,
+        most=most,
+        rows_for_limit=rows,
+        criterion=lambda m: information_criterion(m, rows, rows),
+        fitted=fitted,
+    )
+    others = [m for m in fitted.values() if m is not choice.mixture]
+    return sorted(others, key=lambda m: information_criterion(m, rows, rows))
 
 
 STATIONARY_ROUNDS = 1000

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -68,6 +69,7 @@ from producer.simulation.mixture import (
     Mixture,
     choose_mixture,
     effective_rows,
+    finer_mixtures,
     hidden_markov_transition,
     latent_values,
     marginal_cdf,
@@ -213,8 +215,9 @@ class _Fit:
         return self.choice.mixture
 
 
-def _mixture_fits(profile: ReferenceProfile, components: int | None) -> list[_Fit]:
-    """The fits to try: the criterion's choice, then fewer components (``fit_regimes``)."""
+def _candidate_fits(profile: ReferenceProfile, components: int | None) -> Iterator[_Fit]:
+    """The fits to try, lazily: the criterion's choice, then (``fit_regimes`` asking for more)
+    the finer mixtures (``mixture.finer_mixtures``)."""
     values = profile.normal_values
     probabilities = rank_probabilities(values)
     series, normal = profile.series, profile.normal_mask
@@ -230,12 +233,16 @@ def _mixture_fits(profile: ReferenceProfile, components: int | None) -> list[_Fi
         effective=effective_rows(len(values), persistence),
         components=components,
     )
-    fits = []
-    for mixture in choice.in_order() if components is None else [choice.mixture]:
+
+    def fit_of(mixture: Mixture) -> _Fit:
         latent = latent_values(mixture, probabilities) if mixture.components > 1 else start
         chosen = Choice(mixture, choice.criteria, choice.effective_rows, choice.candidates)
-        fits.append(_Fit(profile, chosen, latent, mixture.assign(latent), pairs, timed))
-    return fits
+        return _Fit(profile, chosen, latent, mixture.assign(latent), pairs, timed)
+
+    yield fit_of(choice.mixture)
+    if components is None:
+        for mixture in finer_mixtures(probabilities, choice, most=MAX_REGIMES):
+            yield fit_of(mixture)
 
 
 def _chain(
@@ -296,28 +303,46 @@ def fit_regimes(
     """The regimes of ``profile``'s normal rows (``components``: None chooses by the
     criterion), for a cycle of ``interval_ms`` (module docstring).
 
-    Where the reference is a time series, the stream must keep its lag-1: regimes that come
-    and go so fast that no within-regime dynamics give it back (the transition ``B`` would need
-    a gain above 1) are not operating regimes but the signal's own fast structure, and the
-    next-best number of components is tried (one component always does)."""
-    fits = _mixture_fits(profile, components)
+    Where the reference is a time series, the stream must keep its lag-1: where regimes come
+    and go so fast that a sensor's lag-1 in a stream at the reference's step falls short of the
+    reference's by more than ``LAG1_SHORTFALL`` whatever the within-regime dynamics, the
+    components are not operating regimes but the clusters of the signal's own fast structure.
+    Finer mixtures are tried then (``mixture.finer_mixtures``), and fewer components (one
+    always keeps the lag-1); if none keeps it, the last tried is used."""
     rejected: list[int] = []
-    for fit in fits:
-        regimes, reachable, stream = _regimes_of(
-            fit, persistence=persistence, interval_ms=interval_ms
-        )
-        if reachable or fit.mixture.components == 1 or fit is fits[-1]:
-            extremes = None
-            if stream is not None:
-                extremes = calibrated(lag1(profile.normal_values, fit.pairs), stream.lag1)
-            return replace(regimes, rejected=tuple(rejected), extremes=extremes)
+    tried: tuple[Regimes, _ReferenceStepStream, FloatArray] | None = None
+    for fit in _candidate_fits(profile, components):
+        regimes, stream = _regimes_of(fit, persistence=persistence, interval_ms=interval_ms)
+        if stream is None:
+            return replace(regimes, rejected=tuple(rejected))
+        reference = lag1(profile.normal_values, fit.pairs)
+        tried = (regimes, stream, reference)
+        if fit.mixture.components == 1 or _keeps_lag1(stream.lag1(None), reference):
+            break
         rejected.append(fit.mixture.components)
-    raise AssertionError("unreachable: the last fit is returned")
+    else:
+        rejected.pop()  # none kept the lag-1: the last tried after all
+    assert tried is not None
+    regimes, stream, reference = tried
+    extremes = calibrated(reference, stream.lag1)
+    return replace(regimes, rejected=tuple(rejected), extremes=extremes)
+
+
+LAG1_SHORTFALL = 0.09
+"""How far below the reference's lag-1 a sensor's may fall in the stream at the reference's step
+before its regimes are passed over (just under the fidelity bound of 0.1)."""
+
+
+def _keeps_lag1(stream: FloatArray, reference: FloatArray) -> bool:
+    """No sensor's lag-1 in the stream falls short of the reference's by more than
+    ``LAG1_SHORTFALL`` (one above it is isolated extremes' to bring down)."""
+    shortfall = np.nan_to_num(reference - stream, nan=0.0)
+    return bool(shortfall.max() <= LAG1_SHORTFALL)
 
 
 def _regimes_of(
     fit: _Fit, *, persistence: float | None, interval_ms: int | None
-) -> tuple[Regimes, bool, _ReferenceStepStream | None]:
+) -> tuple[Regimes, _ReferenceStepStream | None]:
     """The regimes of one mixture, whether the reference's lag-1 is within reach, and (learned
     dynamics) the stream at the reference's step that isolated extremes are fitted with."""
     profile = fit.profile
@@ -329,15 +354,13 @@ def _regimes_of(
     offset, offset_source = _offsets(fit)
     within = np.stack([np.linalg.cholesky(c - offset) for c in mixture.covariances])
     step = innovation = None
-    reachable = True
     table, scores = _calibrated_tables(profile.normal_values, mixture)
     offset_root = None
     if np.any(offset):
         offset_root = rounded(np.linalg.cholesky(offset + 1e-12 * np.eye(sensors)))
     stream = None
     if persistence is None and per_step is not None:
-        fitted, gain = _within_transition(fit, per_step, within, offset)
-        reachable = gain <= 1.0
+        fitted, _ = _within_transition(fit, per_step, within, offset)
         step = rounded(_bounded_power(fitted, steps))
         innovation = _innovation(step)
         stream = _ReferenceStepStream(
@@ -369,7 +392,6 @@ def _regimes_of(
             scores=scores,
             seconds_per_step=seconds,
         ),
-        reachable,
         stream,
     )
 

@@ -237,7 +237,7 @@ def test_the_bundled_data_has_the_sensor_columns_the_crd_allows() -> None:
         ("SIMULATION_PERSISTENCE", "1", "less than 1"),
         ("SIMULATION_PERSISTENCE", "-0.5", "greater than or equal to 0"),
         ("SIMULATION_REGIMES", "0", "greater than or equal to 1"),
-        ("SIMULATION_REGIMES", "7", "less than or equal to 6"),
+        ("SIMULATION_REGIMES", "25", "less than or equal to 24"),
     ],
 )
 def test_the_producer_refuses_what_admission_refuses(

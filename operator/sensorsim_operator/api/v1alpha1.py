@@ -235,7 +235,7 @@ class SimulationSpec(ApiModel):
     )
     regimes: int | None = contract_field(
         "SIMULATION_REGIMES",
-        "Operating regimes of the learned model (1 to 6): each machine moves between them with "
+        "Operating regimes of the learned model (1 to 24): each machine moves between them with "
         "its own persistent offset, as the reference's recordings differ. 1: identical machines "
         "without regimes. Unset: as many as the reference data shows (a Gaussian mixture sized "
         "by an information criterion). Ignored by the original model.",
