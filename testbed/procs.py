@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,8 +16,22 @@ from typing import Protocol, TypeVar
 
 from testbed.polling import WaitTimeoutError, wait_until
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LISTEN_PORTS = (10_000, 32_000)
+"""Where ``free_port`` looks when the kernel's ephemeral range is above it."""
+
 
 def free_port() -> int:
+    """A port free now for a server started later, below the kernel's ephemeral range where it
+    can: a port the kernel hands out (bind to 0) may be taken, before the server binds it, by
+    any outgoing connection of the machine, which draws from the same range."""
+    low, high = _LISTEN_PORTS
+    with contextlib.suppress(OSError, ValueError):
+        ephemeral_low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+        high = min(high, ephemeral_low - 1)
+    for port in random.sample(range(low, high), 200) if high - low > 200 else []:
+        if port_is_free(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
