@@ -417,10 +417,9 @@ class GridPosition:
         position = latent + GRID_LIMIT
         position *= _INV_CELL
         np.clip(position, 0.0, _LAST, out=position)
-        # the position is not negative: its floor is the cell, exact in float64
-        floor = np.floor(position)
-        position -= floor
-        cell = floor.astype(np.intp)
+        # the position is not negative: truncating it gives the cell, exact in float64
+        cell = position.astype(np.intp)
+        position -= cell
         cell += _sensor_cells(latent.shape[0])
         if column_cells is not None:
             cell += column_cells

@@ -107,7 +107,8 @@ class CounterStream:
 
 def normals(words: UInt64Array) -> FloatArray:
     """Standard normal variates, one per word (same shape)."""
-    index = (words >> _INDEX_SHIFT).astype(np.intp)
+    # the top bits of a word fit an intp: viewed as one, without a conversion pass
+    index = (words >> _INDEX_SHIFT).view(np.intp)
     fraction = ((words & _MANTISSA) | _ONE).view(np.float64)
     fraction -= 1.0
     cells = np.take(_PAIRS, index)
