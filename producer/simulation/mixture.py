@@ -354,6 +354,13 @@ STATIONARY_TOLERANCE = 1e-12
 """``with_stationary`` stops when no row or column of the pair law is off by more."""
 
 
+def stationary_distribution(transition: FloatArray) -> FloatArray:
+    """The distribution a chain with ``transition`` keeps (its left eigenvector of 1)."""
+    eigenvalues, vectors = np.linalg.eig(transition.T)
+    vector = np.abs(np.real(vectors[:, np.argmin(np.abs(eigenvalues - 1.0))]))
+    return np.asarray(vector / vector.sum(), dtype=np.float64)
+
+
 def with_stationary(transition: FloatArray, weights: FloatArray) -> FloatArray:
     """The transition matrix closest to ``transition`` whose stationary distribution is
     ``weights``.
@@ -364,9 +371,7 @@ def with_stationary(transition: FloatArray, weights: FloatArray) -> FloatArray:
     (origin, destination) pair is scaled, rows and columns in turn (Sinkhorn), until both of its
     marginals are ``weights``: the pair law of that form nearest to the chain's in
     Kullback-Leibler divergence, so transitions the chain never makes stay impossible."""
-    eigenvalues, vectors = np.linalg.eig(transition.T)
-    stationary = np.abs(np.real(vectors[:, np.argmin(np.abs(eigenvalues - 1.0))]))
-    pairs = stationary[:, None] / stationary.sum() * transition
+    pairs = stationary_distribution(transition)[:, None] * transition
     for _ in range(STATIONARY_ROUNDS):
         pairs *= (weights / pairs.sum(axis=1))[:, None]
         pairs *= weights / pairs.sum(axis=0)

@@ -76,6 +76,7 @@ from producer.simulation.mixture import (
     normal_cdf,
     normal_quantile,
     rank_probabilities,
+    stationary_distribution,
     with_stationary,
 )
 from producer.simulation.randomness import normals, uniforms
@@ -157,12 +158,6 @@ class Regimes:
             w * c @ self.step @ c.T for w, c in zip(self.weights, self.within, strict=True)
         )
         return np.asarray(np.diag(lagged) / np.diag(within), dtype=np.float64)
-
-
-def _stationary(transition: FloatArray) -> FloatArray:
-    eigenvalues, vectors = np.linalg.eig(transition.T)
-    vector = np.abs(np.real(vectors[:, np.argmin(np.abs(eigenvalues - 1.0))]))
-    return np.asarray(vector / vector.sum(), dtype=np.float64)
 
 
 def _transition_power(transition: FloatArray, steps: float) -> FloatArray:
@@ -377,7 +372,7 @@ def _regimes_of(
     return (
         Regimes(
             choice=fit.choice,
-            weights=rounded(_stationary(transition)),
+            weights=rounded(stationary_distribution(transition)),
             means=rounded(mixture.means),
             within=rounded(within),
             offset=offset_root,
@@ -424,7 +419,7 @@ class _ReferenceStepStream:
         self._sensors = sensors = means.shape[1]
         self._chains = max(20, min(200, 4000 // sensors))
         self._cumulative = np.cumsum(per_step, axis=1)
-        self._start = np.cumsum(_stationary(per_step))
+        self._start = np.cumsum(stationary_distribution(per_step))
         self._means, self._within, self._offset_root = means, within, offset_root
         self._step, self._innovation, self._table = step, _innovation(step), table
         self._generator = np.random.Philox(key=self.KEY)
@@ -481,7 +476,7 @@ def _within_transition(
     Returns ``B`` and the gain the solution needed."""
     previous, after = fit.pairs
     mixture, latent = fit.mixture, fit.latent
-    weights = _stationary(per_step)
+    weights = stationary_distribution(per_step)
     centre = weights @ mixture.means
     lagged = (latent[after] - centre).T @ (latent[previous] - centre) / len(previous)
     if mixture.components == 1:
