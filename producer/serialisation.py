@@ -1,11 +1,12 @@
 """Message bodies for a whole cycle at once, without a Python loop over sensors.
 
 The bodies of a chunk of machines are laid out as rows of a byte matrix in which every field
-has a fixed maximum width, and a boolean matrix says which bytes are real: padding of the
-sensor keys, leading zeros, trailing zeros of the decimals, ``true``/``false``. Numbers are
-written as decimal digits with small lookup tables (three digits per gather); one boolean
-compaction then yields the bytes of every body of the chunk back to back, which are sliced
-into one ``bytes`` per machine.
+has a fixed maximum width, and a boolean matrix says which bytes are real (``true``/``false``,
+the text of each number, the padding around them). Numbers are written as decimal digits with
+small lookup tables (three digits per gather); one boolean compaction then yields the bytes of
+every body of the chunk back to back, which are sliced into one ``bytes`` per machine. The
+compaction costs per run of kept bytes, so a sensor's key is right-aligned against its number
+and the number's text starts at its region's first byte: key and reading are one run.
 
 Numbers are written the way Python writes a float rounded to 6 decimals, minus exponents:
 shortest fixed-point form, at least one decimal (``0.5``, ``-12.25``, ``3.0``, ``0.000001``).
@@ -57,14 +58,28 @@ def _pack3(rows: list[tuple[int, int, int]]) -> npt.NDArray[np.uint64]:
     return packed
 
 
+def _table(values: list[int]) -> npt.NDArray[np.uint64]:
+    return np.array(values, dtype=np.uint64)
+
+
+def _digit_count(i: int) -> int:
+    return len(str(i)) if i else 0
+
+
+def _decimals_kept(i: int) -> int:
+    """Decimals a 3-digit group keeps once its trailing zeros are dropped (0 for 0)."""
+    return len(f"{i:03d}".rstrip("0"))
+
+
 _W_DIGITS = _pack3(
     [(ord(f"{i:03d}"[0]), ord(f"{i:03d}"[1]), ord(f"{i:03d}"[2])) for i in range(1000)]
 )
-_W_TRAIL = _pack3([(int(i != 0), int(i % 100 != 0), int(i % 10 != 0)) for i in range(1000)])
-_W_TRAIL_FIRST = _W_TRAIL | np.uint64(1)
-_W_LEAD = _pack3([(int(i >= 100), int(i >= 10), 1) for i in range(1000)])
-_W_LEAD_HIGH: npt.NDArray[np.uint64] = np.where(np.arange(1000) > 0, _W_LEAD, 0).astype(np.uint64)
-_W_ALL3 = np.uint64(0x010101)
+# Per 3-digit group: the text length it gives the number, as the ``maximum`` over the groups of a
+# number (a group of zeros gives 0, so the most significant non-zero group decides).
+_UNITS_DIGITS = _table([max(1, _digit_count(i)) for i in range(1000)])
+_POINT_AND_LOW_DECIMALS = _table([1 + 3 + _decimals_kept(i) if i else 0 for i in range(1000)])
+_POINT_AND_HIGH_DECIMALS = _table([1 + max(1, _decimals_kept(i)) for i in range(1000)])
+_ZERO_TO_MINUS = np.uint64(ord("0") ^ ord("-"))
 
 
 def _ceil8(n: int) -> int:
@@ -72,40 +87,59 @@ def _ceil8(n: int) -> int:
 
 
 class WordNumberWriter:
-    """Writes numbers (in millionths) into 8-byte-aligned regions, a 64-bit word at a time.
+    """Writes numbers (in millionths) as text at the start of 8-byte-aligned regions, a 64-bit
+    word at a time.
 
-    Region layout: ``-`` sign, ``3 * int_groups`` integer digits, ``.``, 6 decimals, then
-    padding to a multiple of 8 bytes. Each 3-digit group is one table lookup; a group that
-    straddles two words is split with shifts.
+    The text is Python's for the rounded float: ``-`` where negative, the integer digits without
+    leading zeros, ``.``, and the 6 decimals without trailing zeros (at least one). Every digit
+    is first laid out at a fixed place (``0``, ``3 * int_groups`` integer digits, ``.``, 6
+    decimals; each 3-digit group one table lookup), the region's words are then shifted down
+    past the leading zeros (a negative number keeps one zero, which becomes its ``-``), and the
+    keep mask is the prefix of the text's length. Starting every number at its region's first
+    byte makes it one run with the key before it, and the encoder's final compaction costs per
+    run.
     """
 
     def __init__(self, int_groups: int) -> None:
         self.int_groups = int_groups
-        self.point = 1 + 3 * int_groups
-        self.width = _ceil8(self.point + 1 + DECIMALS)
+        self.int_digits = 3 * int_groups
+        self.width = _ceil8(1 + self.int_digits + 1 + DECIMALS)
         self.words = self.width // 8
-        chars = np.zeros(self.width, dtype=np.uint8)
-        chars[0] = ord("-")
-        chars[self.point] = ord(".")
-        keep = np.zeros(self.width, dtype=np.uint8)
-        keep[self.point] = 1
-        self.const_chars = chars.view(np.uint64).copy()
-        self.const_keep = keep.view(np.uint64).copy()
-        self.template = chars.tobytes()
+        layout = np.zeros(self.width, dtype=np.uint8)
+        layout[0] = ord("0")
+        layout[1 + self.int_digits] = ord(".")
+        self._layout = layout.view(np.uint64).copy()
+        prefixes = np.arange(self.width)[None, :] < np.arange(self.width + 1)[:, None]
+        prefix_words = prefixes.astype(np.uint8).view(np.uint64)
+        self._prefix = [prefix_words[:, w].copy() for w in range(self.words)]
+        self._group_digits = [_UNITS_DIGITS] + [
+            _table([3 * k + _digit_count(i) if i else 0 for i in range(1000)])
+            for k in range(1, int_groups)
+        ]
 
     def _place(
         self,
-        words: list[npt.NDArray[np.uint64]],
+        words: list[npt.NDArray[np.uint64] | None],
         values: npt.NDArray[np.uint64],
         byte_offset: int,
     ) -> None:
+        """OR 3 bytes (``values``, a fresh array) into ``words`` at ``byte_offset``."""
         index, shift = divmod(byte_offset, 8)
-        if shift == 0:
-            words[index] |= values
-            return
-        words[index] |= values << np.uint64(8 * shift)
         if shift > 5:  # three bytes spill into the next word
-            words[index + 1] |= values >> np.uint64(64 - 8 * shift)
+            self._or_into(words, index + 1, values >> np.uint64(64 - 8 * shift))
+        if shift:
+            values <<= np.uint64(8 * shift)
+        self._or_into(words, index, values)
+
+    def _or_into(
+        self, words: list[npt.NDArray[np.uint64] | None], index: int, part: npt.NDArray[np.uint64]
+    ) -> None:
+        current = words[index]
+        if current is None:
+            part |= self._layout[index]
+            words[index] = part
+        else:
+            current |= part
 
     def write(
         self,
@@ -114,43 +148,54 @@ class WordNumberWriter:
         micros: IntArray,
     ) -> None:
         """``char_words``/``keep_words``: views of shape ``micros.shape + (words,)``."""
-        shape = micros.shape
-        chars = [np.full(shape, self.const_chars[w], dtype=np.uint64) for w in range(self.words)]
-        keep = [np.full(shape, self.const_keep[w], dtype=np.uint64) for w in range(self.words)]
-        keep[0] |= (micros < 0).view(np.uint8).astype(np.uint64)
+        negative = (micros < 0).view(np.uint8).astype(np.uint64)
         magnitude = np.abs(micros)
         integer = magnitude // MICROS
         fraction = magnitude - integer * MICROS
-        groups = []
+        groups = []  # least significant first
         rest = integer
         for _ in range(self.int_groups - 1):
             high = rest // 1000
             groups.append(rest - high * 1000)
             rest = high
         groups.append(rest)
-        groups.reverse()  # most significant first
-        higher_nonzero: npt.NDArray[np.bool_] | None = None
-        for g, group in enumerate(groups):
-            offset = 1 + 3 * g
-            self._place(chars, _W_DIGITS[group], offset)
-            last = g == len(groups) - 1
-            lead = (_W_LEAD if last else _W_LEAD_HIGH)[group]
-            if higher_nonzero is not None:
-                lead |= higher_nonzero.view(np.uint8).astype(np.uint64) * _W_ALL3
-                higher_nonzero = higher_nonzero | (group != 0)
-            else:
-                higher_nonzero = group != 0
-            self._place(keep, lead, offset)
+        digits = self._group_digits[0][groups[0]]
+        for table, group in zip(self._group_digits[1:], groups[1:], strict=True):
+            np.maximum(digits, table[group], out=digits)
         high = fraction // 1000
         low = fraction - high * 1000
-        self._place(chars, _W_DIGITS[high], self.point + 1)
-        self._place(chars, _W_DIGITS[low], self.point + 4)
-        high_keep = _W_TRAIL_FIRST[high] | (low != 0).view(np.uint8).astype(np.uint64) * _W_ALL3
-        self._place(keep, high_keep, self.point + 1)
-        self._place(keep, _W_TRAIL[low], self.point + 4)
+        length = np.maximum(_POINT_AND_LOW_DECIMALS[low], _POINT_AND_HIGH_DECIMALS[high])
+        length += digits
+        length += negative
+        # bytes before the text: the fixed zero and the leading zeros, less one for a minus
+        skip = np.uint64(1 + self.int_digits) - digits
+        skip -= negative
+
+        text: list[npt.NDArray[np.uint64] | None] = [None] * self.words
+        for g, group in enumerate(reversed(groups)):
+            self._place(text, _W_DIGITS[group], 1 + 3 * g)
+        point = 1 + self.int_digits
+        self._place(text, _W_DIGITS[high], point + 1)
+        self._place(text, _W_DIGITS[low], point + 4)
+        words = [w if w is not None else np.full(micros.shape, self._layout[i], np.uint64)
+                 for i, w in enumerate(text)]  # fmt: skip
+        if self.int_digits >= 8:  # the skip may pass a whole word
+            whole = skip >= 8
+            for w in range(self.words - 1):
+                words[w] = np.where(whole, words[w + 1], words[w])
+            words[-1] = np.where(whole, np.uint64(0), words[-1])
+            skip &= np.uint64(7)
+        bits = skip << np.uint64(3)
+        # numpy shifts by 64 or more give 0, so a skip of 0 takes nothing from the next word
+        up = np.uint64(64) - bits
         for w in range(self.words):
-            char_words[..., w] = chars[w]
-            keep_words[..., w] = keep[w]
+            shifted = words[w] >> bits
+            if w + 1 < self.words:
+                shifted |= words[w + 1] << up
+            if w == 0:
+                shifted ^= negative * _ZERO_TO_MINUS
+            char_words[..., w] = shifted
+            keep_words[..., w] = self._prefix[w][length]
 
 
 class BodyEncoder:
@@ -208,9 +253,10 @@ class BodyEncoder:
         segment = key_width + self._number.width
         block_chars = np.zeros((self.sensors, segment), dtype=np.uint8)
         block_keep = np.zeros((self.sensors, segment), dtype=np.bool_)
+        # keys end where their number starts, so that key and number are one run of kept bytes
         for j, key in enumerate(keys):
-            block_chars[j, : len(key)] = np.frombuffer(key, dtype=np.uint8)
-            block_keep[j, : len(key)] = True
+            block_chars[j, key_width - len(key) : key_width] = np.frombuffer(key, dtype=np.uint8)
+            block_keep[j, key_width - len(key) : key_width] = True
         self._block_at = t.block(block_chars, block_keep)
         self._segment_words = segment // 8
         self._key_words = key_width // 8

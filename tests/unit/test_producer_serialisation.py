@@ -79,6 +79,36 @@ def test_original_bodies_equal_the_reference_encoding(
             assert body == orjson.dumps(expected)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 16),
+    st.lists(
+        st.tuples(st.integers(0, 15), st.integers(0, 6), st.booleans(), st.integers(0, 10**6)),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_numbers_of_every_width_read_back_exactly(
+    digits: int, draws: list[tuple[int, int, bool, int]]
+) -> None:
+    """Readings with up to 16 digits in micro-units (every integer-digit group the encoder
+    reserves, up to 2**53 - 1), any count of leading and trailing zeros, either sign."""
+    values = []
+    for length, zeros, negative, seed in draws:
+        magnitude = min((seed * 7919 + 1) % 10 ** min(length, digits) * 10**zeros, 2**53 - 1)
+        values.append(-magnitude if negative else magnitude)
+    micros = np.array(values, dtype=np.int64).reshape(-1, 1)
+    bound = min(max(float(np.abs(micros).max()), 10.0**digits - 1) / 1e6, EXACT_MAX_ABS)
+    ids = [f"{i:08x}" for i in range(len(values))]
+    encoder = BodyEncoder(["S"], ids, (), max_abs_value=bound)
+    for body, value in zip(encoder.encode(result(micros), TS), values, strict=True):
+        integer, fraction = divmod(abs(value), 1_000_000)
+        decimals = f"{fraction:06d}".rstrip("0") or "0"
+        expected = f"{'-' if value < 0 else ''}{integer}.{decimals}"
+        assert body.endswith(f'"S":{expected}}},"has_failure":false}}}}'.encode())
+        assert float(expected) == value / 1e6
+
+
 @pytest.mark.parametrize(
     ("micros", "text"),
     [
