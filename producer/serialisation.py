@@ -58,10 +58,6 @@ def _pack3(rows: list[tuple[int, int, int]]) -> npt.NDArray[np.uint64]:
     return packed
 
 
-def _table(values: list[int]) -> npt.NDArray[np.uint64]:
-    return np.array(values, dtype=np.uint64)
-
-
 def _digit_count(i: int) -> int:
     return len(str(i)) if i else 0
 
@@ -71,15 +67,47 @@ def _decimals_kept(i: int) -> int:
     return len(f"{i:03d}".rstrip("0"))
 
 
-_W_DIGITS = _pack3(
-    [(ord(f"{i:03d}"[0]), ord(f"{i:03d}"[1]), ord(f"{i:03d}"[2])) for i in range(1000)]
-)
-# Per 3-digit group: the text length it gives the number, as the ``maximum`` over the groups of a
-# number (a group of zeros gives 0, so the most significant non-zero group decides).
-_UNITS_DIGITS = _table([max(1, _digit_count(i)) for i in range(1000)])
-_POINT_AND_LOW_DECIMALS = _table([1 + 3 + _decimals_kept(i) if i else 0 for i in range(1000)])
-_POINT_AND_HIGH_DECIMALS = _table([1 + max(1, _decimals_kept(i)) for i in range(1000)])
+_TEXT_BITS = np.uint64(0xFFFFFF)
+_LENGTH_SHIFT = np.uint64(32)
+
+
+def _group_table(lengths: list[int]) -> npt.NDArray[np.uint64]:
+    """Per 3-digit group ``i``: its digits (the low 3 bytes, as ``_pack3``) and, from bit 32,
+    ``lengths[i]``, what the group gives the number's text length."""
+    digits = _pack3(
+        [(ord(f"{i:03d}"[0]), ord(f"{i:03d}"[1]), ord(f"{i:03d}"[2])) for i in range(1000)]
+    )
+    table: npt.NDArray[np.uint64] = digits | (np.array(lengths, dtype=np.uint64) << _LENGTH_SHIFT)
+    return table
+
+
+# Integer group k (0: units) of a number: 3 k + its digits when it is the most significant
+# non-zero group, less otherwise, so the maximum over the groups is the count of integer digits
+# (a number below 1 has one, its 0).
+_INTEGER_GROUPS = [
+    _group_table([max(1, _digit_count(i)) for i in range(1000)]),
+    *(
+        _group_table([3 * k + _digit_count(i) if i else 0 for i in range(1000)])
+        for k in range(1, 4)
+    ),
+]
+# Decimals: the point and the decimals kept, from the low group where it is not 000 (4 to 7,
+# more than the high group ever gives), else from the high group (at least one decimal).
+_HIGH_DECIMALS = _group_table([1 + max(1, _decimals_kept(i)) for i in range(1000)])
+_LOW_DECIMALS = _group_table([1 + 3 + _decimals_kept(i) if i else 0 for i in range(1000)])
 _ZERO_TO_MINUS = np.uint64(ord("0") ^ ord("-"))
+_SIGN_BIT = np.uint64(63)
+
+
+def _lookup(
+    table: npt.NDArray[np.uint64], index: npt.NDArray[np.uint64]
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """The digits and the length of each group ``index`` (below 1000: ``mode="clip"`` only
+    skips the bounds check)."""
+    entry = np.take(table, index, mode="clip")
+    length = entry >> _LENGTH_SHIFT
+    entry &= _TEXT_BITS
+    return entry, length
 
 
 def _ceil8(n: int) -> int:
@@ -112,10 +140,8 @@ class WordNumberWriter:
         prefixes = np.arange(self.width)[None, :] < np.arange(self.width + 1)[:, None]
         prefix_words = prefixes.astype(np.uint8).view(np.uint64)
         self._prefix = [prefix_words[:, w].copy() for w in range(self.words)]
-        self._group_digits = [_UNITS_DIGITS] + [
-            _table([3 * k + _digit_count(i) if i else 0 for i in range(1000)])
-            for k in range(1, int_groups)
-        ]
+        if int_groups > len(_INTEGER_GROUPS):
+            raise ValueError(f"at most {3 * len(_INTEGER_GROUPS)} integer digits")
 
     def _place(
         self,
@@ -148,35 +174,39 @@ class WordNumberWriter:
         micros: IntArray,
     ) -> None:
         """``char_words``/``keep_words``: views of shape ``micros.shape + (words,)``."""
-        negative = (micros < 0).view(np.uint8).astype(np.uint64)
-        magnitude = np.abs(micros)
-        integer = magnitude // MICROS
-        fraction = magnitude - integer * MICROS
+        negative = micros.view(np.uint64) >> _SIGN_BIT
+        magnitude = np.abs(micros).view(np.uint64)
+        integer = magnitude // np.uint64(MICROS)
+        fraction = magnitude - integer * np.uint64(MICROS)
         groups = []  # least significant first
         rest = integer
         for _ in range(self.int_groups - 1):
-            high = rest // 1000
-            groups.append(rest - high * 1000)
+            high = rest // np.uint64(1000)
+            groups.append(rest - high * np.uint64(1000))
             rest = high
         groups.append(rest)
-        digits = self._group_digits[0][groups[0]]
-        for table, group in zip(self._group_digits[1:], groups[1:], strict=True):
-            np.maximum(digits, table[group], out=digits)
-        high = fraction // 1000
-        low = fraction - high * 1000
-        length = np.maximum(_POINT_AND_LOW_DECIMALS[low], _POINT_AND_HIGH_DECIMALS[high])
+        text: list[npt.NDArray[np.uint64] | None] = [None] * self.words
+        digits: npt.NDArray[np.uint64] | None = None
+        for k, group in enumerate(groups):
+            group_text, group_length = _lookup(_INTEGER_GROUPS[k], group)
+            self._place(text, group_text, 1 + self.int_digits - 3 * (k + 1))
+            digits = (
+                group_length if digits is None else np.maximum(digits, group_length, out=digits)
+            )
+        assert digits is not None
+        high = fraction // np.uint64(1000)
+        low = fraction - high * np.uint64(1000)
+        point = 1 + self.int_digits
+        high_text, length = _lookup(_HIGH_DECIMALS, high)
+        self._place(text, high_text, point + 1)
+        low_text, low_length = _lookup(_LOW_DECIMALS, low)
+        self._place(text, low_text, point + 4)
+        np.maximum(length, low_length, out=length)
         length += digits
         length += negative
         # bytes before the text: the fixed zero and the leading zeros, less one for a minus
         skip = np.uint64(1 + self.int_digits) - digits
         skip -= negative
-
-        text: list[npt.NDArray[np.uint64] | None] = [None] * self.words
-        for g, group in enumerate(reversed(groups)):
-            self._place(text, _W_DIGITS[group], 1 + 3 * g)
-        point = 1 + self.int_digits
-        self._place(text, _W_DIGITS[high], point + 1)
-        self._place(text, _W_DIGITS[low], point + 4)
         words = [w if w is not None else np.full(micros.shape, self._layout[i], np.uint64)
                  for i, w in enumerate(text)]  # fmt: skip
         if self.int_digits >= 8:  # the skip may pass a whole word
@@ -195,7 +225,7 @@ class WordNumberWriter:
             if w == 0:
                 shifted ^= negative * _ZERO_TO_MINUS
             char_words[..., w] = shifted
-            keep_words[..., w] = self._prefix[w][length]
+            keep_words[..., w] = np.take(self._prefix[w], length, mode="clip")
 
 
 class BodyEncoder:
