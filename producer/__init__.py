@@ -9,3 +9,8 @@ logging) and ``analysis`` (the ``profile`` and ``fidelity`` commands). ``shard``
 process's part of the fleet (engine and encoder); ``app`` runs the cycle loop over the parts it
 is given; ``assembly`` builds them from settings; ``cli`` parses the command line.
 """
+
+from producer.runtime.kernels import use_portable_kernels
+
+# before anything imports numpy: the same fitted model on every x86-64 node (see the module)
+use_portable_kernels()

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# Before anything loads numpy (pytest and hypothesis do not): the numeric kernels every producer
+# process uses (producer.runtime.kernels), so that streams computed here and there agree.
+import producer  # noqa: F401
 from testbed import containers, tools
 from testbed.cluster import KubeCluster
 from testbed.kafka import KafkaBroker

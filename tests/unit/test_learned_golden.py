@@ -8,10 +8,10 @@ and ramp quickly, so the failing reads and blends run on many machines. Two flee
 machines (the matrix products column by column) and 3,200 (row by row).
 
 The fit behind a stream (mixtures, Baum-Welch, the VAR fit) goes through BLAS and numpy
-kernels chosen by the CPU, AVX-512 or AVX2, whose last bits differ, and a last bit of a fitted
-parameter can move a reading across a rounding step. The digests are therefore worked out in a
-child process on the AVX2 kernels (``PORTABLE_KERNELS``), the same code on every x86-64-v3 CPU,
-Intel or AMD.
+kernels chosen by the CPU, and a last bit of a fitted parameter can move a reading across a
+rounding step; a producer process therefore asks for the AVX2 kernels on every x86-64 CPU
+(``producer.runtime.kernels``). The digests are worked out in a child process with the same
+``PORTABLE_KERNELS``, whatever this process loaded.
 
 Run as a script (``python -m tests.unit.test_learned_golden``) to print the digests of the tree
 it runs in (set ``PORTABLE_KERNELS`` in the environment first).
@@ -35,6 +35,7 @@ from domain.machine_ids import machine_ids
 from domain.messages import MessageFormat
 from domain.reference_columns import ReferenceColumns
 from domain.simulation_model import FailureModel, SimulationModel
+from producer.runtime.kernels import PORTABLE_KERNELS
 from producer.serialisation import BodyEncoder
 from producer.simulation.engine import SimulationEngine
 from producer.simulation.reference_data import ReferenceProfile, load_profile
@@ -123,13 +124,6 @@ GOLDEN = {
     "recordings/found/0.8/40": "8e4a48d51af7056f90c3ba5ba1b38babb043418b7b64c2bbf82ded6e4a7b624f",
     "recordings/found/0.8/3200": "a8c166aff7c5175472c7007bd0d600ac772afc0eedbf132dfb250b99fc8f12d0",
 }
-PORTABLE_KERNELS = {
-    "OPENBLAS_CORETYPE": "Haswell",
-    "OPENBLAS_NUM_THREADS": "1",
-    "NPY_DISABLE_CPU_FEATURES": "X86_V4",
-}
-"""OpenBLAS's and numpy's AVX2 kernels, whatever the CPU offers beyond them, on one thread (a
-reduction split between threads sums in another order)."""
 RUNS = {40: (3, 200), 3200: (0, 12)}
 """Machines -> (first machine, cycles)."""
 
