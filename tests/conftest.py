@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,17 @@ settings.load_profile("sensorsim")
 _DIRECTORY_MARKERS = {"kafka": pytest.mark.kafka, "k8s": pytest.mark.k8s}
 # What a test may need beyond the test process (pyproject.toml describes each marker).
 _NEEDS = ("subprocess", "tools", "container", "kafka", "k8s")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped by SIGTERM (a cancelled CI job, ``timeout``) ends as Ctrl-C ends it: the
+    session fixtures' teardown stops the broker, the control plane and the registry, which run
+    in process groups of their own and would otherwise outlive the run."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
