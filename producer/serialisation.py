@@ -91,8 +91,8 @@ _INTEGER_GROUPS = [
         for k in range(1, 4)
     ),
 ]
-# Decimals: the point and the decimals kept, from the low group where it is not 000 (4 to 7,
-# more than the high group ever gives), else from the high group (at least one decimal).
+# Decimals: the point and the decimals kept, from the low group where it is not 000 (5 to 7,
+# more than the high group's 2 to 4), else from the high group (at least one decimal).
 _HIGH_DECIMALS = _group_table([1 + max(1, _decimals_kept(i)) for i in range(1000)])
 _LOW_DECIMALS = _group_table([1 + 3 + _decimals_kept(i) if i else 0 for i in range(1000)])
 _ZERO_TO_MINUS = np.uint64(ord("0") ^ ord("-"))
